@@ -1,0 +1,44 @@
+"""The warehouse port: BigQuery in production, DuckDB embedded. SQL is GoogleSQL (BigQuery) in both.
+
+Tables are named `dataset.table`; the project is the adapter's. Values reach SQL only as named query parameters
+(`@name`), never pasted into the text.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any, Literal, Protocol
+
+import pyarrow as pa
+
+WriteMode = Literal["append", "truncate"]
+
+
+class Warehouse(Protocol):
+    def ensure_dataset(self, dataset: str) -> None: ...
+
+    def table_exists(self, table: str) -> bool: ...
+
+    def create_table(
+        self,
+        table: str,
+        schema: pa.Schema,
+        partition_field: str | None = None,
+        cluster_by: Sequence[str] = (),
+    ) -> None:
+        """Create the table if it does not exist (no-op otherwise)."""
+        ...
+
+    def query(self, sql: str, params: Mapping[str, Any] | None = None) -> pa.Table:
+        """Run a GoogleSQL query and return its rows."""
+        ...
+
+    def execute(self, sql: str, params: Mapping[str, Any] | None = None) -> int:
+        """Run a GoogleSQL DDL/DML statement; returns affected rows (0 for DDL)."""
+        ...
+
+    def write_table(self, table: str, data: pa.Table, mode: WriteMode = "append") -> int:
+        """Load arrow data into an existing or new table; returns rows written."""
+        ...
+
+    def close(self) -> None: ...

@@ -1,0 +1,65 @@
+"""Runtime configuration, read once from the environment.
+
+`CLOUDACT_RUNTIME` picks a preset (embedded | emulators | gcp); each adapter can be overridden on its own with
+`CLOUDACT_BUS`, `CLOUDACT_STATE`, `CLOUDACT_WAREHOUSE`, `CLOUDACT_KEYS`.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+RuntimeName = Literal["embedded", "emulators", "gcp"]
+
+_PRESETS: dict[str, dict[str, str]] = {
+    "embedded": {"bus": "inprocess", "state": "sqlite", "warehouse": "duckdb", "keys": "local"},
+    "emulators": {"bus": "pubsub", "state": "firestore", "warehouse": "duckdb", "keys": "local"},
+    "gcp": {"bus": "pubsub", "state": "firestore", "warehouse": "bigquery", "keys": "kms"},
+}
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+@dataclass(frozen=True)
+class Settings:
+    runtime: RuntimeName = "embedded"
+    bus: str = "inprocess"
+    state: str = "sqlite"
+    warehouse: str = "duckdb"
+    keys: str = "local"
+    project: str = "cloudact-local"
+    home: Path = field(default_factory=lambda: Path(".cloudact").resolve())
+    """Embedded runtime's folder: SQLite state, DuckDB warehouse, local keyring."""
+    config_dir: Path = REPO_ROOT / "tenant_configs"
+    firestore_database: str = "(default)"
+    bigquery_endpoint: str | None = None
+    """bqemulator's REST endpoint (tests); None means the real BigQuery API."""
+    bigquery_location: str = "US"
+    kms_key: str | None = None
+    """Cloud KMS CryptoKey resource name used to wrap data keys."""
+    log_level: str = "INFO"
+
+    @classmethod
+    def from_env(cls, env: dict[str, str] | None = None) -> Settings:
+        e = dict(os.environ if env is None else env)
+        runtime = e.get("CLOUDACT_RUNTIME", "embedded")
+        if runtime not in _PRESETS:
+            raise ValueError(f"CLOUDACT_RUNTIME must be one of {sorted(_PRESETS)}, got {runtime!r}")
+        preset = _PRESETS[runtime]
+        return cls(
+            runtime=runtime,  # type: ignore[arg-type]
+            bus=e.get("CLOUDACT_BUS", preset["bus"]),
+            state=e.get("CLOUDACT_STATE", preset["state"]),
+            warehouse=e.get("CLOUDACT_WAREHOUSE", preset["warehouse"]),
+            keys=e.get("CLOUDACT_KEYS", preset["keys"]),
+            project=e.get("CLOUDACT_PROJECT") or e.get("GOOGLE_CLOUD_PROJECT") or "cloudact-local",
+            home=Path(e.get("CLOUDACT_HOME", ".cloudact")).resolve(),
+            config_dir=Path(e.get("CLOUDACT_CONFIG_DIR", str(REPO_ROOT / "tenant_configs"))).resolve(),
+            firestore_database=e.get("CLOUDACT_FIRESTORE_DATABASE", "(default)"),
+            bigquery_endpoint=e.get("CLOUDACT_BIGQUERY_ENDPOINT") or None,
+            bigquery_location=e.get("CLOUDACT_BIGQUERY_LOCATION", "US"),
+            kms_key=e.get("CLOUDACT_KMS_KEY") or None,
+            log_level=e.get("CLOUDACT_LOG_LEVEL", "INFO"),
+        )
