@@ -1,0 +1,14 @@
+"""notifier: run/stage status events -> alerts. Routing and channels plug in behind shared.notify.deliver_event."""
+
+from typing import Any
+
+import functions_framework
+
+from shared.contracts.messages import StatusEvent
+from shared.notify import deliver_event
+from shared.runtime.delivery import handle_event
+
+
+@functions_framework.cloud_event
+def notifier(cloud_event: Any) -> None:
+    handle_event(cloud_event, StatusEvent, deliver_event, "notifier")

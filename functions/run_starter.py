@@ -1,0 +1,14 @@
+"""run_starter: run.requested -> load + validate the pipeline, mark RUNNING, dispatch the ready stages."""
+
+from typing import Any
+
+import functions_framework
+
+from shared.contracts.messages import RunRequest
+from shared.runs.engine import start_run
+from shared.runtime.delivery import handle_event
+
+
+@functions_framework.cloud_event
+def run_starter(cloud_event: Any) -> None:
+    handle_event(cloud_event, RunRequest, start_run, "run_starter")

@@ -1,0 +1,14 @@
+"""stage_worker: stage.task -> claim the attempt, run the processor, record it, dispatch what became ready."""
+
+from typing import Any
+
+import functions_framework
+
+from shared.contracts.messages import StageTask
+from shared.runs.engine import execute_stage
+from shared.runtime.delivery import handle_event
+
+
+@functions_framework.cloud_event
+def stage_worker(cloud_event: Any) -> None:
+    handle_event(cloud_event, StageTask, execute_stage, "stage_worker")

@@ -1,0 +1,306 @@
+"""The production warehouse: BigQuery through google-cloud-bigquery, also pointed at bqemulator in tests.
+
+Why every call carries an explicit `retry=` and `timeout=`: the client's defaults retry HTTP 5xx for up to 600 s, so one
+bad request (bqemulator answers some with a 500) would freeze a Cloud Function until its own timeout. Here retries stop
+after `retry_deadline_s` and the pipeline's own redelivery (a TransientError -> nack) takes over.
+
+Choices that keep one code path valid on both real BigQuery and bqemulator:
+- Results come back with `to_arrow(create_bqstorage_client=False)`: no Storage API client, no extra dependency.
+- Destination tables are written with DDL/DML (`CREATE TABLE ... AS`, `INSERT INTO ... SELECT`), never with
+  `QueryJobConfig(destination=...)`, which bqemulator ignores.
+- Loads go through `load_table_from_file` with a Parquet BytesIO and no `size=`, i.e. a resumable upload: the multipart
+  upload the client picks when the size is known is rejected by bqemulator.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import io
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from datetime import UTC, date, datetime, time
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from shared.errors import TerminalError, TransientError
+from shared.ports.warehouse import WriteMode
+
+if TYPE_CHECKING:
+    from google.cloud import bigquery
+
+_TRANSIENT_REASONS = frozenset({"rateLimitExceeded", "backendError", "internalError", "jobRateLimitExceeded"})
+
+
+class BigQueryWarehouse:
+    """A `Warehouse` on BigQuery. `endpoint` (e.g. bqemulator's `http://127.0.0.1:9050`) switches to anonymous
+    credentials; without it the client uses Application Default Credentials, as in Cloud Functions.
+
+    Timeouts: `retry_deadline_s` bounds the retries of any one API call, `request_timeout_s` each HTTP request, and
+    `job_timeout_s` the wait for a query or load job to finish.
+    """
+
+    def __init__(
+        self,
+        project: str,
+        endpoint: str | None = None,
+        location: str = "US",
+        retry_deadline_s: float = 60.0,
+        request_timeout_s: float = 30.0,
+        job_timeout_s: float = 600.0,
+    ) -> None:
+        # Imported here so the embedded runtime never pays for (or needs) the BigQuery client.
+        from google.cloud import bigquery
+
+        self._bq = bigquery
+        self._project = project
+        self._location = location
+        self._timeout = request_timeout_s
+        self._job_timeout = job_timeout_s
+        self._retry = bigquery.DEFAULT_RETRY.with_deadline(retry_deadline_s)
+        self._job_retry = bigquery.retry.DEFAULT_JOB_RETRY.with_deadline(retry_deadline_s)
+        if endpoint:
+            from google.api_core.client_options import ClientOptions
+            from google.auth.credentials import AnonymousCredentials
+
+            self._client = bigquery.Client(
+                project=project,
+                location=location,
+                credentials=AnonymousCredentials(),  # type: ignore[no-untyped-call]
+                client_options=ClientOptions(api_endpoint=endpoint),
+            )
+        else:
+            self._client = bigquery.Client(project=project, location=location)
+
+    # -- Warehouse -----------------------------------------------------------------------------------------------
+
+    def ensure_dataset(self, dataset: str) -> None:
+        ds = self._bq.Dataset(f"{self._project}.{_check(dataset)}")
+        ds.location = self._location
+        with _mapped_errors(f"creating dataset {dataset}"):
+            self._client.create_dataset(ds, exists_ok=True, retry=self._retry, timeout=self._timeout)
+
+    def table_exists(self, table: str) -> bool:
+        from google.api_core.exceptions import NotFound
+
+        try:
+            with _mapped_errors(f"looking up {table}"):
+                self._client.get_table(self._ref(table), retry=self._retry, timeout=self._timeout)
+        except TerminalError as e:
+            if isinstance(e.__cause__, NotFound):
+                return False
+            raise
+        return True
+
+    def create_table(
+        self,
+        table: str,
+        schema: pa.Schema,
+        partition_field: str | None = None,
+        cluster_by: Sequence[str] = (),
+    ) -> None:
+        """Create the table if missing: DAY time partitioning on `partition_field`, clustering on `cluster_by`."""
+        bq_table = self._bq.Table(self._ref(table), schema=to_bigquery_schema(schema))
+        if partition_field:
+            bq_table.time_partitioning = self._bq.TimePartitioning(
+                type_=self._bq.TimePartitioningType.DAY, field=partition_field
+            )
+        if cluster_by:
+            bq_table.clustering_fields = list(cluster_by)
+        with _mapped_errors(f"creating {table}"):
+            self._client.create_table(bq_table, exists_ok=True, retry=self._retry, timeout=self._timeout)
+
+    def query(self, sql: str, params: Mapping[str, Any] | None = None) -> pa.Table:
+        with _mapped_errors("query"):
+            job = self._run(sql, params)
+            rows = job.result(retry=self._retry, timeout=self._job_timeout, job_retry=self._job_retry)
+            result: pa.Table = rows.to_arrow(create_bqstorage_client=False)
+        return result
+
+    def execute(self, sql: str, params: Mapping[str, Any] | None = None) -> int:
+        """Run DDL/DML; returns BigQuery's `num_dml_affected_rows` (None, i.e. 0, for DDL such as CREATE TABLE AS)."""
+        with _mapped_errors("execute"):
+            job = self._run(sql, params)
+            job.result(retry=self._retry, timeout=self._job_timeout, job_retry=self._job_retry)
+        return int(job.num_dml_affected_rows or 0)
+
+    def write_table(self, table: str, data: pa.Table, mode: WriteMode = "append") -> int:
+        """Load arrow rows as Parquet, creating the table from the arrow schema if missing.
+
+        The load names the table's own schema (REQUIRED modes, NUMERIC, partitioning all kept): a schema derived from
+        the arrow data could differ in mode or type and make BigQuery reject the append or rewrite the table.
+        """
+        if mode not in ("append", "truncate"):
+            raise TerminalError(f"write mode must be 'append' or 'truncate', got {mode!r}")
+        ref = self._ref(table)
+        if not self.table_exists(table):
+            self.create_table(table, data.schema)
+        with _mapped_errors(f"writing {table}"):
+            schema = self._client.get_table(ref, retry=self._retry, timeout=self._timeout).schema
+            config = self._bq.LoadJobConfig(
+                source_format=self._bq.SourceFormat.PARQUET,
+                write_disposition="WRITE_TRUNCATE" if mode == "truncate" else "WRITE_APPEND",
+                schema=schema,
+            )
+            parquet_options = self._bq.ParquetOptions()  # type: ignore[no-untyped-call]
+            parquet_options.enable_list_inference = True  # list<T> columns load as REPEATED T, not a record wrapper
+            config.parquet_options = parquet_options
+            buf = io.BytesIO()
+            # BigQuery stores microseconds; nanosecond arrow timestamps would be rejected.
+            pq.write_table(data, buf, coerce_timestamps="us", allow_truncated_timestamps=True)
+            buf.seek(0)
+            # No size= on purpose: a resumable upload (module docstring). load_table_from_file has no retry= argument.
+            job = self._client.load_table_from_file(buf, ref, job_config=config, timeout=self._timeout)
+            job.result(retry=self._retry, timeout=self._job_timeout)
+        return int(data.num_rows)
+
+    def close(self) -> None:
+        self._client.close()  # type: ignore[no-untyped-call]
+
+    # -- internals -----------------------------------------------------------------------------------------------
+
+    def _ref(self, table: str) -> str:
+        parts = table.replace("`", "").split(".")
+        if len(parts) == 2:
+            parts = [self._project, *parts]
+        if len(parts) != 3:
+            raise TerminalError(f"table must be named 'dataset.table', got {table!r}")
+        return ".".join(_check(p) for p in parts)
+
+    def _run(self, sql: str, params: Mapping[str, Any] | None) -> bigquery.QueryJob:
+        config = self._bq.QueryJobConfig(
+            query_parameters=[_parameter(self._bq, k, v) for k, v in (params or {}).items()]
+        )
+        return self._client.query(
+            sql, job_config=config, retry=self._retry, timeout=self._timeout, job_retry=self._job_retry
+        )
+
+
+# -- parameters and schemas --------------------------------------------------------------------------------------
+
+
+def _scalar_type(value: Any) -> str:
+    """GoogleSQL type of a Python value. Order matters: bool is an int, datetime is a date."""
+    if isinstance(value, bool):
+        return "BOOL"
+    if isinstance(value, int):
+        return "INT64"
+    if isinstance(value, float):
+        return "FLOAT64"
+    if isinstance(value, Decimal):
+        return "NUMERIC"
+    if isinstance(value, str):
+        return "STRING"
+    if isinstance(value, bytes):
+        return "BYTES"
+    if isinstance(value, datetime):
+        return "TIMESTAMP"
+    if isinstance(value, date):
+        return "DATE"
+    if isinstance(value, time):
+        return "TIME"
+    raise TerminalError(f"unsupported query parameter type {type(value).__name__}")
+
+
+def _scalar_value(value: Any) -> Any:
+    """Naive datetimes are UTC, as BigQuery reads a TIMESTAMP without an offset (and as the DuckDB adapter does)."""
+    if isinstance(value, datetime) and value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    return value
+
+
+def _parameter(bq: Any, name: str, value: Any) -> Any:
+    """A named query parameter; a list/tuple becomes an ARRAY typed by its first non-null element (STRING if none)."""
+    if isinstance(value, list | tuple | set | frozenset):
+        items = list(value)
+        first = next((v for v in items if v is not None), None)
+        kind = "STRING" if first is None else _scalar_type(first)
+        return bq.ArrayQueryParameter(name, kind, [_scalar_value(v) for v in items])
+    kind = "STRING" if value is None else _scalar_type(value)
+    return bq.ScalarQueryParameter(name, kind, _scalar_value(value))
+
+
+def to_bigquery_schema(schema: pa.Schema) -> list[bigquery.SchemaField]:
+    """Arrow schema -> BigQuery schema: non-nullable fields are REQUIRED, list<T> is REPEATED T, struct is RECORD."""
+    from google.cloud import bigquery
+
+    return [_field(bigquery, f) for f in schema]
+
+
+def _field(bq: Any, f: pa.Field) -> Any:
+    t = f.type
+    mode = "NULLABLE" if f.nullable else "REQUIRED"
+    if pa.types.is_list(t) or pa.types.is_large_list(t):
+        inner = t.value_field
+        if pa.types.is_list(inner.type) or pa.types.is_large_list(inner.type):
+            raise TerminalError(f"column {f.name!r}: BigQuery has no ARRAY of ARRAY")
+        element = _field(bq, pa.field(f.name, inner.type, nullable=True))
+        return bq.SchemaField(f.name, element.field_type, mode="REPEATED", fields=element.fields)
+    if pa.types.is_struct(t):
+        return bq.SchemaField(f.name, "RECORD", mode=mode, fields=[_field(bq, t.field(i)) for i in range(t.num_fields)])
+    return bq.SchemaField(f.name, _bq_type(f.name, t), mode=mode)
+
+
+def _bq_type(name: str, t: pa.DataType) -> str:
+    if isinstance(t, pa.JsonType):
+        return "JSON"
+    if pa.types.is_dictionary(t):
+        return _bq_type(name, t.value_type)
+    checks: list[tuple[Any, str]] = [
+        (pa.types.is_boolean, "BOOL"),
+        (pa.types.is_integer, "INT64"),
+        (pa.types.is_floating, "FLOAT64"),
+        (lambda x: pa.types.is_string(x) or pa.types.is_large_string(x) or pa.types.is_string_view(x), "STRING"),
+        (lambda x: pa.types.is_binary(x) or pa.types.is_large_binary(x) or pa.types.is_fixed_size_binary(x), "BYTES"),
+        (pa.types.is_date, "DATE"),
+        (pa.types.is_time, "TIME"),
+        (lambda x: pa.types.is_timestamp(x) and x.tz is not None, "TIMESTAMP"),
+        (pa.types.is_timestamp, "DATETIME"),
+        (lambda x: pa.types.is_decimal(x) and x.precision <= 38 and x.scale <= 9, "NUMERIC"),
+        (pa.types.is_decimal, "BIGNUMERIC"),
+    ]
+    for check, bq_type in checks:
+        if check(t):
+            return bq_type
+    raise TerminalError(f"column {name!r}: arrow type {t} has no BigQuery equivalent")
+
+
+def _check(part: str) -> str:
+    if not part or not all(c.isalnum() or c in "_-" for c in part):
+        raise TerminalError(f"invalid project/dataset/table name part {part!r}")
+    return part
+
+
+# -- errors ------------------------------------------------------------------------------------------------------
+
+
+@contextmanager
+def _mapped_errors(action: str) -> Iterator[None]:
+    """Translate client exceptions into the pipeline's transient/terminal split.
+
+    Bad SQL, missing tables and permissions are terminal (BigQuery's message is kept: it names the problem and its
+    position). 5xx, 429, rate limits, exhausted retries, timeouts and connection failures are transient.
+    """
+    from google.api_core import exceptions as gexc
+    from google.auth.exceptions import TransportError
+
+    try:
+        yield
+    except gexc.GoogleAPICallError as e:
+        reasons = {str(err.get("reason", "")) for err in (e.errors or []) if isinstance(err, dict)}
+        message = f"BigQuery {action}: {e}"
+        if isinstance(e, gexc.ServerError | gexc.TooManyRequests) or reasons & _TRANSIENT_REASONS:
+            raise TransientError(message) from e
+        raise TerminalError(message) from e
+    except gexc.RetryError as e:
+        raise TransientError(f"BigQuery {action}: retries exhausted: {e.cause or e}") from e
+    except (concurrent.futures.TimeoutError, ConnectionError, TransportError) as e:
+        raise TransientError(f"BigQuery {action}: {type(e).__name__}: {e}") from e
+    except Exception as e:
+        import requests
+
+        if isinstance(e, requests.exceptions.ConnectionError | requests.exceptions.Timeout):
+            raise TransientError(f"BigQuery {action}: {type(e).__name__}: {e}") from e
+        raise

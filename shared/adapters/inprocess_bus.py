@@ -1,0 +1,194 @@
+"""The embedded runtime's message bus: Pub/Sub semantics in one process.
+
+At-least-once delivery on a thread pool (parallel branches really run in parallel), nack -> redelivery with
+exponential backoff, and after `max_delivery_attempts` the message goes to the subscription's dead-letter topic with
+the same attributes real Pub/Sub adds. `duplicate_deliveries=2` delivers every message twice, for drills.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import threading
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from shared import logs
+from shared.contracts.envelope import OutboundMessage, ReceivedMessage
+from shared.errors import TransientError
+
+log = logs.get_logger("cloudact.bus")
+Handler = Callable[[ReceivedMessage], None]
+
+
+@dataclass
+class Subscription:
+    name: str
+    topic: str
+    handler: Handler
+    dead_letter_topic: str | None
+    max_delivery_attempts: int
+
+
+@dataclass(order=True)
+class _Scheduled:
+    due: float
+    seq: int
+    sub: Subscription = field(compare=False)
+    message: ReceivedMessage = field(compare=False)
+    attempt: int = field(compare=False)
+
+
+@dataclass
+class BusStats:
+    published: int = 0
+    delivered: int = 0
+    acked: int = 0
+    nacked: int = 0
+    dead_lettered: int = 0
+    dropped: int = 0
+
+
+class InProcessBus:
+    def __init__(
+        self,
+        workers: int = 8,
+        min_backoff_s: float = 0.01,
+        max_backoff_s: float = 0.5,
+        max_delivery_attempts: int = 20,
+        duplicate_deliveries: int = 1,
+    ) -> None:
+        self._subs: dict[str, list[Subscription]] = {}
+        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="cloudact-bus")
+        self._min_backoff_s = min_backoff_s
+        self._max_backoff_s = max_backoff_s
+        self._max_delivery_attempts = max_delivery_attempts
+        self.duplicate_deliveries = duplicate_deliveries
+        self._ids = itertools.count(1)
+        self._seq = itertools.count()
+        self._lock = threading.Condition()
+        self._pending = 0
+        self._timers: list[_Scheduled] = []
+        self._closed = False
+        self.stats = BusStats()
+        self.dead_letters: list[tuple[str, ReceivedMessage]] = []
+        self._timer_thread = threading.Thread(target=self._timer_loop, name="cloudact-bus-timer", daemon=True)
+        self._timer_thread.start()
+
+    # ------------------------------------------------------------------------------------------------ wiring
+    def subscribe(self, topic: str, handler: Handler, name: str | None = None, dead_letter_topic: str | None = None,
+                  max_delivery_attempts: int | None = None) -> None:
+        sub = Subscription(name or f"{topic}-sub", topic, handler, dead_letter_topic,
+                           max_delivery_attempts or self._max_delivery_attempts)
+        self._subs.setdefault(topic, []).append(sub)
+
+    # ------------------------------------------------------------------------------------------------ MessageBus
+    def publish(self, topic: str, messages: Sequence[OutboundMessage]) -> list[str]:
+        if self._closed:
+            raise TransientError("bus is closed")
+        ids: list[str] = []
+        now = datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+        for message in messages:
+            message_id = str(next(self._ids))
+            ids.append(message_id)
+            received = ReceivedMessage(message.data, dict(message.attributes), message_id, now, topic)
+            with self._lock:
+                self.stats.published += 1
+            for sub in self._subs.get(topic, []):
+                for _ in range(self.duplicate_deliveries):
+                    self._submit(sub, received, 1)
+        return ids
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+            self._lock.notify_all()
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+    # ------------------------------------------------------------------------------------------------ delivery
+    def _submit(self, sub: Subscription, message: ReceivedMessage, attempt: int) -> None:
+        with self._lock:
+            self._pending += 1
+        try:
+            self._pool.submit(self._deliver, sub, message, attempt)
+        except RuntimeError:  # pool shut down: the message is not lost silently
+            with self._lock:
+                self._pending -= 1
+                self.stats.dropped += 1
+                self._lock.notify_all()
+            log.error("bus closed; message %s for %s dropped", message.message_id, sub.name)
+
+    def _deliver(self, sub: Subscription, message: ReceivedMessage, attempt: int) -> None:
+        delivered = ReceivedMessage(message.data, message.attributes, message.message_id, message.publish_time,
+                                    message.topic, attempt)
+        with self._lock:
+            self.stats.delivered += 1
+        try:
+            sub.handler(delivered)
+        except BaseException as exc:  # a nack, whatever the cause: the message stays alive
+            self._nack(sub, message, attempt, exc)
+        else:
+            with self._lock:
+                self.stats.acked += 1
+        finally:
+            with self._lock:
+                self._pending -= 1
+                self._lock.notify_all()
+
+    def _nack(self, sub: Subscription, message: ReceivedMessage, attempt: int, exc: BaseException) -> None:
+        with self._lock:
+            self.stats.nacked += 1
+        if attempt >= sub.max_delivery_attempts:
+            self._dead_letter(sub, message, attempt)
+            return
+        delay = min(self._max_backoff_s, self._min_backoff_s * 2 ** (attempt - 1))
+        hint = getattr(exc, "retry_after_seconds", None)
+        if isinstance(hint, int | float) and hint > delay:
+            delay = min(float(hint), self._max_backoff_s)
+        with self._lock:
+            self._pending += 1
+            heapq.heappush(self._timers, _Scheduled(time.monotonic() + delay, next(self._seq), sub, message,
+                                                    attempt + 1))
+            self._lock.notify_all()
+
+    def _dead_letter(self, sub: Subscription, message: ReceivedMessage, attempt: int) -> None:
+        with self._lock:
+            self.stats.dead_lettered += 1
+            self.dead_letters.append((sub.name, message))
+        if sub.dead_letter_topic is None:
+            with self._lock:
+                self.stats.dropped += 1
+            log.error("message %s exhausted %d deliveries on %s (no dead-letter topic)", message.message_id, attempt,
+                      sub.name)
+            return
+        attrs = dict(message.attributes)
+        attrs.update({"CloudPubSubDeadLetterSourceDeliveryCount": str(attempt),
+                      "CloudPubSubDeadLetterSourceSubscription": sub.name})
+        self.publish(sub.dead_letter_topic, [OutboundMessage(message.data, attrs)])
+
+    def _timer_loop(self) -> None:
+        while True:
+            with self._lock:
+                while not self._closed and (not self._timers or self._timers[0].due > time.monotonic()):
+                    timeout = self._timers[0].due - time.monotonic() if self._timers else None
+                    self._lock.wait(timeout)
+                if self._closed:
+                    return
+                item = heapq.heappop(self._timers)
+                self._pending -= 1
+            self._submit(item.sub, item.message, item.attempt)
+
+    # ------------------------------------------------------------------------------------------------ waiting
+    def wait_idle(self, timeout: float | None = None) -> bool:
+        """Block until no message is in flight or scheduled for redelivery. False on timeout."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with self._lock:
+            while self._pending > 0:
+                left = None if deadline is None else deadline - time.monotonic()
+                if left is not None and left <= 0:
+                    return False
+                self._lock.wait(left)
+            return True

@@ -1,0 +1,407 @@
+"""The embedded runtime's StateStore: one SQLite file (or ":memory:") behaving like the Firestore adapter.
+
+Why SQLite: the embedded runtime needs atomic `create`/`update_if`/`increment` shared by many worker threads, and
+readable by a second process (the CLI) while workers write. One connection per store, guarded by a lock, in WAL mode
+gives exactly that with no server; a warm get or create costs a few microseconds.
+
+Value contract (both adapters enforce it, so code that passes here also passes on Firestore): documents hold JSON-native
+values only: str, int (64-bit), float (finite), bool, None, list, and dict with non-empty string keys that are not
+`__reserved__`. Anything else (datetime, bytes, tuple, set, Decimal...) raises TypeError; a bad key, an out-of-range
+int or a NaN raises ValueError. Store datetimes as ISO-8601 strings. The rule helpers below are shared with
+`firestore_state`.
+
+Query semantics follow Firestore: comparisons only match values of the same type (numbers compare across int/float),
+`!=` and `order_by` skip documents where the field is missing, `!=` also skips nulls, `in` cannot match None. Results
+are ordered by `order_by`, then by any field with an inequality filter, then by document id, all in one direction;
+`descending` needs `order_by`. Filter and order fields are dot-separated paths into nested maps.
+
+Versions are opaque strings. Here a version is an integer bumped by every write, but a newly created document starts
+at a random 62-bit value, so a version read before a delete never matches the document re-created at the same path
+(no ABA on claims that are released and re-taken).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+import sqlite3
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from shared.errors import TransientError
+from shared.ports.state import Doc, Filter, Versioned
+
+_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
+_RESERVED = re.compile(r"^__.*__$")
+_BAD_FIELD_CHARS = re.compile(r'["\\\x00-\x1f]')
+_OPS = frozenset(("==", "!=", "<", "<=", ">", ">=", "in"))
+_INEQUALITY_OPS = frozenset(("!=", "<", "<=", ">", ">="))
+MAX_IN_VALUES = 30
+"""Firestore's limit on `in` values; enforced by both adapters."""
+
+
+# ---------------------------------------------------------------------------------------------- shared rules
+
+
+def _check_segment(segment: str, path: str) -> None:
+    if not segment or segment in (".", "..") or _RESERVED.match(segment):
+        raise ValueError(f"invalid path {path!r}: empty, '.', '..' or __reserved__ segment {segment!r}")
+
+
+def split_doc_path(path: str) -> tuple[str, str]:
+    """`runs/r1/stages/s1` -> (`runs/r1/stages`, `s1`). Document paths have an even number of segments."""
+    parts = path.split("/")
+    if len(parts) % 2:
+        raise ValueError(f"{path!r} is not a document path (collection/id[/collection/id...])")
+    for part in parts:
+        _check_segment(part, path)
+    return path[: -len(parts[-1]) - 1], parts[-1]
+
+
+def check_collection_path(collection: str) -> None:
+    """Collection paths have an odd number of segments: `runs`, `runs/r1/stages`."""
+    parts = collection.split("/")
+    if not len(parts) % 2:
+        raise ValueError(f"{collection!r} is not a collection path (collection[/id/collection...])")
+    for part in parts:
+        _check_segment(part, collection)
+
+
+def check_key(key: Any) -> None:
+    """Map keys: non-empty strings, not `__reserved__` (Firestore's rules)."""
+    if not isinstance(key, str):
+        raise TypeError(f"document keys must be str, got {type(key).__name__} {key!r}")
+    if not key or _RESERVED.match(key):
+        raise ValueError(f"invalid document key {key!r}: empty or __reserved__")
+
+
+def check_value(value: Any) -> None:
+    """Raise unless `value` is JSON-native (see the module docstring). Cheap: a small doc takes a few microseconds."""
+    if value is None or isinstance(value, (str, bool)):
+        return
+    if isinstance(value, int):
+        if not _INT64_MIN <= value <= _INT64_MAX:
+            raise ValueError(f"integer {value} does not fit in 64 bits")
+        return
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise ValueError(f"float {value} is not finite; JSON cannot hold it")
+        return
+    if isinstance(value, list):
+        for item in value:
+            check_value(item)
+        return
+    if isinstance(value, dict):
+        for key, item in value.items():
+            check_key(key)
+            check_value(item)
+        return
+    raise TypeError(
+        f"{type(value).__name__} is not a JSON-native value; the state store holds only "
+        "str/int/float/bool/None/list/dict (store datetimes as ISO strings)"
+    )
+
+
+def check_doc(data: Any) -> None:
+    if not isinstance(data, dict):
+        raise TypeError(f"a document is a dict, got {type(data).__name__}")
+    check_value(data)
+
+
+def check_field_name(field: str) -> None:
+    """A top-level key addressed by name (`increment`): also free of quotes, backslashes and control chars."""
+    check_key(field)
+    if _BAD_FIELD_CHARS.search(field):
+        raise ValueError(f"field name {field!r} must not contain quotes, backslashes or control characters")
+
+
+def field_segments(field_path: str) -> list[str]:
+    """Split a dotted filter/order path into map keys, each a valid field name."""
+    segments = field_path.split(".")
+    for segment in segments:
+        check_field_name(segment)
+    return segments
+
+
+def check_filter(flt: Filter) -> None:
+    """Only scalar comparisons (and `in` over scalars) mean the same thing on SQLite and Firestore."""
+    field_segments(flt.field)
+    if flt.op not in _OPS:
+        raise ValueError(f"unsupported filter op {flt.op!r}; use one of {sorted(_OPS)}")
+    if flt.op == "in":
+        if not isinstance(flt.value, (list, tuple)) or not 0 < len(flt.value) <= MAX_IN_VALUES:
+            raise ValueError(f"'in' takes a non-empty list of at most {MAX_IN_VALUES} values")
+        values: Sequence[Any] = flt.value
+        if any(v is None for v in values):
+            raise ValueError("'in' cannot match None (Firestore ignores it); use a separate == None filter")
+    else:
+        values = (flt.value,)
+        if flt.value is None and flt.op not in ("==", "!="):
+            raise ValueError(f"{flt.op!r} cannot compare with None")
+    for v in values:
+        if not (v is None or isinstance(v, (str, int, float))):
+            raise TypeError(f"filter values must be str/int/float/bool/None, got {type(v).__name__}")
+        check_value(v)
+
+
+def check_query(order_by: str | None, descending: bool, limit: int | None) -> None:
+    """`descending` needs `order_by`: the Firestore emulator cannot scan document ids in reverse."""
+    if order_by is not None:
+        field_segments(order_by)
+    elif descending:
+        raise ValueError("descending=True needs order_by (descending id order is not portable)")
+    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 0):
+        raise ValueError(f"limit must be a non-negative int or None, got {limit!r}")
+
+
+# ---------------------------------------------------------------------------------------------- SQLite adapter
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS docs (
+    collection TEXT NOT NULL,
+    id TEXT NOT NULL,
+    data TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    PRIMARY KEY (collection, id)
+)
+"""
+# Firestore's cross-type order: null < booleans < numbers < strings < arrays < maps.
+_TYPE_RANK = (
+    "CASE json_type(data, ?) WHEN 'null' THEN 0 WHEN 'false' THEN 1 WHEN 'true' THEN 1 WHEN 'integer' THEN 2 "
+    "WHEN 'real' THEN 2 WHEN 'text' THEN 3 WHEN 'array' THEN 4 ELSE 5 END"
+)
+
+
+def _dumps(data: Doc) -> str:
+    # ensure_ascii=False: SQLite's JSON paths match keys as stored, so "ü" must not become "\u00fc".
+    return json.dumps(data, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+
+
+def _json_path(segments: Sequence[str]) -> str:
+    return "$" + "".join(f'."{s}"' for s in segments)
+
+
+def _json_types(value: Any) -> tuple[str, ...]:
+    if isinstance(value, bool):
+        return ("true", "false")
+    if isinstance(value, (int, float)):
+        return ("integer", "real")
+    return ("text",)
+
+
+def _new_version() -> int:
+    """A random start in [0, 2**62): far from any other incarnation's versions, with room to bump forever."""
+    return int.from_bytes(os.urandom(8), "big") >> 2
+
+
+class _Guard:
+    """Hold the connection lock for one operation and turn lock contention into TransientError (retry later)."""
+
+    __slots__ = ("_lock",)
+
+    def __init__(self, lock: threading.Lock) -> None:
+        self._lock = lock
+
+    def __enter__(self) -> None:
+        self._lock.acquire()
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self._lock.release()
+        if isinstance(exc, sqlite3.OperationalError) and "locked" in str(exc):
+            raise TransientError(f"sqlite state store busy: {exc}", retry_after_seconds=1.0) from exc
+
+
+class SqliteStateStore:
+    """StateStore over one SQLite database: a single `docs` table keyed by (collection, id), data as JSON text."""
+
+    def __init__(self, path: str | Path) -> None:
+        """Open (creating if needed) the database at `path`; ":memory:" gives a private in-memory store."""
+        target = str(path)
+        if target != ":memory:":
+            Path(target).parent.mkdir(parents=True, exist_ok=True)
+        # isolation_level=None: autocommit, so every statement is its own atomic transaction and no write transaction
+        # is ever left open (which would block the CLI and other processes).
+        self._conn = sqlite3.connect(
+            target, timeout=5.0, isolation_level=None, check_same_thread=False, cached_statements=256
+        )
+        self._guard = _Guard(threading.Lock())
+        with self._guard:
+            self._conn.execute("PRAGMA journal_mode=WAL")
+            self._conn.execute("PRAGMA synchronous=NORMAL")
+            self._conn.execute("PRAGMA busy_timeout=5000")
+            self._conn.execute(_SCHEMA)
+
+    def get(self, path: str) -> Doc | None:
+        collection, doc_id = split_doc_path(path)
+        with self._guard:
+            row = self._conn.execute(
+                "SELECT data FROM docs WHERE collection = ? AND id = ?", (collection, doc_id)
+            ).fetchone()
+        if row is None:
+            return None
+        data: Doc = json.loads(row[0])
+        return data
+
+    def get_versioned(self, path: str) -> Versioned | None:
+        collection, doc_id = split_doc_path(path)
+        with self._guard:
+            row = self._conn.execute(
+                "SELECT data, version FROM docs WHERE collection = ? AND id = ?", (collection, doc_id)
+            ).fetchone()
+        return None if row is None else Versioned(json.loads(row[0]), str(row[1]))
+
+    def create(self, path: str, data: Doc) -> bool:
+        """Plain INSERT: the primary key makes it atomic across threads and processes."""
+        collection, doc_id = split_doc_path(path)
+        check_doc(data)
+        text = _dumps(data)
+        try:
+            with self._guard:
+                self._conn.execute(
+                    "INSERT INTO docs (collection, id, data, version) VALUES (?, ?, ?, ?)",
+                    (collection, doc_id, text, _new_version()),
+                )
+        except sqlite3.IntegrityError:
+            return False
+        return True
+
+    def set(self, path: str, data: Doc) -> None:
+        collection, doc_id = split_doc_path(path)
+        check_doc(data)
+        text = _dumps(data)
+        with self._guard:
+            self._conn.execute(
+                "INSERT INTO docs (collection, id, data, version) VALUES (?, ?, ?, ?) "
+                "ON CONFLICT (collection, id) DO UPDATE SET data = excluded.data, version = docs.version + 1",
+                (collection, doc_id, text, _new_version()),
+            )
+
+    def update_if(self, path: str, fields: Doc, version: str) -> bool:
+        """Merge in Python, then write with `WHERE version = ?`: the UPDATE itself is the compare-and-set.
+
+        Merging in Python (not json_set) keeps any top-level key addressable, dots and quotes included.
+        """
+        collection, doc_id = split_doc_path(path)
+        check_doc(fields)
+        if not fields:
+            raise ValueError("update_if needs at least one field (Firestore cannot apply an empty update)")
+        try:
+            expected = int(version)
+        except (TypeError, ValueError):
+            return False  # not a version this store ever issued
+        with self._guard:
+            row = self._conn.execute(
+                "SELECT data FROM docs WHERE collection = ? AND id = ? AND version = ?", (collection, doc_id, expected)
+            ).fetchone()
+            if row is None:
+                return False
+            merged = json.loads(row[0])
+            merged.update(fields)
+            cur = self._conn.execute(
+                "UPDATE docs SET data = ?, version = version + 1 WHERE collection = ? AND id = ? AND version = ?",
+                (_dumps(merged), collection, doc_id, expected),
+            )
+            return cur.rowcount == 1
+
+    def increment(self, path: str, field: str, amount: int = 1) -> None:
+        """One upsert statement. Like Firestore's Increment, a missing or non-numeric field starts from 0."""
+        collection, doc_id = split_doc_path(path)
+        check_field_name(field)
+        if isinstance(amount, bool) or not isinstance(amount, int):
+            raise TypeError(f"increment amount must be an int, got {type(amount).__name__}")
+        check_value(amount)
+        p = _json_path((field,))
+        with self._guard:
+            self._conn.execute(
+                "INSERT INTO docs (collection, id, data, version) VALUES (?, ?, json_object(?, ?), ?) "
+                "ON CONFLICT (collection, id) DO UPDATE SET version = docs.version + 1, data = json_set(docs.data, ?, "
+                "CASE WHEN json_type(docs.data, ?) IN ('integer', 'real') THEN json_extract(docs.data, ?) ELSE 0 END"
+                " + ?)",
+                (collection, doc_id, field, amount, _new_version(), p, p, p, amount),
+            )
+
+    def delete(self, path: str) -> None:
+        collection, doc_id = split_doc_path(path)
+        with self._guard:
+            self._conn.execute("DELETE FROM docs WHERE collection = ? AND id = ?", (collection, doc_id))
+
+    def list(
+        self,
+        collection: str,
+        filters: Sequence[Filter] = (),
+        order_by: str | None = None,
+        descending: bool = False,
+        limit: int | None = None,
+    ) -> list[tuple[str, Doc]]:
+        """Filters, order and limit run in SQL with json_extract, typed and ordered like Firestore.
+
+        Like Firestore, fields with inequality filters are implicitly ordered on (after `order_by`, in the same
+        direction), and document id breaks the remaining ties.
+        """
+        check_collection_path(collection)
+        check_query(order_by, descending, limit)
+        where = ["collection = ?"]
+        params: list[Any] = [collection]
+        for flt in filters:
+            check_filter(flt)
+            sql, args = _filter_sql(flt)
+            where.append(sql)
+            params.extend(args)
+        direction = "DESC" if descending else "ASC"
+        order_fields = [] if order_by is None else [order_by]
+        inequality = {flt.field for flt in filters if flt.op in _INEQUALITY_OPS} - set(order_fields)
+        order_fields.extend(sorted(inequality, key=field_segments))
+        order_sql: list[str] = []
+        for name in order_fields:
+            p = _json_path(field_segments(name))
+            where.append("json_type(data, ?) IS NOT NULL")  # ordering on a field skips documents without it
+            params.append(p)
+            order_sql.append(f"{_TYPE_RANK} {direction}, json_extract(data, ?) {direction}")
+        for name in order_fields:
+            p = _json_path(field_segments(name))
+            params.extend((p, p))
+        order_sql.append(f"id {direction}")
+        sql = f"SELECT id, data FROM docs WHERE {' AND '.join(where)} ORDER BY {', '.join(order_sql)}"
+        if limit is not None:
+            sql += " LIMIT ?"
+            params.append(limit)
+        with self._guard:
+            rows = self._conn.execute(sql, params).fetchall()
+        return [(row[0], json.loads(row[1])) for row in rows]
+
+    def close(self) -> None:
+        with self._guard:
+            self._conn.close()
+
+
+def _filter_sql(flt: Filter) -> tuple[str, list[Any]]:
+    """One Firestore-typed predicate: a value only matches values of its own JSON type (ints and floats are one)."""
+    p = _json_path(field_segments(flt.field))
+    if flt.value is None:
+        # == None matches explicit nulls; != None matches any present, non-null value.
+        return ("json_type(data, ?) = 'null'" if flt.op == "==" else "json_type(data, ?) != 'null'"), [p]
+    if flt.op == "in":
+        parts, params = [], []
+        for v in flt.value:
+            sql, args = _typed_compare(p, "=", v)
+            parts.append(sql)
+            params.extend(args)
+        return f"({' OR '.join(parts)})", params
+    if flt.op == "!=":
+        sql, args = _typed_compare(p, "=", flt.value)
+        # A missing field gives json_type NULL, so the whole predicate is NULL: skipped, like Firestore.
+        return f"(json_type(data, ?) != 'null' AND NOT {sql})", [p, *args]
+    return _typed_compare(p, "=" if flt.op == "==" else flt.op, flt.value)
+
+
+def _typed_compare(p: str, op: str, value: Any) -> tuple[str, list[Any]]:
+    types = _json_types(value)
+    marks = ", ".join("?" * len(types))
+    return f"(json_type(data, ?) IN ({marks}) AND json_extract(data, ?) {op} ?)", [p, *types, p, value]

@@ -1,0 +1,146 @@
+"""`cloudact`: run pipelines on the embedded runtime and inspect run history. Heavy imports happen inside commands."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from shared.cli import render
+
+
+def _settings() -> Any:
+    from shared.runtime.settings import Settings
+
+    return Settings.from_env()
+
+
+def _parse_params(pairs: tuple[str, ...]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise click.BadParameter(f"{pair!r} is not KEY=VALUE", param_hint="--param")
+        try:
+            out[key] = json.loads(value)
+        except json.JSONDecodeError:
+            out[key] = value
+    return out
+
+
+@click.group()
+@click.version_option(package_name="convergence-data-pipeline")
+def cli() -> None:
+    """Convergence Data Pipeline: multi-tenant pipelines on Cloud Functions + Pub/Sub (embedded runtime locally)."""
+
+
+@cli.command("run")
+@click.argument("tenant_id")
+@click.argument("pipeline_id")
+@click.option("--param", "params", multiple=True, help="Pipeline parameter as KEY=VALUE (JSON values allowed).")
+@click.option("--idempotency-key", default=None, help="Same key, same run: a repeat does not start a second run.")
+@click.option("--timeout", default=600.0, show_default=True, help="Seconds to wait for the run to end.")
+@click.option("--quiet", is_flag=True, help="Print only the summary.")
+def run_cmd(tenant_id: str, pipeline_id: str, params: tuple[str, ...], idempotency_key: str | None, timeout: float,
+            quiet: bool) -> None:
+    """Run a tenant's pipeline end to end on the embedded runtime and print its stages as they progress."""
+    from shared.cli.embedded_run import run_and_follow
+
+    status = run_and_follow(_settings(), tenant_id, pipeline_id, _parse_params(params), idempotency_key, timeout, quiet)
+    sys.exit(0 if status == "SUCCEEDED" else 1)
+
+
+@cli.command("demo")
+def demo_cmd() -> None:
+    """Run the sample tenant's sample pipeline (acme / daily_sales) on the embedded runtime."""
+    from shared.cli.embedded_run import run_and_follow
+
+    status = run_and_follow(_settings(), "acme", "daily_sales", {}, None, 600.0, False)
+    sys.exit(0 if status == "SUCCEEDED" else 1)
+
+
+@cli.group("runs")
+def runs_group() -> None:
+    """Run history (state under .cloudact/ on the embedded runtime)."""
+
+
+@runs_group.command("list")
+@click.option("--tenant", "tenant_id", default=None)
+@click.option("--status", default=None)
+@click.option("--pipeline", "pipeline_id", default=None)
+@click.option("--limit", default=20, show_default=True)
+def runs_list(tenant_id: str | None, status: str | None, pipeline_id: str | None, limit: int) -> None:
+    from shared.runtime.context import build_state
+    from shared.runs.store import list_runs
+
+    state = build_state(_settings())
+    render.runs_table(list_runs(state, tenant_id, status, pipeline_id, limit))
+
+
+@runs_group.command("show")
+@click.argument("run_id")
+@click.option("--json", "as_json", is_flag=True, help="Print the run document as JSON.")
+def runs_show(run_id: str, as_json: bool) -> None:
+    from shared.runs.machine import run_path
+    from shared.runs.store import list_stages, public_run
+    from shared.runtime.context import build_state
+
+    state = build_state(_settings())
+    run = state.get(run_path(run_id))
+    if run is None:
+        raise click.ClickException(f"no run {run_id!r}")
+    view = public_run(run, list_stages(state, run_id))
+    if as_json:
+        click.echo(json.dumps(view, indent=2, default=str))
+    else:
+        render.run_detail(view)
+
+
+@cli.group("pipelines")
+def pipelines_group() -> None:
+    """Pipeline YAML: validate."""
+
+
+@pipelines_group.command("validate")
+@click.argument("paths", nargs=-1, type=click.Path(exists=True, path_type=Path))
+def pipelines_validate(paths: tuple[Path, ...]) -> None:
+    """Validate pipeline files (default: every tenant_configs/*/pipelines/*.yaml); errors as file:line:column."""
+    from shared.pipelines.loader import PipelineValidationError, list_pipeline_files, load_pipeline
+
+    files = list(paths) or list_pipeline_files(_settings().config_dir)
+    failed = 0
+    for path in files:
+        try:
+            load_pipeline(path)
+        except PipelineValidationError as exc:
+            failed += 1
+            for issue in exc.issues:
+                click.echo(str(issue), err=True)
+    if failed:
+        raise click.ClickException(f"{failed} of {len(files)} pipeline file(s) invalid")
+    click.echo(f"ok: {len(files)} pipeline file(s) valid")
+
+
+@cli.group("contracts")
+def contracts_group() -> None:
+    """Message contracts."""
+
+
+@contracts_group.command("export")
+@click.option("--out", type=click.Path(path_type=Path), default=None, help="Folder (default: the package's schemas/).")
+def contracts_export(out: Path | None) -> None:
+    """Write the JSON Schema of every message contract."""
+    from shared.contracts.messages import json_schemas
+
+    folder = out or Path(__file__).resolve().parents[1] / "contracts" / "schemas"
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, schema in json_schemas().items():
+        (folder / name).write_text(json.dumps(schema, indent=2, sort_keys=True) + "\n")
+    click.echo(f"wrote {len(json_schemas())} schemas to {folder}")
+
+
+def main() -> None:
+    cli()

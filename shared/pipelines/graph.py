@@ -1,0 +1,71 @@
+"""Whole-document checks on a pipeline: unique step ids, known dependencies, no cycles, known processors."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class GraphIssue:
+    path: tuple[str | int, ...]
+    """Where in the YAML document the problem is, e.g. ("steps", 2, "depends_on", 0)."""
+    message: str
+
+
+def validate_graph(steps: list[dict[str, object]], is_known_type: Callable[[str], bool]) -> list[GraphIssue]:
+    issues: list[GraphIssue] = []
+    index: dict[str, int] = {}
+    for i, step in enumerate(steps):
+        sid = str(step.get("step_id", ""))
+        if sid in index:
+            issues.append(GraphIssue(("steps", i, "step_id"), f"duplicate step_id {sid!r} (first at steps[{index[sid]}])"))
+        else:
+            index[sid] = i
+        ps_type = str(step.get("ps_type", ""))
+        if ps_type and not is_known_type(ps_type):
+            issues.append(GraphIssue(("steps", i, "ps_type"), f"unknown ps_type {ps_type!r}"))
+    for i, step in enumerate(steps):
+        deps = step.get("depends_on") or []
+        for j, dep in enumerate(deps if isinstance(deps, list) else []):
+            if dep not in index:
+                issues.append(GraphIssue(("steps", i, "depends_on", j), f"unknown dependency {dep!r}"))
+            elif dep == step.get("step_id"):
+                issues.append(GraphIssue(("steps", i, "depends_on", j), "a step cannot depend on itself"))
+    cycle = find_cycle({str(s.get("step_id")): [str(d) for d in _as_list(s.get("depends_on"))] for s in steps})
+    if cycle:
+        first = index.get(cycle[0], 0)
+        issues.append(GraphIssue(("steps", first, "depends_on"), "dependency cycle: " + " -> ".join(cycle)))
+    return issues
+
+
+def _as_list(value: object) -> Iterable[object]:
+    return value if isinstance(value, list) else []
+
+
+def find_cycle(deps: dict[str, list[str]]) -> list[str] | None:
+    """A cycle as a list of step ids (first == last), or None. Iterative DFS: deep pipelines must not hit recursion limits."""
+    state: dict[str, int] = {}  # 1 = on stack, 2 = done
+    for start in deps:
+        if state.get(start):
+            continue
+        stack: list[tuple[str, int]] = [(start, 0)]
+        path: list[str] = [start]
+        state[start] = 1
+        while stack:
+            node, i = stack[-1]
+            children = [d for d in deps.get(node, []) if d in deps and d != node]
+            if i < len(children):
+                stack[-1] = (node, i + 1)
+                child = children[i]
+                if state.get(child) == 1:
+                    return [*path[path.index(child) :], child]
+                if not state.get(child):
+                    state[child] = 1
+                    stack.append((child, 0))
+                    path.append(child)
+            else:
+                state[node] = 2
+                stack.pop()
+                path.pop()
+    return None

@@ -1,0 +1,47 @@
+"""The small interface every step type implements, and what a step gets to work with."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Any, Protocol
+
+from shared.pipelines.spec import StepSpec
+from shared.ports.warehouse import Warehouse
+
+
+@dataclass(frozen=True)
+class StepContext:
+    tenant_id: str
+    pipeline_id: str
+    run_id: str
+    stage_id: str
+    attempt: int
+    run_date: date
+    parameters: dict[str, Any]
+    variables: dict[str, Any]
+    warehouse: Warehouse
+    deadline_monotonic: float
+    """time.monotonic() value after which the step must give up (its timeout)."""
+
+    def seconds_left(self) -> float:
+        return self.deadline_monotonic - time.monotonic()
+
+    def dataset(self, name: str) -> str:
+        """A tenant's dataset: every table a step touches lives in `{tenant_id}_{name}`."""
+        return f"{self.tenant_id}_{name}"
+
+
+@dataclass(frozen=True)
+class StepResult:
+    rows_in: int | None = None
+    rows_out: int | None = None
+    bytes_processed: int | None = None
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+class Processor(Protocol):
+    """Runs one step. Raise TransientError to be retried, TerminalError to fail the step at once."""
+
+    def run(self, step: StepSpec, ctx: StepContext) -> StepResult: ...

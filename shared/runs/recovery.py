@@ -1,0 +1,94 @@
+"""What ends runs that the happy path cannot: dead-lettered messages and the stuck-run watchdog.
+
+A dead-lettered stage task whose stage is still live (running under a valid lease) is re-published rather than
+failed: the nacks that exhausted it came from duplicates waiting for that attempt. Anything else dead-lettered ends
+its stage/run FAILED, so a run never stays RUNNING because a message died.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from shared import logs
+from shared.contracts.envelope import ReceivedMessage
+from shared.contracts.messages import StageTask
+from shared.ports.state import Filter
+from shared.runs.engine import advance, finish_run
+from shared.runs.events import publish_stage_tasks
+from shared.runs.machine import TransitionRequest, parse_iso, run_path, stage_path, transition, utc_now
+from shared.runs.states import is_terminal
+from shared.runs.store import list_stages
+from shared.runtime.context import Context
+
+log = logs.get_logger("cloudact.recovery")
+
+
+def handle_dead_letter(ctx: Context, received: ReceivedMessage) -> str:
+    """Returns what was done (for the log line and tests)."""
+    reason = received.attributes.get("cdp_dead_letter_reason") or (
+        f"dead-lettered after {received.attributes.get('CloudPubSubDeadLetterSourceDeliveryCount', '?')} deliveries")
+    try:
+        payload: Any = json.loads(received.data)
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        payload = None
+    kind = payload.get("kind") if isinstance(payload, dict) else None
+    if kind == "stage.task":
+        return _dead_stage_task(ctx, StageTask.model_validate(payload), reason)
+    if kind == "run.requested" and isinstance(payload.get("run_id"), str):
+        moved = transition(ctx.state, run_path(payload["run_id"]), TransitionRequest(
+            "run", "FAILED", only_from=frozenset({"QUEUED"}), fields={"error": f"run request {reason}"}))
+        if moved.applied:
+            finish_unfinished(ctx, moved.doc)
+            return "run failed"
+        return f"run already {moved.status}"
+    log.error("dead letter recorded: %s", reason, extra={"fields": {"dead_letter_kind": kind}})
+    return "logged"
+
+
+def _dead_stage_task(ctx: Context, task: StageTask, reason: str) -> str:
+    with logs.log_context(run_id=task.run_id, tenant_id=task.tenant_id, stage_id=task.stage_id):
+        run = ctx.state.get(run_path(task.run_id))
+        stage = ctx.state.get(stage_path(task.run_id, task.stage_id))
+        if run is None or stage is None or is_terminal(str(stage["status"])):
+            return "ignored: stage already terminal"
+        if stage["status"] == "RUNNING" and utc_now() < parse_iso(stage["lease_until"]):
+            publish_stage_tasks(ctx.bus, run, [task.stage_id])
+            return "republished: attempt still running"
+        moved = transition(ctx.state, stage_path(task.run_id, task.stage_id), TransitionRequest(
+            "stage", "FAILED", only_from=frozenset({"QUEUED", "RUNNING"}), fields={"error": f"stage task {reason}"}))
+        log.error("stage task dead-lettered: %s", reason)
+        if not is_terminal(str(run["status"])):
+            advance(ctx, run, actor="maintenance")
+        return "stage failed" if moved.applied else f"stage already {moved.status}"
+
+
+def finish_unfinished(ctx: Context, run: dict[str, Any]) -> None:
+    from shared.runs.engine import finalize_run
+
+    finalize_run(ctx, run, list_stages(ctx.state, run["run_id"]))
+
+
+def watchdog(ctx: Context) -> dict[str, int]:
+    """Time out runs past their deadline; re-dispatch stages whose worker vanished (lease expired)."""
+    now = utc_now()
+    timed_out = redispatched = 0
+    for _, run in ctx.state.list("runs", [Filter("status", "==", "RUNNING")]):
+        with logs.log_context(run_id=run["run_id"], tenant_id=run["tenant_id"]):
+            stages = list_stages(ctx.state, run["run_id"])
+            if run.get("deadline_at") and now > parse_iso(run["deadline_at"]):
+                for stage in stages:
+                    if not is_terminal(str(stage["status"])):
+                        transition(ctx.state, stage_path(run["run_id"], stage["stage_id"]), TransitionRequest(
+                            "stage", "TIMED_OUT", fields={"error": "run deadline passed"}))
+                finish_run(ctx, run, list_stages(ctx.state, run["run_id"]))
+                timed_out += 1
+                continue
+            lost = [s["stage_id"] for s in stages
+                    if s["status"] == "RUNNING" and s.get("lease_until") and now > parse_iso(s["lease_until"])]
+            if lost:
+                publish_stage_tasks(ctx.bus, run, lost)
+                redispatched += len(lost)
+            if stages and all(is_terminal(str(s["status"])) for s in stages):
+                finish_run(ctx, run, stages)
+    return {"timed_out": timed_out, "redispatched": redispatched}

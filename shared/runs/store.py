@@ -1,0 +1,112 @@
+"""Run documents: creation with idempotency keys, reads and listings. Status changes go through machine.transition."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import time
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from shared.contracts.messages import Trigger
+from shared.errors import NotFound
+from shared.ports.state import Doc, Filter, StateStore
+from shared.runs.machine import iso, run_path, stages_collection, utc_now
+
+
+def new_run_id() -> str:
+    """Time-ordered and unguessable: `run_<ms since epoch, hex><10 random hex>`."""
+    return f"run_{int(time.time() * 1000):011x}{secrets.token_hex(5)}"
+
+
+def idempotency_path(tenant_id: str, key: str) -> str:
+    digest = hashlib.sha256(key.encode()).hexdigest()[:40]
+    return f"idempotency/{tenant_id}:{digest}"
+
+
+@dataclass(frozen=True)
+class CreatedRun:
+    run_id: str
+    created: bool
+    """False when the idempotency key already named a run: no second run was made."""
+    doc: Doc
+
+
+def create_run(
+    store: StateStore,
+    tenant_id: str,
+    pipeline_id: str,
+    parameters: dict[str, Any],
+    trigger: Trigger,
+    idempotency_key: str | None = None,
+    run_id: str | None = None,
+    now: datetime | None = None,
+) -> CreatedRun:
+    """Record a QUEUED run. With an idempotency key, a repeat returns the first run instead of making another.
+
+    The key document is created first (create() fails if it exists), then the run document; a crash between the
+    two leaves a key pointing at a missing run, which the next call with the same key repairs by creating it.
+    """
+    now = now or utc_now()
+    run_id = run_id or new_run_id()
+    if idempotency_key:
+        key_path = idempotency_path(tenant_id, idempotency_key)
+        if not store.create(key_path, {"run_id": run_id, "tenant_id": tenant_id, "created_at": iso(now)}):
+            existing = store.get(key_path) or {}
+            run_id = str(existing.get("run_id", run_id))
+            doc = store.get(run_path(run_id))
+            if doc is not None:
+                return CreatedRun(run_id, False, doc)
+    doc: Doc = {
+        "run_id": run_id,
+        "tenant_id": tenant_id,
+        "pipeline_id": pipeline_id,
+        "status": "QUEUED",
+        "parameters": parameters,
+        "trigger": trigger.model_dump(mode="json", exclude_none=True),
+        "idempotency_key": idempotency_key,
+        "created_at": iso(now),
+        "updated_at": iso(now),
+        "run_date": str(parameters.get("run_date") or (trigger.scheduled_for or now).date().isoformat()),
+        "finalized": False,
+    }
+    if not store.create(run_path(run_id), doc):
+        return CreatedRun(run_id, False, store.get(run_path(run_id)) or doc)
+    return CreatedRun(run_id, True, doc)
+
+
+def get_run(store: StateStore, tenant_id: str, run_id: str) -> Doc:
+    """A tenant's run; another tenant's run id is reported exactly like a missing one."""
+    doc = store.get(run_path(run_id)) if run_id.startswith("run_") else None
+    if doc is None or doc.get("tenant_id") != tenant_id:
+        raise NotFound(f"tenant {tenant_id!r} has no run {run_id!r}", {"field": "run_id"})
+    return doc
+
+
+def list_stages(store: StateStore, run_id: str) -> list[Doc]:
+    return [doc for _, doc in store.list(stages_collection(run_id))]
+
+
+def list_runs(
+    store: StateStore,
+    tenant_id: str | None = None,
+    status: str | None = None,
+    pipeline_id: str | None = None,
+    limit: int = 50,
+) -> list[Doc]:
+    filters = [Filter("tenant_id", "==", tenant_id)] if tenant_id else []
+    if status:
+        filters.append(Filter("status", "==", status))
+    if pipeline_id:
+        filters.append(Filter("pipeline_id", "==", pipeline_id))
+    return [doc for _, doc in store.list("runs", filters, order_by="created_at", descending=True, limit=limit)]
+
+
+def public_run(doc: Doc, stages: list[Doc] | None = None) -> Doc:
+    """The API/CLI view of a run: the stored spec snapshot is internal."""
+    out = {k: v for k, v in doc.items() if k not in ("spec", "finalized")}
+    if stages is not None:
+        order = {sid: i for i, sid in enumerate(doc.get("stage_order") or [])}
+        out["stages"] = sorted(stages, key=lambda s: order.get(str(s.get("stage_id")), len(order)))
+    return out

@@ -1,0 +1,100 @@
+"""The embedded runtime: every function hosted in one process over the in-process bus, SQLite state and DuckDB.
+
+The same function entry points run here as in Cloud Functions: each delivery is turned into the
+`google.cloud.pubsub.topic.v1.messagePublished` CloudEvent functions-framework would build, and the HTTP API is
+called with a real Flask request.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from shared.adapters.inprocess_bus import InProcessBus
+from shared.api.routes import ApiResponse
+from shared.contracts import topics
+from shared.contracts.envelope import ReceivedMessage, cloud_event_attributes
+from shared.runtime.context import Context, set_context
+from shared.runtime.settings import Settings
+
+
+def to_cloud_event(project: str, message: ReceivedMessage) -> Any:
+    from cloudevents.http import CloudEvent
+
+    attrs = cloud_event_attributes(project, message.topic, message.message_id, message.publish_time)
+    import base64
+
+    data = {"message": {"data": base64.b64encode(message.data).decode(), "attributes": message.attributes,
+                        "messageId": message.message_id, "publishTime": message.publish_time},
+            "deliveryAttempt": message.delivery_attempt}
+    return CloudEvent(attrs, data)
+
+
+def _entry_points() -> dict[str, Callable[[Any], Any]]:
+    """The same callables root main.py re-exports for deployment (one module per function under functions/)."""
+    import importlib
+
+    names = ("api", *sorted(set(topics.SUBSCRIBERS.values())))
+    return {name: getattr(importlib.import_module(f"functions.{name}"), name) for name in names}
+
+
+@dataclass
+class EmbeddedRuntime:
+    settings: Settings
+    bus: InProcessBus
+    context: Context
+
+    def call_api(self, method: str, path: str, body: Any = None, headers: dict[str, str] | None = None,
+                 query: dict[str, str] | None = None) -> ApiResponse:
+        """Call the `api` function entry point with a real Flask request, as functions-framework would."""
+        from flask import request
+
+        data = b"" if body is None else (body if isinstance(body, bytes) else json.dumps(body).encode())
+        app = _flask_app()
+        entry = _entry_points()["api"]
+        with app.test_request_context(path, method=method, data=data, headers=headers or {},
+                                      query_string=query or {}, content_type="application/json"):
+            text, status, out_headers = entry(request)
+        return ApiResponse(status, json.loads(text), dict(out_headers))
+
+    def wait_idle(self, timeout: float | None = 60.0) -> bool:
+        return self.bus.wait_idle(timeout)
+
+    def close(self) -> None:
+        self.bus.close()
+        self.context.close()
+        set_context(None)
+
+
+_app: Any = None
+
+
+def _flask_app() -> Any:
+    global _app
+    if _app is None:
+        from flask import Flask
+
+        _app = Flask("cloudact-embedded")
+    return _app
+
+
+def start(settings: Settings | None = None, workers: int = 8, max_backoff_s: float = 0.5,
+          duplicate_deliveries: int = 1, max_delivery_attempts: int = 20) -> EmbeddedRuntime:
+    """Build adapters, wire every topic to its function entry point, and install the context for this process."""
+    settings = settings or Settings.from_env()
+    bus = InProcessBus(workers=workers, max_backoff_s=max_backoff_s, duplicate_deliveries=duplicate_deliveries,
+                       max_delivery_attempts=max_delivery_attempts)
+    context = Context(settings, _bus=bus)
+    set_context(context)
+    entries = _entry_points()
+    for topic, function in topics.SUBSCRIBERS.items():
+        entry = entries[function]
+
+        def handler(message: ReceivedMessage, entry: Callable[[Any], Any] = entry) -> None:
+            entry(to_cloud_event(settings.project, message))
+
+        dead_letter = None if topic == topics.DEAD_LETTERS else topics.DEAD_LETTERS
+        bus.subscribe(topic, handler, topics.subscription_name(topic), dead_letter)
+    return EmbeddedRuntime(settings, bus, context)

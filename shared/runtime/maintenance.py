@@ -1,0 +1,38 @@
+"""The maintenance function's two inputs: watchdog ticks and dead-lettered messages (told apart by topic/attributes)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from shared import logs
+from shared.contracts import topics
+from shared.contracts.envelope import decode_cloud_event
+from shared.contracts.messages import MaintenanceTick, parse_message
+from shared.errors import UndecodableMessage
+from shared.runs.recovery import handle_dead_letter, watchdog
+from shared.runtime.context import get_context
+
+log = logs.get_logger("cloudact.maintenance")
+_DEAD_LETTER_MARKERS = ("CloudPubSubDeadLetterSourceDeliveryCount", "cdp_dead_letter_reason")
+
+
+def handle_maintenance_event(cloud_event: Any) -> None:
+    logs.configure()
+    ctx = get_context()
+    try:
+        received = decode_cloud_event(cloud_event)
+    except UndecodableMessage as exc:
+        log.error("maintenance got an undecodable event, dropped: %s", exc)
+        return
+    with logs.log_context(function="maintenance", message_id=received.message_id,
+                          run_id=received.attributes.get("run_id"), tenant_id=received.attributes.get("tenant_id")):
+        if received.topic == topics.DEAD_LETTERS or any(m in received.attributes for m in _DEAD_LETTER_MARKERS):
+            outcome = handle_dead_letter(ctx, received)
+            log.warning("dead letter handled: %s", outcome)
+            return
+        try:
+            parse_message(received.data, MaintenanceTick)
+        except UndecodableMessage as exc:
+            log.error("maintenance tick undecodable, dropped: %s", exc)
+            return
+        log.info("watchdog: %s", watchdog(ctx))

@@ -1,0 +1,1 @@
+"""Tenants, plans, API keys, quotas, rate limits and admission."""
