@@ -1,7 +1,7 @@
 """`debug.noop`: does nothing, on purpose. Used by benchmarks (pure orchestration overhead) and fault drills.
 
 config:
-  sleep_ms: int                 wait this long (honours the step timeout)
+  sleep_ms: int                 wait this long (the engine's timeout cuts a step that overruns)
   rows: int                     report this many rows written
   fail_transient_attempts: int  raise a TransientError on attempts 1..N (then succeed)
   fail_terminal: bool           raise a TerminalError on every attempt
@@ -25,7 +25,7 @@ class DebugNoop:
             raise TransientError(f"step {step.step_id}: injected transient failure on attempt {ctx.attempt}")
         sleep_s = int(cfg.get("sleep_ms", 0)) / 1000
         if sleep_s:
-            time.sleep(max(0.0, min(sleep_s, ctx.seconds_left())))
+            time.sleep(sleep_s)
         return StepResult(rows_out=int(cfg.get("rows", 0)))
 
 

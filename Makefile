@@ -1,0 +1,44 @@
+# The two commands in the README are the contract: `make demo` and `make test` work on a fresh clone.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+
+.PHONY: install install-dev demo test lint fmt bench reliability dev clean schemas
+
+$(BIN)/python:
+	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11+ is required"'
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+
+$(VENV)/.runtime: $(BIN)/python requirements.txt pyproject.toml
+	$(BIN)/pip install -q -r requirements.txt
+	$(BIN)/pip install -q --no-deps -e .
+	touch $@
+
+$(VENV)/.dev: $(VENV)/.runtime requirements-dev.txt
+	$(BIN)/pip install -q -r requirements-dev.txt
+	touch $@
+
+install: $(VENV)/.runtime
+install-dev: $(VENV)/.dev
+
+demo: install            ## run the sample pipeline end to end on the embedded runtime (no cloud, no Java)
+	$(BIN)/cloudact demo
+
+test: install-dev        ## the whole suite; starts (and stops) the emulators, bqemulator and function servers
+	scripts/test.sh
+
+lint: install-dev
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+fmt: install-dev
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+schemas: install         ## regenerate shared/contracts/schemas/*.json from the pydantic contracts
+	$(BIN)/cloudact contracts export
+
+clean:
+	rm -rf .cloudact .emulators .pytest_cache .mypy_cache .ruff_cache test-artifacts
