@@ -25,6 +25,7 @@ Known differences left as they are (write SQL that avoids them):
 
 from __future__ import annotations
 
+import re
 import threading
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
@@ -38,7 +39,7 @@ import duckdb
 import pyarrow as pa
 import sqlglot
 from sqlglot import exp
-from sqlglot.errors import ErrorLevel, SqlglotError
+from sqlglot.errors import ErrorLevel, ParseError, SqlglotError
 
 from shared.errors import TerminalError, TransientError
 from shared.ports.warehouse import WriteMode
@@ -236,7 +237,15 @@ def _transpile(sql: str) -> tuple[_Statement, ...]:
             out.append(_Statement(tree.sql(dialect="duckdb", unsupported_level=ErrorLevel.RAISE), names, kind))
         return tuple(out)
     except SqlglotError as e:
-        raise TerminalError(f"GoogleSQL could not be translated for DuckDB: {e}\n[SQL: {sql[:2000]}]") from e
+        raise TerminalError(f"GoogleSQL could not be translated for DuckDB: {_describe(e)}\n[SQL: {sql[:2000]}]") from e
+
+
+def _describe(error: SqlglotError) -> str:
+    """sqlglot's message without its ANSI underline codes: `<problem> at [line:col] near '<token>'`."""
+    if isinstance(error, ParseError) and error.errors:
+        first = error.errors[0]
+        return f"{first['description']} at [{first['line']}:{first['col']}] near {first['highlight']!r}"
+    return re.sub(r"\x1b\[[0-9;]*m", "", str(error))
 
 
 def _kind(tree: exp.Expr) -> StatementKind:
