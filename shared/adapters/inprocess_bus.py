@@ -79,10 +79,21 @@ class InProcessBus:
         self._timer_thread.start()
 
     # ------------------------------------------------------------------------------------------------ wiring
-    def subscribe(self, topic: str, handler: Handler, name: str | None = None, dead_letter_topic: str | None = None,
-                  max_delivery_attempts: int | None = None) -> None:
-        sub = Subscription(name or f"{topic}-sub", topic, handler, dead_letter_topic,
-                           max_delivery_attempts or self._max_delivery_attempts)
+    def subscribe(
+        self,
+        topic: str,
+        handler: Handler,
+        name: str | None = None,
+        dead_letter_topic: str | None = None,
+        max_delivery_attempts: int | None = None,
+    ) -> None:
+        sub = Subscription(
+            name or f"{topic}-sub",
+            topic,
+            handler,
+            dead_letter_topic,
+            max_delivery_attempts or self._max_delivery_attempts,
+        )
         self._subs.setdefault(topic, []).append(sub)
 
     # ------------------------------------------------------------------------------------------------ MessageBus
@@ -122,8 +133,9 @@ class InProcessBus:
             log.error("bus closed; message %s for %s dropped", message.message_id, sub.name)
 
     def _deliver(self, sub: Subscription, message: ReceivedMessage, attempt: int) -> None:
-        delivered = ReceivedMessage(message.data, message.attributes, message.message_id, message.publish_time,
-                                    message.topic, attempt)
+        delivered = ReceivedMessage(
+            message.data, message.attributes, message.message_id, message.publish_time, message.topic, attempt
+        )
         with self._lock:
             self.stats.delivered += 1
         try:
@@ -150,8 +162,9 @@ class InProcessBus:
             delay = min(float(hint), self._max_backoff_s)
         with self._lock:
             self._pending += 1
-            heapq.heappush(self._timers, _Scheduled(time.monotonic() + delay, next(self._seq), sub, message,
-                                                    attempt + 1))
+            heapq.heappush(
+                self._timers, _Scheduled(time.monotonic() + delay, next(self._seq), sub, message, attempt + 1)
+            )
             self._lock.notify_all()
 
     def _dead_letter(self, sub: Subscription, message: ReceivedMessage, attempt: int) -> None:
@@ -161,12 +174,17 @@ class InProcessBus:
         if sub.dead_letter_topic is None:
             with self._lock:
                 self.stats.dropped += 1
-            log.error("message %s exhausted %d deliveries on %s (no dead-letter topic)", message.message_id, attempt,
-                      sub.name)
+            log.error(
+                "message %s exhausted %d deliveries on %s (no dead-letter topic)", message.message_id, attempt, sub.name
+            )
             return
         attrs = dict(message.attributes)
-        attrs.update({"CloudPubSubDeadLetterSourceDeliveryCount": str(attempt),
-                      "CloudPubSubDeadLetterSourceSubscription": sub.name})
+        attrs.update(
+            {
+                "CloudPubSubDeadLetterSourceDeliveryCount": str(attempt),
+                "CloudPubSubDeadLetterSourceSubscription": sub.name,
+            }
+        )
         self.publish(sub.dead_letter_topic, [OutboundMessage(message.data, attrs)])
 
     def _timer_loop(self) -> None:

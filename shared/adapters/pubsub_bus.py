@@ -15,7 +15,7 @@ from shared.errors import TerminalError, TransientError
 
 class PubSubBus:
     def __init__(self, project: str, publish_timeout_s: float = 30.0) -> None:
-        from google.cloud import pubsub_v1
+        from google.cloud import pubsub_v1  # type: ignore[attr-defined]
 
         self._project = project
         self._timeout = publish_timeout_s

@@ -28,13 +28,16 @@ def dispatch(ctx: Context, req: ApiRequest) -> ApiResponse:
         with logs.log_context(tenant_id=params.get("tenant_id"), run_id=params.get("run_id")):
             return handler(ctx, req, params)
     if allowed:
-        raise MethodNotAllowed(f"{req.method} is not allowed here; use {', '.join(sorted(set(allowed)))}",
-                               {"allowed": sorted(set(allowed))})
+        raise MethodNotAllowed(
+            f"{req.method} is not allowed here; use {', '.join(sorted(set(allowed)))}",
+            {"allowed": sorted(set(allowed))},
+        )
     raise NotFound(f"no route for {req.method} {req.path}", {"path": req.path})
 
 
-def handle(ctx: Context, method: str, path: str, query: dict[str, str], headers: dict[str, str],
-           body: bytes) -> ApiResponse:
+def handle(
+    ctx: Context, method: str, path: str, query: dict[str, str], headers: dict[str, str], body: bytes
+) -> ApiResponse:
     try:
         if len(body) > MAX_BODY_BYTES:
             raise PayloadTooLarge(f"request body is larger than {MAX_BODY_BYTES} bytes", {"limit": MAX_BODY_BYTES})
@@ -60,11 +63,14 @@ def handle_flask(ctx: Context, request: Any) -> tuple[str, int, dict[str, str]]:
     """The functions-framework HTTP entry: reads at most MAX_BODY_BYTES + 1 so a huge body cannot exhaust memory."""
     length = request.content_length
     if length is not None and length > MAX_BODY_BYTES:
-        response = ApiResponse(413, PayloadTooLarge(f"request body is larger than {MAX_BODY_BYTES} bytes",
-                                                    {"limit": MAX_BODY_BYTES}).to_body())
+        response = ApiResponse(
+            413,
+            PayloadTooLarge(f"request body is larger than {MAX_BODY_BYTES} bytes", {"limit": MAX_BODY_BYTES}).to_body(),
+        )
     else:
         body = request.stream.read(MAX_BODY_BYTES + 1)
-        response = handle(ctx, request.method, request.path, dict(request.args.items()), dict(request.headers.items()),
-                          body)
+        response = handle(
+            ctx, request.method, request.path, dict(request.args.items()), dict(request.headers.items()), body
+        )
     headers = {"Content-Type": "application/json", "Cache-Control": "no-store", **response.headers}
     return json.dumps(response.body, default=str), response.status, headers

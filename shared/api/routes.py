@@ -55,9 +55,13 @@ def _validate(model: type[BaseModel], body: Any) -> Any:
     except ValidationError as exc:
         first = exc.errors()[0]
         name = ".".join(str(p) for p in first["loc"]) or "<body>"
-        raise BadRequest(f"{name}: {first['msg']}", {"field": name, "errors": [
-            {"field": ".".join(str(p) for p in e["loc"]), "message": e["msg"]} for e in exc.errors()
-        ]}) from exc
+        raise BadRequest(
+            f"{name}: {first['msg']}",
+            {
+                "field": name,
+                "errors": [{"field": ".".join(str(p) for p in e["loc"]), "message": e["msg"]} for e in exc.errors()],
+            },
+        ) from exc
 
 
 def execute_pipeline(ctx: Context, req: ApiRequest, params: dict[str, str]) -> ApiResponse:
@@ -67,19 +71,39 @@ def execute_pipeline(ctx: Context, req: ApiRequest, params: dict[str, str]) -> A
     created, _spec = admit_run(ctx, tenant_id, body.pipeline_id, body.parameters, trigger, body.idempotency_key)
     run = created.doc
     if run["status"] == "QUEUED":  # (re)publish: run_starter ignores a request for a run that already started
-        message = RunRequest(run_id=created.run_id, tenant_id=tenant_id, pipeline_id=body.pipeline_id,
-                             parameters=body.parameters, trigger=trigger, requested_at=parse_iso(run["created_at"]))
+        message = RunRequest(
+            run_id=created.run_id,
+            tenant_id=tenant_id,
+            pipeline_id=body.pipeline_id,
+            parameters=body.parameters,
+            trigger=trigger,
+            requested_at=parse_iso(run["created_at"]),
+        )
         try:
-            ctx.bus.publish(topics.RUN_REQUESTS, [OutboundMessage(message.to_bytes(), {
-                "tenant_id": tenant_id, "run_id": created.run_id, "pipeline_id": body.pipeline_id,
-                "kind": "run.requested"})])
+            ctx.bus.publish(
+                topics.RUN_REQUESTS,
+                [
+                    OutboundMessage(
+                        message.to_bytes(),
+                        {
+                            "tenant_id": tenant_id,
+                            "run_id": created.run_id,
+                            "pipeline_id": body.pipeline_id,
+                            "kind": "run.requested",
+                        },
+                    )
+                ],
+            )
         except TransientError as exc:
             if not body.idempotency_key:  # nobody can retry this run: end it rather than leave it QUEUED forever
                 transition_run(ctx.state, created.run_id, "FAILED", error=f"could not enqueue: {exc}")
             raise ServiceUnavailable("could not enqueue the run; retry with the same idempotency_key", 2) from exc
     status = 202 if created.created else 200
-    return ApiResponse(status, {"run_id": created.run_id, "status": run["status"], "created": created.created},
-                       {"Location": f"/api/v1/tenants/{tenant_id}/metadata/executions/{created.run_id}"})
+    return ApiResponse(
+        status,
+        {"run_id": created.run_id, "status": run["status"], "created": created.created},
+        {"Location": f"/api/v1/tenants/{tenant_id}/metadata/executions/{created.run_id}"},
+    )
 
 
 def _int_param(query: dict[str, str], name: str, default: int, low: int, high: int) -> int:
@@ -117,6 +141,9 @@ ROUTES: list[tuple[str, re.Pattern[str], Handler]] = [
     ("GET", re.compile(r"^/api/v1/health$"), health),
     ("POST", re.compile(rf"^/api/v1/tenants/{_SEG.format('tenant_id')}/pipelines/execute$"), execute_pipeline),
     ("GET", re.compile(rf"^/api/v1/tenants/{_SEG.format('tenant_id')}/metadata/executions$"), list_executions),
-    ("GET", re.compile(rf"^/api/v1/tenants/{_SEG.format('tenant_id')}/metadata/executions/{_SEG.format('run_id')}$"),
-     get_execution),
+    (
+        "GET",
+        re.compile(rf"^/api/v1/tenants/{_SEG.format('tenant_id')}/metadata/executions/{_SEG.format('run_id')}$"),
+        get_execution,
+    ),
 ]

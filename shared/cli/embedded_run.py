@@ -9,8 +9,15 @@ from shared.cli.render import console, run_detail, stage_line
 from shared.runtime.settings import Settings
 
 
-def run_and_follow(settings: Settings, tenant_id: str, pipeline_id: str, parameters: dict[str, Any],
-                   idempotency_key: str | None, timeout: float, quiet: bool) -> str:
+def run_and_follow(
+    settings: Settings,
+    tenant_id: str,
+    pipeline_id: str,
+    parameters: dict[str, Any],
+    idempotency_key: str | None,
+    timeout: float,
+    quiet: bool,
+) -> str:
     from shared import logs
     from shared.runs.machine import run_path
     from shared.runs.store import list_stages, public_run
@@ -23,8 +30,9 @@ def run_and_follow(settings: Settings, tenant_id: str, pipeline_id: str, paramet
         if idempotency_key:
             body["idempotency_key"] = idempotency_key
         started = time.monotonic()
-        response = runtime.call_api("POST", f"/api/v1/tenants/{tenant_id}/pipelines/execute", body,
-                                    headers={"X-User-ID": "cli"})
+        response = runtime.call_api(
+            "POST", f"/api/v1/tenants/{tenant_id}/pipelines/execute", body, headers={"X-User-ID": "cli"}
+        )
         if response.status >= 400:
             console.print(f"[red]{response.status} {response.body['error']}[/]: {response.body['message']}")
             return "REJECTED"

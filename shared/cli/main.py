@@ -44,8 +44,9 @@ def cli() -> None:
 @click.option("--idempotency-key", default=None, help="Same key, same run: a repeat does not start a second run.")
 @click.option("--timeout", default=600.0, show_default=True, help="Seconds to wait for the run to end.")
 @click.option("--quiet", is_flag=True, help="Print only the summary.")
-def run_cmd(tenant_id: str, pipeline_id: str, params: tuple[str, ...], idempotency_key: str | None, timeout: float,
-            quiet: bool) -> None:
+def run_cmd(
+    tenant_id: str, pipeline_id: str, params: tuple[str, ...], idempotency_key: str | None, timeout: float, quiet: bool
+) -> None:
     """Run a tenant's pipeline end to end on the embedded runtime and print its stages as they progress."""
     from shared.cli.embedded_run import run_and_follow
 
@@ -73,8 +74,8 @@ def runs_group() -> None:
 @click.option("--pipeline", "pipeline_id", default=None)
 @click.option("--limit", default=20, show_default=True)
 def runs_list(tenant_id: str | None, status: str | None, pipeline_id: str | None, limit: int) -> None:
-    from shared.runtime.context import build_state
     from shared.runs.store import list_runs
+    from shared.runtime.context import build_state
 
     state = build_state(_settings())
     render.runs_table(list_runs(state, tenant_id, status, pipeline_id, limit))

@@ -9,8 +9,15 @@ from rich.console import Console
 from rich.table import Table
 
 console = Console(highlight=False, width=None if sys.stdout.isatty() else 140)
-STATUS_STYLE = {"SUCCEEDED": "green", "FAILED": "red", "TIMED_OUT": "red", "CANCELLED": "yellow", "SKIPPED": "dim",
-                "RUNNING": "cyan", "QUEUED": "white"}
+STATUS_STYLE = {
+    "SUCCEEDED": "green",
+    "FAILED": "red",
+    "TIMED_OUT": "red",
+    "CANCELLED": "yellow",
+    "SKIPPED": "dim",
+    "RUNNING": "cyan",
+    "QUEUED": "white",
+}
 
 
 def styled(status: str, width: int = 0) -> str:
@@ -24,8 +31,15 @@ def runs_table(runs: list[dict[str, Any]]) -> None:
     table = Table("run_id", "tenant", "pipeline", "status", "trigger", "created (UTC)", "duration")
     for run in runs:
         duration = f"{run['duration_ms'] / 1000:.2f}s" if run.get("duration_ms") is not None else "-"
-        table.add_row(run["run_id"], run["tenant_id"], run["pipeline_id"], styled(run["status"]),
-                      (run.get("trigger") or {}).get("type", "-"), run.get("created_at", "")[:19].replace("T", " "), duration)
+        table.add_row(
+            run["run_id"],
+            run["tenant_id"],
+            run["pipeline_id"],
+            styled(run["status"]),
+            (run.get("trigger") or {}).get("type", "-"),
+            run.get("created_at", "")[:19].replace("T", " "),
+            duration,
+        )
     console.print(table)
 
 
@@ -45,8 +59,9 @@ def stage_line(stage: dict[str, Any]) -> str:
 
 def run_detail(run: dict[str, Any]) -> None:
     duration = f"{run['duration_ms']} ms" if run.get("duration_ms") is not None else "-"
-    console.print(f"run [bold]{run['run_id']}[/]  {run['tenant_id']}/{run['pipeline_id']}  {styled(run['status'])}  "
-                  f"{duration}")
+    console.print(
+        f"run [bold]{run['run_id']}[/]  {run['tenant_id']}/{run['pipeline_id']}  {styled(run['status'])}  {duration}"
+    )
     if run.get("error"):
         console.print(f"  error: [red]{run['error']}[/]")
     for stage in run.get("stages", []):

@@ -75,7 +75,9 @@ def _has(event: Any, key: str) -> bool:
     return True
 
 
-def push_body(message: OutboundMessage, message_id: str, subscription: str, publish_time: datetime | None = None) -> dict[str, Any]:
+def push_body(
+    message: OutboundMessage, message_id: str, subscription: str, publish_time: datetime | None = None
+) -> dict[str, Any]:
     """The JSON body a Pub/Sub push subscription POSTs (the shape functions-framework converts to a CloudEvent)."""
     when = (publish_time or datetime.now(UTC)).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
     return {

@@ -24,5 +24,11 @@ def deliver_event(ctx: Context, event: StatusEvent) -> None:
         log.info("duplicate event %s dropped", event.event_id)
         return
     level = 40 if event.type.endswith(("failed", "timed_out")) else 20
-    log.log(level, "%s %s%s", event.type, event.run_id, f" stage={event.stage_id}" if event.stage_id else "",
-            extra={"fields": {"event_type": event.type, "event_id": event.event_id, "error": event.error}})
+    log.log(
+        level,
+        "%s %s%s",
+        event.type,
+        event.run_id,
+        f" stage={event.stage_id}" if event.stage_id else "",
+        extra={"fields": {"event_type": event.type, "event_id": event.event_id, "error": event.error}},
+    )

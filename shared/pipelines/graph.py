@@ -19,7 +19,9 @@ def validate_graph(steps: list[dict[str, object]], is_known_type: Callable[[str]
     for i, step in enumerate(steps):
         sid = str(step.get("step_id", ""))
         if sid in index:
-            issues.append(GraphIssue(("steps", i, "step_id"), f"duplicate step_id {sid!r} (first at steps[{index[sid]}])"))
+            issues.append(
+                GraphIssue(("steps", i, "step_id"), f"duplicate step_id {sid!r} (first at steps[{index[sid]}])")
+            )
         else:
             index[sid] = i
         ps_type = str(step.get("ps_type", ""))
@@ -44,7 +46,10 @@ def _as_list(value: object) -> Iterable[object]:
 
 
 def find_cycle(deps: dict[str, list[str]]) -> list[str] | None:
-    """A cycle as a list of step ids (first == last), or None. Iterative DFS: deep pipelines must not hit recursion limits."""
+    """A cycle as a list of step ids (first == last), or None.
+
+    Iterative DFS: a deep pipeline must not hit Python's recursion limit.
+    """
     state: dict[str, int] = {}  # 1 = on stack, 2 = done
     for start in deps:
         if state.get(start):

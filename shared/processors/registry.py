@@ -1,4 +1,7 @@
-"""ps_type -> processor module. Modules are imported on first use so a function's cold start pays only for what it runs."""
+"""ps_type -> processor module.
+
+Modules are imported on first use, so a function's cold start pays only for the processors it runs.
+"""
 
 from __future__ import annotations
 

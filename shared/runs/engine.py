@@ -10,12 +10,12 @@ Pub/Sub delivers at least once, so each entry point re-derives what to do from s
 from __future__ import annotations
 
 import threading
-from datetime import date, timedelta
 from collections import OrderedDict, deque
+from datetime import date, timedelta
 from typing import Any
 
 from shared import logs
-from shared.contracts.messages import RunRequest, StageTask
+from shared.contracts.messages import EventType, RunRequest, StageTask
 from shared.errors import ClientError, TerminalError, TransientError
 from shared.pipelines.loader import PipelineValidationError, find_pipeline, snapshot
 from shared.pipelines.spec import PipelineSpec, StepSpec
@@ -41,6 +41,12 @@ from shared.runtime.context import Context
 
 log = logs.get_logger("cloudact.engine")
 LEASE_GRACE_S = 60.0
+RUN_EVENT_TYPES: dict[str, EventType] = {
+    "SUCCEEDED": "run.succeeded",
+    "FAILED": "run.failed",
+    "CANCELLED": "run.cancelled",
+    "TIMED_OUT": "run.timed_out",
+}
 
 
 class StageTimeout(Exception):
@@ -185,8 +191,12 @@ def execute_stage(ctx: Context, task: StageTask) -> None:
     started = transition(
         state,
         spath,
-        TransitionRequest("stage", "RUNNING", attempt, fields={"attempt": attempt, "lease_until": iso(lease),
-                                                                "attempt_started_at": iso(now)}),
+        TransitionRequest(
+            "stage",
+            "RUNNING",
+            attempt,
+            fields={"attempt": attempt, "lease_until": iso(lease), "attempt_started_at": iso(now)},
+        ),
     )
     if not started.applied:
         raise TransientError(f"stage moved while claiming: {started.reason}", 1.0)
@@ -199,8 +209,9 @@ def _give_up(stage: dict[str, Any], step: StepSpec) -> str:
     return f"gave up after {step.retries.max_attempts} attempts; last error: {last}"
 
 
-def _attempt_record(stage: dict[str, Any], status: str, error: str | None, now: Any, result: StepResult | None = None
-                    ) -> dict[str, Any]:
+def _attempt_record(
+    stage: dict[str, Any], status: str, error: str | None, now: Any, result: StepResult | None = None
+) -> dict[str, Any]:
     record: dict[str, Any] = {
         "attempt": int(stage.get("attempt", 0)),
         "status": status,
@@ -213,65 +224,145 @@ def _attempt_record(stage: dict[str, Any], status: str, error: str | None, now: 
     return record
 
 
-def _run_attempt(ctx: Context, run: dict[str, Any], spec: PipelineSpec, step: StepSpec, stage: dict[str, Any],
-                 attempt: int, history: list[dict[str, Any]]) -> None:
+def _run_attempt(
+    ctx: Context,
+    run: dict[str, Any],
+    spec: PipelineSpec,
+    step: StepSpec,
+    stage: dict[str, Any],
+    attempt: int,
+    history: list[dict[str, Any]],
+) -> None:
     spath = stage_path(run["run_id"], step.step_id)
     timeout_s = step.timeout_minutes * 60
     step_ctx = StepContext(
-        tenant_id=run["tenant_id"], pipeline_id=run["pipeline_id"], run_id=run["run_id"], stage_id=step.step_id,
-        attempt=attempt, run_date=date.fromisoformat(str(run["run_date"])), parameters=dict(run.get("parameters") or {}),
-        variables=dict(spec.variables), warehouse=ctx.warehouse, deadline_monotonic=_monotonic() + timeout_s,
+        tenant_id=run["tenant_id"],
+        pipeline_id=run["pipeline_id"],
+        run_id=run["run_id"],
+        stage_id=step.step_id,
+        attempt=attempt,
+        run_date=date.fromisoformat(str(run["run_date"])),
+        parameters=dict(run.get("parameters") or {}),
+        variables=dict(spec.variables),
+        warehouse=ctx.warehouse,
+        deadline_monotonic=_monotonic() + timeout_s,
     )
     try:
         result = _call_with_timeout(lambda: get_processor(step.ps_type).run(step, step_ctx), timeout_s)
     except StageTimeout:
         error = f"timed out after {step.timeout_minutes:g} min"
-        _finish_stage(ctx, run, spath, attempt, "TIMED_OUT", history + [_attempt_record(stage, "TIMED_OUT", error, utc_now())],
-                      error=error)
+        _finish_stage(
+            ctx,
+            run,
+            spath,
+            attempt,
+            "TIMED_OUT",
+            [*history, _attempt_record(stage, "TIMED_OUT", error, utc_now())],
+            error=error,
+        )
     except TerminalError as exc:
-        _finish_stage(ctx, run, spath, attempt, "FAILED", history + [_attempt_record(stage, "FAILED", str(exc), utc_now())],
-                      error=str(exc))
+        _finish_stage(
+            ctx,
+            run,
+            spath,
+            attempt,
+            "FAILED",
+            [*history, _attempt_record(stage, "FAILED", str(exc), utc_now())],
+            error=str(exc),
+        )
     except Exception as exc:  # transient by default: a processor bug is retried, then FAILED with its error
         error = f"{type(exc).__name__}: {exc}"
-        history = history + [_attempt_record(stage, "FAILED", error, utc_now())]
+        history = [*history, _attempt_record(stage, "FAILED", error, utc_now())]
         if attempt >= step.retries.max_attempts:
-            _finish_stage(ctx, run, spath, attempt, "FAILED", history,
-                          error=f"gave up after {attempt} attempts; last error: {error}")
+            _finish_stage(
+                ctx,
+                run,
+                spath,
+                attempt,
+                "FAILED",
+                history,
+                error=f"gave up after {attempt} attempts; last error: {error}",
+            )
         else:
             _requeue(ctx, run, spath, step, stage, attempt, history, error)
-            raise TransientError(f"attempt {attempt} failed: {error}",
-                                 retry_after_seconds=step.retries.delay_before(attempt + 1)) from exc
+            raise TransientError(
+                f"attempt {attempt} failed: {error}", retry_after_seconds=step.retries.delay_before(attempt + 1)
+            ) from exc
     else:
         now = utc_now()
-        moved = transition(ctx.state, spath, TransitionRequest("stage", "SUCCEEDED", attempt, fields={
-            "attempts": history + [_attempt_record(stage, "SUCCEEDED", None, now, result)],
-            "rows_in": result.rows_in, "rows_out": result.rows_out, "bytes_processed": result.bytes_processed,
-            "details": result.details, "error": None,
-        }))
+        moved = transition(
+            ctx.state,
+            spath,
+            TransitionRequest(
+                "stage",
+                "SUCCEEDED",
+                attempt,
+                fields={
+                    "attempts": [*history, _attempt_record(stage, "SUCCEEDED", None, now, result)],
+                    "rows_in": result.rows_in,
+                    "rows_out": result.rows_out,
+                    "bytes_processed": result.bytes_processed,
+                    "details": result.details,
+                    "error": None,
+                },
+            ),
+        )
         if not moved.applied:
             log.warning("stage result discarded: %s", moved.reason)
     advance(ctx, run, actor=step.step_id, spec=spec)
 
 
-def _requeue(ctx: Context, run: dict[str, Any], spath: str, step: StepSpec, stage: dict[str, Any], attempt: int,
-             history: list[dict[str, Any]], error: str) -> None:
+def _requeue(
+    ctx: Context,
+    run: dict[str, Any],
+    spath: str,
+    step: StepSpec,
+    stage: dict[str, Any],
+    attempt: int,
+    history: list[dict[str, Any]],
+    error: str,
+) -> None:
     not_before = utc_now() + timedelta(seconds=step.retries.delay_before(attempt + 1))
-    moved = transition(ctx.state, spath, TransitionRequest("stage", "QUEUED", attempt, fields={
-        "attempts": history, "last_error": error, "not_before": iso(not_before), "lease_until": None,
-    }))
+    moved = transition(
+        ctx.state,
+        spath,
+        TransitionRequest(
+            "stage",
+            "QUEUED",
+            attempt,
+            fields={
+                "attempts": history,
+                "last_error": error,
+                "not_before": iso(not_before),
+                "lease_until": None,
+            },
+        ),
+    )
     if moved.applied:
         log.warning("attempt %d failed, retrying: %s", attempt, error)
         publish_status_event(ctx.bus, run, "stage.retrying", "QUEUED", {**stage, "attempt": attempt}, error=error)
 
 
-def _finish_stage(ctx: Context, run: dict[str, Any], spath: str, attempt: int, status: str,
-                  history: list[dict[str, Any]], error: str) -> None:
-    moved = transition(ctx.state, spath, TransitionRequest("stage", status, attempt if attempt else None, fields={
-        "attempts": history, "error": error, "lease_until": None,
-    }))
+def _finish_stage(
+    ctx: Context, run: dict[str, Any], spath: str, attempt: int, status: str, history: list[dict[str, Any]], error: str
+) -> None:
+    moved = transition(
+        ctx.state,
+        spath,
+        TransitionRequest(
+            "stage",
+            status,
+            attempt if attempt else None,
+            fields={
+                "attempts": history,
+                "error": error,
+                "lease_until": None,
+            },
+        ),
+    )
     if moved.applied:
         log.error("stage %s: %s", status, error)
-        event = "stage.timed_out" if status == "TIMED_OUT" else "stage.failed"
+        event: EventType = "stage.timed_out" if status == "TIMED_OUT" else "stage.failed"
         publish_status_event(ctx.bus, run, event, status, moved.doc, error=error)
 
 
@@ -318,13 +409,20 @@ def advance(ctx: Context, run: dict[str, Any], actor: str, spec: PipelineSpec | 
         if any(not is_terminal(s) for s in deps):
             continue
         if not _should_run(step.trigger, deps):
-            moved = transition(ctx.state, stage_path(run["run_id"], step.step_id),
-                               TransitionRequest("stage", "SKIPPED", only_from=frozenset({"QUEUED"})))
+            moved = transition(
+                ctx.state,
+                stage_path(run["run_id"], step.step_id),
+                TransitionRequest("stage", "SKIPPED", only_from=frozenset({"QUEUED"})),
+            )
             stages[step.step_id] = moved.doc or {**stage, "status": moved.status}
             continue
         owner = stage.get("dispatched_by")
-        if owner is None and set_fields_if(ctx.state, stage_path(run["run_id"], step.step_id),
-                                           {"dispatched_by": actor}, lambda d: d.get("dispatched_by") is None):
+        if owner is None and set_fields_if(
+            ctx.state,
+            stage_path(run["run_id"], step.step_id),
+            {"dispatched_by": actor},
+            lambda d: d.get("dispatched_by") is None,
+        ):
             owner = actor
         if owner == actor:
             ready.append(step.step_id)
@@ -382,10 +480,9 @@ def finalize_run(ctx: Context, run: dict[str, Any], stages: list[dict[str, Any]]
     """Side effects of a terminal run, each idempotent, repeated until `finalized` is recorded."""
     metadata.record_run(ctx, run, stages)
     status = str(run["status"])
-    event = {"SUCCEEDED": "run.succeeded", "FAILED": "run.failed", "CANCELLED": "run.cancelled",
-             "TIMED_OUT": "run.timed_out"}[status]
-    publish_status_event(ctx.bus, run, event, status, error=run.get("error"),  # type: ignore[arg-type]
-                         duration_ms=run.get("duration_ms"))
+    publish_status_event(
+        ctx.bus, run, RUN_EVENT_TYPES[status], status, error=run.get("error"), duration_ms=run.get("duration_ms")
+    )
     from shared.tenancy.admission import release_run_slot
 
     release_run_slot(ctx, run)

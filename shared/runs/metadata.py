@@ -14,38 +14,42 @@ import pyarrow as pa
 
 from shared.runtime.context import Context
 
-PIPELINE_EXECUTIONS = pa.schema([
-    ("run_id", pa.string()),
-    ("tenant_id", pa.string()),
-    ("pipeline_id", pa.string()),
-    ("trigger_type", pa.string()),
-    ("user_id", pa.string()),
-    ("parameters", pa.string()),
-    ("status", pa.string()),
-    ("start_time", pa.timestamp("us", tz="UTC")),
-    ("end_time", pa.timestamp("us", tz="UTC")),
-    ("duration_ms", pa.int64()),
-    ("error", pa.string()),
-    ("execution_date", pa.date32()),
-])
+PIPELINE_EXECUTIONS = pa.schema(
+    [
+        ("run_id", pa.string()),
+        ("tenant_id", pa.string()),
+        ("pipeline_id", pa.string()),
+        ("trigger_type", pa.string()),
+        ("user_id", pa.string()),
+        ("parameters", pa.string()),
+        ("status", pa.string()),
+        ("start_time", pa.timestamp("us", tz="UTC")),
+        ("end_time", pa.timestamp("us", tz="UTC")),
+        ("duration_ms", pa.int64()),
+        ("error", pa.string()),
+        ("execution_date", pa.date32()),
+    ]
+)
 
-STEP_EXECUTIONS = pa.schema([
-    ("run_id", pa.string()),
-    ("tenant_id", pa.string()),
-    ("pipeline_id", pa.string()),
-    ("step_id", pa.string()),
-    ("ps_type", pa.string()),
-    ("attempt", pa.int64()),
-    ("status", pa.string()),
-    ("rows_in", pa.int64()),
-    ("rows_out", pa.int64()),
-    ("bytes_processed", pa.int64()),
-    ("start_time", pa.timestamp("us", tz="UTC")),
-    ("end_time", pa.timestamp("us", tz="UTC")),
-    ("duration_ms", pa.int64()),
-    ("error", pa.string()),
-    ("execution_date", pa.date32()),
-])
+STEP_EXECUTIONS = pa.schema(
+    [
+        ("run_id", pa.string()),
+        ("tenant_id", pa.string()),
+        ("pipeline_id", pa.string()),
+        ("step_id", pa.string()),
+        ("ps_type", pa.string()),
+        ("attempt", pa.int64()),
+        ("status", pa.string()),
+        ("rows_in", pa.int64()),
+        ("rows_out", pa.int64()),
+        ("bytes_processed", pa.int64()),
+        ("start_time", pa.timestamp("us", tz="UTC")),
+        ("end_time", pa.timestamp("us", tz="UTC")),
+        ("duration_ms", pa.int64()),
+        ("error", pa.string()),
+        ("execution_date", pa.date32()),
+    ]
+)
 
 TABLES = {"pipeline_executions": PIPELINE_EXECUTIONS, "step_executions": STEP_EXECUTIONS}
 
@@ -61,8 +65,9 @@ def ensure_metadata_tables(ctx: Context, tenant_id: str) -> None:
     dataset = metadata_dataset(tenant_id)
     ctx.warehouse.ensure_dataset(dataset)
     for name, schema in TABLES.items():
-        ctx.warehouse.create_table(f"{dataset}.{name}", schema, partition_field="execution_date",
-                                   cluster_by=("pipeline_id", "status"))
+        ctx.warehouse.create_table(
+            f"{dataset}.{name}", schema, partition_field="execution_date", cluster_by=("pipeline_id", "status")
+        )
     ensured.add(tenant_id)
 
 
@@ -102,13 +107,25 @@ def step_rows(run: dict[str, Any], stages: list[dict[str, Any]]) -> list[dict[st
             attempts = [{"attempt": 0, "status": stage["status"], "error": stage.get("error")}]
         for a in attempts:
             start, end = _ts(a.get("started_at")), _ts(a.get("ended_at"))
-            rows.append({
-                "run_id": run["run_id"], "tenant_id": run["tenant_id"], "pipeline_id": run["pipeline_id"],
-                "step_id": stage["stage_id"], "ps_type": stage.get("ps_type"), "attempt": a.get("attempt"),
-                "status": a.get("status"), "rows_in": a.get("rows_in"), "rows_out": a.get("rows_out"),
-                "bytes_processed": a.get("bytes_processed"), "start_time": start, "end_time": end,
-                "duration_ms": _ms(start, end), "error": a.get("error"), "execution_date": day,
-            })
+            rows.append(
+                {
+                    "run_id": run["run_id"],
+                    "tenant_id": run["tenant_id"],
+                    "pipeline_id": run["pipeline_id"],
+                    "step_id": stage["stage_id"],
+                    "ps_type": stage.get("ps_type"),
+                    "attempt": a.get("attempt"),
+                    "status": a.get("status"),
+                    "rows_in": a.get("rows_in"),
+                    "rows_out": a.get("rows_out"),
+                    "bytes_processed": a.get("bytes_processed"),
+                    "start_time": start,
+                    "end_time": end,
+                    "duration_ms": _ms(start, end),
+                    "error": a.get("error"),
+                    "execution_date": day,
+                }
+            )
     return rows
 
 

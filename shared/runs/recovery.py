@@ -27,7 +27,8 @@ log = logs.get_logger("cloudact.recovery")
 def handle_dead_letter(ctx: Context, received: ReceivedMessage) -> str:
     """Returns what was done (for the log line and tests)."""
     reason = received.attributes.get("cdp_dead_letter_reason") or (
-        f"dead-lettered after {received.attributes.get('CloudPubSubDeadLetterSourceDeliveryCount', '?')} deliveries")
+        f"dead-lettered after {received.attributes.get('CloudPubSubDeadLetterSourceDeliveryCount', '?')} deliveries"
+    )
     try:
         payload: Any = json.loads(received.data)
     except (UnicodeDecodeError, json.JSONDecodeError):
@@ -36,8 +37,13 @@ def handle_dead_letter(ctx: Context, received: ReceivedMessage) -> str:
     if kind == "stage.task":
         return _dead_stage_task(ctx, StageTask.model_validate(payload), reason)
     if kind == "run.requested" and isinstance(payload.get("run_id"), str):
-        moved = transition(ctx.state, run_path(payload["run_id"]), TransitionRequest(
-            "run", "FAILED", only_from=frozenset({"QUEUED"}), fields={"error": f"run request {reason}"}))
+        moved = transition(
+            ctx.state,
+            run_path(payload["run_id"]),
+            TransitionRequest(
+                "run", "FAILED", only_from=frozenset({"QUEUED"}), fields={"error": f"run request {reason}"}
+            ),
+        )
         if moved.applied:
             finish_unfinished(ctx, moved.doc)
             return "run failed"
@@ -55,8 +61,13 @@ def _dead_stage_task(ctx: Context, task: StageTask, reason: str) -> str:
         if stage["status"] == "RUNNING" and utc_now() < parse_iso(stage["lease_until"]):
             publish_stage_tasks(ctx.bus, run, [task.stage_id])
             return "republished: attempt still running"
-        moved = transition(ctx.state, stage_path(task.run_id, task.stage_id), TransitionRequest(
-            "stage", "FAILED", only_from=frozenset({"QUEUED", "RUNNING"}), fields={"error": f"stage task {reason}"}))
+        moved = transition(
+            ctx.state,
+            stage_path(task.run_id, task.stage_id),
+            TransitionRequest(
+                "stage", "FAILED", only_from=frozenset({"QUEUED", "RUNNING"}), fields={"error": f"stage task {reason}"}
+            ),
+        )
         log.error("stage task dead-lettered: %s", reason)
         if not is_terminal(str(run["status"])):
             advance(ctx, run, actor="maintenance")
@@ -79,13 +90,19 @@ def watchdog(ctx: Context) -> dict[str, int]:
             if run.get("deadline_at") and now > parse_iso(run["deadline_at"]):
                 for stage in stages:
                     if not is_terminal(str(stage["status"])):
-                        transition(ctx.state, stage_path(run["run_id"], stage["stage_id"]), TransitionRequest(
-                            "stage", "TIMED_OUT", fields={"error": "run deadline passed"}))
+                        transition(
+                            ctx.state,
+                            stage_path(run["run_id"], stage["stage_id"]),
+                            TransitionRequest("stage", "TIMED_OUT", fields={"error": "run deadline passed"}),
+                        )
                 finish_run(ctx, run, list_stages(ctx.state, run["run_id"]))
                 timed_out += 1
                 continue
-            lost = [s["stage_id"] for s in stages
-                    if s["status"] == "RUNNING" and s.get("lease_until") and now > parse_iso(s["lease_until"])]
+            lost = [
+                s["stage_id"]
+                for s in stages
+                if s["status"] == "RUNNING" and s.get("lease_until") and now > parse_iso(s["lease_until"])
+            ]
             if lost:
                 publish_stage_tasks(ctx.bus, run, lost)
                 redispatched += len(lost)

@@ -35,7 +35,8 @@ RUN_TRANSITIONS: Final[dict[str, frozenset[str]]] = {
 STAGE_TRANSITIONS: Final[dict[str, frozenset[str]]] = {
     # QUEUED -> FAILED: dead-lettered or the run's own failure before the stage could start.
     "QUEUED": frozenset({"RUNNING", "SKIPPED", "FAILED", "CANCELLED", "TIMED_OUT"}),
-    # RUNNING -> QUEUED: a transient failure with attempts left. RUNNING -> RUNNING: a new attempt takes over a lost one.
+    # RUNNING -> QUEUED: a transient failure with attempts left.
+    # RUNNING -> RUNNING: a new attempt takes over one whose worker was lost.
     "RUNNING": frozenset({"SUCCEEDED", "FAILED", "TIMED_OUT", "CANCELLED", "QUEUED", "RUNNING"}),
 }
 

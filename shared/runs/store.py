@@ -55,9 +55,9 @@ def create_run(
         if not store.create(key_path, {"run_id": run_id, "tenant_id": tenant_id, "created_at": iso(now)}):
             existing = store.get(key_path) or {}
             run_id = str(existing.get("run_id", run_id))
-            doc = store.get(run_path(run_id))
-            if doc is not None:
-                return CreatedRun(run_id, False, doc)
+            existing_run = store.get(run_path(run_id))
+            if existing_run is not None:
+                return CreatedRun(run_id, False, existing_run)
     doc: Doc = {
         "run_id": run_id,
         "tenant_id": tenant_id,

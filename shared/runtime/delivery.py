@@ -25,8 +25,14 @@ M = TypeVar("M", bound=Message)
 
 def dead_letter(ctx: Context, received: ReceivedMessage, reason: str, function: str) -> None:
     attrs = dict(received.attributes)
-    attrs.update({"cdp_dead_letter_reason": reason[:1000], "cdp_source_function": function,
-                  "cdp_source_topic": received.topic, "cdp_source_message_id": received.message_id})
+    attrs.update(
+        {
+            "cdp_dead_letter_reason": reason[:1000],
+            "cdp_source_function": function,
+            "cdp_source_topic": received.topic,
+            "cdp_source_message_id": received.message_id,
+        }
+    )
     ctx.bus.publish(topics.DEAD_LETTERS, [OutboundMessage(received.data, attrs)])
 
 
@@ -39,8 +45,11 @@ def handle_event(cloud_event: Any, model: type[M], handler: Callable[[Context, M
     except UndecodableMessage as exc:
         raw = cloud_event.data if hasattr(cloud_event, "data") else None
         received = _best_effort(raw)
-        log.error("undecodable message dead-lettered: %s", exc, extra={"fields": {"function": function,
-                                                                                   "message_id": received.message_id}})
+        log.error(
+            "undecodable message dead-lettered: %s",
+            exc,
+            extra={"fields": {"function": function, "message_id": received.message_id}},
+        )
         dead_letter(ctx, received, str(exc), function)
         return
     ids = {k: getattr(message, k, None) for k in logs.ID_FIELDS}
@@ -69,7 +78,12 @@ def _best_effort(raw: Any) -> ReceivedMessage:
             payload = base64.b64decode(data, validate=True)
         except Exception:
             payload = str(data).encode()
-        attrs = message.get("attributes") if isinstance(message.get("attributes"), dict) else {}
-        return ReceivedMessage(payload, {str(k): str(v) for k, v in attrs.items()},
-                               str(message.get("messageId", "")), str(message.get("publishTime", "")))
+        raw_attrs = message.get("attributes")
+        attrs: dict[str, Any] = raw_attrs if isinstance(raw_attrs, dict) else {}
+        return ReceivedMessage(
+            payload,
+            {str(k): str(v) for k, v in attrs.items()},
+            str(message.get("messageId", "")),
+            str(message.get("publishTime", "")),
+        )
     return ReceivedMessage(json.dumps(raw, default=str).encode(), {}, "", "")

@@ -26,9 +26,15 @@ def to_cloud_event(project: str, message: ReceivedMessage) -> Any:
     attrs = cloud_event_attributes(project, message.topic, message.message_id, message.publish_time)
     import base64
 
-    data = {"message": {"data": base64.b64encode(message.data).decode(), "attributes": message.attributes,
-                        "messageId": message.message_id, "publishTime": message.publish_time},
-            "deliveryAttempt": message.delivery_attempt}
+    data = {
+        "message": {
+            "data": base64.b64encode(message.data).decode(),
+            "attributes": message.attributes,
+            "messageId": message.message_id,
+            "publishTime": message.publish_time,
+        },
+        "deliveryAttempt": message.delivery_attempt,
+    }
     return CloudEvent(attrs, data)
 
 
@@ -46,16 +52,28 @@ class EmbeddedRuntime:
     bus: InProcessBus
     context: Context
 
-    def call_api(self, method: str, path: str, body: Any = None, headers: dict[str, str] | None = None,
-                 query: dict[str, str] | None = None) -> ApiResponse:
+    def call_api(
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        headers: dict[str, str] | None = None,
+        query: dict[str, str] | None = None,
+    ) -> ApiResponse:
         """Call the `api` function entry point with a real Flask request, as functions-framework would."""
         from flask import request
 
         data = b"" if body is None else (body if isinstance(body, bytes) else json.dumps(body).encode())
         app = _flask_app()
         entry = _entry_points()["api"]
-        with app.test_request_context(path, method=method, data=data, headers=headers or {},
-                                      query_string=query or {}, content_type="application/json"):
+        with app.test_request_context(
+            path,
+            method=method,
+            data=data,
+            headers=headers or {},
+            query_string=query or {},
+            content_type="application/json",
+        ):
             text, status, out_headers = entry(request)
         return ApiResponse(status, json.loads(text), dict(out_headers))
 
@@ -80,12 +98,21 @@ def _flask_app() -> Any:
     return _app
 
 
-def start(settings: Settings | None = None, workers: int = 8, max_backoff_s: float = 0.5,
-          duplicate_deliveries: int = 1, max_delivery_attempts: int = 20) -> EmbeddedRuntime:
+def start(
+    settings: Settings | None = None,
+    workers: int = 8,
+    max_backoff_s: float = 0.5,
+    duplicate_deliveries: int = 1,
+    max_delivery_attempts: int = 20,
+) -> EmbeddedRuntime:
     """Build adapters, wire every topic to its function entry point, and install the context for this process."""
     settings = settings or Settings.from_env()
-    bus = InProcessBus(workers=workers, max_backoff_s=max_backoff_s, duplicate_deliveries=duplicate_deliveries,
-                       max_delivery_attempts=max_delivery_attempts)
+    bus = InProcessBus(
+        workers=workers,
+        max_backoff_s=max_backoff_s,
+        duplicate_deliveries=duplicate_deliveries,
+        max_delivery_attempts=max_delivery_attempts,
+    )
     context = Context(settings, _bus=bus)
     set_context(context)
     entries = _entry_points()

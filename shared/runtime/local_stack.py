@@ -5,12 +5,12 @@ subscription, and a pull subscription on the dead-letter topic).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import subprocess
 import sys
 import time
-import urllib.request
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,20 +29,24 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def provision_pubsub(project: str, push_urls: Mapping[str, str], min_backoff_s: float = 0.1,
-                     max_backoff_s: float = 2.0, max_delivery_attempts: int = 10, ack_deadline_s: int = 60) -> None:
+def provision_pubsub(
+    project: str,
+    push_urls: Mapping[str, str],
+    min_backoff_s: float = 0.1,
+    max_backoff_s: float = 2.0,
+    max_delivery_attempts: int = 10,
+    ack_deadline_s: int = 60,
+) -> None:
     """Create every topic and push subscription (idempotent). `push_urls`: function name -> base URL."""
     from google.api_core import exceptions as gexc
-    from google.cloud import pubsub_v1
+    from google.cloud import pubsub_v1  # type: ignore[attr-defined]
     from google.protobuf import duration_pb2
 
     publisher = pubsub_v1.PublisherClient()
     subscriber = pubsub_v1.SubscriberClient()
     for topic in topics.ALL_TOPICS:
-        try:
+        with contextlib.suppress(gexc.AlreadyExists):
             publisher.create_topic(name=publisher.topic_path(project, topic))
-        except gexc.AlreadyExists:
-            pass
     dead_letter_topic = publisher.topic_path(project, topics.DEAD_LETTERS)
     for topic, function in topics.SUBSCRIBERS.items():
         request: dict[str, Any] = {
@@ -50,21 +54,22 @@ def provision_pubsub(project: str, push_urls: Mapping[str, str], min_backoff_s: 
             "topic": publisher.topic_path(project, topic),
             "push_config": {"push_endpoint": f"{push_urls[function]}/projects/{project}/topics/{topic}"},
             "ack_deadline_seconds": ack_deadline_s,
-            "retry_policy": {"minimum_backoff": duration_pb2.Duration(nanos=int(min_backoff_s * 1e9)),
-                             "maximum_backoff": duration_pb2.Duration(seconds=int(max_backoff_s))},
+            "retry_policy": {
+                "minimum_backoff": duration_pb2.Duration(nanos=int(min_backoff_s * 1e9)),
+                "maximum_backoff": duration_pb2.Duration(seconds=int(max_backoff_s)),
+            },
         }
         if topic != topics.DEAD_LETTERS:
-            request["dead_letter_policy"] = {"dead_letter_topic": dead_letter_topic,
-                                             "max_delivery_attempts": max_delivery_attempts}
-        try:
+            request["dead_letter_policy"] = {
+                "dead_letter_topic": dead_letter_topic,
+                "max_delivery_attempts": max_delivery_attempts,
+            }
+        with contextlib.suppress(gexc.AlreadyExists):
             subscriber.create_subscription(request=request)
-        except gexc.AlreadyExists:
-            pass
-    try:
-        subscriber.create_subscription(name=subscriber.subscription_path(project, DEAD_LETTER_PULL_SUBSCRIPTION),
-                                       topic=dead_letter_topic)
-    except gexc.AlreadyExists:
-        pass
+    with contextlib.suppress(gexc.AlreadyExists):
+        subscriber.create_subscription(
+            name=subscriber.subscription_path(project, DEAD_LETTER_PULL_SUBSCRIPTION), topic=dead_letter_topic
+        )
 
 
 @dataclass
@@ -112,8 +117,9 @@ def _wait_port(port: int, process: subprocess.Popen[bytes], log_path: Path, time
     raise RuntimeError(f"function server on :{port} not ready in {timeout_s}s:\n{log_path.read_text()[-3000:]}")
 
 
-def start_stack(project: str, env: Mapping[str, str], log_dir: Path, functions: tuple[str, ...] | None = None,
-                **provision_args: Any) -> LocalStack:
+def start_stack(
+    project: str, env: Mapping[str, str], log_dir: Path, functions: tuple[str, ...] | None = None, **provision_args: Any
+) -> LocalStack:
     """Start one functions-framework process per function (host 127.0.0.1), then wire Pub/Sub push to them."""
     names = functions or ("api", *sorted(set(topics.SUBSCRIBERS.values())))
     log_dir.mkdir(parents=True, exist_ok=True)
@@ -126,9 +132,23 @@ def start_stack(project: str, env: Mapping[str, str], log_dir: Path, functions: 
             log_path = log_dir / f"{name}.log"
             signature = "http" if name in HTTP_FUNCTIONS else "cloudevent"
             process = subprocess.Popen(
-                [binary, "--target", name, "--source", str(REPO_ROOT / "main.py"), "--signature-type", signature,
-                 "--host", "127.0.0.1", "--port", str(port)],
-                cwd=REPO_ROOT, env=child_env, stdout=log_path.open("wb"), stderr=subprocess.STDOUT,
+                [
+                    binary,
+                    "--target",
+                    name,
+                    "--source",
+                    str(REPO_ROOT / "main.py"),
+                    "--signature-type",
+                    signature,
+                    "--host",
+                    "127.0.0.1",
+                    "--port",
+                    str(port),
+                ],
+                cwd=REPO_ROOT,
+                env=child_env,
+                stdout=log_path.open("wb"),
+                stderr=subprocess.STDOUT,
             )
             stack.servers[name] = FunctionServer(name, port, process, log_path)
         for server in stack.servers.values():
@@ -141,13 +161,16 @@ def start_stack(project: str, env: Mapping[str, str], log_dir: Path, functions: 
     return stack
 
 
-def http_json(method: str, url: str, body: bytes | None = None, headers: Mapping[str, str] | None = None,
-              timeout_s: float = 30.0) -> tuple[int, Any]:
+def http_json(
+    method: str, url: str, body: bytes | None = None, headers: Mapping[str, str] | None = None, timeout_s: float = 30.0
+) -> tuple[int, Any]:
     import json
     import urllib.error
+    import urllib.request
 
-    request = urllib.request.Request(url, data=body, method=method,
-                                     headers={"Content-Type": "application/json", **(headers or {})})
+    request = urllib.request.Request(
+        url, data=body, method=method, headers={"Content-Type": "application/json", **(headers or {})}
+    )
     try:
         with urllib.request.urlopen(request, timeout=timeout_s) as response:
             return int(response.status), json.loads(response.read() or b"null")

@@ -24,8 +24,12 @@ def handle_maintenance_event(cloud_event: Any) -> None:
     except UndecodableMessage as exc:
         log.error("maintenance got an undecodable event, dropped: %s", exc)
         return
-    with logs.log_context(function="maintenance", message_id=received.message_id,
-                          run_id=received.attributes.get("run_id"), tenant_id=received.attributes.get("tenant_id")):
+    with logs.log_context(
+        function="maintenance",
+        message_id=received.message_id,
+        run_id=received.attributes.get("run_id"),
+        tenant_id=received.attributes.get("tenant_id"),
+    ):
         if received.topic == topics.DEAD_LETTERS or any(m in received.attributes for m in _DEAD_LETTER_MARKERS):
             outcome = handle_dead_letter(ctx, received)
             log.warning("dead letter handled: %s", outcome)

@@ -29,9 +29,25 @@ def trigger_scheduled_run(ctx: Context, tick: ScheduleTick) -> None:
     if run["status"] != "QUEUED":
         log.info("tick already started run %s", created.run_id)
         return
-    message = RunRequest(run_id=created.run_id, tenant_id=tick.tenant_id, pipeline_id=tick.pipeline_id,
-                         parameters=dict(run.get("parameters") or {}), trigger=trigger,
-                         requested_at=parse_iso(run["created_at"]))
-    ctx.bus.publish(topics.RUN_REQUESTS, [OutboundMessage(message.to_bytes(), {
-        "tenant_id": tick.tenant_id, "run_id": created.run_id, "pipeline_id": tick.pipeline_id,
-        "kind": "run.requested"})])
+    message = RunRequest(
+        run_id=created.run_id,
+        tenant_id=tick.tenant_id,
+        pipeline_id=tick.pipeline_id,
+        parameters=dict(run.get("parameters") or {}),
+        trigger=trigger,
+        requested_at=parse_iso(run["created_at"]),
+    )
+    ctx.bus.publish(
+        topics.RUN_REQUESTS,
+        [
+            OutboundMessage(
+                message.to_bytes(),
+                {
+                    "tenant_id": tick.tenant_id,
+                    "run_id": created.run_id,
+                    "pipeline_id": tick.pipeline_id,
+                    "kind": "run.requested",
+                },
+            )
+        ],
+    )

@@ -21,8 +21,10 @@ def require_emulators() -> None:
     missing = [name for name in REQUIRED if not os.environ.get(name)]
     if not missing:
         return
-    message = (f"emulator stack not running ({', '.join(missing)} unset): run `make test`, which starts it; "
-               "install the Google emulators with `gcloud components install pubsub-emulator cloud-firestore-emulator`")
+    message = (
+        f"emulator stack not running ({', '.join(missing)} unset): run `make test`, which starts it; "
+        "install the Google emulators with `gcloud components install pubsub-emulator cloud-firestore-emulator`"
+    )
     if os.environ.get("CI") == "true":
         pytest.fail(message)
     pytest.skip(message)

@@ -17,8 +17,12 @@ pytestmark = pytest.mark.emulator
 
 
 def _execute(stack: Any, tenant: str, pipeline: str, **body: Any) -> tuple[int, Any]:
-    return http_json("POST", f"{stack.api_url}/api/v1/tenants/{tenant}/pipelines/execute",
-                     json.dumps({"pipeline_id": pipeline, **body}).encode(), {"X-User-ID": "e2e"})
+    return http_json(
+        "POST",
+        f"{stack.api_url}/api/v1/tenants/{tenant}/pipelines/execute",
+        json.dumps({"pipeline_id": pipeline, **body}).encode(),
+        {"X-User-ID": "e2e"},
+    )
 
 
 def _wait_terminal(stack: Any, tenant: str, run_id: str, timeout: float = 90.0) -> dict[str, Any]:
@@ -38,14 +42,23 @@ def test_sample_pipeline_runs_to_succeeded_through_emulators(emulator_stack: Any
     assert status == 202, body
     run = _wait_terminal(emulator_stack, "acme", body["run_id"])
     assert run["status"] == "SUCCEEDED", run
-    assert [s["stage_id"] for s in run["stages"]] == ["load_orders", "revenue_by_region", "revenue_by_product",
-                                                      "daily_summary"]
+    assert [s["stage_id"] for s in run["stages"]] == [
+        "load_orders",
+        "revenue_by_region",
+        "revenue_by_product",
+        "daily_summary",
+    ]
     assert all(s["status"] == "SUCCEEDED" and len(s["attempts"]) == 1 for s in run["stages"])
     assert run["stages"][0]["rows_out"] == 5000
     ctx = stack_context(emulator_stack)
-    history = wait_for(lambda: ctx.warehouse.query(
-        "SELECT status FROM acme_metadata.pipeline_executions WHERE run_id = @r AND execution_date >= "
-        "DATE_SUB(CURRENT_DATE(), INTERVAL 7 DAY)", {"r": body["run_id"]}).to_pylist(), timeout=30)
+    history = wait_for(
+        lambda: ctx.warehouse.query(
+            "SELECT status FROM acme_metadata.pipeline_executions WHERE run_id = @r AND execution_date >= "
+            "DATE_SUB(CURRENT_DATE(), INTERVAL 7 DAY)",
+            {"r": body["run_id"]},
+        ).to_pylist(),
+        timeout=30,
+    )
     assert history == [{"status": "SUCCEEDED"}]
     assert ctx.warehouse.query("SELECT COUNT(*) AS n FROM acme_sales.orders").to_pylist() == [{"n": 5000}]
     print(f"emulator e2e: run {body['run_id']} SUCCEEDED in {time.monotonic() - started:.2f}s wall")
@@ -69,8 +82,9 @@ def test_undecodable_message_is_dead_lettered_on_emulators(emulator_stack: Any) 
     from shared.runtime.local_stack import DEAD_LETTER_PULL_SUBSCRIPTION
 
     publisher = pubsub_v1.PublisherClient()
-    publisher.publish(publisher.topic_path(emulator_stack.project, topics.STAGE_TASKS), b"garbage",
-                      tenant_id="testco").result(timeout=10)
+    publisher.publish(
+        publisher.topic_path(emulator_stack.project, topics.STAGE_TASKS), b"garbage", tenant_id="testco"
+    ).result(timeout=10)
     subscriber = pubsub_v1.SubscriberClient()
     sub = subscriber.subscription_path(emulator_stack.project, DEAD_LETTER_PULL_SUBSCRIPTION)
 

@@ -20,8 +20,9 @@ def _events(runtime: Any, run_id: str) -> list[dict[str, Any]]:
 def test_sample_pipeline_succeeds_and_writes_rows_and_history(runtime: Any) -> None:
     run = run_to_end(runtime, "acme", "daily_sales")
     assert run["status"] == "SUCCEEDED", run
-    assert _statuses(run) == dict.fromkeys(["load_orders", "revenue_by_region", "revenue_by_product",
-                                            "daily_summary"], "SUCCEEDED")
+    assert _statuses(run) == dict.fromkeys(
+        ["load_orders", "revenue_by_region", "revenue_by_product", "daily_summary"], "SUCCEEDED"
+    )
     assert [s["rows_out"] for s in run["stages"]] == [5000, 4, 25, 1]
     wh = runtime.context.warehouse
     total = wh.query("SELECT SUM(amount) AS s FROM acme_sales.orders").column("s")[0].as_py()
@@ -29,10 +30,13 @@ def test_sample_pipeline_succeeds_and_writes_rows_and_history(runtime: Any) -> N
     assert abs(total - summary) < 0.01
     history = wh.query(
         "SELECT status FROM acme_metadata.pipeline_executions "
-        "WHERE execution_date >= CURRENT_DATE() - 7 AND run_id = @run_id", {"run_id": run["run_id"]})
+        "WHERE execution_date >= CURRENT_DATE() - 7 AND run_id = @run_id",
+        {"run_id": run["run_id"]},
+    )
     assert history.column("status").to_pylist() == ["SUCCEEDED"]
-    steps = wh.query("SELECT step_id, attempt, status FROM acme_metadata.step_executions WHERE run_id = @r",
-                     {"r": run["run_id"]})
+    steps = wh.query(
+        "SELECT step_id, attempt, status FROM acme_metadata.step_executions WHERE run_id = @r", {"r": run["run_id"]}
+    )
     assert sorted(steps.column("step_id").to_pylist()) == sorted(_statuses(run))
     types = [e["type"] for e in _events(runtime, run["run_id"])]
     assert sorted(types) == ["run.started", "run.succeeded"]
@@ -71,22 +75,30 @@ def test_transient_failures_are_retried_then_succeed_with_attempts_recorded(runt
     run = run_to_end(runtime, "testco", "flaky")
     assert run["status"] == "SUCCEEDED"
     wobbly = next(s for s in run["stages"] if s["stage_id"] == "wobbly")
-    assert [(a["attempt"], a["status"]) for a in wobbly["attempts"]] == [(1, "FAILED"), (2, "FAILED"),
-                                                                           (3, "SUCCEEDED")]
+    assert [(a["attempt"], a["status"]) for a in wobbly["attempts"]] == [(1, "FAILED"), (2, "FAILED"), (3, "SUCCEEDED")]
     assert "injected transient failure on attempt 1" in wobbly["attempts"][0]["error"]
     assert wobbly["rows_out"] == 7
     steps = runtime.context.warehouse.query(
-        "SELECT attempt, status FROM testco_metadata.step_executions WHERE step_id = 'wobbly' ORDER BY attempt")
-    assert steps.to_pylist() == [{"attempt": 1, "status": "FAILED"}, {"attempt": 2, "status": "FAILED"},
-                                 {"attempt": 3, "status": "SUCCEEDED"}]
+        "SELECT attempt, status FROM testco_metadata.step_executions WHERE step_id = 'wobbly' ORDER BY attempt"
+    )
+    assert steps.to_pylist() == [
+        {"attempt": 1, "status": "FAILED"},
+        {"attempt": 2, "status": "FAILED"},
+        {"attempt": 3, "status": "SUCCEEDED"},
+    ]
     assert sum(1 for e in _events(runtime, run["run_id"]) if e["type"] == "stage.retrying") == 2
 
 
 def test_terminal_failure_fails_run_skips_dependants_and_is_not_redelivered(runtime: Any) -> None:
     run = run_to_end(runtime, "testco", "broken")
     assert run["status"] == "FAILED"
-    assert _statuses(run) == {"extract": "FAILED", "transform": "SKIPPED", "publish": "SKIPPED",
-                              "side_branch": "SUCCEEDED", "alert_on_failure": "SUCCEEDED"}
+    assert _statuses(run) == {
+        "extract": "FAILED",
+        "transform": "SKIPPED",
+        "publish": "SKIPPED",
+        "side_branch": "SUCCEEDED",
+        "alert_on_failure": "SUCCEEDED",
+    }
     assert "fail_terminal" in run["error"] and run["failed_stage"] == "extract"
     extract = next(s for s in run["stages"] if s["stage_id"] == "extract")
     assert len(extract["attempts"]) == 1  # terminal: never retried
