@@ -44,6 +44,9 @@ live_pid() {
 # Both emulators answer GET / with "Ok" once they serve requests.
 is_ready() { curl -sf --max-time 2 "http://$HOST:$1/" 2>/dev/null | grep -q Ok; }
 
+# Something (anything) accepts TCP connections on the port.
+port_busy() { (exec 3<>"/dev/tcp/$HOST/$1") 2>/dev/null; }
+
 java_major() {
   local v
   v="$(java -version 2>&1 | sed -n 's/.*version "\([0-9][0-9]*\)\(\.[^"]*\)\{0,1\}".*/\1/p' | head -n1)"
@@ -76,6 +79,13 @@ launch() {
     echo "$name: port $port already serves an emulator not started by this script; using it (stop will not touch it)"
     return 0
   fi
+  if port_busy "$port"; then
+    local var=CLOUDACT_PUBSUB_PORT
+    [[ "$name" == pubsub ]] || var=CLOUDACT_FIRESTORE_PORT
+    echo "$name: port $port is taken by another program; free it or pick another port with $var=..." >&2
+    rollback
+    exit 1
+  fi
   : >"$(log_file "$name")"
   # A backgrounded child of a non-interactive shell is not a group leader, so setsid execs in place: $! is the JVM
   # (the pubsub bin script execs java too) and is the leader of its own process group.
@@ -88,14 +98,22 @@ launch() {
       </dev/null >>"$(log_file "$name")" 2>&1 &
   fi
   echo $! >"$(pid_file "$name")"
+  LAUNCHED+=("$name")
   echo "$name emulator starting (pid $!, port $port, log $(log_file "$name"))"
+}
+
+# A failed start leaves nothing behind: stop whatever this invocation launched (not what was already running).
+LAUNCHED=()
+rollback() {
+  local name
+  for name in "${LAUNCHED[@]}"; do stop_one "$name" >/dev/null 2>&1 || true; done
 }
 
 fail_with_log() {
   local name="$1" why="$2"
   echo "$name emulator $why; last lines of $(log_file "$name"):" >&2
   tail -n 30 "$(log_file "$name")" >&2 || true
-  stop_one "$name" >/dev/null 2>&1 || true
+  rollback
   exit 1
 }
 
@@ -106,6 +124,10 @@ wait_ready() {
   until is_ready "$port"; do
     if [[ -f "$(pid_file "$name")" ]] && ! live_pid "$name" >/dev/null; then
       fail_with_log "$name" "exited before becoming ready"
+    fi
+    # The pubsub JVM survives a failed bind (other threads keep it alive), so read the log instead of waiting 60 s.
+    if grep -q "BindException\|Address already in use" "$(log_file "$name")" 2>/dev/null; then
+      fail_with_log "$name" "could not bind $HOST:$port"
     fi
     ((SECONDS < deadline)) || fail_with_log "$name" "not ready on port $port after ${READY_TIMEOUT_S}s"
     sleep 0.1
