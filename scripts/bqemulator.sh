@@ -28,9 +28,11 @@ install() {
   fi
   echo "bqemulator: installing into $VENV (once)..." >&2
   "$PYTHON" -m venv "$VENV"
+  # (pip's "Location ... is ignored" notes come from this machine's pip config and are noise: filtered out.)
   "$VENV/bin/pip" install --quiet --disable-pip-version-check bqemulator numpy \
     "duckdb==$DUCKDB_VERSION" "duckdb-extensions==$DUCKDB_VERSION" \
-    "duckdb-extension-spatial==$DUCKDB_VERSION" "duckdb-extension-avro==$DUCKDB_VERSION"
+    "duckdb-extension-spatial==$DUCKDB_VERSION" "duckdb-extension-avro==$DUCKDB_VERSION" 2>&1 |
+    { grep -v "is ignored: it is neither a file nor a directory" || true; } >&2
   fix_extensions
   touch "$VENV/.cloudact-ready"
 }
@@ -41,7 +43,22 @@ fix_extensions() {
 }
 
 running() {
-  [[ -f "$PIDFILE" ]] && kill -0 "$(cat "$PIDFILE")" 2>/dev/null
+  # Also checks the command line, so a stale pid file never makes `stop` kill an unrelated process that reused the pid.
+  local pid
+  [[ -f "$PIDFILE" ]] || return 1
+  pid="$(cat "$PIDFILE")"
+  kill -0 "$pid" 2>/dev/null && tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q bqemulator
+}
+
+port_busy() {
+  (: </dev/tcp/127.0.0.1/"$1") 2>/dev/null
+}
+
+show_log() {
+  echo "bqemulator: $1; errors in $LOGFILE, then its tail:" >&2
+  grep -iE "error|exception" "$LOGFILE" | head -n 10 >&2 || true
+  echo "---" >&2
+  tail -n 25 "$LOGFILE" >&2
 }
 
 healthy() {
@@ -60,6 +77,12 @@ start() {
     echo "bqemulator: port $PORT already serves a bqemulator not started by this script; using it" >&2
     return 0
   fi
+  for p in "$PORT" "$GRPC_PORT"; do
+    if port_busy "$p"; then
+      echo "bqemulator: port $p is taken by another program; set CLOUDACT_BQEMU_PORT / CLOUDACT_BQEMU_GRPC_PORT" >&2
+      return 1
+    fi
+  done
   install
   # The extension copy lives in $HOME, not in the venv: redo it if a fresh HOME lost it (cheap).
   if ! compgen -G "$HOME/.duckdb/extensions/v$DUCKDB_VERSION/*/spatial.duckdb_extension" >/dev/null; then
@@ -74,14 +97,12 @@ start() {
   local deadline=$((SECONDS + 60))
   until healthy; do
     if ! running; then
-      echo "bqemulator: exited during startup; log tail:" >&2
-      tail -n 40 "$LOGFILE" >&2
+      show_log "exited during startup"
       rm -f "$PIDFILE"
       return 1
     fi
     if ((SECONDS >= deadline)); then
-      echo "bqemulator: not healthy after 60 s; log tail:" >&2
-      tail -n 40 "$LOGFILE" >&2
+      show_log "not healthy after 60 s"
       stop
       return 1
     fi
@@ -93,6 +114,11 @@ start() {
 stop() {
   if [[ ! -f "$PIDFILE" ]]; then
     echo "bqemulator: not running" >&2
+    return 0
+  fi
+  if ! running; then
+    rm -f "$PIDFILE"
+    echo "bqemulator: not running (stale pid file removed)" >&2
     return 0
   fi
   local pid

@@ -2,7 +2,9 @@
 
 Why every call carries an explicit `retry=` and `timeout=`: the client's defaults retry HTTP 5xx for up to 600 s, so one
 bad request (bqemulator answers some with a 500) would freeze a Cloud Function until its own timeout. Here retries stop
-after `retry_deadline_s` and the pipeline's own redelivery (a TransientError -> nack) takes over.
+after `retry_deadline_s` and the pipeline's own redelivery (a TransientError -> nack) takes over. `job_retry=None` too:
+with any job_retry set, `Client.query` wraps the job insert in a private 600 s retry that ignores our deadline (seen:
+a query to a dead endpoint hung 575 s with `job_retry=DEFAULT_JOB_RETRY.with_deadline(2)`).
 
 Choices that keep one code path valid on both real BigQuery and bqemulator:
 - Results come back with `to_arrow(create_bqstorage_client=False)`: no Storage API client, no extra dependency.
@@ -60,7 +62,6 @@ class BigQueryWarehouse:
         self._timeout = request_timeout_s
         self._job_timeout = job_timeout_s
         self._retry = bigquery.DEFAULT_RETRY.with_deadline(retry_deadline_s)
-        self._job_retry = bigquery.retry.DEFAULT_JOB_RETRY.with_deadline(retry_deadline_s)
         if endpoint:
             from google.api_core.client_options import ClientOptions
             from google.auth.credentials import AnonymousCredentials
@@ -115,7 +116,7 @@ class BigQueryWarehouse:
     def query(self, sql: str, params: Mapping[str, Any] | None = None) -> pa.Table:
         with _mapped_errors("query"):
             job = self._run(sql, params)
-            rows = job.result(retry=self._retry, timeout=self._job_timeout, job_retry=self._job_retry)
+            rows = job.result(retry=self._retry, timeout=self._job_timeout, job_retry=None)
             result: pa.Table = rows.to_arrow(create_bqstorage_client=False)
         return result
 
@@ -123,7 +124,7 @@ class BigQueryWarehouse:
         """Run DDL/DML; returns BigQuery's `num_dml_affected_rows` (None, i.e. 0, for DDL such as CREATE TABLE AS)."""
         with _mapped_errors("execute"):
             job = self._run(sql, params)
-            job.result(retry=self._retry, timeout=self._job_timeout, job_retry=self._job_retry)
+            job.result(retry=self._retry, timeout=self._job_timeout, job_retry=None)
         return int(job.num_dml_affected_rows or 0)
 
     def write_table(self, table: str, data: pa.Table, mode: WriteMode = "append") -> int:
@@ -173,9 +174,7 @@ class BigQueryWarehouse:
         config = self._bq.QueryJobConfig(
             query_parameters=[_parameter(self._bq, k, v) for k, v in (params or {}).items()]
         )
-        return self._client.query(
-            sql, job_config=config, retry=self._retry, timeout=self._timeout, job_retry=self._job_retry
-        )
+        return self._client.query(sql, job_config=config, retry=self._retry, timeout=self._timeout, job_retry=None)
 
 
 # -- parameters and schemas --------------------------------------------------------------------------------------

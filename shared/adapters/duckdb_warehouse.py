@@ -11,16 +11,20 @@ Patched so DuckDB answers like BigQuery:
 - `DATE_TRUNC(...)` returns a DATE in BigQuery but a TIMESTAMP in DuckDB: it is cast back to DATE (so a TIMESTAMP
   argument also comes back as a DATE here; use `TIMESTAMP_TRUNC` for timestamps, as on BigQuery).
 - Non-integer numeric literals (`1.5`) are FLOAT64 in BigQuery but DECIMAL in DuckDB: they are cast to DOUBLE.
+- `NUMERIC` is DECIMAL(38, 9) in BigQuery but a bare DECIMAL is (18, 3) in DuckDB: it is spelled DECIMAL(38, 9).
+- `EXTRACT(ISOWEEK ...)` is DuckDB's `WEEK`.
 - Result columns are widened to BigQuery's types: small ints -> int64, float32 -> float64, and the HUGEINT that DuckDB
   gives for `SUM(INT64)` (decimal128(38, 0)) -> int64.
 - Naive `datetime` parameters are taken as UTC (BigQuery's TIMESTAMP rule); the session time zone is UTC.
 
 Known differences left as they are (write SQL that avoids them):
-- Integer division by zero gives NULL/inf in DuckDB; BigQuery raises. Use SAFE_DIVIDE, which agrees on both.
+- Division by zero gives inf/NULL in DuckDB; BigQuery raises. Use SAFE_DIVIDE, which agrees on both.
 - `PARSE_TIMESTAMP` returns a naive timestamp; unaliased expression columns are named differently on each engine.
 - Scripting (`DECLARE`/`SET` variables), `EXTRACT(WEEK(<weekday>) ...)` and partition decorators are not supported;
   a multi-statement call runs its statements one by one, not atomically.
 - Partitioning and clustering are accepted by `create_table` and ignored: DuckDB has neither.
+- Constructs sqlglot reports it cannot translate faithfully fail with TerminalError instead of running as something
+  else (the one exception: its EXTRACT-from-TIMESTAMPTZ warning, moot in a UTC session).
 """
 
 from __future__ import annotations
@@ -39,7 +43,8 @@ import duckdb
 import pyarrow as pa
 import sqlglot
 from sqlglot import exp
-from sqlglot.errors import ErrorLevel, ParseError, SqlglotError
+from sqlglot.dialects.dialect import Dialect
+from sqlglot.errors import ErrorLevel, ParseError, SqlglotError, UnsupportedError
 
 from shared.errors import TerminalError, TransientError
 from shared.ports.warehouse import WriteMode
@@ -47,6 +52,10 @@ from shared.ports.warehouse import WriteMode
 StatementKind = Literal["query", "dml", "ddl", "other"]
 
 _SOURCE_PREFIX = "__cloudact_src_"
+_DUCKDB = Dialect.get_or_raise("duckdb")
+# sqlglot warns that EXTRACT from a TIMESTAMP may differ by time zone: BigQuery extracts in UTC, and so does this
+# adapter's session (SET GLOBAL TimeZone='UTC').
+_HARMLESS_UNSUPPORTED = ("timezone handling differences",)
 
 
 class _Statement(NamedTuple):
@@ -234,10 +243,21 @@ def _transpile(sql: str) -> tuple[_Statement, ...]:
             names = tuple(dict.fromkeys(p.name for p in tree.find_all(exp.Parameter)))
             kind = _kind(tree)
             _patch(tree)
-            out.append(_Statement(tree.sql(dialect="duckdb", unsupported_level=ErrorLevel.RAISE), names, kind))
+            out.append(_Statement(_generate(tree), names, kind))
         return tuple(out)
     except SqlglotError as e:
         raise TerminalError(f"GoogleSQL could not be translated for DuckDB: {_describe(e)}\n[SQL: {sql[:2000]}]") from e
+
+
+def _generate(tree: exp.Expr) -> str:
+    """DuckDB text for one statement. sqlglot's "unsupported" notes mean DuckDB would compute something else, so they
+    fail the statement instead of being logged, except the ones the UTC session makes moot."""
+    generator = _DUCKDB.generator(unsupported_level=ErrorLevel.IGNORE)
+    text = generator.generate(tree)
+    problems = [m for m in generator.unsupported_messages if not any(ok in m for ok in _HARMLESS_UNSUPPORTED)]
+    if problems:
+        raise UnsupportedError("; ".join(problems))
+    return text
 
 
 def _describe(error: SqlglotError) -> str:
@@ -261,21 +281,30 @@ def _kind(tree: exp.Expr) -> StatementKind:
 def _patch(tree: exp.Expr) -> None:
     """Rewrite, in place, the GoogleSQL constructs that DuckDB would silently answer differently (module docstring).
     Deepest nodes first, so an outer node's copy already holds its patched children."""
-    nodes = list(tree.find_all(exp.Extract, exp.DateTrunc, exp.Literal))
+    nodes = list(tree.find_all(exp.Extract, exp.DateTrunc, exp.Literal, exp.DataType))
     for node in reversed(nodes):
         if isinstance(node, exp.Extract):
             part = node.this.name.upper() if isinstance(node.this, exp.Var) else ""
             if part == "DAYOFWEEK":
                 node.replace(exp.paren(exp.Add(this=node.copy(), expression=exp.Literal.number(1)), copy=False))
             elif part == "WEEK":
-                strftime = exp.Anonymous(
-                    this="STRFTIME", expressions=[node.expression.copy(), exp.Literal.string("%U")]
-                )
-                node.replace(exp.cast(strftime, "BIGINT"))
+                week = exp.Anonymous(this="STRFTIME", expressions=[node.expression.copy(), exp.Literal.string("%U")])
+                node.replace(exp.cast(week, "BIGINT"))
+            elif part == "ISOWEEK":
+                node.set("this", exp.var("WEEK"))  # DuckDB's WEEK is the ISO week
         elif isinstance(node, exp.DateTrunc):
             if not _is_timestamp(node.this):
                 node.replace(exp.cast(node.copy(), "DATE"))
-        elif not node.is_string and not node.is_int and _is_plain_number(node.this):
+        elif isinstance(node, exp.DataType):
+            if node.this == exp.DataType.Type.DECIMAL and not node.expressions:
+                node.replace(exp.DataType.build("DECIMAL(38, 9)"))  # NUMERIC; DuckDB's bare DECIMAL is (18, 3)
+        elif (
+            isinstance(node, exp.Literal)
+            and not isinstance(node.parent, exp.Cast)
+            and not node.is_string
+            and not node.is_int
+            and _is_plain_number(node.this)
+        ):
             node.replace(exp.cast(node.copy(), "DOUBLE"))
 
 

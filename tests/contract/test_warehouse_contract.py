@@ -7,8 +7,12 @@ not in tests/contract/conftest.py, so this suite owns its own setup.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import os
+import socket
 import threading
+import time
+import urllib.parse
 import uuid
 from collections.abc import Iterator
 from decimal import Decimal
@@ -20,7 +24,7 @@ import pytest
 
 from shared.adapters.bigquery_warehouse import BigQueryWarehouse
 from shared.adapters.duckdb_warehouse import DuckDBWarehouse
-from shared.errors import TerminalError
+from shared.errors import TerminalError, TransientError
 from shared.ports.warehouse import Warehouse
 
 BQ_PROJECT = "cloudact-test"
@@ -65,11 +69,27 @@ def rows(ids: range) -> pa.Table:
 @pytest.fixture(params=["duckdb", pytest.param("bigquery", marks=pytest.mark.bqemulator)])
 def engine(request: pytest.FixtureRequest) -> str:
     name: str = request.param
-    if name == "bigquery" and not os.environ.get("CLOUDACT_BIGQUERY_ENDPOINT"):
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(BQEMU_MISSING + " (CI=true: the BigQuery contract must run)")
-        pytest.skip(BQEMU_MISSING)
+    if name == "bigquery":
+        endpoint = os.environ.get("CLOUDACT_BIGQUERY_ENDPOINT")
+        problem = None if endpoint and _answers(endpoint) else BQEMU_MISSING
+        if endpoint and problem:
+            problem += f" (CLOUDACT_BIGQUERY_ENDPOINT={endpoint} does not answer)"
+        if problem:
+            if os.environ.get("CI", "").lower() == "true":
+                pytest.fail(problem + " [CI=true: the BigQuery contract must run]")
+            pytest.skip(problem)
     return name
+
+
+@functools.cache
+def _answers(endpoint: str) -> bool:
+    """One TCP connect per session, so a stopped emulator costs one check instead of a retry deadline per test."""
+    url = urllib.parse.urlsplit(endpoint)
+    try:
+        socket.create_connection((url.hostname or "127.0.0.1", url.port or 80), timeout=2).close()
+    except OSError:
+        return False
+    return True
 
 
 @pytest.fixture
@@ -232,6 +252,42 @@ def test_googlesql_functions_give_the_same_answer(wh: Warehouse) -> None:
     ]
 
 
+def test_result_columns_have_bigquery_types(wh: Warehouse) -> None:
+    """Query results feed other tables and code: literal, aggregate and cast types must not depend on the engine."""
+    got = wh.query(
+        """
+        SELECT 1 AS i, 1.5 AS f, SUM(x) AS s, COUNT(*) AS n, AVG(x) AS a, 10 / 4 AS q, DIV(10, 4) AS d,
+          CAST(2.5 AS NUMERIC) AS num,
+          EXTRACT(WEEK FROM DATE '2026-11-22') AS week, EXTRACT(WEEK FROM DATE '2026-01-03') AS week0,
+          EXTRACT(ISOWEEK FROM DATE '2026-11-22') AS isoweek,
+          EXTRACT(DAYOFWEEK FROM TIMESTAMP '2026-11-22 10:00:00+00') AS dow,
+          DATE_DIFF(DATE '2026-11-22', DATE '2026-11-01', DAY) AS days
+        FROM UNNEST([1, 2, 3]) AS x
+        """
+    )
+    assert got.to_pylist() == [
+        {
+            "i": 1,
+            "f": 1.5,
+            "s": 6,
+            "n": 3,
+            "a": 2.0,
+            "q": 2.5,
+            "d": 2,
+            "num": Decimal("2.5"),
+            "week": 47,
+            "week0": 0,
+            "isoweek": 47,
+            "dow": 1,
+            "days": 21,
+        }
+    ]
+    types = {f.name: f.type for f in got.schema}
+    assert types["num"] == pa.decimal128(38, 9)
+    assert {types[c] for c in ("i", "s", "n", "d", "week", "dow", "days")} == {pa.int64()}
+    assert {types[c] for c in ("f", "a", "q")} == {pa.float64()}
+
+
 # -- DDL / DML ---------------------------------------------------------------------------------------------------
 
 
@@ -319,3 +375,21 @@ def test_eight_threads_share_one_warehouse(wh: Warehouse, dataset: str) -> None:
         t.join()
     assert errors == []
     assert count(wh, table) == 24
+
+
+# -- BigQuery failure modes (no emulator needed) -----------------------------------------------------------------
+
+
+def test_unreachable_bigquery_is_transient_within_the_retry_deadline() -> None:
+    """The client's own defaults would retry for 600 s; the adapter must give up after its deadline."""
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    wh = BigQueryWarehouse(BQ_PROJECT, endpoint=f"http://127.0.0.1:{port}", retry_deadline_s=1, request_timeout_s=1)
+    started = time.monotonic()
+    with pytest.raises(TransientError):
+        wh.query("SELECT 1 AS one")
+    with pytest.raises(TransientError):
+        wh.table_exists("ds.t")
+    assert time.monotonic() - started < 15
+    wh.close()
