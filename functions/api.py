@@ -4,7 +4,7 @@ from typing import Any
 
 import functions_framework
 
-from shared import logs
+from shared import logs, observability
 from shared.api.http import handle_flask
 from shared.runtime.context import get_context
 
@@ -12,4 +12,9 @@ from shared.runtime.context import get_context
 @functions_framework.http
 def api(request: Any) -> tuple[str, int, dict[str, str]]:
     logs.configure()
-    return handle_flask(get_context(), request)
+    ctx = get_context()
+    observability.configure(ctx.settings)
+    with observability.http_span("api", request.method, request.path, dict(request.headers.items())) as span:
+        text, status, headers = handle_flask(ctx, request)
+        span.set_attribute("http.response.status_code", status)
+    return text, status, headers

@@ -5,10 +5,16 @@ from typing import Any
 import functions_framework
 
 from shared.contracts.messages import ScheduleTick
+from shared.runtime.context import Context
 from shared.runtime.delivery import handle_event
-from shared.scheduling import trigger_scheduled_run
+from shared.scheduling import publish_time_of, trigger_scheduled_run
 
 
 @functions_framework.cloud_event
 def scheduled_trigger(cloud_event: Any) -> None:
-    handle_event(cloud_event, ScheduleTick, trigger_scheduled_run, "scheduled_trigger")
+    published_at = publish_time_of(cloud_event)  # dates a static Scheduler tick that carries no scheduled_for
+
+    def trigger(ctx: Context, tick: ScheduleTick) -> None:
+        trigger_scheduled_run(ctx, tick, published_at)
+
+    handle_event(cloud_event, ScheduleTick, trigger, "scheduled_trigger")

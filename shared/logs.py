@@ -33,12 +33,20 @@ class JsonFormatter(logging.Formatter):
         for key in ID_FIELDS:
             entry[key] = bound.get(key)
         entry.update({k: v for k, v in bound.items() if k not in ID_FIELDS})
+        entry.update(_trace_fields())
         extra = getattr(record, "fields", None)
         if isinstance(extra, dict):
             entry.update(extra)
         if record.exc_info:
             entry["stack_trace"] = self.formatException(record.exc_info)
         return json.dumps(entry, default=str)
+
+
+def _trace_fields() -> dict[str, Any]:
+    """`logging.googleapis.com/trace` and spanId of the current span: Cloud Logging nests the line under its trace."""
+    from shared.observability.tracing import log_trace_fields
+
+    return log_trace_fields()
 
 
 def configure(level: str | None = None, stream: Any = None) -> None:

@@ -51,8 +51,16 @@ def runtime(make_runtime: Callable[..., Any]) -> Any:
     return make_runtime()
 
 
+def auth(runtime: Any, tenant: str) -> dict[str, str]:
+    """Headers with the embedded runtime's API key for `tenant` (none for a tenant without a config folder)."""
+    key = runtime.api_keys.get(tenant)
+    return {"X-API-Key": key} if key else {}
+
+
 def execute(runtime: Any, tenant: str, pipeline: str, **body: Any) -> Any:
-    return runtime.call_api("POST", f"/api/v1/tenants/{tenant}/pipelines/execute", {"pipeline_id": pipeline, **body})
+    return runtime.call_api(
+        "POST", f"/api/v1/tenants/{tenant}/pipelines/execute", {"pipeline_id": pipeline, **body}, auth(runtime, tenant)
+    )
 
 
 def run_to_end(runtime: Any, tenant: str, pipeline: str, timeout: float = 30.0, **body: Any) -> dict[str, Any]:
@@ -60,7 +68,9 @@ def run_to_end(runtime: Any, tenant: str, pipeline: str, timeout: float = 30.0, 
     response = execute(runtime, tenant, pipeline, **body)
     assert response.status in (200, 202), response.body
     assert runtime.wait_idle(timeout), "bus did not drain"
-    run = runtime.call_api("GET", f"/api/v1/tenants/{tenant}/metadata/executions/{response.body['run_id']}")
+    run = runtime.call_api(
+        "GET", f"/api/v1/tenants/{tenant}/metadata/executions/{response.body['run_id']}", headers=auth(runtime, tenant)
+    )
     assert run.status == 200, run.body
     return dict(run.body)
 

@@ -120,6 +120,15 @@ class BigQueryWarehouse:
             result: pa.Table = rows.to_arrow(create_bqstorage_client=False)
         return result
 
+    def query_batches(
+        self, sql: str, params: Mapping[str, Any] | None = None, batch_rows: int = 65_536
+    ) -> Iterator[pa.RecordBatch]:
+        """Stream the result page by page over the REST API (`page_size=batch_rows`); no Storage API client."""
+        with _mapped_errors("query"):
+            job = self._run(sql, params)
+            rows = job.result(retry=self._retry, timeout=self._job_timeout, job_retry=None, page_size=batch_rows)
+            yield from rows.to_arrow_iterable()
+
     def execute(self, sql: str, params: Mapping[str, Any] | None = None) -> int:
         """Run DDL/DML; returns BigQuery's `num_dml_affected_rows` (None, i.e. 0, for DDL such as CREATE TABLE AS)."""
         with _mapped_errors("execute"):

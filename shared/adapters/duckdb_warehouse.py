@@ -142,6 +142,21 @@ class DuckDBWarehouse:
                 result = pa.Table.from_pylist([dict(zip(names, row, strict=True)) for row in cursor.fetchall()])
         return _widen(result)
 
+    def query_batches(
+        self, sql: str, params: Mapping[str, Any] | None = None, batch_rows: int = 65_536
+    ) -> Iterator[pa.RecordBatch]:
+        """Stream one GoogleSQL SELECT through DuckDB's arrow record-batch reader, widened like `query`. The cursor
+        stays open until the iterator is exhausted or closed."""
+        statements = _transpile(sql)
+        if len(statements) != 1 or statements[0].kind != "query":
+            raise TerminalError("query_batches takes exactly one SELECT statement")
+        stmt = statements[0]
+        values = _pick(_bind_values(params), stmt)
+        with self._cursor() as cur, _mapped_errors("query", statements):
+            reader = cur.sql(stmt.sql, params=values).to_arrow_reader(batch_rows)
+            for batch in reader:
+                yield from _widen(pa.Table.from_batches([batch])).to_batches()
+
     def execute(self, sql: str, params: Mapping[str, Any] | None = None) -> int:
         """Run GoogleSQL DDL/DML; returns the rows touched by DML (DDL, including CREATE TABLE AS, counts 0, as on
         BigQuery)."""

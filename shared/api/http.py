@@ -1,4 +1,8 @@
-"""Flask request -> route -> JSON response. Every error is `{error, message, details}`; never a 500 for bad input."""
+"""Flask request -> route -> JSON response. Every error is `{error, message, details}`; never a 500 for bad input.
+
+Order of checks for a request: size (413) -> JSON (400) -> route (404/405) -> global rate (429) -> credential (401)
+-> tenant of the key vs the path, scope, tenant status (403) -> tenant rate (429, with X-RateLimit-*) -> handler.
+"""
 
 from __future__ import annotations
 
@@ -6,57 +10,107 @@ import json
 from typing import Any
 
 from shared import logs
-from shared.api.routes import ROUTES, ApiRequest, ApiResponse
-from shared.errors import BadRequest, ClientError, MethodNotAllowed, NotFound, PayloadTooLarge, TooManyRequests
-from shared.errors import ServiceUnavailable as Unavailable
+from shared.api.routes import ROUTES, ApiRequest, ApiResponse, Route
+from shared.errors import (
+    BadRequest,
+    ClientError,
+    Forbidden,
+    MethodNotAllowed,
+    NotFound,
+    PayloadTooLarge,
+    ServiceUnavailable,
+    TooManyRequests,
+)
 from shared.runtime.context import Context
+from shared.tenancy.apikeys import authenticate
+from shared.tenancy.credentials import require_admin
+from shared.tenancy.plans import effective_plan
+from shared.tenancy.ratelimit import RateLimited, check_tenant_rate, global_limiter
+from shared.tenancy.tenants import get_tenant_cached, require_active
 
 MAX_BODY_BYTES = 1 << 20
 log = logs.get_logger("cloudact.api")
 
 
-def dispatch(ctx: Context, req: ApiRequest) -> ApiResponse:
+def match_route(method: str, path: str) -> tuple[Route, dict[str, str]]:
     allowed: list[str] = []
-    for method, pattern, handler in ROUTES:
-        match = pattern.match(req.path)
+    for route in ROUTES:
+        match = route.pattern.match(path)
         if match is None:
             continue
-        if method != req.method:
-            allowed.append(method)
+        if route.method != method:
+            allowed.append(route.method)
             continue
-        params = match.groupdict()
-        with logs.log_context(tenant_id=params.get("tenant_id"), run_id=params.get("run_id")):
-            return handler(ctx, req, params)
+        return route, match.groupdict()
     if allowed:
         raise MethodNotAllowed(
-            f"{req.method} is not allowed here; use {', '.join(sorted(set(allowed)))}",
+            f"{method} is not allowed here; use {', '.join(sorted(set(allowed)))}",
             {"allowed": sorted(set(allowed))},
         )
-    raise NotFound(f"no route for {req.method} {req.path}", {"path": req.path})
+    raise NotFound(f"no route for {method} {path}", {"path": path})
+
+
+def authorize(ctx: Context, route: Route, req: ApiRequest, params: dict[str, str]) -> None:
+    """Raise 401/403/429 unless the request's credential may call `route` with these path parameters."""
+    if route.access == "admin":
+        require_admin(ctx, req.headers.get("x-admin-token"))
+        return
+    if route.access != "tenant":
+        return
+    principal = authenticate(ctx, req.headers.get("x-api-key"), req.user_id)
+    tenant_id = params["tenant_id"]
+    if principal.tenant_id != tenant_id:
+        raise Forbidden("this API key belongs to another tenant", {"field": "tenant_id"})
+    assert route.scope is not None
+    if not principal.allows(route.scope):
+        raise Forbidden(f"this API key lacks the {route.scope!r} scope", {"scope": route.scope})
+    tenant = get_tenant_cached(ctx, tenant_id)
+    require_active(tenant)
+    try:
+        window = check_tenant_rate(ctx, tenant_id, effective_plan(tenant).requests_per_minute)
+    except RateLimited as exc:
+        req.response_headers.update(exc.window.headers())
+        raise
+    req.response_headers.update(window.headers())
+    req.principal = principal
+
+
+def dispatch(ctx: Context, req: ApiRequest) -> ApiResponse:
+    route, params = match_route(req.method, req.path)
+    global_limiter(ctx).check()
+    with logs.log_context(tenant_id=params.get("tenant_id"), run_id=params.get("run_id")):
+        authorize(ctx, route, req, params)
+        return route.handler(ctx, req, params)
 
 
 def handle(
     ctx: Context, method: str, path: str, query: dict[str, str], headers: dict[str, str], body: bytes
 ) -> ApiResponse:
+    lowered = {k.lower(): v for k, v in headers.items()}
+    req = ApiRequest(method.upper(), path.rstrip("/") or "/", query, lowered)
     try:
         if len(body) > MAX_BODY_BYTES:
             raise PayloadTooLarge(f"request body is larger than {MAX_BODY_BYTES} bytes", {"limit": MAX_BODY_BYTES})
-        parsed: Any = None
         if body:
             try:
-                parsed = json.loads(body)
+                req.json_body = json.loads(body)
             except (UnicodeDecodeError, json.JSONDecodeError) as exc:
                 raise BadRequest(f"request body is not valid JSON: {exc}", {"field": "<body>"}) from exc
-        lowered = {k.lower(): v for k, v in headers.items()}
-        return dispatch(ctx, ApiRequest(method.upper(), path.rstrip("/") or "/", query, lowered, parsed))
+        response = dispatch(ctx, req)
     except ClientError as exc:
         extra: dict[str, str] = {}
-        if isinstance(exc, TooManyRequests | Unavailable):
-            extra["Retry-After"] = str(exc.retry_after_seconds)
-        return ApiResponse(exc.status, exc.to_body(), extra)
+        if isinstance(exc, TooManyRequests | ServiceUnavailable):
+            extra["Retry-After"] = str(int(exc.retry_after_seconds))
+        if isinstance(exc, MethodNotAllowed):
+            extra["Allow"] = ", ".join(exc.details.get("allowed", []))
+        response = ApiResponse(exc.status, exc.to_body(), extra)
     except Exception:
         log.exception("unhandled error in api")
-        return ApiResponse(500, {"error": "INTERNAL", "message": "internal error; it has been logged", "details": {}})
+        response = ApiResponse(
+            500, {"error": "INTERNAL", "message": "internal error; it has been logged", "details": {}}
+        )
+    response.headers = {**req.response_headers, **response.headers}
+    return response
 
 
 def handle_flask(ctx: Context, request: Any) -> tuple[str, int, dict[str, str]]:

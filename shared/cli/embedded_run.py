@@ -19,6 +19,7 @@ def run_and_follow(
     quiet: bool,
 ) -> str:
     from shared import logs
+    from shared.notify.summary import run_notifications_line
     from shared.runs.machine import run_path
     from shared.runs.store import list_stages, public_run
     from shared.runtime import embedded
@@ -30,9 +31,10 @@ def run_and_follow(
         if idempotency_key:
             body["idempotency_key"] = idempotency_key
         started = time.monotonic()
-        response = runtime.call_api(
-            "POST", f"/api/v1/tenants/{tenant_id}/pipelines/execute", body, headers={"X-User-ID": "cli"}
-        )
+        headers = {"X-User-ID": "cli"}
+        if tenant_id in runtime.api_keys:  # the key the embedded runtime keeps for each tenant_configs/ tenant
+            headers["X-API-Key"] = runtime.api_keys[tenant_id]
+        response = runtime.call_api("POST", f"/api/v1/tenants/{tenant_id}/pipelines/execute", body, headers=headers)
         if response.status >= 400:
             console.print(f"[red]{response.status} {response.body['error']}[/]: {response.body['message']}")
             return "REJECTED"
@@ -56,6 +58,7 @@ def run_and_follow(
         console.rule("summary")
         run_detail(public_run(run, list_stages(state, run_id)))
         console.print(f"  wall time: {time.monotonic() - started:.3f} s   history: cloudact runs show {run_id}")
+        console.print(run_notifications_line(runtime.context, run_id), soft_wrap=True, markup=False)
         return str(run.get("status"))
     finally:
         runtime.close()

@@ -10,6 +10,11 @@ from typing import Any
 import click
 
 from shared.cli import render
+from shared.cli.notifications import notifications_group
+from shared.cli.pipelines import pipelines_group
+from shared.cli.samples import sample_data_group
+from shared.cli.schedule import schedule_group
+from shared.cli.tenants import keys_group, secrets_group, tenants_group
 
 
 def _settings() -> Any:
@@ -100,31 +105,6 @@ def runs_show(run_id: str, as_json: bool) -> None:
         render.run_detail(view)
 
 
-@cli.group("pipelines")
-def pipelines_group() -> None:
-    """Pipeline YAML: validate."""
-
-
-@pipelines_group.command("validate")
-@click.argument("paths", nargs=-1, type=click.Path(exists=True, path_type=Path))
-def pipelines_validate(paths: tuple[Path, ...]) -> None:
-    """Validate pipeline files (default: every tenant_configs/*/pipelines/*.yaml); errors as file:line:column."""
-    from shared.pipelines.loader import PipelineValidationError, list_pipeline_files, load_pipeline
-
-    files = list(paths) or list_pipeline_files(_settings().config_dir)
-    failed = 0
-    for path in files:
-        try:
-            load_pipeline(path)
-        except PipelineValidationError as exc:
-            failed += 1
-            for issue in exc.issues:
-                click.echo(str(issue), err=True)
-    if failed:
-        raise click.ClickException(f"{failed} of {len(files)} pipeline file(s) invalid")
-    click.echo(f"ok: {len(files)} pipeline file(s) valid")
-
-
 @cli.group("contracts")
 def contracts_group() -> None:
     """Message contracts."""
@@ -141,6 +121,15 @@ def contracts_export(out: Path | None) -> None:
     for name, schema in json_schemas().items():
         (folder / name).write_text(json.dumps(schema, indent=2, sort_keys=True) + "\n")
     click.echo(f"wrote {len(json_schemas())} schemas to {folder}")
+
+
+cli.add_command(pipelines_group)
+cli.add_command(schedule_group)
+cli.add_command(notifications_group)
+cli.add_command(sample_data_group)
+cli.add_command(tenants_group)
+cli.add_command(keys_group)
+cli.add_command(secrets_group)
 
 
 def main() -> None:

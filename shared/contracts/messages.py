@@ -68,6 +68,9 @@ EventType = Literal[
     "stage.retrying",
     "stage.timed_out",
     "stage.skipped",
+    "quota.warning",
+    "quota.exceeded",
+    "dq.failed",
 ]
 
 
@@ -87,16 +90,25 @@ class StatusEvent(Message):
     error: str | None = None
     duration_ms: int | None = None
     occurred_at: datetime
+    details: dict[str, Any] | None = Field(
+        default=None, description="Facts for the alert text, e.g. quota used/limit or the failed checks."
+    )
 
 
 class ScheduleTick(Message):
-    """Cloud Scheduler -> scheduled_trigger: one scheduled pipeline is due at `scheduled_for`."""
+    """Cloud Scheduler -> scheduled_trigger: one scheduled pipeline is due.
+
+    Cloud Scheduler publishes a static message, so its ticks carry no `scheduled_for`: the slot is then the newest
+    cron time at or before the publish time. `cloudact schedule tick` sets it explicitly.
+    """
 
     kind: Literal["schedule.tick"] = "schedule.tick"
     version: Literal[1] = 1
     tenant_id: str
     pipeline_id: str
-    scheduled_for: datetime
+    scheduled_for: datetime | None = Field(
+        default=None, description="The slot; absent from Cloud Scheduler's static message (derived from publish time)."
+    )
 
 
 class MaintenanceTick(Message):

@@ -1,4 +1,5 @@
-"""Whole-document checks on a pipeline: unique step ids, known dependencies, no cycles, known processors."""
+"""Whole-document checks on a pipeline: unique step ids, known dependencies, no cycles, known processors, and names
+shared between sections. They run on the raw YAML data, so they report even when a field elsewhere is invalid."""
 
 from __future__ import annotations
 
@@ -29,15 +30,49 @@ def validate_graph(steps: list[dict[str, object]], is_known_type: Callable[[str]
             issues.append(GraphIssue(("steps", i, "ps_type"), f"unknown ps_type {ps_type!r}"))
     for i, step in enumerate(steps):
         deps = step.get("depends_on") or []
+        seen: set[object] = set()
         for j, dep in enumerate(deps if isinstance(deps, list) else []):
-            if dep not in index:
-                issues.append(GraphIssue(("steps", i, "depends_on", j), f"unknown dependency {dep!r}"))
-            elif dep == step.get("step_id"):
+            if dep == step.get("step_id"):
                 issues.append(GraphIssue(("steps", i, "depends_on", j), "a step cannot depend on itself"))
+            elif dep not in index:
+                known = ", ".join(sorted(index)) or "none"
+                issues.append(GraphIssue(("steps", i, "depends_on", j), f"unknown dependency {dep!r} (steps: {known})"))
+            elif dep in seen:
+                issues.append(GraphIssue(("steps", i, "depends_on", j), f"{dep!r} is listed twice"))
+            seen.add(dep)
+        if step.get("trigger") == "on_failure" and not deps:
+            issues.append(
+                GraphIssue(
+                    ("steps", i, "trigger"), "trigger on_failure needs depends_on: it runs when one of them fails"
+                )
+            )
     cycle = find_cycle({str(s.get("step_id")): [str(d) for d in _as_list(s.get("depends_on"))] for s in steps})
     if cycle:
         first = index.get(cycle[0], 0)
         issues.append(GraphIssue(("steps", first, "depends_on"), "dependency cycle: " + " -> ".join(cycle)))
+    return issues
+
+
+def validate_names(data: dict[str, object]) -> list[GraphIssue]:
+    """A name is either a parameter or a variable (both are `{name}` and `@name`); a scheduled run gives no
+    parameters, so a scheduled pipeline cannot require one without a default."""
+    issues: list[GraphIssue] = []
+    parameters = data.get("parameters") if isinstance(data.get("parameters"), dict) else {}
+    variables = data.get("variables") if isinstance(data.get("variables"), dict) else {}
+    assert isinstance(parameters, dict) and isinstance(variables, dict)
+    for name in variables:
+        if name in parameters:
+            issues.append(GraphIssue(("variables", name, "[key]"), f"{name!r} is also a parameter: rename one"))
+    if data.get("schedule"):
+        for name, param in parameters.items():
+            if isinstance(param, dict) and param.get("required") and param.get("default") is None:
+                issues.append(
+                    GraphIssue(
+                        ("parameters", name, "required"),
+                        f"parameter {name!r} is required but the pipeline has a schedule, and a scheduled run gives "
+                        "no parameters: give it a default",
+                    )
+                )
     return issues
 
 

@@ -1,7 +1,14 @@
-"""Load pipeline YAML files into PipelineSpec, reporting every problem as `file:line:column: key: message`."""
+"""Load pipeline YAML files into PipelineSpec, reporting every problem as `file:line:column: key: message`.
+
+Four passes, all reported together: YAML syntax (and duplicate keys, which PyYAML would silently overwrite), the
+pydantic model, whole-document rules (graph.py), and each step's processor checks (`validate_step`, through the
+registry), which include the SQL scope rules for queries. A file at `{config_dir}/{tenant}/pipelines/x.yaml` is
+validated for that tenant (its datasets, and every other tenant's datasets refused).
+"""
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -11,9 +18,13 @@ import yaml
 from pydantic import ValidationError
 
 from shared.errors import NotFound, TerminalError
-from shared.pipelines.graph import validate_graph
-from shared.pipelines.spec import IDENTIFIER, PipelineSpec
-from shared.processors.registry import is_known_type
+from shared.pipelines.graph import validate_graph, validate_names
+from shared.pipelines.spec import IDENTIFIER, Parameter, PipelineSpec, StepIssue, StepSpec
+from shared.pipelines.templating import ValidationScope
+from shared.processors.registry import get_validator, is_known_type
+
+log = logging.getLogger("cloudact.pipelines")
+Path_ = tuple[str | int, ...]
 
 
 @dataclass(frozen=True)
@@ -34,68 +45,45 @@ class PipelineValidationError(TerminalError):
         super().__init__("\n".join(str(i) for i in issues))
 
 
-def _locate(node: yaml.Node | None, path: tuple[str | int, ...]) -> tuple[int, int]:
-    """1-based line/column of the deepest node along `path` that exists."""
-    best = node
-    for part in path:
-        if isinstance(best, yaml.MappingNode):
-            nxt = next((v for k, v in best.value if isinstance(k, yaml.ScalarNode) and k.value == part), None)
-            if nxt is None:
-                break
-            best = nxt
-        elif isinstance(best, yaml.SequenceNode) and isinstance(part, int) and part < len(best.value):
-            best = best.value[part]
-        else:
-            break
-    if best is None:
-        return 1, 1
-    return best.start_mark.line + 1, best.start_mark.column + 1
+# -- public ------------------------------------------------------------------------------------------------------
 
 
-def _key(path: tuple[str | int, ...]) -> str:
-    out = ""
-    for part in path:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
-    return out or "<document>"
-
-
-def parse_pipeline(text: str, file: str) -> PipelineSpec:
+def parse_pipeline(
+    text: str, file: str, *, tenant_id: str | None = None, other_tenants: frozenset[str] = frozenset()
+) -> PipelineSpec:
     """Validate YAML text; raise PipelineValidationError listing every problem found."""
-    try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
-        raise PipelineValidationError([SpecIssue(file, line, col, "<document>", f"invalid YAML: {exc}")]) from exc
-    if not isinstance(data, dict):
-        raise PipelineValidationError([SpecIssue(file, 1, 1, "<document>", "a pipeline must be a YAML mapping")])
-    issues: list[SpecIssue] = []
+    doc = _Document(text, file)
+    node, data = doc.parse()
+    issues: list[SpecIssue] = list(doc.duplicate_keys(node))
     spec: PipelineSpec | None = None
     try:
         spec = PipelineSpec.model_validate(data)
     except ValidationError as exc:
         for err in exc.errors():
             path = tuple(err["loc"])
-            line, col = _locate(node, path)
-            issues.append(SpecIssue(file, line, col, _key(path), err["msg"]))
+            at_key = err["type"] == "extra_forbidden" or (bool(path) and path[-1] == "[key]")
+            path = tuple(p for p in path if p != "[key]")
+            issues.append(doc.issue(node, path, _message(err["msg"]), at_key=at_key))
     steps = data.get("steps")
+    step_dicts = [s for s in steps if isinstance(s, dict)] if isinstance(steps, list) else []
+    if isinstance(steps, list) and len(step_dicts) == len(steps):
+        for g in validate_graph(step_dicts, is_known_type):
+            issues.append(doc.issue(node, g.path, g.message))
+    for g in validate_names(data):
+        at_key = bool(g.path) and g.path[-1] == "[key]"
+        issues.append(doc.issue(node, tuple(p for p in g.path if p != "[key]"), g.message, at_key=at_key))
     if isinstance(steps, list):
-        for g in validate_graph([s for s in steps if isinstance(s, dict)], is_known_type):
-            line, col = _locate(node, g.path)
-            issues.append(SpecIssue(file, line, col, _key(g.path), g.message))
+        scope = _scope(data, tenant_id, other_tenants)
+        for i, raw in enumerate(steps):
+            for problem in _step_issues(raw, scope):
+                issues.append(doc.issue(node, ("steps", i, *problem.path), problem.message, offset=problem.offset))
     if issues or spec is None:
-        raise PipelineValidationError(sorted(set(issues), key=lambda i: (i.line, i.column, i.key)))
+        raise PipelineValidationError(sorted(set(issues), key=lambda i: (i.line, i.column, i.key, i.message)))
     return spec
 
 
 def load_pipeline(path: Path) -> PipelineSpec:
     return _load_cached(str(path), path.stat().st_mtime_ns)
-
-
-@lru_cache(maxsize=256)
-def _load_cached(path: str, _mtime_ns: int) -> PipelineSpec:
-    return parse_pipeline(Path(path).read_text(encoding="utf-8"), path)
 
 
 def pipeline_path(config_dir: Path, tenant_id: str, pipeline_id: str) -> Path:
@@ -123,3 +111,185 @@ def list_pipeline_files(config_dir: Path, tenant_id: str | None = None) -> list[
 def snapshot(spec: PipelineSpec) -> dict[str, Any]:
     """JSON-native form stored in the run document, so a run keeps the spec it started with."""
     return spec.model_dump(mode="json")
+
+
+def tenant_of(path: Path) -> tuple[str | None, frozenset[str]]:
+    """(tenant, other tenants) for a file laid out as `{config_dir}/{tenant}/pipelines/{pipeline}.yaml`."""
+    if path.parent.name != "pipelines" or not IDENTIFIER.match(path.parent.parent.name):
+        return None, frozenset()
+    tenant_dir = path.parent.parent
+    others = frozenset(
+        d.name for d in tenant_dir.parent.iterdir() if d.is_dir() and d != tenant_dir and IDENTIFIER.match(d.name)
+    )
+    return tenant_dir.name, others
+
+
+@lru_cache(maxsize=256)
+def _load_cached(path: str, _mtime_ns: int) -> PipelineSpec:
+    file = Path(path)
+    tenant_id, others = tenant_of(file)
+    spec = parse_pipeline(file.read_text(encoding="utf-8"), path, tenant_id=tenant_id, other_tenants=others)
+    if tenant_id is not None and spec.pipeline_id != file.stem:
+        issue = _Document(file.read_text(encoding="utf-8"), path).issue(
+            None, ("pipeline_id",), f"must match the file name ({file.stem!r}): runs find the pipeline by it"
+        )
+        raise PipelineValidationError([issue])
+    return spec
+
+
+# -- passes ------------------------------------------------------------------------------------------------------
+
+
+def _scope(data: dict[str, Any], tenant_id: str | None, other_tenants: frozenset[str]) -> ValidationScope:
+    """Declared parameters and variables, each taken if valid on its own (a bad one is reported elsewhere)."""
+    types: dict[str, str] = {}
+    defaults: dict[str, Any] = {}
+    raw_params = data.get("parameters")
+    for name, raw in (raw_params if isinstance(raw_params, dict) else {}).items():
+        try:
+            param = Parameter.model_validate(raw if raw is not None else {})
+        except ValidationError:
+            continue
+        types[str(name)] = param.type
+        if param.default is not None:
+            defaults[str(name)] = param.default
+    raw_vars = data.get("variables")
+    variables = {str(k): v for k, v in raw_vars.items()} if isinstance(raw_vars, dict) else {}
+    return ValidationScope(tenant_id, other_tenants - {tenant_id or ""}, types, defaults, variables)
+
+
+def _step_issues(raw: Any, scope: ValidationScope) -> list[StepIssue]:
+    """The processor's own checks, for a step that is valid as a StepSpec (else pydantic reported it already)."""
+    try:
+        step = StepSpec.model_validate(raw)
+    except ValidationError:
+        return []
+    validator = get_validator(step.ps_type) if is_known_type(step.ps_type) else None
+    if validator is None:
+        return []
+    try:
+        return validator(step, scope)
+    except Exception as exc:  # a validator bug must not hide the file's other problems
+        log.exception("validate_step of %s failed", step.ps_type)
+        return [StepIssue(("ps_type",), f"the {step.ps_type} checks failed: {type(exc).__name__}: {exc}")]
+
+
+def _message(msg: str) -> str:
+    for prefix in ("Value error, ", "Assertion failed, "):
+        if msg.startswith(prefix):
+            return msg[len(prefix) :]
+    return msg
+
+
+def _key(path: Path_) -> str:
+    out = ""
+    for part in path:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out or "<document>"
+
+
+class _Document:
+    """One YAML text: parsing, and turning a path (plus an offset inside a string) into a line and column."""
+
+    def __init__(self, text: str, file: str) -> None:
+        self.text = text
+        self.file = file
+        self.lines = text.split("\n")
+
+    def parse(self) -> tuple[yaml.Node, dict[str, Any]]:
+        try:
+            node = yaml.compose(self.text, Loader=yaml.SafeLoader)
+            data = yaml.safe_load(self.text)
+        except yaml.YAMLError as exc:
+            mark = getattr(exc, "problem_mark", None)
+            line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
+            problem = getattr(exc, "problem", None) or str(exc)
+            raise PipelineValidationError(
+                [SpecIssue(self.file, line, col, "<document>", f"invalid YAML: {problem}")]
+            ) from exc
+        if not isinstance(data, dict) or node is None:
+            raise PipelineValidationError(
+                [SpecIssue(self.file, 1, 1, "<document>", "a pipeline is a YAML mapping (pipeline_id, steps, ...)")]
+            )
+        return node, data
+
+    def duplicate_keys(self, node: yaml.Node, path: Path_ = ()) -> list[SpecIssue]:
+        issues: list[SpecIssue] = []
+        if isinstance(node, yaml.MappingNode):
+            seen: dict[str, yaml.Node] = {}
+            for key, value in node.value:
+                name = str(key.value) if isinstance(key, yaml.ScalarNode) else "?"
+                if name in seen:
+                    first = seen[name].start_mark.line + 1
+                    issues.append(
+                        SpecIssue(
+                            self.file,
+                            key.start_mark.line + 1,
+                            key.start_mark.column + 1,
+                            _key((*path, name)),
+                            f"duplicate key {name!r} (first at line {first}); YAML would keep only the last",
+                        )
+                    )
+                seen.setdefault(name, key)
+                issues += self.duplicate_keys(value, (*path, name))
+        elif isinstance(node, yaml.SequenceNode):
+            for i, item in enumerate(node.value):
+                issues += self.duplicate_keys(item, (*path, i))
+        return issues
+
+    def issue(
+        self, node: yaml.Node | None, path: Path_, message: str, *, at_key: bool = False, offset: int | None = None
+    ) -> SpecIssue:
+        root = node if node is not None else yaml.compose(self.text, Loader=yaml.SafeLoader)
+        target, key_node, complete = _walk(root, path) if root is not None else (None, None, False)
+        if at_key and key_node is not None and complete:
+            mark = key_node.start_mark
+            line, col = mark.line + 1, mark.column + 1
+        elif target is None:
+            line, col = 1, 1
+        elif offset is not None and complete and isinstance(target, yaml.ScalarNode):
+            line, col = self._in_scalar(target, offset)
+        else:
+            line, col = target.start_mark.line + 1, target.start_mark.column + 1
+        return SpecIssue(self.file, line, col, _key(path), message)
+
+    def _in_scalar(self, node: yaml.ScalarNode, offset: int) -> tuple[int, int]:
+        """File line/column of character `offset` of a scalar's value. Exact for literal blocks (`|`) and one-line
+        scalars; the scalar's first line for folded or multi-line flow scalars, whose line breaks are rewritten."""
+        value = str(node.value)
+        before = value[: max(0, min(offset, len(value)))]
+        row, col = before.count("\n"), len(before) - (before.rfind("\n") + 1)
+        start = node.start_mark
+        if node.style == "|":
+            first = start.line + 1
+            indent = _indent(self.lines, first)
+            return first + row + 1, indent + col + 1
+        if node.style == ">" or start.line != node.end_mark.line:
+            return start.line + 1, start.column + 1
+        quote = 1 if node.style in ("'", '"') else 0
+        return start.line + 1, start.column + 1 + quote + col
+
+
+def _walk(node: yaml.Node, path: Path_) -> tuple[yaml.Node | None, yaml.Node | None, bool]:
+    """(deepest node along `path`, the key node of the last step, whether the whole path was found)."""
+    best: yaml.Node = node
+    key_node: yaml.Node | None = None
+    for part in path:
+        if isinstance(best, yaml.MappingNode):
+            pair = next((kv for kv in best.value if isinstance(kv[0], yaml.ScalarNode) and kv[0].value == part), None)
+            if pair is None:
+                return best, None, False
+            key_node, best = pair
+        elif isinstance(best, yaml.SequenceNode) and isinstance(part, int) and 0 <= part < len(best.value):
+            key_node, best = None, best.value[part]
+        else:
+            return best, None, False
+    return best, key_node, True
+
+
+def _indent(lines: list[str], first: int) -> int:
+    """Indentation of a block scalar's content: that of its first non-blank line."""
+    for text in lines[first:]:
+        if text.strip():
+            return len(text) - len(text.lstrip(" "))
+    return 0

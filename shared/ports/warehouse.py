@@ -6,7 +6,7 @@ Tables are named `dataset.table`; the project is the adapter's. Values reach SQL
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, Literal, Protocol
 
 import pyarrow as pa
@@ -31,6 +31,13 @@ class Warehouse(Protocol):
 
     def query(self, sql: str, params: Mapping[str, Any] | None = None) -> pa.Table:
         """Run a GoogleSQL query and return its rows."""
+        ...
+
+    def query_batches(
+        self, sql: str, params: Mapping[str, Any] | None = None, batch_rows: int = 65_536
+    ) -> Iterator[pa.RecordBatch]:
+        """Run one GoogleSQL SELECT and stream its rows as record batches of at most `batch_rows`: memory holds a
+        batch at a time, not the result (arrow.transform reads tables of any size through this)."""
         ...
 
     def execute(self, sql: str, params: Mapping[str, Any] | None = None) -> int:

@@ -30,3 +30,22 @@ class DebugNoop:
 
 
 PROCESSOR = DebugNoop()
+
+
+_CONFIG_TYPES: dict[str, type] = {"sleep_ms": int, "rows": int, "fail_transient_attempts": int, "fail_terminal": bool}
+
+
+def validate_step(step: StepSpec) -> list[tuple[tuple[str | int, ...], str]]:
+    """Known config keys with values of the right type; debug.noop reads and writes nothing."""
+    issues: list[tuple[tuple[str | int, ...], str]] = []
+    for key, value in step.config.items():
+        expected = _CONFIG_TYPES.get(key)
+        if expected is None:
+            issues.append((("config", key), f"unknown debug.noop setting (known: {', '.join(_CONFIG_TYPES)})"))
+        elif type(value) is not expected or (isinstance(value, int) and not isinstance(value, bool) and value < 0):
+            kind = "a non-negative integer" if expected is int else "true or false"
+            issues.append((("config", key), f"{key} must be {kind}, got {value!r}"))
+    for field in ("source", "destination"):
+        if getattr(step, field):
+            issues.append(((field,), f"debug.noop takes no {field}"))
+    return issues

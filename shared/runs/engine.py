@@ -17,7 +17,9 @@ from typing import Any
 from shared import logs
 from shared.contracts.messages import EventType, RunRequest, StageTask
 from shared.errors import ClientError, TerminalError, TransientError
+from shared.observability import stage_span
 from shared.pipelines.loader import PipelineValidationError, find_pipeline, snapshot
+from shared.pipelines.parameters import resolve_run_parameters, typed_values
 from shared.pipelines.spec import PipelineSpec, StepSpec
 from shared.processors.base import StepContext, StepResult
 from shared.processors.registry import get_processor
@@ -79,17 +81,8 @@ def run_spec(run: dict[str, Any]) -> PipelineSpec:
 
 
 def resolve_parameters(spec: PipelineSpec, given: dict[str, Any]) -> dict[str, Any]:
-    unknown = sorted(set(given) - set(spec.parameters) - {"run_date"})
-    if unknown:
-        raise TerminalError(f"unknown parameters: {', '.join(unknown)}")
-    out = dict(given)
-    for name, param in spec.parameters.items():
-        if name not in out:
-            if param.required:
-                raise TerminalError(f"parameter {name!r} is required")
-            if param.default is not None:
-                out[name] = param.default
-    return out
+    """Canonical (JSON-native) run parameters; a TerminalError naming the parameter if one is bad."""
+    return resolve_run_parameters(spec, given)
 
 
 # ---------------------------------------------------------------------------------------------------- start a run
@@ -109,8 +102,12 @@ def start_run(ctx: Context, req: RunRequest) -> None:
             _fail_before_start(ctx, run, str(exc))
             return
         now = iso(utc_now())
+        carried = _succeeded_in(ctx, run.get("resume_from_run"), now)
         for step in spec.steps:
-            state.create(stage_path(req.run_id, step.step_id), _new_stage_doc(run, step, now))
+            state.create(
+                stage_path(req.run_id, step.step_id),
+                {**_new_stage_doc(run, step, now), **carried.get(step.step_id, {})},
+            )
         result = transition_run(
             state,
             req.run_id,
@@ -141,6 +138,23 @@ def _new_stage_doc(run: dict[str, Any], step: StepSpec, now: str) -> dict[str, A
         "max_attempts": step.retries.max_attempts,
         "attempts": [],
         "created_at": now,
+    }
+
+
+def _succeeded_in(ctx: Context, source_run_id: Any, now: str) -> dict[str, dict[str, Any]]:
+    """A re-run (`resume_from_run`): the source run's SUCCEEDED stages start SUCCEEDED here and are not run again."""
+    if not source_run_id:
+        return {}
+    return {
+        str(s["stage_id"]): {
+            "status": "SUCCEEDED",
+            "carried_from": source_run_id,
+            **{k: s.get(k) for k in ("rows_in", "rows_out", "bytes_processed", "details")},
+            "ended_at": now,
+            "duration_ms": 0,
+        }
+        for s in list_stages(ctx.state, str(source_run_id))
+        if s.get("status") == "SUCCEEDED"
     }
 
 
@@ -242,13 +256,14 @@ def _run_attempt(
         stage_id=step.step_id,
         attempt=attempt,
         run_date=date.fromisoformat(str(run["run_date"])),
-        parameters=dict(run.get("parameters") or {}),
+        parameters=typed_values(spec.parameters, run.get("parameters")),
         variables=dict(spec.variables),
         warehouse=ctx.warehouse,
         deadline_monotonic=_monotonic() + timeout_s,
     )
     try:
-        result = _call_with_timeout(lambda: get_processor(step.ps_type).run(step, step_ctx), timeout_s)
+        with stage_span(step.step_id, step.ps_type, attempt):
+            result = _call_with_timeout(lambda: get_processor(step.ps_type).run(step, step_ctx), timeout_s)
     except StageTimeout:
         error = f"timed out after {step.timeout_minutes:g} min"
         _finish_stage(

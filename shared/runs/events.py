@@ -8,6 +8,7 @@ from typing import Any
 from shared.contracts import topics
 from shared.contracts.envelope import OutboundMessage
 from shared.contracts.messages import EventType, StageTask, StatusEvent
+from shared.observability import metrics, with_trace_context
 from shared.ports.bus import MessageBus
 from shared.ports.state import Doc
 from shared.runs.machine import utc_now
@@ -16,7 +17,7 @@ from shared.runs.machine import utc_now
 def _attributes(run: Doc, **extra: str) -> dict[str, str]:
     attrs = {"tenant_id": str(run["tenant_id"]), "run_id": str(run["run_id"]), "pipeline_id": str(run["pipeline_id"])}
     attrs.update(extra)
-    return attrs
+    return with_trace_context(attrs)
 
 
 def publish_stage_tasks(bus: MessageBus, run: Doc, stage_ids: Iterable[str]) -> None:
@@ -62,3 +63,5 @@ def publish_status_event(
     )
     attrs = _attributes(run, kind="status.event", event_type=event_type)
     bus.publish(topics.RUN_EVENTS, [OutboundMessage(event.to_bytes(), attrs)])
+    if event_type.startswith("run."):
+        metrics.record_run_status(status)

@@ -12,6 +12,7 @@ from typing import Any
 
 import pyarrow as pa
 
+from shared.ports.warehouse import Warehouse
 from shared.runtime.context import Context
 
 PIPELINE_EXECUTIONS = pa.schema(
@@ -52,6 +53,29 @@ STEP_EXECUTIONS = pa.schema(
 )
 
 TABLES = {"pipeline_executions": PIPELINE_EXECUTIONS, "step_executions": STEP_EXECUTIONS}
+
+DQ_RESULTS = pa.schema(
+    [
+        ("run_id", pa.string()),
+        ("tenant_id", pa.string()),
+        ("pipeline_id", pa.string()),
+        ("step_id", pa.string()),
+        ("check_name", pa.string()),
+        ("check_type", pa.string()),
+        ("severity", pa.string()),
+        ("status", pa.string()),
+        ("table_name", pa.string()),
+        ("column_name", pa.string()),
+        ("failed_rows", pa.int64()),
+        ("total_rows", pa.int64()),
+        ("observed", pa.string()),
+        ("expected", pa.string()),
+        ("message", pa.string()),
+        ("checked_at", pa.timestamp("us", tz="UTC")),
+        ("execution_date", pa.date32()),
+    ]
+)
+"""One row per data-quality check per step run (quality.check); status is pass | fail | error."""
 
 
 def metadata_dataset(tenant_id: str) -> str:
@@ -139,3 +163,20 @@ def record_run(ctx: Context, run: dict[str, Any], stages: list[dict[str, Any]]) 
         ctx.warehouse.execute(f"DELETE FROM {table} WHERE run_id = @run_id", {"run_id": run["run_id"]})
         if rows[name]:
             ctx.warehouse.write_table(table, pa.Table.from_pylist(rows[name], schema=schema), "append")
+
+
+def record_dq_results(
+    warehouse: Warehouse, tenant_id: str, run_id: str, step_id: str, rows: list[dict[str, Any]]
+) -> None:
+    """Replace this run's results for this step: a retried or redelivered step never leaves two rows per check.
+
+    Takes the warehouse (not the Context) because processors only get a StepContext."""
+    dataset = metadata_dataset(tenant_id)
+    table = f"{dataset}.dq_results"
+    warehouse.ensure_dataset(dataset)
+    warehouse.create_table(table, DQ_RESULTS, partition_field="execution_date", cluster_by=("pipeline_id", "status"))
+    warehouse.execute(
+        f"DELETE FROM {table} WHERE run_id = @run_id AND step_id = @step_id", {"run_id": run_id, "step_id": step_id}
+    )
+    if rows:
+        warehouse.write_table(table, pa.Table.from_pylist(rows, schema=DQ_RESULTS), "append")

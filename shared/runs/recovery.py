@@ -1,4 +1,4 @@
-"""What ends runs that the happy path cannot: dead-lettered messages and the stuck-run watchdog.
+"""What ends runs that the happy path cannot: dead-lettered messages (the stuck-run watchdog is in watchdog.py).
 
 A dead-lettered stage task whose stage is still live (running under a valid lease) is re-published rather than
 failed: the nacks that exhausted it came from duplicates waiting for that attempt. Anything else dead-lettered ends
@@ -13,8 +13,7 @@ from typing import Any
 from shared import logs
 from shared.contracts.envelope import ReceivedMessage
 from shared.contracts.messages import StageTask
-from shared.ports.state import Filter
-from shared.runs.engine import advance, finish_run
+from shared.runs.engine import advance
 from shared.runs.events import publish_stage_tasks
 from shared.runs.machine import TransitionRequest, parse_iso, run_path, stage_path, transition, utc_now
 from shared.runs.states import is_terminal
@@ -48,6 +47,11 @@ def handle_dead_letter(ctx: Context, received: ReceivedMessage) -> str:
             finish_unfinished(ctx, moved.doc)
             return "run failed"
         return f"run already {moved.status}"
+    if kind == "status.event":  # the notifier kept failing: tell the operators on the root channels
+        from shared.notify import alert_dead_lettered_event
+
+        log.error("status event dead-lettered: %s", reason)
+        return alert_dead_lettered_event(ctx, payload, reason)
     log.error("dead letter recorded: %s", reason, extra={"fields": {"dead_letter_kind": kind}})
     return "logged"
 
@@ -79,33 +83,3 @@ def finish_unfinished(ctx: Context, run: dict[str, Any]) -> None:
 
     finalize_run(ctx, run, list_stages(ctx.state, run["run_id"]))
 
-
-def watchdog(ctx: Context) -> dict[str, int]:
-    """Time out runs past their deadline; re-dispatch stages whose worker vanished (lease expired)."""
-    now = utc_now()
-    timed_out = redispatched = 0
-    for _, run in ctx.state.list("runs", [Filter("status", "==", "RUNNING")]):
-        with logs.log_context(run_id=run["run_id"], tenant_id=run["tenant_id"]):
-            stages = list_stages(ctx.state, run["run_id"])
-            if run.get("deadline_at") and now > parse_iso(run["deadline_at"]):
-                for stage in stages:
-                    if not is_terminal(str(stage["status"])):
-                        transition(
-                            ctx.state,
-                            stage_path(run["run_id"], stage["stage_id"]),
-                            TransitionRequest("stage", "TIMED_OUT", fields={"error": "run deadline passed"}),
-                        )
-                finish_run(ctx, run, list_stages(ctx.state, run["run_id"]))
-                timed_out += 1
-                continue
-            lost = [
-                s["stage_id"]
-                for s in stages
-                if s["status"] == "RUNNING" and s.get("lease_until") and now > parse_iso(s["lease_until"])
-            ]
-            if lost:
-                publish_stage_tasks(ctx.bus, run, lost)
-                redispatched += len(lost)
-            if stages and all(is_terminal(str(s["status"])) for s in stages):
-                finish_run(ctx, run, stages)
-    return {"timed_out": timed_out, "redispatched": redispatched}

@@ -11,6 +11,7 @@ from typing import Any
 
 from shared.contracts.messages import Trigger
 from shared.errors import NotFound
+from shared.observability import current_traceparent
 from shared.ports.state import Doc, Filter, StateStore
 from shared.runs.machine import iso, run_path, stages_collection, utc_now
 
@@ -70,6 +71,7 @@ def create_run(
         "updated_at": iso(now),
         "run_date": str(parameters.get("run_date") or (trigger.scheduled_for or now).date().isoformat()),
         "finalized": False,
+        "traceparent": current_traceparent(),
     }
     if not store.create(run_path(run_id), doc):
         return CreatedRun(run_id, False, store.get(run_path(run_id)) or doc)

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from shared import logs
+from shared import logs, observability
 from shared.contracts import topics
 from shared.contracts.envelope import OutboundMessage, ReceivedMessage, decode_cloud_event
 from shared.contracts.messages import Message, parse_message
@@ -39,6 +39,7 @@ def dead_letter(ctx: Context, received: ReceivedMessage, reason: str, function: 
 def handle_event(cloud_event: Any, model: type[M], handler: Callable[[Context, M], None], function: str) -> None:
     logs.configure()
     ctx = get_context()
+    observability.configure(ctx.settings)
     try:
         received = decode_cloud_event(cloud_event)
         message = parse_message(received.data, model)
@@ -53,7 +54,10 @@ def handle_event(cloud_event: Any, model: type[M], handler: Callable[[Context, M
         dead_letter(ctx, received, str(exc), function)
         return
     ids = {k: getattr(message, k, None) for k in logs.ID_FIELDS}
-    with logs.log_context(function=function, message_id=received.message_id, **ids):
+    with (
+        observability.pubsub_span(function, received, ids),
+        logs.log_context(function=function, message_id=received.message_id, **ids),
+    ):
         try:
             handler(ctx, message)
         except TransientError as exc:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from shared.adapters.inprocess_bus import InProcessBus
@@ -51,6 +51,9 @@ class EmbeddedRuntime:
     settings: Settings
     bus: InProcessBus
     context: Context
+    api_keys: dict[str, str] = field(default_factory=dict)
+    """tenant_id -> an admin-scoped API key for each tenant in tenant_configs/ (see shared/tenancy/local.py)."""
+    admin_token: str = ""
 
     def call_api(
         self,
@@ -104,6 +107,7 @@ def start(
     max_backoff_s: float = 0.5,
     duplicate_deliveries: int = 1,
     max_delivery_attempts: int = 20,
+    onboard_local_tenants: bool = True,
 ) -> EmbeddedRuntime:
     """Build adapters, wire every topic to its function entry point, and install the context for this process."""
     settings = settings or Settings.from_env()
@@ -124,4 +128,10 @@ def start(
 
         dead_letter = None if topic == topics.DEAD_LETTERS else topics.DEAD_LETTERS
         bus.subscribe(topic, handler, topics.subscription_name(topic), dead_letter)
-    return EmbeddedRuntime(settings, bus, context)
+    runtime = EmbeddedRuntime(settings, bus, context)
+    if onboard_local_tenants:  # the tenants of tenant_configs/ exist, and the CLI holds a key for each
+        from shared.tenancy.local import bootstrap_local_tenants
+
+        local = bootstrap_local_tenants(context)
+        runtime.api_keys, runtime.admin_token = local.api_keys, local.admin_token
+    return runtime

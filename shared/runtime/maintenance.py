@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from shared import logs
+from shared import logs, observability
 from shared.contracts import topics
 from shared.contracts.envelope import decode_cloud_event
 from shared.contracts.messages import MaintenanceTick, parse_message
 from shared.errors import UndecodableMessage
-from shared.runs.recovery import handle_dead_letter, watchdog
+from shared.runs.recovery import handle_dead_letter
+from shared.runs.watchdog import record_dead_letter, summary, watchdog
 from shared.runtime.context import get_context
 
 log = logs.get_logger("cloudact.maintenance")
@@ -19,12 +20,13 @@ _DEAD_LETTER_MARKERS = ("CloudPubSubDeadLetterSourceDeliveryCount", "cdp_dead_le
 def handle_maintenance_event(cloud_event: Any) -> None:
     logs.configure()
     ctx = get_context()
+    observability.configure(ctx.settings)
     try:
         received = decode_cloud_event(cloud_event)
     except UndecodableMessage as exc:
         log.error("maintenance got an undecodable event, dropped: %s", exc)
         return
-    with logs.log_context(
+    with observability.pubsub_span("maintenance", received, {}), logs.log_context(
         function="maintenance",
         message_id=received.message_id,
         run_id=received.attributes.get("run_id"),
@@ -32,6 +34,7 @@ def handle_maintenance_event(cloud_event: Any) -> None:
     ):
         if received.topic == topics.DEAD_LETTERS or any(m in received.attributes for m in _DEAD_LETTER_MARKERS):
             outcome = handle_dead_letter(ctx, received)
+            record_dead_letter(ctx, received, outcome)
             log.warning("dead letter handled: %s", outcome)
             return
         try:
@@ -39,4 +42,4 @@ def handle_maintenance_event(cloud_event: Any) -> None:
         except UndecodableMessage as exc:
             log.error("maintenance tick undecodable, dropped: %s", exc)
             return
-        log.info("watchdog: %s", watchdog(ctx))
+        log.info("watchdog: %s", summary(watchdog(ctx)))

@@ -40,6 +40,12 @@ class Settings:
     kms_key: str | None = None
     """Cloud KMS CryptoKey resource name used to wrap data keys."""
     log_level: str = "INFO"
+    trace_exporter: str = "none"
+    """Where spans go: none | console | otlp | gcp (Cloud Trace) | file (JSON lines, see trace_file)."""
+    trace_file: Path | None = None
+    trace_sample_ratio: float = 1.0
+    metrics_exporter: str = "none"
+    """Where metrics go: none | console | otlp | gcp (Cloud Monitoring) | memory (in-process, for tests)."""
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -62,4 +68,8 @@ class Settings:
             bigquery_location=e.get("CLOUDACT_BIGQUERY_LOCATION", "US"),
             kms_key=e.get("CLOUDACT_KMS_KEY") or None,
             log_level=e.get("CLOUDACT_LOG_LEVEL", "INFO"),
+            trace_exporter=e.get("CLOUDACT_TRACE_EXPORTER", "gcp" if runtime == "gcp" else "none"),
+            trace_file=Path(e["CLOUDACT_TRACE_FILE"]).resolve() if e.get("CLOUDACT_TRACE_FILE") else None,
+            trace_sample_ratio=float(e.get("CLOUDACT_TRACE_SAMPLE_RATIO", "1.0")),
+            metrics_exporter=e.get("CLOUDACT_METRICS_EXPORTER", "none"),
         )

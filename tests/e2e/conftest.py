@@ -31,7 +31,7 @@ def require_emulators() -> None:
 
 
 @pytest.fixture(scope="module")
-def emulator_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+def emulator_stack(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     require_emulators()
     from shared.runtime.local_stack import start_stack
 
@@ -46,7 +46,9 @@ def emulator_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
         "CLOUDACT_CONFIG_DIR": str(configs),
         "CLOUDACT_HOME": str(root / "home"),
         "CLOUDACT_LOG_LEVEL": "INFO",
+        "CLOUDACT_ADMIN_TOKEN": "e2e-admin-" + uuid.uuid4().hex + uuid.uuid4().hex,  # as production: from a secret
     }
+    env.update(getattr(request.module, "STACK_EXTRA_ENV", lambda _root: {})(root))  # e.g. a trace exporter
     stack = start_stack(project, env, Path(os.environ.get("CLOUDACT_TEST_ARTIFACTS", root)) / "function-logs")
     stack.env = {**env, "CLOUDACT_PROJECT": project}
     try:

@@ -16,12 +16,28 @@ from tests.e2e.conftest import stack_context
 pytestmark = pytest.mark.emulator
 
 
+_KEYS: dict[tuple[str, str], str] = {}
+
+
+def onboard(stack: Any, tenant: str) -> str:
+    """Onboard through the api function with the admin credential; the first key comes back once."""
+    if (stack.project, tenant) not in _KEYS:
+        admin = {"X-Admin-Token": stack.env["CLOUDACT_ADMIN_TOKEN"], "X-User-ID": "e2e"}
+        body = json.dumps({"tenant_id": tenant, "plan": "starter"}).encode()
+        status, created = http_json("POST", f"{stack.api_url}/api/v1/admin/tenants", body, admin)
+        assert status == 201, created
+        _KEYS[(stack.project, tenant)] = created["api_key"]["api_key"]
+        assert http_json("POST", f"{stack.api_url}/api/v1/admin/tenants", body, admin)[0] == 200  # idempotent
+        assert http_json("POST", f"{stack.api_url}/api/v1/admin/tenants", body)[0] == 401  # never open
+    return _KEYS[(stack.project, tenant)]
+
+
 def _execute(stack: Any, tenant: str, pipeline: str, **body: Any) -> tuple[int, Any]:
     return http_json(
         "POST",
         f"{stack.api_url}/api/v1/tenants/{tenant}/pipelines/execute",
         json.dumps({"pipeline_id": pipeline, **body}).encode(),
-        {"X-User-ID": "e2e"},
+        {"X-User-ID": "e2e", "X-API-Key": onboard(stack, tenant if tenant != "nobody" else "acme")},
     )
 
 
@@ -29,7 +45,7 @@ def _wait_terminal(stack: Any, tenant: str, run_id: str, timeout: float = 90.0) 
     url = f"{stack.api_url}/api/v1/tenants/{tenant}/metadata/executions/{run_id}"
 
     def done() -> Any:
-        status, body = http_json("GET", url)
+        status, body = http_json("GET", url, headers={"X-API-Key": onboard(stack, tenant)})
         assert status == 200, body
         return body if body["status"] in ("SUCCEEDED", "FAILED", "TIMED_OUT", "CANCELLED") else None
 
@@ -70,7 +86,7 @@ def test_failed_run_and_bad_requests_on_emulators(emulator_stack: Any) -> None:
     run = _wait_terminal(emulator_stack, "testco", body["run_id"])
     assert run["status"] == "FAILED"
     assert {s["stage_id"]: s["status"] for s in run["stages"]}["transform"] == "SKIPPED"
-    assert _execute(emulator_stack, "nobody", "daily_sales")[0] == 404
+    assert _execute(emulator_stack, "nobody", "daily_sales")[0] == 403  # acme's key on another tenant's path
     status, body = _execute(emulator_stack, "acme", "daily_sales", parameters="oops")
     assert status == 400 and body["details"]["field"] == "parameters"
 

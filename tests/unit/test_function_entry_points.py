@@ -88,7 +88,13 @@ def test_transient_failure_is_a_nack(ctx: Context) -> None:
 
 
 def test_api_entry_point_answers_json_errors(ctx: Context) -> None:
+    from shared.tenancy.local import bootstrap_local_tenants
+
+    keys = bootstrap_local_tenants(ctx).api_keys
     c = client("api", "http")
+    r = c.post("/api/v1/tenants/acme/pipelines/execute", json={"pipeline_id": "daily_sales"})
+    assert r.status_code == 401 and r.get_json()["details"]["field"] == "X-API-Key"  # no key, no entry
+    c.environ_base["HTTP_X_API_KEY"] = keys["acme"]
     r = c.post("/api/v1/tenants/acme/pipelines/execute", json={"pipeline_id": "no_such"})
     assert r.status_code == 404 and r.get_json()["error"] == "NOT_FOUND"
     r = c.post("/api/v1/tenants/acme/pipelines/execute", data=b"{not json", content_type="application/json")
@@ -111,4 +117,6 @@ def test_api_entry_point_answers_json_errors(ctx: Context) -> None:
     assert ok.status_code == 202 and ok.get_json()["status"] == "QUEUED"
     listed = c.get("/api/v1/tenants/acme/metadata/executions").get_json()
     assert [e["run_id"] for e in listed["executions"]] == [ok.get_json()["run_id"]]
+    assert c.get("/api/v1/tenants/testco/metadata/executions").status_code == 403  # acme's key: not testco's runs
+    c.environ_base["HTTP_X_API_KEY"] = keys["testco"]
     assert c.get("/api/v1/tenants/testco/metadata/executions").get_json()["count"] == 0  # tenants are isolated

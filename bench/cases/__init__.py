@@ -1,0 +1,15 @@
+"""Every benchmark case, in the order of issue 7's table. Pending cases name the feature they wait for."""
+
+from __future__ import annotations
+
+from bench.cases import p1_embedded, p2_emulators, pending
+from bench.harness import Case
+
+CASES: tuple[Case, ...] = (
+    p1_embedded.CASE,
+    p2_emulators.CASE,
+    pending.P3,
+    pending.P4,
+    pending.P5,
+    pending.P6,
+)

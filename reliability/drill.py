@@ -1,0 +1,103 @@
+"""A drill ground: the embedded runtime (every function, in-process bus, SQLite, DuckDB) over a temporary folder, with
+the `relyco` tenant onboarded unthrottled and its pipelines from reliability/tenant_configs/.
+
+Everything goes through the real `api` entry point and the real function entry points; faults are injected only at
+the seams a real outage hits (see reliability/faults.py).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from bench.tenants import onboard_unthrottled
+
+TENANT = "relyco"
+CONFIGS = Path(__file__).resolve().parent / "tenant_configs"
+TERMINAL = frozenset({"SUCCEEDED", "FAILED", "TIMED_OUT", "CANCELLED", "SKIPPED"})
+"""Terminal statuses of runs and stages (shared.runs.states.TERMINAL; SKIPPED is a stage's only)."""
+
+
+@dataclass
+class Drill:
+    runtime: Any
+    headers: dict[str, str]
+    home: Path
+
+    @property
+    def state(self) -> Any:
+        return self.runtime.context.state
+
+    @property
+    def warehouse(self) -> Any:
+        return self.runtime.context.warehouse
+
+    @property
+    def bus(self) -> Any:
+        return self.runtime.bus
+
+    def execute(
+        self, pipeline_id: str, parameters: dict[str, Any] | None = None, key: str | None = None, tenant: str = TENANT
+    ) -> Any:
+        body: dict[str, Any] = {"pipeline_id": pipeline_id, "parameters": parameters or {}}
+        if key:
+            body["idempotency_key"] = key
+        return self.runtime.call_api("POST", f"/api/v1/tenants/{tenant}/pipelines/execute", body, self.headers)
+
+    def start(self, pipeline_id: str, parameters: dict[str, Any] | None = None, key: str | None = None) -> str:
+        response = self.execute(pipeline_id, parameters, key)
+        if response.status not in (200, 202):
+            raise RuntimeError(f"execute {pipeline_id}: {response.status} {response.body}")
+        return str(response.body["run_id"])
+
+    def run(self, run_id: str) -> dict[str, Any]:
+        """The run with its stages, as the API shows it."""
+        response = self.runtime.call_api(
+            "GET", f"/api/v1/tenants/{TENANT}/metadata/executions/{run_id}", headers=self.headers
+        )
+        if response.status != 200:
+            raise RuntimeError(f"get {run_id}: {response.status} {response.body}")
+        return dict(response.body)
+
+    def wait_terminal(self, run_ids: list[str], timeout_s: float) -> dict[str, dict[str, Any]]:
+        """Every run's final view, after the bus went idle (or the timeout: then some runs are not terminal)."""
+        self.runtime.wait_idle(timeout_s)
+        deadline = time.monotonic() + 5
+        while True:  # the bus is idle once every run is done; allow a moment for a straggler all the same
+            runs = {run_id: self.run(run_id) for run_id in run_ids}
+            if all(r["status"] in TERMINAL for r in runs.values()) or time.monotonic() > deadline:
+                return runs
+            time.sleep(0.2)
+
+    def events(self, run_id: str) -> list[dict[str, Any]]:
+        """Status events the notifier recorded for the run (what alerting acts on)."""
+        return [doc for _, doc in self.state.list("events") if doc.get("run_id") == run_id]
+
+
+@contextlib.contextmanager
+def embedded_drill(**bus_options: Any) -> Iterator[Drill]:
+    """`bus_options` go to `embedded.start` (duplicate_deliveries, max_delivery_attempts, max_backoff_s, workers)."""
+    from shared import logs
+    from shared.runtime import embedded
+    from shared.runtime.settings import Settings
+
+    # Drills provoke errors on purpose; their figures are the output. CLOUDACT_RELIABILITY_LOG_LEVEL=INFO to debug.
+    logs.configure()
+    logging.getLogger().setLevel(os.environ.get("CLOUDACT_RELIABILITY_LOG_LEVEL", "CRITICAL"))
+    with tempfile.TemporaryDirectory(prefix="cloudact-reliability-") as tmp:
+        config_dir = Path(tmp) / "tenant_configs"
+        shutil.copytree(CONFIGS, config_dir)
+        home = Path(tmp) / "home"
+        runtime = embedded.start(Settings(runtime="embedded", home=home, config_dir=config_dir), **bus_options)
+        try:
+            yield Drill(runtime, onboard_unthrottled(runtime.context, TENANT), home)
+        finally:
+            runtime.close()

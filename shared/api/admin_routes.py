@@ -1,0 +1,239 @@
+"""Tenant administration: onboarding and tenant changes (platform admin credential), API keys and secrets (a
+tenant's own key with the `admin` / `secrets:write` scope). Every change is audited with the caller's X-User-ID."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from shared.api.base import ApiRequest, ApiResponse, QueryParam, Route, int_param, validate_body
+from shared.errors import BadRequest, NotFound
+from shared.runs.machine import utc_now
+from shared.runtime.context import Context
+from shared.secrets.store import SECRET_NAME, delete_secret, list_secret_names, put_secret, secret_path
+from shared.tenancy import apikeys
+from shared.tenancy.admission import usage
+from shared.tenancy.audit import list_audit, record_audit
+from shared.tenancy.plans import PLANS
+from shared.tenancy.tenants import TENANT_ID, get_tenant, list_tenants, onboard_tenant, update_tenant
+
+MAX_SECRET_BYTES = 64 * 1024
+Scope = Literal[
+    "pipelines:read", "pipelines:execute", "runs:read", "runs:cancel", "usage:read", "secrets:write", "admin"
+]
+PlanName = Literal["free", "starter", "professional", "enterprise"]
+assert set(PlanName.__args__) == set(PLANS), "PlanName must list every plan"  # type: ignore[attr-defined]
+
+
+class Profile(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str | None = Field(default=None, max_length=200)
+    contact_email: str | None = Field(default=None, max_length=320, pattern=r"^[^@\s]+@[^@\s]+$")
+
+
+class Limits(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    runs_per_day: int | None = Field(default=None, ge=0, le=10_000_000)
+    runs_per_month: int | None = Field(default=None, ge=0, le=10_000_000)
+    concurrent_runs: int | None = Field(default=None, ge=0, le=10_000_000)
+    requests_per_minute: int | None = Field(default=None, ge=0, le=10_000_000)
+
+    def overrides(self) -> dict[str, int]:
+        return {k: v for k, v in self.model_dump().items() if v is not None}
+
+
+class OnboardBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    tenant_id: str = Field(pattern=TENANT_ID.pattern)
+    plan: PlanName = "starter"
+    profile: Profile = Field(default_factory=Profile)
+    limits: Limits = Field(default_factory=Limits)
+
+
+class TenantPatch(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    plan: PlanName | None = None
+    status: Literal["active", "suspended"] | None = None
+    limits: Limits | None = None
+    profile: Profile | None = None
+
+
+class KeyCreateBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=100)
+    scopes: list[Scope] = Field(default=list(apikeys.DEFAULT_SCOPES), min_length=1)  # type: ignore[arg-type]
+    expires_in_days: int | None = Field(default=None, ge=1, le=3650)
+
+
+class RotateBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    grace_seconds: int = Field(default=86400, ge=0, le=apikeys.MAX_GRACE_S)
+
+
+class SecretBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    value: str = Field(min_length=1, max_length=MAX_SECRET_BYTES)
+
+
+def _issued(key: apikeys.IssuedKey) -> dict[str, Any]:
+    return {**apikeys.public_key(key.doc), "api_key": key.api_key, "note": "shown once: store it now"}
+
+
+def _actor(req: ApiRequest) -> str:
+    return f"key:{req.principal.key_id}" if req.principal else "admin"
+
+
+# ---------------------------------------------------------------------------------------------- platform admin
+
+
+def onboard(ctx: Context, req: ApiRequest, params: dict[str, str]) -> ApiResponse:
+    body: OnboardBody = validate_body(OnboardBody, req.json_body)
+    result = onboard_tenant(
+        ctx,
+        body.tenant_id,
+        body.plan,
+        body.profile.model_dump(exclude_none=True),
+        "admin",
+        req.user_id,
+        body.limits.overrides(),
+    )
+    out: dict[str, Any] = {"tenant": result.tenant, "created": result.created}
+    if result.first_key is not None:
+        out["api_key"] = _issued(result.first_key)
+    return ApiResponse(201 if result.created else 200, out, {"Location": f"/api/v1/admin/tenants/{body.tenant_id}"})
+
+
+def admin_list_tenants(ctx: Context, req: ApiRequest, params: dict[str, str]) -> ApiResponse:
+    status = req.query.get("status")
+    if status is not None and status not in ("active", "suspended"):
+        raise BadRequest("status must be active or suspended", {"field": "status"})
+    tenants = list_tenants(ctx, status, int_param(req.query, "limit", 500, 1, 1000))
+    return ApiResponse(200, {"tenants": tenants, "count": len(tenants)})
+
+
+def admin_get_tenant(ctx: Context, req: ApiRequest, params: dict[str, str]) -> ApiResponse:
+    tenant = get_tenant(ctx, params["tenant_id"])
+    return ApiResponse(200, {"tenant": tenant, "usage": usage(ctx, params["tenant_id"])})
+
+
+def admin_update_tenant(ctx: Context, req: ApiRequest, params: dict[str, str]) -> ApiResponse:
+    body: TenantPatch = validate_body(TenantPatch, req.json_body)
+    changes = body.model_dump(exclude_none=True)
+    if body.limits is not None:
+        changes["limits"] = {**get_tenant(ctx, params["tenant_id"]).get("limits", {}), **body.limits.overrides()}
+    return ApiResponse(200, {"tenant": update_tenant(ctx, params["tenant_id"], changes, "admin", req.user_id)})
+
+
+def admin_audit(ctx: Context, req: ApiRequest, params: dict[str, str]) -> ApiResponse:
+    get_tenant(ctx, params["tenant_id"])
+    entries = list_audit(ctx, params["tenant_id"], int_param(req.query, "limit", 100, 1, 1000))
+    return ApiResponse(200, {"audit": entries, "count": len(entries)})
+
+
+# ---------------------------------------------------------------------------------------------- API keys
+
+
+def create_key(ctx: Context, req: ApiRequest, params: dict[str, str]) -> ApiResponse:
+    body: KeyCreateBody = validate_body(KeyCreateBody, req.json_body)
+    tenant_id = params["tenant_id"]
+    get_tenant(ctx, tenant_id)
+    expires = utc_now() + timedelta(days=body.expires_in_days) if body.expires_in_days else None
+    key = apikeys.issue_key(ctx, tenant_id, body.name, list(body.scopes), expires, req.user_id or _actor(req))
+    record_audit(ctx, "api_key.created", tenant_id, _actor(req), req.user_id, {"key_id": key.key_id})
+    return ApiResponse(201, _issued(key))
+
+
+def list_keys(ctx: Context, req: ApiRequest, params: dict[str, str]) -> ApiResponse:
+    keys = apikeys.list_keys(ctx, params["tenant_id"])
+    return ApiResponse(200, {"api_keys": keys, "count": len(keys)})
+
+
+def rotate_key(ctx: Context, req: ApiRequest, params: dict[str, str]) -> ApiResponse:
+    body: RotateBody = validate_body(RotateBody, req.json_body)
+    tenant_id, key_id = params["tenant_id"], params["key_id"]
+    new, old = apikeys.rotate_key(ctx, tenant_id, key_id, body.grace_seconds, req.user_id or _actor(req))
+    record_audit(ctx, "api_key.rotated", tenant_id, _actor(req), req.user_id, {"key_id": key_id, "new": new.key_id})
+    return ApiResponse(201, {"new_key": _issued(new), "old_key": old})
+
+
+def revoke_key(ctx: Context, req: ApiRequest, params: dict[str, str]) -> ApiResponse:
+    tenant_id, key_id = params["tenant_id"], params["key_id"]
+    doc = apikeys.revoke_key(ctx, tenant_id, key_id, f"revoked by {req.user_id or _actor(req)}")
+    record_audit(ctx, "api_key.revoked", tenant_id, _actor(req), req.user_id, {"key_id": key_id})
+    return ApiResponse(200, doc)
+
+
+# ---------------------------------------------------------------------------------------------- secrets
+
+
+def _secret_name(name: str) -> str:
+    if not SECRET_NAME.match(name):
+        raise BadRequest("secret names are lower-case letters, digits, '_' and '-' (1-63)", {"field": "name"})
+    return name
+
+
+def list_secrets(ctx: Context, req: ApiRequest, params: dict[str, str]) -> ApiResponse:
+    names = list_secret_names(ctx, params["tenant_id"])
+    return ApiResponse(200, {"secrets": [{"name": n} for n in names], "count": len(names)})
+
+
+def set_secret(ctx: Context, req: ApiRequest, params: dict[str, str]) -> ApiResponse:
+    body: SecretBody = validate_body(SecretBody, req.json_body)
+    tenant_id, name = params["tenant_id"], _secret_name(params["name"])
+    put_secret(ctx, tenant_id, name, body.value.encode())
+    record_audit(ctx, "secret.set", tenant_id, _actor(req), req.user_id, {"name": name})
+    return ApiResponse(200, {"name": name, "stored": "envelope-encrypted"})
+
+
+def remove_secret(ctx: Context, req: ApiRequest, params: dict[str, str]) -> ApiResponse:
+    tenant_id, name = params["tenant_id"], _secret_name(params["name"])
+    if ctx.state.get(secret_path(tenant_id, name)) is None:
+        raise NotFound(f"tenant {tenant_id!r} has no secret {name!r}", {"field": "name"})
+    delete_secret(ctx, tenant_id, name)
+    record_audit(ctx, "secret.deleted", tenant_id, _actor(req), req.user_id, {"name": name})
+    return ApiResponse(200, {"name": name, "deleted": True})
+
+
+_A = "/api/v1/admin/tenants"
+_T = "/api/v1/tenants/{tenant_id}"
+ADMIN_ROUTES: list[Route] = [
+    Route("POST", _A, onboard, "admin", "Onboard a tenant (idempotent; the first API key is returned once)",
+          body=OnboardBody, success=201, errors=(409,), tag="admin"),
+    Route("GET", _A, admin_list_tenants, "admin", "List tenants", tag="admin",
+          query=(QueryParam("status", {"type": "string", "enum": ["active", "suspended"]}),
+                 QueryParam("limit", {"type": "integer", "minimum": 1, "maximum": 1000}))),
+    Route("GET", f"{_A}/{{tenant_id}}", admin_get_tenant, "admin", "A tenant with its usage", errors=(404,),
+          tag="admin"),
+    Route("PATCH", f"{_A}/{{tenant_id}}", admin_update_tenant, "admin",
+          "Change a tenant's plan, status (suspend/activate), limits or profile", body=TenantPatch, errors=(404,),
+          tag="admin"),
+    Route("GET", f"{_A}/{{tenant_id}}/audit", admin_audit, "admin", "A tenant's audit trail", errors=(404,),
+          tag="admin", query=(QueryParam("limit", {"type": "integer", "minimum": 1, "maximum": 1000}),)),
+    Route("POST", f"{_A}/{{tenant_id}}/api-keys", create_key, "admin", "Issue an API key for a tenant (shown once)",
+          body=KeyCreateBody, success=201, errors=(404,), tag="admin"),
+    Route("GET", f"{_T}/api-keys", list_keys, "tenant", "List the tenant's API keys (never their secrets)", "admin",
+          tag="api-keys"),
+    Route("POST", f"{_T}/api-keys", create_key, "tenant", "Create an API key (shown once)", "admin",
+          KeyCreateBody, success=201, tag="api-keys"),
+    Route("POST", f"{_T}/api-keys/{{key_id}}/rotate", rotate_key, "tenant",
+          "Rotate an API key: a new key now, the old one valid for a grace period", "admin", RotateBody,
+          success=201, errors=(404, 409), tag="api-keys"),
+    Route("DELETE", f"{_T}/api-keys/{{key_id}}", revoke_key, "tenant", "Revoke an API key (idempotent)", "admin",
+          errors=(404,), tag="api-keys"),
+    Route("GET", f"{_T}/secrets", list_secrets, "tenant", "List the tenant's secret names (never values)",
+          "secrets:write", tag="secrets"),
+    Route("PUT", f"{_T}/secrets/{{name}}", set_secret, "tenant",
+          "Store or replace a secret (envelope-encrypted; the value is never returned)", "secrets:write", SecretBody,
+          tag="secrets"),
+    Route("DELETE", f"{_T}/secrets/{{name}}", remove_secret, "tenant", "Delete a secret", "secrets:write",
+          errors=(404,), tag="secrets"),
+]  # fmt: skip

@@ -1,0 +1,288 @@
+"""Tenant routes about pipelines and runs: execute, backfill, re-run, cancel, list/get executions, pipelines, usage.
+
+Every run-creating route goes through `admit_run` (the same gate as scheduled runs) and then publishes
+`run.requested`; a repeated idempotency key finds the first run and re-publishes it only while it is still QUEUED.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import date, timedelta
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from shared.api.base import ApiRequest, ApiResponse, QueryParam, Route, int_param, validate_body
+from shared.contracts import topics
+from shared.contracts.envelope import OutboundMessage
+from shared.contracts.messages import RunRequest, Trigger
+from shared.errors import BadRequest, Conflict, ServiceUnavailable, TooManyRequests, TransientError
+from shared.observability import timed_admission, with_trace_context
+from shared.pipelines.loader import PipelineValidationError, list_pipeline_files, load_pipeline
+from shared.pipelines.spec import IDENTIFIER
+from shared.runs.machine import TransitionRequest, parse_iso, stage_path, transition, transition_run
+from shared.runs.states import RunStatus
+from shared.runs.store import CreatedRun, get_run, list_runs, list_stages, public_run
+from shared.runtime.context import Context
+from shared.tenancy.admission import admit_run, usage
+
+MAX_BACKFILL_DAYS = 366
+RUN_STATUSES = [s.value for s in RunStatus]
+
+
+class ExecuteBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    pipeline_id: str = Field(pattern=IDENTIFIER.pattern, max_length=63)
+    parameters: dict[str, Any] = Field(default_factory=dict)
+    idempotency_key: str | None = Field(default=None, min_length=1, max_length=200)
+
+
+class RerunBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    idempotency_key: str | None = Field(default=None, min_length=1, max_length=200)
+
+
+class BackfillBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    start_date: date
+    end_date: date = Field(description="Inclusive.")
+    parameters: dict[str, Any] = Field(default_factory=dict, description="Given to every run; run_date is set per day.")
+    backfill_id: str = Field(
+        default="default",
+        pattern=r"^[A-Za-z0-9_\-]{1,64}$",
+        description="Runs are idempotent per (backfill_id, pipeline, date, parameters): repeat to resume.",
+    )
+
+
+def publish_run_request(ctx: Context, created: CreatedRun, trigger: Trigger, retryable: bool) -> None:
+    """Publish `run.requested` for a QUEUED run; a run nobody can retry is failed rather than left QUEUED."""
+    run = created.doc
+    if run["status"] != "QUEUED":  # run_starter ignores a request for a run that already started
+        return
+    message = RunRequest(
+        run_id=created.run_id,
+        tenant_id=run["tenant_id"],
+        pipeline_id=run["pipeline_id"],
+        parameters=dict(run.get("parameters") or {}),
+        trigger=trigger,
+        requested_at=parse_iso(run["created_at"]),
+    )
+    attributes = {
+        "tenant_id": run["tenant_id"],
+        "run_id": created.run_id,
+        "pipeline_id": run["pipeline_id"],
+        "kind": "run.requested",
+    }
+    try:
+        ctx.bus.publish(topics.RUN_REQUESTS, [OutboundMessage(message.to_bytes(), with_trace_context(attributes))])
+    except TransientError as exc:
+        if not retryable:
+            transition_run(ctx.state, created.run_id, "FAILED", error=f"could not enqueue: {exc}")
+        raise ServiceUnavailable("could not enqueue the run; retry with the same idempotency_key", 2) from exc
+
+
+def _accepted(tenant_id: str, created: CreatedRun) -> ApiResponse:
+    return ApiResponse(
+        202 if created.created else 200,
+        {"run_id": created.run_id, "status": created.doc["status"], "created": created.created},
+        {"Location": f"/api/v1/tenants/{tenant_id}/metadata/executions/{created.run_id}"},
+    )
+
+
+def execute_pipeline(ctx: Context, req: ApiRequest, params: dict[str, str]) -> ApiResponse:
+    body: ExecuteBody = validate_body(ExecuteBody, req.json_body)
+    tenant_id = params["tenant_id"]
+    trigger = Trigger(type="api", user_id=req.user_id)
+    with timed_admission("api"):
+        created, _ = admit_run(ctx, tenant_id, body.pipeline_id, body.parameters, trigger, body.idempotency_key)
+    publish_run_request(ctx, created, trigger, retryable=bool(body.idempotency_key))
+    return _accepted(tenant_id, created)
+
+
+def rerun_execution(ctx: Context, req: ApiRequest, params: dict[str, str]) -> ApiResponse:
+    """A new run of the same pipeline and parameters whose stages that SUCCEEDED in the source run are carried over."""
+    body: RerunBody = validate_body(RerunBody, req.json_body)
+    tenant_id = params["tenant_id"]
+    source = get_run(ctx.state, tenant_id, params["run_id"])
+    if source["status"] not in ("FAILED", "TIMED_OUT", "CANCELLED"):
+        raise Conflict(
+            f"run {source['run_id']} is {source['status']}; only a FAILED, TIMED_OUT or CANCELLED run can be re-run",
+            {"field": "run_id", "status": source["status"]},
+        )
+    trigger = Trigger(type="rerun", user_id=req.user_id)
+    created, _ = admit_run(
+        ctx,
+        tenant_id,
+        str(source["pipeline_id"]),
+        dict(source.get("parameters") or {}),
+        trigger,
+        body.idempotency_key,
+        extra_fields={"resume_from_run": source["run_id"]},
+    )
+    publish_run_request(ctx, created, trigger, retryable=bool(body.idempotency_key))
+    response = _accepted(tenant_id, created)
+    response.body["resume_from_run"] = source["run_id"]
+    return response
+
+
+def cancel_execution(ctx: Context, req: ApiRequest, params: dict[str, str]) -> ApiResponse:
+    """QUEUED/RUNNING -> CANCELLED; its QUEUED stages are cancelled, running ones finish and are discarded.
+
+    Idempotent: cancelling a CANCELLED run answers 200 with the run; any other terminal run is a 409.
+    """
+    from shared.runs.engine import finalize_run
+
+    tenant_id, run_id = params["tenant_id"], params["run_id"]
+    run = get_run(ctx.state, tenant_id, run_id)
+    who = req.user_id or (req.principal.key_id if req.principal else "api")
+    result = transition_run(ctx.state, run_id, "CANCELLED", error=f"cancelled by {who}", cancelled_by=who)
+    if not result.applied and result.status != "CANCELLED":
+        raise Conflict(f"run {run_id} is already {result.status}", {"field": "run_id", "status": result.status})
+    if result.applied or not result.doc.get("finalized"):
+        for stage in list_stages(ctx.state, run_id):
+            if stage["status"] == "QUEUED":
+                transition(
+                    ctx.state,
+                    stage_path(run_id, str(stage["stage_id"])),
+                    TransitionRequest("stage", "CANCELLED", only_from=frozenset({"QUEUED"})),
+                )
+        run = get_run(ctx.state, tenant_id, run_id)
+        finalize_run(ctx, run, list_stages(ctx.state, run_id))
+    run = get_run(ctx.state, tenant_id, run_id)
+    return ApiResponse(200, public_run(run, list_stages(ctx.state, run_id)))
+
+
+def _backfill_key(body: BackfillBody, pipeline_id: str, day: date) -> str:
+    digest = hashlib.sha256(json.dumps(body.parameters, sort_keys=True, default=str).encode()).hexdigest()[:16]
+    return f"backfill:{body.backfill_id}:{pipeline_id}:{day.isoformat()}:{digest}"
+
+
+def backfill_pipeline(ctx: Context, req: ApiRequest, params: dict[str, str]) -> ApiResponse:
+    """One idempotent run per date in [start_date, end_date]. Stops at the first quota refusal; repeat to resume."""
+    body: BackfillBody = validate_body(BackfillBody, req.json_body)
+    tenant_id, pipeline_id = params["tenant_id"], params["pipeline_id"]
+    days = (body.end_date - body.start_date).days + 1
+    if days < 1:
+        raise BadRequest("end_date must not be before start_date", {"field": "end_date"})
+    if days > MAX_BACKFILL_DAYS:
+        raise BadRequest(f"a backfill covers at most {MAX_BACKFILL_DAYS} days", {"field": "end_date"})
+    trigger = Trigger(type="backfill", user_id=req.user_id)
+    runs: list[dict[str, Any]] = []
+    pending: list[str] = []
+    refusal: TooManyRequests | None = None
+    for offset in range(days):
+        day = body.start_date + timedelta(days=offset)
+        if refusal is not None:
+            pending.append(day.isoformat())
+            continue
+        parameters = {**body.parameters, "run_date": day.isoformat()}
+        try:
+            created, _ = admit_run(
+                ctx, tenant_id, pipeline_id, parameters, trigger, _backfill_key(body, pipeline_id, day)
+            )
+        except TooManyRequests as exc:
+            refusal = exc
+            pending.append(day.isoformat())
+            continue
+        publish_run_request(ctx, created, trigger, retryable=True)
+        runs.append(
+            {
+                "run_date": day.isoformat(),
+                "run_id": created.run_id,
+                "status": created.doc["status"],
+                "created": created.created,
+            }
+        )
+    if refusal is not None and not runs:
+        raise refusal
+    out: dict[str, Any] = {
+        "pipeline_id": pipeline_id,
+        "backfill_id": body.backfill_id,
+        "runs": runs,
+        "pending_dates": pending,
+        "complete": not pending,
+    }
+    if refusal is not None:
+        out["stopped_because"] = refusal.to_body()
+    return ApiResponse(202 if any(r["created"] for r in runs) else 200, out)
+
+
+def list_executions(ctx: Context, req: ApiRequest, params: dict[str, str]) -> ApiResponse:
+    status = req.query.get("status")
+    if status is not None and status not in RUN_STATUSES:
+        raise BadRequest(f"unknown status {status!r}", {"field": "status"})
+    pipeline_id = req.query.get("pipeline_id")
+    if pipeline_id is not None and not IDENTIFIER.match(pipeline_id):
+        raise BadRequest("pipeline_id is not a valid identifier", {"field": "pipeline_id"})
+    limit = int_param(req.query, "limit", 50, 1, 500)
+    runs = list_runs(ctx.state, params["tenant_id"], status, pipeline_id, limit)
+    return ApiResponse(200, {"executions": [public_run(r) for r in runs], "count": len(runs)})
+
+
+def get_execution(ctx: Context, req: ApiRequest, params: dict[str, str]) -> ApiResponse:
+    run = get_run(ctx.state, params["tenant_id"], params["run_id"])
+    return ApiResponse(200, public_run(run, list_stages(ctx.state, run["run_id"])))
+
+
+def list_pipelines(ctx: Context, req: ApiRequest, params: dict[str, str]) -> ApiResponse:
+    out: list[dict[str, Any]] = []
+    for path in list_pipeline_files(ctx.settings.config_dir, params["tenant_id"]):
+        try:
+            spec = load_pipeline(path)
+        except PipelineValidationError as exc:
+            out.append({"pipeline_id": path.stem, "valid": False, "errors": [str(i) for i in exc.issues]})
+            continue
+        out.append(
+            {
+                "pipeline_id": spec.pipeline_id,
+                "valid": True,
+                "description": spec.description,
+                "parameters": {k: v.model_dump(mode="json") for k, v in spec.parameters.items()},
+                "schedule": spec.schedule.model_dump(mode="json") if spec.schedule else None,
+                "steps": [{"step_id": s.step_id, "ps_type": s.ps_type, "depends_on": s.depends_on} for s in spec.steps],
+            }
+        )
+    return ApiResponse(200, {"pipelines": out, "count": len(out)})
+
+
+def get_usage(ctx: Context, req: ApiRequest, params: dict[str, str]) -> ApiResponse:
+    return ApiResponse(200, usage(ctx, params["tenant_id"]))
+
+
+_T = "/api/v1/tenants/{tenant_id}"
+_EXEC = f"{_T}/metadata/executions"
+RUN_ROUTES: list[Route] = [
+    Route(
+        "POST", f"{_T}/pipelines/execute", execute_pipeline, "tenant", "Execute a pipeline", "pipelines:execute",
+        ExecuteBody, success=202, errors=(404, 429, 503),
+    ),
+    Route(
+        "POST", f"{_T}/pipelines/{{pipeline_id}}/backfill", backfill_pipeline, "tenant",
+        "Backfill a pipeline over a date range (one idempotent run per date; repeat to resume)", "pipelines:execute",
+        BackfillBody, success=202, errors=(404, 429, 503),
+    ),
+    Route("GET", f"{_T}/pipelines", list_pipelines, "tenant", "List the tenant's pipelines", "pipelines:read",
+          tag="pipelines"),
+    Route(
+        "GET", _EXEC, list_executions, "tenant", "List executions (newest first)", "runs:read",
+        query=(
+            QueryParam("status", {"type": "string", "enum": RUN_STATUSES}),
+            QueryParam("pipeline_id", {"type": "string", "pattern": IDENTIFIER.pattern}),
+            QueryParam("limit", {"type": "integer", "minimum": 1, "maximum": 500, "default": 50}),
+        ),
+    ),
+    Route("GET", f"{_EXEC}/{{run_id}}", get_execution, "tenant", "An execution with its stages and attempts",
+          "runs:read", errors=(404,)),
+    Route("POST", f"{_EXEC}/{{run_id}}/cancel", cancel_execution, "tenant", "Cancel an execution", "runs:cancel",
+          errors=(404, 409, 503)),
+    Route(
+        "POST", f"{_EXEC}/{{run_id}}/rerun", rerun_execution, "tenant",
+        "Re-run a failed execution from its failed step (stages that succeeded are carried over)",
+        "pipelines:execute", RerunBody, success=202, errors=(404, 409, 429, 503),
+    ),
+    Route("GET", f"{_T}/usage", get_usage, "tenant", "Quota usage and plan limits", "usage:read", tag="tenancy"),
+]  # fmt: skip

@@ -1,0 +1,129 @@
+"""`notify.slack` / `notify.email` pipeline steps: a message from the pipeline, sent on one of the tenant's channels.
+
+config:
+  channel: <name>        a channel from the tenant's tenant.yaml `notifications.channels` (slack for notify.slack,
+                         email for notify.email; an `outbox` channel works for either)
+  message: <text>        placeholders: {tenant_id} {pipeline_id} {run_id} {run_date} {stage_id}, the run's
+                         parameters and the pipeline's variables; anything else is an error
+  subject: <text>        optional title (same placeholders)
+  severity: info | warning | error   (default: error when a step before this one failed, info otherwise)
+
+A retried stage does not send twice: the delivery is keyed by (run, step, channel). The message lists the run's
+failed steps with their errors, so an `on_failure` step says what went wrong without templating.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from typing import Any, Literal
+
+from shared.errors import TerminalError, TransientError
+from shared.notify import load_configs
+from shared.notify.config import SEVERITY_RANK, OutboxChannel, Severity
+from shared.notify.delivery import Delivery, deliver, delivery_id
+from shared.notify.message import Message, inspect_lines
+from shared.notify.routing import tenant_channel
+from shared.pipelines.spec import StepSpec
+from shared.processors.base import StepContext, StepResult
+from shared.runs.store import list_stages
+from shared.runtime.context import Context, get_context
+
+_PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
+_KEYS = frozenset({"channel", "message", "subject", "severity"})
+
+
+def render_template(template: str, values: dict[str, Any], what: str) -> str:
+    """Substitute `{name}` from `values` only: no attribute access, no format specs (unlike str.format)."""
+
+    def sub(match: re.Match[str]) -> str:
+        name = match.group(1)
+        if name not in values:
+            raise TerminalError(f"{what}: unknown placeholder {{{name}}}; known: {', '.join(sorted(values))}")
+        return str(values[name])
+
+    return _PLACEHOLDER.sub(sub, template)
+
+
+def send_step_notification(step: StepSpec, sctx: StepContext, kind: Literal["slack", "email"]) -> StepResult:
+    cfg = step.config
+    unknown = sorted(set(cfg) - _KEYS)
+    if unknown:
+        raise TerminalError(f"step {step.step_id}: unknown config keys {', '.join(unknown)}; allowed: {sorted(_KEYS)}")
+    channel_name, text = cfg.get("channel"), cfg.get("message")
+    if not isinstance(channel_name, str) or not channel_name:
+        raise TerminalError(f"step {step.step_id}: config.channel (a channel name from tenant.yaml) is required")
+    if not isinstance(text, str) or not text.strip():
+        raise TerminalError(f"step {step.step_id}: config.message is required")
+    ctx: Context = get_context()
+    tenant, root, problem = load_configs(ctx.settings.config_dir, sctx.tenant_id)
+    target = tenant_channel(sctx.tenant_id, channel_name, tenant, root)
+    if target.type != kind and not isinstance(target.config, OutboxChannel):
+        raise TerminalError(f"step {step.step_id}: channel {channel_name!r} is a {target.type} channel, not {kind}")
+    values: dict[str, Any] = {**sctx.variables, **sctx.parameters}
+    values.update(
+        tenant_id=sctx.tenant_id,
+        pipeline_id=sctx.pipeline_id,
+        run_id=sctx.run_id,
+        run_date=sctx.run_date.isoformat(),
+        stage_id=sctx.stage_id,
+    )
+    what = f"step {step.step_id}"
+    failed = [s for s in list_stages(ctx.state, sctx.run_id) if s.get("status") in ("FAILED", "TIMED_OUT")]
+    severity: Severity = cfg.get("severity") or ("error" if failed else "info")
+    if severity not in SEVERITY_RANK:
+        raise TerminalError(f"{what}: severity must be info, warning or error, got {severity!r}")
+    facts = [("Tenant", sctx.tenant_id), ("Pipeline", sctx.pipeline_id), ("Run", sctx.run_id)]
+    facts += [("Run date", sctx.run_date.isoformat()), ("Step", sctx.stage_id)]
+    facts += [(f"Failed step {s['stage_id']}", str(s.get("error") or s["status"])[:500]) for s in failed[:5]]
+    subject = cfg.get("subject") or f"{sctx.tenant_id}/{sctx.pipeline_id}: {step.name or step.step_id}"
+    message = Message(
+        title=render_template(str(subject), values, what),
+        severity=severity,
+        headline=render_template(text, values, what),
+        facts=tuple(facts),
+        inspect=inspect_lines(sctx.tenant_id, sctx.run_id, root.links),
+        notes=(problem,) if problem else (),
+    )
+    d = Delivery(
+        delivery_id=delivery_id(sctx.run_id, sctx.stage_id, "step", target.key),
+        tenant_id=sctx.tenant_id,
+        source="step",
+        channel=target,
+        message=message,
+        run_id=sctx.run_id,
+        pipeline_id=sctx.pipeline_id,
+    )
+    deadline = time.monotonic() + max(0.0, min(root.delivery.inline_wait_seconds, sctx.seconds_left() - 5))
+    outcome = deliver(ctx, d, root, deadline)
+    if outcome.status == "failed":
+        doc = ctx.state.get(f"notifications/{d.delivery_id}") or {}
+        raise TerminalError(f"{what}: notification failed: {doc.get('error', 'see cloudact notifications list')}")
+    if outcome.status == "later":
+        raise TransientError(f"{what}: notification to {target.key} will be retried", outcome.retry_after)
+    return StepResult(rows_out=0, details={"delivery_id": d.delivery_id, "status": outcome.status})
+
+
+def validate_step_config(step: StepSpec, scope: Any = None) -> list[tuple[tuple[str | int, ...], str]]:
+    """Problems `cloudact pipelines validate` can report at the step's file:line before any run."""
+    cfg = step.config
+    problems: list[tuple[tuple[str | int, ...], str]] = [
+        (("config", key), f"unknown key; allowed: {', '.join(sorted(_KEYS))}") for key in sorted(set(cfg) - _KEYS)
+    ]
+    if not isinstance(cfg.get("channel"), str) or not re.fullmatch(r"[a-z][a-z0-9_]{0,62}", cfg["channel"]):
+        problems.append((("config", "channel"), "required: a channel name from tenant.yaml notifications.channels"))
+    if not isinstance(cfg.get("message"), str) or not cfg["message"].strip():
+        problems.append((("config", "message"), "required: the text to send"))
+    if "severity" in cfg and cfg["severity"] not in SEVERITY_RANK:
+        problems.append((("config", "severity"), "must be info, warning or error"))
+    known = {"tenant_id", "pipeline_id", "run_id", "run_date", "stage_id"}
+    known |= set(getattr(scope, "parameter_types", {}) or {}) | set(getattr(scope, "variables", {}) or {})
+    for key in ("message", "subject"):
+        text = cfg.get(key)
+        if scope is not None and isinstance(text, str):
+            for name in _PLACEHOLDER.findall(text):
+                if name not in known:
+                    problems.append(
+                        (("config", key), f"unknown placeholder {{{name}}}; known: {', '.join(sorted(known))}")
+                    )
+    return problems

@@ -1,0 +1,110 @@
+"""`file.load`: parquet / csv / ndjson files from a tenant folder or `gs://` into a table, streamed in record batches.
+
+source:
+  path: exports/{run_date}/*.parquet      local (relative to the tenant's landing folder) or gs://bucket/object;
+                                          a glob in the file name loads every match; placeholders: run_date, run_id,
+                                          tenant_id, parameters, variables (values may not contain '/')
+  format: parquet | csv | ndjson          optional: inferred from the extension (.gz allowed for csv / ndjson)
+  csv: {delimiter: ",", skip_rows: 0}
+destination: {dataset: billing, table: gcp_billing_export, write_mode: truncate | append}
+config:
+  schema: {column: TYPE, ...}             optional explicit columns + types (GoogleSQL names: STRING, INT64, FLOAT64,
+                                          NUMERIC, BOOL, DATE, TIMESTAMP ...); without it the file's schema is used
+  batch_rows: 65536
+
+Local paths outside the tenant's folders are refused (see file_sources). Memory holds one flush of rows at a time
+(table_sink), however big the files are.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pyarrow as pa
+from pydantic import ConfigDict, Field
+
+from shared.pipelines.spec import StepSpec
+from shared.processors.base import StepContext, StepResult
+from shared.processors.file_sources import FileFormat, ReadOptions, infer_format, read_batches
+from shared.processors.step_config import (
+    ColumnName,
+    ColumnTypeName,
+    Destination,
+    Issue,
+    StrictModel,
+    arrow_type,
+    check_deadline,
+    parse_step,
+    render_path_template,
+    step_issues,
+)
+from shared.processors.table_sink import TableSink
+
+
+class CsvOptions(StrictModel):
+    delimiter: str = Field(default=",", min_length=1, max_length=1)
+    skip_rows: int = Field(default=0, ge=0, description="Lines to skip before the header.")
+
+
+class FileSource(StrictModel):
+    path: str = Field(min_length=1, description="Local path (tenant folders only) or gs://bucket/object; globs ok.")
+    format: FileFormat | None = Field(default=None, description="Inferred from the extension when omitted.")
+    csv: CsvOptions = Field(default_factory=CsvOptions)
+
+
+class FileLoadSettings(StrictModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    columns: dict[ColumnName, ColumnTypeName] | None = Field(
+        default=None, alias="schema", description="Explicit column -> type; the file's own schema when omitted."
+    )
+    batch_rows: int = Field(default=65_536, ge=1, le=1_000_000)
+
+    def arrow_schema(self) -> pa.Schema | None:
+        if self.columns is None:
+            return None
+        return pa.schema([(name, arrow_type(kind)) for name, kind in self.columns.items()])
+
+
+class FileLoadStep(StrictModel):
+    source: FileSource
+    destination: Destination
+    config: FileLoadSettings = Field(default_factory=FileLoadSettings)
+
+
+def validate_step(step: StepSpec) -> list[Issue]:
+    return step_issues(FileLoadStep, step)
+
+
+class FileLoad:
+    def run(self, step: StepSpec, ctx: StepContext) -> StepResult:
+        cfg = parse_step(FileLoadStep, step)
+        location = render_path_template(cfg.source.path, ctx)
+        options = ReadOptions(
+            format=cfg.source.format or infer_format(location),
+            schema=cfg.config.arrow_schema(),
+            batch_rows=cfg.config.batch_rows,
+            csv_delimiter=cfg.source.csv.delimiter,
+            csv_skip_rows=cfg.source.csv.skip_rows,
+        )
+        table = cfg.destination.qualified(ctx)
+        ctx.warehouse.ensure_dataset(ctx.dataset(cfg.destination.dataset))
+        sink = TableSink(ctx.warehouse, table, cfg.destination.write_mode, stage_tag=f"{ctx.run_id}_{step.step_id}")
+        try:
+            for batch in read_batches(location, ctx.tenant_id, options):
+                check_deadline(ctx, step)
+                sink.write(batch)
+            rows = sink.commit(empty_schema=options.schema)
+        except BaseException:
+            sink.abort()
+            raise
+        details: dict[str, Any] = {
+            "table": table,
+            "write_mode": cfg.destination.write_mode,
+            "source": location,
+            "format": options.format,
+        }
+        return StepResult(rows_in=rows, rows_out=rows, bytes_processed=sink.bytes_written, details=details)
+
+
+PROCESSOR = FileLoad()

@@ -1,0 +1,273 @@
+"""`http.extract`: page through a REST API and land the records in a table.
+
+source:
+  url: https://api.example.com/v1/invoices      placeholders as in file.load ({run_date} ...)
+  method: GET | POST          params: {status: paid}        headers: {...}        body: {...} (POST, JSON)
+  auth: {secret: billing_api_token, header: Authorization, scheme: Bearer}
+        the token is the tenant secret (sealed with the tenant's KMS-wrapped key, `cloudact secrets set`), sent as
+        `<header>: <scheme> <token>` and never logged (it is masked in error messages)
+  records_path: data.items    where the list of records is in each JSON response (omit if the response is the list)
+  pagination:
+    type: none | cursor | offset | page
+    cursor:  {cursor_path: meta.next_cursor, cursor_param: cursor}     stops when the next cursor is empty
+    offset:  {offset_param: offset, limit_param: limit, limit: 100}   stops on a short page
+    page:    {page_param: page, size_param: per_page, size: 100, start_page: 1}
+    max_pages: 10000          more pages than this fails the step rather than silently truncating
+  rate_limit: {requests_per_second: 10}
+  retries: {max_attempts: 5, backoff_seconds: 1, max_backoff_seconds: 60}    429 / 5xx / connection errors
+  timeout_seconds: 30
+destination: {dataset, table, write_mode}
+config: {schema: {column: TYPE}}   explicit columns; otherwise inferred from the first page (all-null -> STRING)
+"""
+
+from __future__ import annotations
+
+import urllib.parse
+from collections.abc import Iterator
+from typing import Any, Literal
+
+import pyarrow as pa
+from pydantic import ConfigDict, Field, field_validator
+
+from shared.errors import TerminalError
+from shared.pipelines.spec import StepSpec
+from shared.processors.base import StepContext, StepResult
+from shared.processors.http_client import JsonClient, RateLimiter, RetryPolicy, check_destination
+from shared.processors.step_config import (
+    ColumnName,
+    ColumnTypeName,
+    Destination,
+    Issue,
+    StrictModel,
+    arrow_type,
+    check_deadline,
+    parse_step,
+    render_path_template,
+    step_issues,
+)
+from shared.processors.table_sink import TableSink
+from shared.runtime.context import get_context
+from shared.secrets.store import SECRET_NAME, get_secret
+
+Scalar = str | int | float | bool
+
+
+class Auth(StrictModel):
+    secret: str = Field(description="Name of the tenant secret holding the token.")
+    header: str = Field(default="Authorization", pattern=r"^[A-Za-z0-9-]{1,100}$")
+    scheme: str | None = Field(default="Bearer", description="Prefix before the token; null sends the token alone.")
+
+    @field_validator("secret")
+    @classmethod
+    def _secret_name(cls, value: str) -> str:
+        if not SECRET_NAME.match(value):
+            raise ValueError(f"invalid secret name {value!r}: lower-case letters, digits, '_' and '-' only")
+        return value
+
+
+class Pagination(StrictModel):
+    type: Literal["none", "cursor", "offset", "page"] = "none"
+    cursor_path: str | None = Field(default=None, description="cursor: dot path of the next cursor in a response.")
+    cursor_param: str = "cursor"
+    offset_param: str = "offset"
+    limit_param: str = "limit"
+    limit: int = Field(default=100, ge=1, le=100_000)
+    page_param: str = "page"
+    size_param: str | None = "per_page"
+    size: int = Field(default=100, ge=1, le=100_000)
+    start_page: int = Field(default=1, ge=0)
+    max_pages: int = Field(default=10_000, ge=1, le=1_000_000)
+
+    @field_validator("cursor_path")
+    @classmethod
+    def _path(cls, value: str | None) -> str | None:
+        return value if value is None else _dot_path(value)
+
+
+class RateLimit(StrictModel):
+    requests_per_second: float = Field(default=10.0, gt=0, le=1000)
+
+
+class Retries(StrictModel):
+    max_attempts: int = Field(default=5, ge=1, le=20)
+    backoff_seconds: float = Field(default=1.0, ge=0, le=600)
+    max_backoff_seconds: float = Field(default=60.0, ge=0, le=3600)
+
+
+def _dot_path(value: str) -> str:
+    if not all(part for part in value.split(".")):
+        raise ValueError(f"{value!r} is not a dot path like data.items")
+    return value
+
+
+class HttpSource(StrictModel):
+    url: str = Field(pattern=r"^https?://", description="http(s) URL; placeholders allowed.")
+    method: Literal["GET", "POST"] = "GET"
+    params: dict[str, Scalar] = Field(default_factory=dict)
+    headers: dict[str, str] = Field(default_factory=dict)
+    body: dict[str, Any] | None = None
+    auth: Auth | None = None
+    records_path: str | None = None
+    pagination: Pagination = Field(default_factory=Pagination)
+    rate_limit: RateLimit = Field(default_factory=RateLimit)
+    retries: Retries = Field(default_factory=Retries)
+    timeout_seconds: float = Field(default=30.0, gt=0, le=600)
+
+    @field_validator("records_path")
+    @classmethod
+    def _records(cls, value: str | None) -> str | None:
+        return value if value is None else _dot_path(value)
+
+
+class HttpSettings(StrictModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+    columns: dict[ColumnName, ColumnTypeName] | None = Field(default=None, alias="schema")
+
+
+class HttpExtractStep(StrictModel):
+    source: HttpSource
+    destination: Destination
+    config: HttpSettings = Field(default_factory=HttpSettings)
+
+
+def validate_step(step: StepSpec) -> list[Issue]:
+    issues = step_issues(HttpExtractStep, step)
+    pagination = (step.source.get("pagination") or {}) if isinstance(step.source, dict) else {}
+    if isinstance(pagination, dict) and pagination.get("type") == "cursor" and not pagination.get("cursor_path"):
+        issues.append((("source", "pagination", "cursor_path"), "cursor pagination needs cursor_path"))
+    return issues
+
+
+def dig(document: Any, path: str | None, what: str) -> Any:
+    """`data.items` inside a decoded JSON document."""
+    if path is None:
+        return document
+    node = document
+    for part in path.split("."):
+        if not isinstance(node, dict) or part not in node:
+            keys = ", ".join(sorted(node)) if isinstance(node, dict) else type(node).__name__
+            raise TerminalError(f"{what}: the response has no {path!r} (at {part!r}; found: {keys})")
+        node = node[part]
+    return node
+
+
+def _pages(
+    src: HttpSource, client: JsonClient, url: str, headers: dict[str, str], params: dict[str, Any]
+) -> Iterator[list[Any]]:
+    """Each page's records, following the pagination until it says stop."""
+    pag = src.pagination
+    cursor: Any = None
+    offset, page = 0, pag.start_page
+    for number in range(pag.max_pages + 1):
+        if number == pag.max_pages:
+            raise TerminalError(f"more than max_pages={pag.max_pages} pages: raise pagination.max_pages")
+        query = dict(params)
+        if pag.type == "cursor" and cursor is not None:
+            query[pag.cursor_param] = cursor
+        elif pag.type == "offset":
+            query.update({pag.offset_param: offset, pag.limit_param: pag.limit})
+        elif pag.type == "page":
+            query[pag.page_param] = page
+            if pag.size_param:
+                query[pag.size_param] = pag.size
+        full = url + ("&" if "?" in url else "?") + urllib.parse.urlencode(query) if query else url
+        document, _ = client.request(src.method, full, headers, src.body)
+        records = dig(document, src.records_path, "records_path")
+        if not isinstance(records, list):
+            raise TerminalError(f"records_path {src.records_path!r} is a {type(records).__name__}, not a list")
+        yield records
+        if pag.type == "none" or (not records and pag.type != "cursor"):
+            return
+        if pag.type == "cursor":
+            assert pag.cursor_path is not None
+            following = dig(document, pag.cursor_path, "cursor_path") if _has(document, pag.cursor_path) else None
+            if following in (None, "") or following == cursor:
+                return
+            cursor = following
+        elif pag.type == "offset":
+            if len(records) < pag.limit:
+                return
+            offset += len(records)
+        else:
+            if pag.size_param and len(records) < pag.size:
+                return
+            page += 1
+
+
+def _has(document: Any, path: str) -> bool:
+    node = document
+    for part in path.split("."):
+        if not isinstance(node, dict) or part not in node:
+            return False
+        node = node[part]
+    return True
+
+
+def _to_batch(records: list[Any], schema: pa.Schema | None) -> pa.RecordBatch:
+    if not all(isinstance(r, dict) for r in records):
+        raise TerminalError("every record must be a JSON object")
+    try:
+        table = pa.Table.from_pylist(records, schema=schema)
+    except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
+        raise TerminalError(f"records do not fit the columns {schema}: {exc} (set config.schema)") from exc
+    if schema is None:  # all-null columns have no type yet: make them STRING so every warehouse can store them
+        fields = [pa.field(f.name, pa.string()) if pa.types.is_null(f.type) else f for f in table.schema]
+        table = table.cast(pa.schema(fields))
+    return table.combine_chunks().to_batches()[0] if table.num_rows else pa.RecordBatch.from_pylist([], table.schema)
+
+
+class HttpExtract:
+    def run(self, step: StepSpec, ctx: StepContext) -> StepResult:
+        cfg = parse_step(HttpExtractStep, step)
+        src = cfg.source
+        url = render_path_template(src.url, ctx)
+        params = {k: render_path_template(v, ctx) if isinstance(v, str) else v for k, v in src.params.items()}
+        settings = get_context().settings
+        check_destination(url, allow_private=settings.runtime != "gcp")
+        headers = dict(src.headers)
+        redact: tuple[str, ...] = ()
+        if src.auth is not None:
+            token = get_secret(get_context(), ctx.tenant_id, src.auth.secret).decode("utf-8")
+            headers[src.auth.header] = f"{src.auth.scheme} {token}" if src.auth.scheme else token
+            redact = (token,)
+        client = JsonClient(
+            RetryPolicy(src.retries.max_attempts, src.retries.backoff_seconds, src.retries.max_backoff_seconds),
+            RateLimiter(src.rate_limit.requests_per_second),
+            src.timeout_seconds,
+            ctx.seconds_left,
+            redact,
+        )
+        schema = pa.schema([(n, arrow_type(t)) for n, t in cfg.config.columns.items()]) if cfg.config.columns else None
+        table = cfg.destination.qualified(ctx)
+        ctx.warehouse.ensure_dataset(ctx.dataset(cfg.destination.dataset))
+        sink = TableSink(ctx.warehouse, table, cfg.destination.write_mode, stage_tag=f"{ctx.run_id}_{step.step_id}")
+        pages = 0
+        columns = schema
+        ignored: set[str] = set()
+        try:
+            for records in _pages(src, client, url, headers, params):
+                check_deadline(ctx, step)
+                pages += 1
+                if not records:
+                    continue
+                if columns is not None:
+                    ignored.update(k for r in records if isinstance(r, dict) for k in r if k not in columns.names)
+                batch = _to_batch(records, columns)
+                columns = columns or batch.schema  # later pages are read with the first page's columns
+                sink.write(batch)
+            rows = sink.commit(empty_schema=schema)
+        except BaseException:
+            sink.abort()
+            raise
+        details = {
+            "table": table,
+            "write_mode": cfg.destination.write_mode,
+            "pages": pages,
+            "requests": client.requests_sent,
+            "retries": client.retried,
+            "ignored_fields": sorted(ignored)[:50],
+        }
+        return StepResult(rows_in=rows, rows_out=rows, bytes_processed=sink.bytes_written, details=details)
+
+
+PROCESSOR = HttpExtract()

@@ -1,0 +1,1 @@
+"""Deterministic synthetic data sets for demos, tests and benchmarks (`cloudact sample-data ...`)."""

@@ -1,0 +1,140 @@
+"""The scheduled_trigger function's work: a tick -> its slot(s) -> the same admission as the API -> run.requested.
+
+Exactly once per slot, whatever Scheduler and Pub/Sub do:
+- the idempotency key is the slot (`schedule:{pipeline}:{slot in UTC}`), so a duplicate publish or redelivery of a
+  tick finds the run its first delivery made;
+- Cloud Scheduler's Pub/Sub message is static (it cannot carry the schedule time), so a tick without
+  `scheduled_for` stands for the newest slot at or before its publish time, which is the same for every
+  duplicate of one firing and maps the repeated hour of a DST fall-back onto the first occurrence;
+- a cursor `schedules/{tenant}:{pipeline}` remembers the newest slot fired, so the misfire policy can skip stale
+  ticks or catch up on missed slots (see cron.slots_to_fire).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from shared import logs
+from shared.contracts import topics
+from shared.contracts.envelope import OutboundMessage, decode_cloud_event
+from shared.contracts.messages import RunRequest, ScheduleTick, Trigger
+from shared.errors import ClientError, ServiceUnavailable, TerminalError, TransientError, UndecodableMessage
+from shared.observability import timed_admission, with_trace_context
+from shared.pipelines.loader import find_pipeline
+from shared.runs.machine import iso, parse_iso, set_fields_if, utc_now
+from shared.runtime.context import Context
+from shared.scheduling.cron import CronSchedule, ScheduleError, slots_to_fire
+from shared.tenancy.admission import admit_run
+
+log = logs.get_logger("cloudact.scheduling")
+MAX_RETRY_AFTER_S = 600.0
+"""A refusal that clears within this long (concurrency limit, contention) is retried; a longer one is final."""
+
+
+@dataclass(frozen=True)
+class FiredSlot:
+    slot: datetime
+    run_id: str
+    created: bool
+    """False when the slot's run already existed (a duplicate tick)."""
+
+
+def schedule_idempotency_key(pipeline_id: str, slot: datetime) -> str:
+    return f"schedule:{pipeline_id}:{iso(slot)}"
+
+
+def cursor_path(tenant_id: str, pipeline_id: str) -> str:
+    return f"schedules/{tenant_id}:{pipeline_id}"
+
+
+def last_fired(ctx: Context, tenant_id: str, pipeline_id: str) -> datetime | None:
+    doc = ctx.state.get(cursor_path(tenant_id, pipeline_id))
+    return parse_iso(doc["last_slot"]) if doc and doc.get("last_slot") else None
+
+
+def pipeline_schedule(ctx: Context, tenant_id: str, pipeline_id: str) -> CronSchedule:
+    """The pipeline's schedule as its YAML says now. TerminalError when there is none (a stale Scheduler job)."""
+    try:
+        spec = find_pipeline(ctx.settings.config_dir, tenant_id, pipeline_id)
+    except ClientError as exc:
+        raise TerminalError(f"scheduled run refused: {exc.message}") from exc
+    if spec.schedule is None:
+        raise TerminalError(f"pipeline {tenant_id}/{pipeline_id} has no schedule; its Scheduler job is stale")
+    try:
+        return CronSchedule(spec.schedule.cron, spec.schedule.timezone, spec.schedule.misfire)
+    except ScheduleError as exc:
+        raise TerminalError(f"pipeline {tenant_id}/{pipeline_id}: {exc}") from exc
+
+
+def publish_time_of(cloud_event: Any) -> datetime | None:
+    """The Pub/Sub publish time of the event (what a static Scheduler tick is dated by); None if unreadable."""
+    try:
+        return parse_iso(decode_cloud_event(cloud_event).publish_time.replace("Z", "+00:00"))
+    except (UndecodableMessage, ValueError):
+        return None
+
+
+def trigger_scheduled_run(ctx: Context, tick: ScheduleTick, published_at: datetime | None = None) -> list[FiredSlot]:
+    """Admit and publish the run(s) a tick stands for; duplicates of a tick find the runs the first one made."""
+    schedule = pipeline_schedule(ctx, tick.tenant_id, tick.pipeline_id)
+    moment = tick.scheduled_for or published_at or utc_now()
+    slot = schedule.slot_for(moment)
+    previous = last_fired(ctx, tick.tenant_id, tick.pipeline_id)
+    slots = slots_to_fire(schedule, previous, slot)
+    if not slots:
+        log.warning(
+            "misfire skipped: slot %s is older than the newest slot fired (%s); policy skip", iso(slot), previous
+        )
+        return []
+    if len(slots) > 1:
+        log.info("catching up %d missed slot(s) since %s", len(slots) - 1, previous and iso(previous))
+    fired = [_fire(ctx, tick.tenant_id, tick.pipeline_id, s) for s in slots]
+    _advance_cursor(ctx, tick.tenant_id, tick.pipeline_id, max(slots))
+    return fired
+
+
+def _fire(ctx: Context, tenant_id: str, pipeline_id: str, slot: datetime) -> FiredSlot:
+    trigger = Trigger(type="schedule", scheduled_for=slot)
+    try:
+        with timed_admission("schedule"):
+            key = schedule_idempotency_key(pipeline_id, slot)
+            created, _ = admit_run(ctx, tenant_id, pipeline_id, {}, trigger, key)
+    except ServiceUnavailable as exc:
+        raise TransientError(f"admission contended: {exc.message}", float(exc.retry_after_seconds)) from exc
+    except ClientError as exc:
+        retry_after = getattr(exc, "retry_after_seconds", None)
+        if exc.status == 429 and isinstance(retry_after, int | float) and retry_after <= MAX_RETRY_AFTER_S:
+            raise TransientError(f"scheduled run waits for quota: {exc.message}", float(retry_after)) from exc
+        raise TerminalError(f"scheduled run refused: {exc.message}") from exc
+    run = created.doc
+    if run["status"] == "QUEUED":  # (re)publish: run_starter ignores a request for a run that already started
+        message = RunRequest(
+            run_id=created.run_id,
+            tenant_id=tenant_id,
+            pipeline_id=pipeline_id,
+            parameters=dict(run.get("parameters") or {}),
+            trigger=trigger,
+            requested_at=parse_iso(run["created_at"]),
+        )
+        attributes = {"tenant_id": tenant_id, "run_id": created.run_id, "pipeline_id": pipeline_id}
+        attributes.update(kind="run.requested", scheduled_for=iso(slot))
+        ctx.bus.publish(topics.RUN_REQUESTS, [OutboundMessage(message.to_bytes(), with_trace_context(attributes))])
+    else:
+        log.info("slot %s already started run %s", iso(slot), created.run_id)
+    return FiredSlot(slot, created.run_id, created.created)
+
+
+def _advance_cursor(ctx: Context, tenant_id: str, pipeline_id: str, slot: datetime) -> None:
+    """Move the cursor forward only (compare-and-set): a late, older tick never rewinds it."""
+    path = cursor_path(tenant_id, pipeline_id)
+    doc = {"tenant_id": tenant_id, "pipeline_id": pipeline_id, "last_slot": iso(slot), "updated_at": iso(utc_now())}
+    if ctx.state.create(path, doc):
+        return
+    set_fields_if(
+        ctx.state,
+        path,
+        {"last_slot": doc["last_slot"], "updated_at": doc["updated_at"]},
+        lambda d: not d.get("last_slot") or parse_iso(d["last_slot"]) < slot,
+    )

@@ -1,0 +1,68 @@
+"""Plans: the limits a tenant buys. A tenant document names a plan and may override single limits (`limits`).
+
+Why overrides live on the tenant and not in new plans: an operator raising one customer's concurrency for a migration
+week should not mint a plan nobody else has; the override is visible on the tenant and audited like any admin change.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, replace
+from typing import Any
+
+from shared.errors import BadRequest
+
+
+@dataclass(frozen=True)
+class Plan:
+    name: str
+    runs_per_day: int
+    """Runs admitted per UTC day (API, scheduled, backfill and re-runs alike)."""
+    runs_per_month: int
+    """Runs admitted per UTC calendar month."""
+    concurrent_runs: int
+    """Runs admitted and not yet ended (QUEUED or RUNNING) at any moment."""
+    requests_per_minute: int
+    """Authenticated API requests per minute (fixed one-minute windows)."""
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+PLANS: dict[str, Plan] = {
+    "free": Plan("free", runs_per_day=20, runs_per_month=300, concurrent_runs=2, requests_per_minute=60),
+    "starter": Plan("starter", runs_per_day=200, runs_per_month=4000, concurrent_runs=10, requests_per_minute=600),
+    "professional": Plan(
+        "professional", runs_per_day=2000, runs_per_month=50000, concurrent_runs=50, requests_per_minute=3000
+    ),
+    "enterprise": Plan(
+        "enterprise", runs_per_day=20000, runs_per_month=500000, concurrent_runs=200, requests_per_minute=12000
+    ),
+}
+LIMIT_FIELDS = ("runs_per_day", "runs_per_month", "concurrent_runs", "requests_per_minute")
+MAX_LIMIT = 10_000_000
+
+
+def get_plan(name: str) -> Plan:
+    plan = PLANS.get(name)
+    if plan is None:
+        raise BadRequest(f"unknown plan {name!r}; plans: {', '.join(PLANS)}", {"field": "plan"})
+    return plan
+
+
+def check_limit_overrides(limits: dict[str, Any]) -> dict[str, int]:
+    """Validate `{limit_name: int}` overrides; 400 naming the offending field otherwise."""
+    out: dict[str, int] = {}
+    for key, value in limits.items():
+        if key not in LIMIT_FIELDS:
+            raise BadRequest(f"unknown limit {key!r}; limits: {', '.join(LIMIT_FIELDS)}", {"field": f"limits.{key}"})
+        if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_LIMIT:
+            raise BadRequest(f"limits.{key} must be an integer in [0, {MAX_LIMIT}]", {"field": f"limits.{key}"})
+        out[key] = value
+    return out
+
+
+def effective_plan(tenant: dict[str, Any]) -> Plan:
+    """The tenant's plan with its per-tenant overrides applied."""
+    plan = PLANS.get(str(tenant.get("plan")), PLANS["free"])
+    overrides: dict[str, Any] = {k: int(v) for k, v in (tenant.get("limits") or {}).items() if k in LIMIT_FIELDS}
+    return replace(plan, **overrides) if overrides else plan

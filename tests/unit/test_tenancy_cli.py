@@ -1,0 +1,45 @@
+"""`cloudact tenants | keys | secrets` on the embedded stores: what an operator types and sees."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from shared.cli.main import cli
+
+
+@pytest.fixture
+def run(tmp_path: Path, config_dir: Path, monkeypatch: pytest.MonkeyPatch) -> CliRunner:
+    monkeypatch.setenv("CLOUDACT_HOME", str(tmp_path / ".cloudact"))
+    monkeypatch.setenv("CLOUDACT_CONFIG_DIR", str(config_dir))
+    monkeypatch.setenv("CLOUDACT_RUNTIME", "embedded")
+    return CliRunner()
+
+
+def test_onboard_keys_and_secrets_from_the_cli(run: CliRunner, tmp_path: Path) -> None:
+    first = run.invoke(cli, ["tenants", "onboard", "globex", "--plan", "starter", "--limit", "runs_per_day=5"])
+    assert first.exit_code == 0, first.output
+    key = re.search(r"cdp_[0-9a-f]{16}_\S+", first.output)
+    assert key is not None and "shown once" in first.output
+    again = run.invoke(cli, ["tenants", "onboard", "globex", "--plan", "starter"])
+    assert again.exit_code == 0 and "already onboarded" in again.output and "cdp_" not in again.output
+    shown = run.invoke(cli, ["tenants", "show", "globex"])
+    assert '"runs_per_day": 5' in shown.output
+    created = run.invoke(cli, ["keys", "create", "globex", "--name", "ci", "--scope", "runs:read"])
+    key_id = re.search(r"key ([0-9a-f]{16})", created.output).group(1)  # type: ignore[union-attr]
+    listed = run.invoke(cli, ["keys", "list", "globex"]).output
+    assert key_id in listed and "runs:read" in listed and "cdp_" not in listed
+    assert "revoked" in run.invoke(cli, ["keys", "revoke", "globex", key_id]).output
+    assert run.invoke(cli, ["secrets", "set", "globex", "smtp_password", "--stdin"], input="hunter2-pw\n").exit_code == 0
+    assert run.invoke(cli, ["secrets", "list", "globex"]).output.split() == ["smtp_password"]
+    state = (tmp_path / ".cloudact" / "state.sqlite3").read_bytes()
+    assert b"hunter2-pw" not in state and key.group(0).encode() not in state
+    suspended = run.invoke(cli, ["tenants", "update", "globex", "--status", "suspended"])
+    assert '"status": "suspended"' in suspended.output
+    bad = run.invoke(cli, ["tenants", "onboard", "Bad-Id"])
+    assert bad.exit_code == 1 and "invalid tenant id" in bad.output
+    token = run.invoke(cli, ["tenants", "admin-token"]).output.strip()
+    assert token.startswith("cdpadm_") and len(token) >= 32
