@@ -1,8 +1,8 @@
-"""The one place where the harness meets tenancy: make a tenant exist, unthrottled, and say how to call the API as it.
+"""The one place where the harness meets tenancy: make a tenant exist and say how to call the API as that tenant.
 
-Benchmarks and drills must measure the engine, not hit a plan's quota (a bench run admits hundreds of runs), so the
-tenant is onboarded on the largest plan with every limit raised. Before tenancy existed any tenant with a config
-folder was admitted; this keeps working either way.
+Benchmarks and drills must measure the engine, not hit a plan's quota (a bench run admits hundreds of runs), so by
+default the tenant is onboarded on the largest plan with every limit raised. Before tenancy existed any tenant with a
+config folder was admitted; `onboard` then returns headers without a key and `has_tenancy()` is False.
 """
 
 from __future__ import annotations
@@ -10,19 +10,33 @@ from __future__ import annotations
 from typing import Any
 
 
-def onboard_unthrottled(ctx: Any, tenant_id: str) -> dict[str, str]:
-    """Onboard `tenant_id` in ctx's state (idempotent); returns the headers an API call as that tenant needs."""
+def has_tenancy() -> bool:
     try:
-        from shared.tenancy.plans import LIMIT_FIELDS, MAX_LIMIT
-        from shared.tenancy.tenants import onboard_tenant
-    except ImportError:  # no tenancy in this tree: nothing to onboard, no key to send
-        return {"X-User-ID": "bench"}
-    onboarded = onboard_tenant(ctx, tenant_id, "enterprise", limits=dict.fromkeys(LIMIT_FIELDS, MAX_LIMIT))
-    headers = {"X-User-ID": "bench"}
-    if onboarded.first_key is not None:
-        headers["X-API-Key"] = onboarded.first_key.api_key
-    else:
-        from shared.tenancy.apikeys import issue_key
+        import shared.tenancy.plans  # noqa: F401
+        import shared.tenancy.tenants  # noqa: F401
+    except ImportError:
+        return False
+    return True
 
-        headers["X-API-Key"] = issue_key(ctx, tenant_id, "bench", ["admin"], created_by="bench").api_key
+
+def onboard(ctx: Any, tenant_id: str, limits: dict[str, int] | None = None, plan: str = "enterprise") -> dict[str, str]:
+    """Onboard `tenant_id` in ctx's state (idempotent); returns the headers an API call as that tenant needs."""
+    headers = {"X-User-ID": "bench"}
+    if not has_tenancy():
+        return headers
+    from shared.tenancy.apikeys import issue_key
+    from shared.tenancy.tenants import onboard_tenant
+
+    onboarded = onboard_tenant(ctx, tenant_id, plan, limits=limits or {})
+    key = onboarded.first_key or issue_key(ctx, tenant_id, "bench", ["admin"], created_by="bench")
+    headers["X-API-Key"] = key.api_key
     return headers
+
+
+def onboard_unthrottled(ctx: Any, tenant_id: str) -> dict[str, str]:
+    """`onboard` with every plan limit raised to the maximum."""
+    if not has_tenancy():
+        return onboard(ctx, tenant_id)
+    from shared.tenancy.plans import LIMIT_FIELDS, MAX_LIMIT
+
+    return onboard(ctx, tenant_id, dict.fromkeys(LIMIT_FIELDS, MAX_LIMIT))

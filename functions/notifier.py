@@ -1,4 +1,4 @@
-"""notifier: run/stage status events -> alerts. Routing and channels plug in behind shared.notify.deliver_event."""
+"""notifier: run/stage status events -> Slack/email alerts per tenant (shared.notify); a channel to retry nacks."""
 
 from typing import Any
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bench.tenants import onboard_unthrottled
+from bench.tenants import onboard, onboard_unthrottled
 
 TENANT = "relyco"
 CONFIGS = Path(__file__).resolve().parent / "tenant_configs"
@@ -31,6 +31,14 @@ class Drill:
     runtime: Any
     headers: dict[str, str]
     home: Path
+    """The runtime's folder: SQLite state, DuckDB warehouse, local keyring (deleted when the drill ends)."""
+    closed: bool = False
+
+    def close(self) -> None:
+        """Stop the runtime now (flushes the state and warehouse files, e.g. to scan them); idempotent."""
+        if not self.closed:
+            self.closed = True
+            self.runtime.close()
 
     @property
     def state(self) -> Any:
@@ -45,12 +53,28 @@ class Drill:
         return self.runtime.bus
 
     def execute(
-        self, pipeline_id: str, parameters: dict[str, Any] | None = None, key: str | None = None, tenant: str = TENANT
+        self,
+        pipeline_id: str,
+        parameters: dict[str, Any] | None = None,
+        key: str | None = None,
+        tenant: str = TENANT,
+        headers: dict[str, str] | None = None,
     ) -> Any:
         body: dict[str, Any] = {"pipeline_id": pipeline_id, "parameters": parameters or {}}
         if key:
             body["idempotency_key"] = key
-        return self.runtime.call_api("POST", f"/api/v1/tenants/{tenant}/pipelines/execute", body, self.headers)
+        return self.runtime.call_api(
+            "POST", f"/api/v1/tenants/{tenant}/pipelines/execute", body, self.headers if headers is None else headers
+        )
+
+    def add_tenant(self, tenant_id: str, limits: dict[str, int] | None = None) -> dict[str, str]:
+        """Another tenant with relyco's pipelines; onboarded with `limits` (unthrottled when None). Its headers."""
+        config_dir = self.runtime.settings.config_dir
+        shutil.copytree(config_dir / TENANT, config_dir / tenant_id)
+        (config_dir / tenant_id / "tenant.yaml").write_text(f"tenant_id: {tenant_id}\nname: {tenant_id}\n")
+        if limits is None:
+            return onboard_unthrottled(self.runtime.context, tenant_id)
+        return onboard(self.runtime.context, tenant_id, limits)
 
     def start(self, pipeline_id: str, parameters: dict[str, Any] | None = None, key: str | None = None) -> str:
         response = self.execute(pipeline_id, parameters, key)
@@ -58,21 +82,25 @@ class Drill:
             raise RuntimeError(f"execute {pipeline_id}: {response.status} {response.body}")
         return str(response.body["run_id"])
 
-    def run(self, run_id: str) -> dict[str, Any]:
+    def run(self, run_id: str, tenant: str = TENANT, headers: dict[str, str] | None = None) -> dict[str, Any]:
         """The run with its stages, as the API shows it."""
         response = self.runtime.call_api(
-            "GET", f"/api/v1/tenants/{TENANT}/metadata/executions/{run_id}", headers=self.headers
+            "GET",
+            f"/api/v1/tenants/{tenant}/metadata/executions/{run_id}",
+            headers=self.headers if headers is None else headers,
         )
         if response.status != 200:
             raise RuntimeError(f"get {run_id}: {response.status} {response.body}")
         return dict(response.body)
 
-    def wait_terminal(self, run_ids: list[str], timeout_s: float) -> dict[str, dict[str, Any]]:
+    def wait_terminal(
+        self, run_ids: list[str], timeout_s: float, tenant: str = TENANT, headers: dict[str, str] | None = None
+    ) -> dict[str, dict[str, Any]]:
         """Every run's final view, after the bus went idle (or the timeout: then some runs are not terminal)."""
         self.runtime.wait_idle(timeout_s)
         deadline = time.monotonic() + 5
         while True:  # the bus is idle once every run is done; allow a moment for a straggler all the same
-            runs = {run_id: self.run(run_id) for run_id in run_ids}
+            runs = {run_id: self.run(run_id, tenant, headers) for run_id in run_ids}
             if all(r["status"] in TERMINAL for r in runs.values()) or time.monotonic() > deadline:
                 return runs
             time.sleep(0.2)
@@ -97,7 +125,9 @@ def embedded_drill(**bus_options: Any) -> Iterator[Drill]:
         shutil.copytree(CONFIGS, config_dir)
         home = Path(tmp) / "home"
         runtime = embedded.start(Settings(runtime="embedded", home=home, config_dir=config_dir), **bus_options)
+        drill = Drill(runtime, {}, home)
         try:
-            yield Drill(runtime, onboard_unthrottled(runtime.context, TENANT), home)
+            drill.headers = onboard_unthrottled(runtime.context, TENANT)
+            yield drill
         finally:
-            runtime.close()
+            drill.close()

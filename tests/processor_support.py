@@ -90,8 +90,13 @@ class StepEnv:
     context: Context
     run_ids: list[str] = field(default_factory=list)
 
-    def step_context(self, parameters: dict[str, Any] | None = None, run_id: str | None = None,
-                     timeout_s: float = 300.0, run_date: dt.date = dt.date(2026, 11, 2)) -> StepContext:
+    def step_context(
+        self,
+        parameters: dict[str, Any] | None = None,
+        run_id: str | None = None,
+        timeout_s: float = 300.0,
+        run_date: dt.date = dt.date(2026, 11, 2),
+    ) -> StepContext:
         run = run_id or f"run_{uuid.uuid4().hex[:12]}"
         return StepContext(
             tenant_id=self.tenant_id,

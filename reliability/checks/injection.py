@@ -62,7 +62,9 @@ def run(options: Options) -> list[Figure]:
                 leaks.append(payload)
         drill.runtime.wait_idle(30)
         runs_before = sum(1 for _, doc in drill.state.list("runs") if doc.get("tenant_id") == TENANT)
-        # Payloads as parameter *values* bound into SQL: they must land as data.
+        # Payloads as parameter *values* bound into SQL: they must land as data. One run alone first creates the
+        # append table (concurrent first appends race on creating it; that is not what this drill measures).
+        drill.wait_terminal([drill.start("tagged_rows", {"tag": "seed", "n": 1}, key="inj-seed")], 60)
         run_ids = [drill.start("tagged_rows", {"tag": p, "n": 1}, key=f"inj-{i}") for i, p in enumerate(PAYLOADS)]
         runs = drill.wait_terminal(run_ids, 120)
         stored = wh.query("SELECT tag FROM relyco_drill.tagged_rows").column("tag").to_pylist()

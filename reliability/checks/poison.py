@@ -4,7 +4,9 @@
 - a run.requested / a stage.task that fails on every delivery (an injected bug): dead-lettered after exactly the
   subscription's max attempts, the run ends FAILED and its run.failed event (what alerting acts on) is recorded;
 - a stage whose worker dies on every attempt: its lease runs out each time, the stage is FAILED after the step's
-  retries.max_attempts, the run FAILED and alerted.
+  retries.max_attempts, the run FAILED and alerted;
+- and the opposite: a transient failure whose retry backoff outlasts the bus's redeliveries is not poison: the retry
+  must still run (the run SUCCEEDED).
 """
 
 from __future__ import annotations
@@ -74,9 +76,10 @@ def run(options: Options) -> list[Figure]:
             consumed = [topics.RUN_REQUESTS, topics.STAGE_TASKS, topics.RUN_EVENTS]
             for topic in consumed:
                 drill.bus.publish(topic, [OutboundMessage(GARBAGE, {"tenant_id": "relyco", "drill": "undecodable"})])
+            patient = drill.start("retry_backoff", key="retry-backoff")
             start_run = drill.start("poison_start", key="poison-start")
             stage_run = drill.start("poison_stage", key="poison-stage")
-            runs = drill.wait_terminal([start_run, stage_run, crash_loop], 300)
+            runs = drill.wait_terminal([start_run, stage_run, crash_loop, patient], 300)
             undecodable = inbox.matching(drill="undecodable")
             reasons = [m for m in undecodable if m.attributes.get("cdp_dead_letter_reason")]
             redelivered = [m for m in undecodable if m.attributes.get("CloudPubSubDeadLetterSourceDeliveryCount")]
@@ -149,6 +152,18 @@ def run(options: Options) -> list[Figure]:
                 f"{a.get('attempt')}: {a.get('status')} {a.get('error') or ''}".strip()
                 for a in doomed.get("attempts") or []
             ),
+        )
+    )
+    retried = runs[patient]
+    flaky = retried["stages"][0]
+    out.append(
+        figure(
+            NAME,
+            "transient failure with a 15 s retry backoff: retried, not dead-lettered",
+            f"run {retried['status']} after {len(flaky.get('attempts') or [])} attempts",
+            retried["status"] == "SUCCEEDED",
+            "run SUCCEEDED after 2 attempts",
+            str(retried.get("error") or "")[:120],
         )
     )
     out.append(figure(NAME, "messages dropped with nowhere to go", dropped, dropped == 0, "0"))

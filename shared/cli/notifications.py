@@ -108,3 +108,63 @@ def notifications_validate(config_dir: Path | None) -> None:
     if issues:
         raise click.ClickException(f"{len(issues)} problem(s) in the notification config")
     click.echo(f"ok: {checked} notification config file(s) valid")
+
+
+@notifications_group.command("platform-secret")
+@click.argument("name")
+@click.option("--stdin", "from_stdin", is_flag=True, help="Read the value from stdin instead of a hidden prompt.")
+def notifications_platform_secret(name: str, from_stdin: bool) -> None:
+    """Store a secret the root config names (ops webhook URL, SMTP password); tenants' own: `cloudact secrets set`."""
+    import sys
+
+    from shared.notify.config import PLATFORM
+    from shared.secrets.store import put_secret, secret_path
+
+    value = sys.stdin.read().rstrip("\n") if from_stdin else click.prompt("value", hide_input=True)
+    if not value:
+        raise click.ClickException("empty secret value")
+    secret_path(PLATFORM, name)  # validates the name before anything is sealed
+    ctx = _context()
+    put_secret(ctx, PLATFORM, name, value.encode())
+    click.echo(f"secret {PLATFORM}/{name} stored (envelope-encrypted)")
+
+
+@notifications_group.command("test")
+@click.argument("tenant_id")
+@click.argument("channel")
+def notifications_test(tenant_id: str, channel: str) -> None:
+    """Send a test message on one of a tenant's channels (`root.NAME` for a root channel) and say where it went."""
+    import time
+
+    from shared.errors import TerminalError
+    from shared.notify import load_configs
+    from shared.notify.delivery import Delivery, deliver, delivery_id, delivery_path
+    from shared.notify.message import Message
+    from shared.notify.routing import root_channel, tenant_channel
+    from shared.runs.machine import iso, utc_now
+
+    ctx = _context()
+    tenant, root, problem = load_configs(ctx.settings.config_dir, tenant_id)
+    if problem:
+        raise click.ClickException(problem)
+    try:
+        target = (
+            root_channel(channel.removeprefix("root."), root)
+            if channel.startswith("root.")
+            else tenant_channel(tenant_id, channel, tenant, root)
+        )
+    except TerminalError as exc:
+        raise click.ClickException(str(exc)) from None
+    message = Message(
+        title=f"test notification for {tenant_id}",
+        severity="info",
+        headline=f"If you can read this, channel {target.key} of {tenant_id} works.",
+        facts=(("Tenant", tenant_id), ("Channel", target.key), ("Sent at", iso(utc_now())[:19] + "Z")),
+    )
+    did = delivery_id("test", iso(utc_now()), target.key)
+    outcome = deliver(ctx, Delivery(did, tenant_id, "test", target, message), root, time.monotonic() + 30)
+    doc = ctx.state.get(delivery_path(did)) or {}
+    where = doc.get("outbox_path") or doc.get("target") or ""
+    click.echo(f"{outcome.status}: {where} {doc.get('error') or doc.get('note') or ''}".rstrip())
+    if outcome.status != "sent":
+        raise SystemExit(1)

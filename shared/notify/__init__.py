@@ -15,7 +15,14 @@ from typing import Any
 from shared import logs
 from shared.contracts.messages import StatusEvent
 from shared.errors import TransientError
-from shared.notify.config import NotificationConfigError, RootNotifications, TenantNotifications, load_root, load_tenant
+from shared.notify.config import (
+    Links,
+    NotificationConfigError,
+    RootNotifications,
+    TenantNotifications,
+    load_root,
+    load_tenant,
+)
 from shared.notify.delivery import Delivery, Outcome, deliver, delivery_id, give_up_event, list_deliveries
 from shared.notify.message import Message, event_message, inspect_lines
 from shared.notify.routing import operator_channels, resolve_routes
@@ -48,15 +55,15 @@ def load_configs(config_dir: Path, tenant_id: str) -> tuple[TenantNotifications 
 
 def deliver_event(ctx: Context, event: StatusEvent) -> None:
     """Route and send one status event. Raises TransientError (nack) while a notification still needs a retry."""
+    tenant, root, problem = load_configs(ctx.settings.config_dir, event.tenant_id)
+    routes = resolve_routes(event.tenant_id, event.type, event.pipeline_id, tenant, root)
     path = event_path(event.event_id)
-    record = {**event.model_dump(mode="json", exclude_none=True), "received_at": iso(utc_now()), "notified": False}
-    if not ctx.state.create(path, record):
+    received = {**event.model_dump(mode="json", exclude_none=True), "received_at": iso(utc_now())}
+    if not ctx.state.create(path, {**received, "notified": not routes}):  # no route: done in one write
         existing = ctx.state.get(path) or {}
         if existing.get("notified"):
             log.info("duplicate event %s dropped", event.event_id)
             return
-    tenant, root, problem = load_configs(ctx.settings.config_dir, event.tenant_id)
-    routes = resolve_routes(event.tenant_id, event.type, event.pipeline_id, tenant, root)
     outcomes: list[Outcome] = []
     if routes:
         run = ctx.state.get(run_path(event.run_id)) if event.run_id else None
@@ -87,12 +94,13 @@ def deliver_event(ctx: Context, event: StatusEvent) -> None:
             f"{len(later)} notification(s) of {event.event_id} to retry: {', '.join(o.delivery_id for o in later)}",
             retry_after_seconds=min(o.retry_after for o in later),
         )
-    set_fields_if(
-        ctx.state,
-        path,
-        {"notified": True, "deliveries": [o.delivery_id for o in outcomes]},
-        lambda doc: not doc.get("notified"),
-    )
+    if routes:
+        set_fields_if(
+            ctx.state,
+            path,
+            {"notified": True, "deliveries": [o.delivery_id for o in outcomes]},
+            lambda doc: not doc.get("notified"),
+        )
     log.log(
         40 if event.type.endswith(("failed", "timed_out")) else 20,
         "%s %s%s: %s",
@@ -161,7 +169,7 @@ def alert_dead_lettered_event(ctx: Context, payload: dict[str, Any], reason: str
     return f"operator alert: {', '.join(o.status for o in outcomes) or 'no channel'}; {given_up} notification(s) failed"
 
 
-def _links(ctx: Context) -> Any:
+def _links(ctx: Context) -> Links:
     try:
         return load_root(ctx.settings.config_dir).links
     except NotificationConfigError:

@@ -42,7 +42,7 @@ FINAL = frozenset({"sent", "failed", "suppressed"})
 _CAS_RETRIES = 25
 _TEXT_LIMIT = 4000
 
-Source = Literal["event", "step", "operator"]
+Source = Literal["event", "step", "operator", "test"]
 Status = Literal["sent", "failed", "suppressed", "duplicate", "later"]
 
 

@@ -134,7 +134,7 @@ def event_message(event: StatusEvent, run: dict[str, Any] | None, links: Links) 
     what = _TITLES.get(event.type, event.type).format(stage=event.stage_id or "?")
     failed = _failed_step(event, run) if severity != "info" else None
     duration = format_duration(event.duration_ms if event.duration_ms is not None else (run or {}).get("duration_ms"))
-    error = event.error or (run or {}).get("error") if severity != "info" else None
+    error = (event.error or (run or {}).get("error")) if severity != "info" else None
     if event.type.startswith("run.") and failed and severity == "error":
         headline = f"Run {event.run_id} {what} at step {failed}" + (f" after {duration}." if duration else ".")
     elif event.run_id:

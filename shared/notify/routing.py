@@ -120,5 +120,9 @@ def tenant_channel(
     return _target(name, "tenant", tenant_id, tenant, root)
 
 
+def root_channel(name: str, root: RootNotifications) -> ChannelTarget:
+    return _target(name, "root", PLATFORM, None, root)
+
+
 def operator_channels(root: RootNotifications) -> list[ChannelTarget]:
     return [_target(name, "root", PLATFORM, None, root) for name in root.operator_alerts.channels]

@@ -9,16 +9,16 @@ SQL scope) are only checked by `cloudact pipelines validate`.
 from __future__ import annotations
 
 import importlib
-import logging
 from typing import Any
 
 from pydantic import BaseModel
 
+from shared import logs
 from shared.pipelines.spec import IDENTIFIER, PipelineSpec
 from shared.processors import registry
 
 SCHEMA_ID = "https://convergence-data-pipeline.dev/schemas/pipeline.v1.json"
-log = logging.getLogger("cloudact.pipelines")
+log = logs.get_logger("cloudact.pipelines")
 
 
 def pipeline_json_schema() -> dict[str, Any]:

@@ -8,8 +8,8 @@ validated for that tenant (its datasets, and every other tenant's datasets refus
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
+from datetime import date, datetime
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -17,13 +17,14 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
+from shared import logs
 from shared.errors import NotFound, TerminalError
 from shared.pipelines.graph import validate_graph, validate_names
 from shared.pipelines.spec import IDENTIFIER, Parameter, PipelineSpec, StepIssue, StepSpec
 from shared.pipelines.templating import ValidationScope
 from shared.processors.registry import get_validator, is_known_type
 
-log = logging.getLogger("cloudact.pipelines")
+log = logs.get_logger("cloudact.pipelines")
 Path_ = tuple[str | int, ...]
 
 
@@ -154,7 +155,10 @@ def _scope(data: dict[str, Any], tenant_id: str | None, other_tenants: frozenset
         if param.default is not None:
             defaults[str(name)] = param.default
     raw_vars = data.get("variables")
-    variables = {str(k): v for k, v in raw_vars.items()} if isinstance(raw_vars, dict) else {}
+    variables = {
+        str(k): v.isoformat() if isinstance(v, date | datetime) else v
+        for k, v in (raw_vars.items() if isinstance(raw_vars, dict) else ())
+    }
     return ValidationScope(tenant_id, other_tenants - {tenant_id or ""}, types, defaults, variables)
 
 

@@ -30,9 +30,11 @@ def _name(value: str) -> str:
 
 
 def _scalar(value: Any) -> Any:
+    """A variable's value as the run snapshot will hold it: a YAML date becomes its ISO text here already, so a run
+    sees exactly what validation saw."""
     if value is None or not isinstance(value, str | int | float | bool | date | datetime):
         raise ValueError("a variable is a string, number, bool or date (not a list, mapping or null)")
-    return value
+    return value.isoformat() if isinstance(value, date | datetime) else value
 
 
 Name = Annotated[str, AfterValidator(_name)]

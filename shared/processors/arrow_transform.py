@@ -34,6 +34,7 @@ from shared.processors.step_config import (
     Identifier,
     Issue,
     StrictModel,
+    TableRef,
     check_deadline,
     parse_step,
     quote_column,
@@ -90,7 +91,7 @@ def _source_batches(cfg: ArrowTransformStep, ctx: StepContext) -> tuple[Iterator
         fmt = src.format or infer_format(location)
         return read_batches(location, ctx.tenant_id, ReadOptions(fmt, batch_rows=batch_rows)), location
     assert src.dataset is not None and src.table is not None
-    table = f"{ctx.dataset(src.dataset)}.{src.table}"
+    table = TableRef(dataset=src.dataset, table=src.table).qualified(ctx)
     columns = ", ".join(quote_column(c) for c in src.columns) if src.columns else "*"
     sql = f"SELECT {columns} FROM {table}"
     return _never_empty(ctx, sql, ctx.warehouse.query_batches(sql, batch_rows=batch_rows)), table

@@ -8,7 +8,8 @@ run_id, run_date as YYYYMMDD, project, parameters, variables) inside identifiers
 `@name` query parameters (`@run_date`, `@run_id`, `@tenant_id`, `@pipeline_id`, every parameter and variable). The
 query may read only the tenant's own datasets (sql_scope), checked when the YAML is validated and again here.
 
-How a write happens, always as statements inside the warehouse:
+How a write happens, always as statements inside the warehouse. A truncate without partitioning or clustering is one
+statement, `CREATE OR REPLACE TABLE dest AS <query>` (atomic; the table follows the query). Every other write:
 1. `CREATE OR REPLACE TABLE <dataset>._cloudact_stage_<run>_<step>_<attempt> AS <query>` (the staging table);
 2. the destination is created if missing with the staging schema, `partition_field` (DAY) and `cluster_by`, through
    the warehouse port's create_table;
@@ -21,14 +22,16 @@ How a write happens, always as statements inside the warehouse:
    - merge: `MERGE dest USING staging ON <merge_keys>` update + insert; keys must be unique and non-null in the
      query's result (checked first, with a clear error), so a repeat gives the same table;
 4. the staging table is dropped.
-Cost: the result is written once more (staging) and read once more; results are usually far smaller than what the
-query scans. A worker killed between steps 1 and 4 leaves a staging table behind; the next attempt drops its own.
+Cost: the result is written once more (staging) and read once more, and a write takes 5-6 statements (on BigQuery,
+jobs of about a second each) instead of one; results are usually far smaller than what the query scans. A table
+created partitioned cannot be replaced by the one-statement truncate (BigQuery refuses to change the partitioning in
+`CREATE OR REPLACE`): keep `partition_field` in the spec, or drop the table once. A worker killed between steps 1
+and 4 leaves its staging table behind (named by run, step and attempt, so it is never read again; safe to drop).
 """
 
 from __future__ import annotations
 
 import re
-from contextlib import suppress
 from pathlib import Path
 from typing import Any, Literal
 
@@ -37,7 +40,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from shared import logs
 from shared.errors import TerminalError
-from shared.pipelines.spec import StepIssue, StepSpec
+from shared.pipelines.spec import IDENTIFIER, StepIssue, StepSpec
 from shared.pipelines.sql_scope import TableScope, dataset_problem, query_parameter_names, render_checked_sql
 from shared.pipelines.sql_scope import validate_sql_template as _validate_sql
 from shared.pipelines.templating import (
@@ -181,12 +184,19 @@ class BigQueryQuery:
         writer = _Writer(ctx.warehouse, dataset, table, dest, _write_id(ctx, step))
         staging = f"{dataset}.{STAGING_PREFIX}{_safe(ctx.run_id)}_{step.step_id}_{ctx.attempt}"
         ctx.warehouse.ensure_dataset(dataset)
+        if dest.write_mode == "truncate" and not dest.partition_field and not dest.cluster_by:
+            # The common case needs no staging table: one atomic statement, and the table follows the query.
+            ctx.warehouse.execute(f"CREATE OR REPLACE TABLE {table} AS\n{sql}\n", params)
+            rows = _count(ctx.warehouse, table)
+            return StepResult(rows_out=rows, details={"table": table, "write_mode": "truncate"})
         try:
             ctx.warehouse.execute(f"CREATE OR REPLACE TABLE {staging} AS\n{sql}\n", params)
             details = writer.write_from(staging)
         finally:
-            with suppress(Exception):
+            try:
                 ctx.warehouse.execute(f"DROP TABLE IF EXISTS {staging}")
+            except Exception as exc:  # the write's own outcome matters more; the leftover is harmless
+                log.warning("could not drop staging table %s: %s", staging, exc)
         return StepResult(rows_out=int(details.pop("rows")), details=details)
 
 
@@ -225,7 +235,7 @@ class _Writer:
     def write_from(self, staging: str) -> dict[str, Any]:
         schema = self.wh.query(f"SELECT * FROM {staging} LIMIT 0").schema
         self._check_columns(schema)
-        rows = int(self.wh.query(f"SELECT COUNT(*) AS n FROM {staging}").column("n")[0].as_py() or 0)
+        rows = _count(self.wh, staging)
         mode = self.dest.write_mode
         recreated = self._ensure_table(schema, replace_if_changed=mode == "truncate")
         columns = ", ".join(_q(c) for c in schema.names)
@@ -321,6 +331,10 @@ class _Writer:
             )
 
 
+def _count(wh: Warehouse, table: str) -> int:
+    return int(wh.query(f"SELECT COUNT(*) AS n FROM {table}").column("n")[0].as_py() or 0)
+
+
 def _columns(schema: pa.Schema) -> dict[str, pa.DataType]:
     return {f.name: f.type for f in schema}
 
@@ -357,7 +371,9 @@ def _deployment() -> tuple[str, Path | None]:
 def _other_tenants(config_dir: Path | None, tenant_id: str) -> frozenset[str]:
     if config_dir is None or not config_dir.is_dir():
         return frozenset()
-    return frozenset(d.name for d in config_dir.iterdir() if d.is_dir() and d.name != tenant_id)
+    return frozenset(
+        d.name for d in config_dir.iterdir() if d.is_dir() and d.name != tenant_id and IDENTIFIER.match(d.name)
+    )
 
 
 PROCESSOR = BigQueryQuery()

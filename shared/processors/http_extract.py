@@ -207,9 +207,19 @@ def _to_batch(records: list[Any], schema: pa.Schema | None) -> pa.RecordBatch:
     if not all(isinstance(r, dict) for r in records):
         raise TerminalError("every record must be a JSON object")
     try:
-        table = pa.Table.from_pylist(records, schema=schema)
-    except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
-        raise TerminalError(f"records do not fit the columns {schema}: {exc} (set config.schema)") from exc
+        table = pa.Table.from_pylist(records)
+        if schema is not None:  # JSON's own types first, then the declared ones (a float amount -> NUMERIC)
+            table = pa.table(
+                [
+                    table.column(f.name).cast(f.type) if f.name in table.column_names else pa.nulls(len(table), f.type)
+                    for f in schema
+                ],
+                schema=schema,
+            )
+    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError) as exc:
+        raise TerminalError(
+            f"records do not fit the columns ({', '.join(schema.names if schema else [])}): {exc} (set config.schema)"
+        ) from exc
     if schema is None:  # all-null columns have no type yet: make them STRING so every warehouse can store them
         fields = [pa.field(f.name, pa.string()) if pa.types.is_null(f.type) else f for f in table.schema]
         table = table.cast(pa.schema(fields))

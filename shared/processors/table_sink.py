@@ -6,6 +6,9 @@ transaction at the end, so a step that dies half-way leaves the destination as i
 after the run and step (`_cloudact_stage_<run>_<step>`), so a retried attempt drops the leftovers of the one
 before it.
 
+`truncate` keeps the destination table (and its partitioning) when the columns are the same, and replaces the table
+when they changed (a new column in a reloaded export must not fail the load).
+
 Appending is at-least-once like every hop here: an attempt that committed but crashed before the stage was recorded
 as done appends again on retry. Use `truncate` (or dedupe downstream) where that matters.
 """
@@ -77,17 +80,22 @@ class TableSink:
                 return 0
             data = pa.Table.from_batches(self._buffer, schema=schema)
             self._clear_buffer()
+            if self._mode == "truncate" and self._columns_changed(schema):
+                self._wh.execute(f"DROP TABLE IF EXISTS {self._table}")
             self._wh.write_table(self._table, data, self._mode)
             return self.rows_written
         self._flush()
         assert self._schema is not None
-        if not self._wh.table_exists(self._table):
-            self._wh.create_table(self._table, self._schema)
         columns = ", ".join(quote_column(name) for name in self._schema.names)
-        move = f"INSERT INTO {self._table} ({columns}) SELECT {columns} FROM {self._stage}"
-        if self._mode == "truncate":
-            move = f"BEGIN TRANSACTION; DELETE FROM {self._table} WHERE TRUE; {move}; COMMIT TRANSACTION"
-        self._wh.execute(move)
+        if self._mode == "truncate" and self._columns_changed(self._schema):
+            self._wh.execute(f"CREATE OR REPLACE TABLE {self._table} AS SELECT {columns} FROM {self._stage}")
+        else:
+            if not self._wh.table_exists(self._table):
+                self._wh.create_table(self._table, self._schema)
+            move = f"INSERT INTO {self._table} ({columns}) SELECT {columns} FROM {self._stage}"
+            if self._mode == "truncate":
+                move = f"BEGIN TRANSACTION; DELETE FROM {self._table} WHERE TRUE; {move}; COMMIT TRANSACTION"
+            self._wh.execute(move)
         self._drop_stage()
         return self.rows_written
 
@@ -129,6 +137,15 @@ class TableSink:
         data = pa.Table.from_batches(self._buffer, schema=self._schema)
         self._clear_buffer()
         self._wh.write_table(self._stage, data, "append")
+
+    def _columns_changed(self, schema: pa.Schema) -> bool:
+        """Does the existing destination have other columns than the new rows? Then `truncate` replaces the table
+        itself (its partitioning/clustering included) so that it follows the data, as a reload of a changed file or
+        query should; with the same columns the table is kept and only its rows are replaced."""
+        if not self._wh.table_exists(self._table):
+            return False
+        existing = self._wh.query(f"SELECT * FROM {self._table} LIMIT 0").schema.names
+        return [n.lower() for n in existing] != [n.lower() for n in schema.names]
 
     def _clear_buffer(self) -> None:
         self._buffer = []

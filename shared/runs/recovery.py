@@ -82,4 +82,3 @@ def finish_unfinished(ctx: Context, run: dict[str, Any]) -> None:
     from shared.runs.engine import finalize_run
 
     finalize_run(ctx, run, list_stages(ctx.state, run["run_id"]))
-

@@ -26,11 +26,14 @@ def handle_maintenance_event(cloud_event: Any) -> None:
     except UndecodableMessage as exc:
         log.error("maintenance got an undecodable event, dropped: %s", exc)
         return
-    with observability.pubsub_span("maintenance", received, {}), logs.log_context(
-        function="maintenance",
-        message_id=received.message_id,
-        run_id=received.attributes.get("run_id"),
-        tenant_id=received.attributes.get("tenant_id"),
+    with (
+        observability.pubsub_span("maintenance", received, {}),
+        logs.log_context(
+            function="maintenance",
+            message_id=received.message_id,
+            run_id=received.attributes.get("run_id"),
+            tenant_id=received.attributes.get("tenant_id"),
+        ),
     ):
         if received.topic == topics.DEAD_LETTERS or any(m in received.attributes for m in _DEAD_LETTER_MARKERS):
             outcome = handle_dead_letter(ctx, received)

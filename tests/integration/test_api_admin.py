@@ -16,7 +16,7 @@ def admin(runtime: Any) -> dict[str, str]:
 
 
 def test_onboarding_over_http_is_idempotent_and_shows_the_first_key_once(runtime: Any) -> None:
-    body = {"tenant_id": "globex", "plan": "professional", "profile": {"name": "Globex", "contact_email": "a@b.co"}}
+    body = {"tenant_id": "initech", "plan": "professional", "profile": {"name": "Globex", "contact_email": "a@b.co"}}
     created = runtime.call_api("POST", "/api/v1/admin/tenants", body, admin(runtime))
     assert created.status == 201 and created.body["created"] and created.body["tenant"]["plan"] == "professional"
     key = created.body["api_key"]["api_key"]
@@ -25,12 +25,12 @@ def test_onboarding_over_http_is_idempotent_and_shows_the_first_key_once(runtime
     assert again.status == 200 and not again.body["created"] and "api_key" not in again.body
     conflict = runtime.call_api("POST", "/api/v1/admin/tenants", {**body, "plan": "starter"}, admin(runtime))
     assert conflict.status == 409 and conflict.body["details"]["field"] == "plan"
-    assert runtime.context.warehouse.table_exists("globex_metadata.pipeline_executions")
-    listed = runtime.call_api("GET", "/api/v1/tenants/globex/pipelines", headers={"X-API-Key": key})
+    assert runtime.context.warehouse.table_exists("initech_metadata.pipeline_executions")
+    listed = runtime.call_api("GET", "/api/v1/tenants/initech/pipelines", headers={"X-API-Key": key})
     assert listed.status == 200 and listed.body["count"] == 0  # onboarded; no pipelines deployed yet
-    shown = runtime.call_api("GET", "/api/v1/admin/tenants/globex", headers=admin(runtime)).body
+    shown = runtime.call_api("GET", "/api/v1/admin/tenants/initech", headers=admin(runtime)).body
     assert shown["usage"]["runs_today"] == 0 and shown["tenant"]["profile"]["name"] == "Globex"
-    audit = runtime.call_api("GET", "/api/v1/admin/tenants/globex/audit", headers=admin(runtime)).body["audit"]
+    audit = runtime.call_api("GET", "/api/v1/admin/tenants/initech/audit", headers=admin(runtime)).body["audit"]
     assert [(a["action"], a["user_id"]) for a in audit] == [("tenant.onboarded", "ops@example.com")]
 
 
@@ -38,9 +38,9 @@ def test_onboarding_rejects_bad_input_with_the_field_named(runtime: Any) -> None
     for body, field in (
         ({"tenant_id": "Bad-Id"}, "tenant_id"),
         ({"tenant_id": "ab"}, "tenant_id"),
-        ({"tenant_id": "globex", "plan": "platinum"}, "plan"),
-        ({"tenant_id": "globex", "limits": {"runs_per_day": -5}}, "limits.runs_per_day"),
-        ({"tenant_id": "globex", "surprise": True}, "surprise"),
+        ({"tenant_id": "initech", "plan": "platinum"}, "plan"),
+        ({"tenant_id": "initech", "limits": {"runs_per_day": -5}}, "limits.runs_per_day"),
+        ({"tenant_id": "initech", "surprise": True}, "surprise"),
     ):
         response = runtime.call_api("POST", "/api/v1/admin/tenants", body, admin(runtime))
         assert response.status == 400 and response.body["details"]["field"] == field, (body, response.body)
@@ -53,7 +53,10 @@ def test_plan_change_and_suspension_through_patch(runtime: Any) -> None:
     usage = runtime.call_api("GET", "/api/v1/tenants/testco/usage", headers=auth(runtime, "testco")).body
     assert usage["plan"]["runs_per_day"] == 9 and usage["plan"]["name"] == "enterprise"
     assert runtime.call_api("PATCH", path, {}, admin(runtime)).status == 400
-    assert runtime.call_api("PATCH", "/api/v1/admin/tenants/nobody_here", {"status": "active"}, admin(runtime)).status == 404
+    assert (
+        runtime.call_api("PATCH", "/api/v1/admin/tenants/nobody_here", {"status": "active"}, admin(runtime)).status
+        == 404
+    )
 
 
 def test_key_lifecycle_create_list_rotate_revoke(runtime: Any) -> None:
@@ -99,7 +102,10 @@ def test_secrets_are_stored_sealed_and_never_returned(runtime: Any) -> None:
     assert get_secret(runtime.context, "testco", "slack_webhook").decode() == value
     listed = runtime.call_api("GET", "/api/v1/tenants/testco/secrets", headers=headers).body
     assert listed == {"secrets": [{"name": "slack_webhook"}], "count": 1}
-    assert runtime.call_api("PUT", "/api/v1/tenants/testco/secrets/Bad Name!", {"value": "x"}, headers).status in (400, 404)
+    assert runtime.call_api("PUT", "/api/v1/tenants/testco/secrets/Bad Name!", {"value": "x"}, headers).status in (
+        400,
+        404,
+    )
     bad = runtime.call_api("PUT", "/api/v1/tenants/testco/secrets/UPPER", {"value": "x"}, headers)
     assert bad.status == 400 and bad.body["details"]["field"] == "name"
     assert runtime.call_api("PUT", path, {"value": ""}, headers).status == 400

@@ -123,7 +123,9 @@ def test_rerun_resumes_from_the_failed_step(runtime: Any) -> None:
     for ran in ("extract", "transform", "publish"):
         assert stages[ran]["status"] == "SUCCEEDED" and len(stages[ran]["attempts"]) == 1
     assert stages["extract"]["rows_out"] == 3
-    not_failed = runtime.call_api("POST", f"/api/v1/tenants/testco/metadata/executions/{rerun['run_id']}/rerun", {}, key)
+    not_failed = runtime.call_api(
+        "POST", f"/api/v1/tenants/testco/metadata/executions/{rerun['run_id']}/rerun", {}, key
+    )
     assert not_failed.status == 409
 
 
@@ -160,15 +162,19 @@ def test_pipelines_and_usage(runtime: Any) -> None:
     by_id = {p["pipeline_id"]: p for p in listed["pipelines"]}
     assert {"fan_join", "broken", "warehouse_rows"} <= set(by_id)
     assert [s["step_id"] for s in by_id["fan_join"]["steps"]] == ["a", "b", "c", "d"]
-    run_to_end(runtime, "testco", "fan_join")
+    ended = [run_to_end(runtime, "testco", p)["status"] for p in ("fan_join", "broken", "slow")]
+    assert ended == ["SUCCEEDED", "FAILED", "TIMED_OUT"]
     usage = runtime.call_api("GET", "/api/v1/tenants/testco/usage", headers=key).body
-    assert usage["runs_today"] == 1 and usage["plan"]["name"] == "starter"
-    assert usage["remaining"]["runs_today"] == usage["plan"]["runs_per_day"] - 1
+    assert usage["runs_today"] == 3 and usage["plan"]["name"] == "starter"
+    assert usage["concurrent_runs"] == 0  # every terminal state gave its slot back
+    assert usage["remaining"]["runs_today"] == usage["plan"]["runs_per_day"] - 3
 
 
 def test_execute_records_the_user_id_for_audit_only(runtime: Any) -> None:
     headers = {**auth(runtime, "testco"), "X-User-ID": "erin@example.com"}
-    response = runtime.call_api("POST", "/api/v1/tenants/testco/pipelines/execute", {"pipeline_id": "fan_join"}, headers)
+    response = runtime.call_api(
+        "POST", "/api/v1/tenants/testco/pipelines/execute", {"pipeline_id": "fan_join"}, headers
+    )
     assert response.status == 202
     run = runtime.context.state.get(run_path(response.body["run_id"]))
     assert run["trigger"] == {"type": "api", "user_id": "erin@example.com"}

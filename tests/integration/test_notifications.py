@@ -276,6 +276,19 @@ def test_permanent_slack_error_is_recorded_once_and_not_retried(notify_runtime: 
     assert runtime.bus.stats.dead_lettered == 0
 
 
+def test_cli_sends_a_test_message_on_a_channel(notify_runtime: Any, slack: SlackSink, smtp: SmtpServer) -> None:
+    runtime = notify_runtime()
+    env = _cli_env(runtime.settings)
+    out = CliRunner().invoke(_cli(), ["notifications", "test", "testco", "alerts_slack"], env=env)
+    assert out.exit_code == 0 and out.output.startswith("sent: slack 127.0.0.1")
+    assert "channel alerts_slack of testco works" in _field_texts(slack.accepted(TESTCO_HOOK)[0])
+    out = CliRunner().invoke(_cli(), ["notifications", "test", "testco", "root.ops_email"], env=env)
+    assert out.exit_code == 0 and smtp.to("ops@cloudact.test")
+    slack.script(TESTCO_HOOK, (403, "invalid_token"))
+    out = CliRunner().invoke(_cli(), ["notifications", "test", "testco", "alerts_slack"], env=env)
+    assert out.exit_code == 1 and "Slack answered HTTP 403: invalid_token" in out.output
+
+
 def test_notifier_that_keeps_failing_is_dead_lettered_and_operators_are_alerted(
     notify_runtime: Any, slack: SlackSink, smtp: SmtpServer
 ) -> None:

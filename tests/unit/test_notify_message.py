@@ -161,3 +161,23 @@ def test_step_templates_substitute_known_names_only() -> None:
     assert render_template("{run_id.__class__} {0}", values, "step s") == "{run_id.__class__} {0}"  # no format()
     with pytest.raises(TerminalError, match=r"unknown placeholder \{secret\}"):
         render_template("{secret}", values, "step s")
+
+
+def test_notify_step_config_problems_are_found_before_any_run() -> None:
+    from types import SimpleNamespace
+
+    from shared.notify.steps import validate_step_config
+    from shared.pipelines.spec import StepSpec
+
+    step = StepSpec.model_validate(
+        {"step_id": "tell", "ps_type": "notify.slack", "config": {"chanel": "x", "message": "{who} {day}"}}
+    )
+    scope = SimpleNamespace(parameter_types={"day": "date"}, variables={})
+    assert validate_step_config(step, scope) == [
+        (("config", "chanel"), "unknown key; allowed: channel, message, severity, subject"),
+        (("config", "channel"), "required: a channel name from tenant.yaml notifications.channels"),
+        (
+            ("config", "message"),
+            "unknown placeholder {who}; known: day, pipeline_id, run_date, run_id, stage_id, tenant_id",
+        ),
+    ]

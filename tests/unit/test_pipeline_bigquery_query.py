@@ -125,16 +125,23 @@ def rows(wh: Warehouse, table: str) -> list[dict[str, Any]]:
     return wh.query(f"SELECT id, region, amount FROM {table} ORDER BY id").to_pylist()
 
 
-def test_truncate_replaces_the_rows_and_follows_a_changed_query(wh: Warehouse, tenant: str) -> None:
+@pytest.mark.parametrize(
+    "layout", [{}, {"partition_field": "day", "cluster_by": ["region"]}], ids=["plain", "partitioned"]
+)
+def test_truncate_replaces_the_rows_and_follows_a_changed_query(
+    wh: Warehouse, tenant: str, layout: dict[str, Any]
+) -> None:
     table = f"{tenant}_sales.orders"
-    first = run_step(wh, tenant, ORDERS)
-    assert first.rows_out == 3 and first.details["table"] == table and first.details["table_created"]
-    run_step(wh, tenant, CHANGES, run_id="run_0002")
+    first = run_step(wh, tenant, ORDERS, **layout)
+    assert first.rows_out == 3 and first.details["table"] == table
+    second = run_step(wh, tenant, CHANGES, run_id="run_0002", **layout)
+    assert second.rows_out == 2
     assert rows(wh, table) == [
         {"id": 2, "region": "amer", "amount": 25.0},
         {"id": 4, "region": "latam", "amount": 40.0},
     ]
-    run_step(wh, tenant, "SELECT 7 AS id, 'x' AS region, 1.0 AS amount, 'new column' AS note", run_id="run_0003")
+    changed = "SELECT 7 AS id, 'x' AS region, 1.0 AS amount, DATE '2026-11-03' AS day, 'new column' AS note"
+    run_step(wh, tenant, changed, run_id="run_0003", **layout)
     assert wh.query(f"SELECT note FROM {table}").to_pylist() == [{"note": "new column"}]
     assert not wh.table_exists(f"{tenant}_sales._cloudact_stage_run_0003_load_1")
 

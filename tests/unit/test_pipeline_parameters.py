@@ -167,3 +167,20 @@ def test_a_placeholder_parameter_names_the_table_per_run(runtime: Any, typed_pip
     run = run_to_end(runtime, "testco", "sharded", parameters={"shard": "eu_2026"})
     assert run["status"] == "SUCCEEDED", run
     assert runtime.context.warehouse.table_exists("testco_shards.part_eu_2026")
+
+
+def test_variables_name_tables_and_bind_as_values(runtime: Any, config_dir: Path) -> None:
+    (config_dir / "testco" / "pipelines" / "with_vars.yaml").write_text(
+        """pipeline_id: with_vars
+variables: {env: prod, threshold: 2.5, since: 2026-11-01}
+steps:
+  - step_id: report
+    ps_type: bigquery.query
+    source: {query: "SELECT @threshold * 2 AS doubled, @since AS since, @pipeline_id AS pipeline"}
+    destination: {dataset: vars, table: "report_{env}"}
+"""
+    )
+    run = run_to_end(runtime, "testco", "with_vars")
+    assert run["status"] == "SUCCEEDED", run
+    rows = runtime.context.warehouse.query("SELECT * FROM testco_vars.report_prod").to_pylist()
+    assert rows == [{"doubled": 5.0, "since": "2026-11-01", "pipeline": "with_vars"}]

@@ -134,6 +134,6 @@ def test_key_ids_are_scoped_to_their_tenant(ctx: Context) -> None:
     from shared.errors import NotFound
 
     with pytest.raises(NotFound):
-        apikeys.revoke_key(ctx, "globex", issued.key_id)
+        apikeys.revoke_key(ctx, "initech", issued.key_id)
     assert ctx.state.get(apikeys.key_path(issued.key_id))["revoked_at"] is None  # type: ignore[index]
     assert iso(utc_now()) > issued.doc["created_at"]

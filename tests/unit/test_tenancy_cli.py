@@ -20,24 +20,26 @@ def run(tmp_path: Path, config_dir: Path, monkeypatch: pytest.MonkeyPatch) -> Cl
 
 
 def test_onboard_keys_and_secrets_from_the_cli(run: CliRunner, tmp_path: Path) -> None:
-    first = run.invoke(cli, ["tenants", "onboard", "globex", "--plan", "starter", "--limit", "runs_per_day=5"])
+    first = run.invoke(cli, ["tenants", "onboard", "initech", "--plan", "starter", "--limit", "runs_per_day=5"])
     assert first.exit_code == 0, first.output
     key = re.search(r"cdp_[0-9a-f]{16}_\S+", first.output)
     assert key is not None and "shown once" in first.output
-    again = run.invoke(cli, ["tenants", "onboard", "globex", "--plan", "starter"])
+    again = run.invoke(cli, ["tenants", "onboard", "initech", "--plan", "starter"])
     assert again.exit_code == 0 and "already onboarded" in again.output and "cdp_" not in again.output
-    shown = run.invoke(cli, ["tenants", "show", "globex"])
+    shown = run.invoke(cli, ["tenants", "show", "initech"])
     assert '"runs_per_day": 5' in shown.output
-    created = run.invoke(cli, ["keys", "create", "globex", "--name", "ci", "--scope", "runs:read"])
+    created = run.invoke(cli, ["keys", "create", "initech", "--name", "ci", "--scope", "runs:read"])
     key_id = re.search(r"key ([0-9a-f]{16})", created.output).group(1)  # type: ignore[union-attr]
-    listed = run.invoke(cli, ["keys", "list", "globex"]).output
+    listed = run.invoke(cli, ["keys", "list", "initech"]).output
     assert key_id in listed and "runs:read" in listed and "cdp_" not in listed
-    assert "revoked" in run.invoke(cli, ["keys", "revoke", "globex", key_id]).output
-    assert run.invoke(cli, ["secrets", "set", "globex", "smtp_password", "--stdin"], input="hunter2-pw\n").exit_code == 0
-    assert run.invoke(cli, ["secrets", "list", "globex"]).output.split() == ["smtp_password"]
+    assert "revoked" in run.invoke(cli, ["keys", "revoke", "initech", key_id]).output
+    assert (
+        run.invoke(cli, ["secrets", "set", "initech", "smtp_password", "--stdin"], input="hunter2-pw\n").exit_code == 0
+    )
+    assert run.invoke(cli, ["secrets", "list", "initech"]).output.split() == ["smtp_password"]
     state = (tmp_path / ".cloudact" / "state.sqlite3").read_bytes()
     assert b"hunter2-pw" not in state and key.group(0).encode() not in state
-    suspended = run.invoke(cli, ["tenants", "update", "globex", "--status", "suspended"])
+    suspended = run.invoke(cli, ["tenants", "update", "initech", "--status", "suspended"])
     assert '"status": "suspended"' in suspended.output
     bad = run.invoke(cli, ["tenants", "onboard", "Bad-Id"])
     assert bad.exit_code == 1 and "invalid tenant id" in bad.output

@@ -61,7 +61,7 @@ def test_tampered_ciphertext_fails(ctx: Context) -> None:
         get_secret(ctx, "acme", "smtp_password")
 
 
-@pytest.mark.parametrize(("tenant", "name"), [("globex", "smtp_password"), ("acme", "other_name")])
+@pytest.mark.parametrize(("tenant", "name"), [("initech", "smtp_password"), ("acme", "other_name")])
 def test_record_moved_to_another_tenant_or_name_fails(ctx: Context, tenant: str, name: str) -> None:
     """The AAD binds a record to its tenant and name: a copied record does not open."""
     put_secret(ctx, "acme", "smtp_password", SECRET)

@@ -13,7 +13,7 @@ from shared.runtime.settings import Settings
 from shared.tenancy import apikeys
 from shared.tenancy.audit import list_audit
 from shared.tenancy.credentials import credentials_path
-from shared.tenancy.local import bootstrap_local_tenants
+from shared.tenancy.local import bootstrap_local_tenants, config_tenants
 from shared.tenancy.plans import PLANS, effective_plan
 from shared.tenancy.tenants import check_tenant_id, get_tenant, onboard_tenant, require_active, update_tenant
 
@@ -38,50 +38,51 @@ def test_invalid_tenant_ids_are_400_naming_the_field(bad: str) -> None:
 
 
 def test_onboarding_is_idempotent_creates_metadata_and_issues_one_first_key(ctx: Context) -> None:
-    first = onboard_tenant(ctx, "globex", "starter", {"name": "Globex"}, user_id="ops@example.com")
+    first = onboard_tenant(ctx, "initech", "starter", {"name": "Globex"}, user_id="ops@example.com")
     assert first.created and first.first_key is not None
     assert first.tenant["status"] == "active" and first.tenant["first_key_id"] == first.first_key.key_id
     assert apikeys.authenticate(ctx, first.first_key.api_key).scopes == frozenset({"admin"})
-    assert ctx.warehouse.table_exists("globex_metadata.pipeline_executions")
-    assert ctx.warehouse.table_exists("globex_metadata.step_executions")
-    again = onboard_tenant(ctx, "globex", "starter")
+    assert ctx.warehouse.table_exists("initech_metadata.pipeline_executions")
+    assert ctx.warehouse.table_exists("initech_metadata.step_executions")
+    again = onboard_tenant(ctx, "initech", "starter")
     assert not again.created and again.first_key is None  # shown once
-    assert len(apikeys.list_keys(ctx, "globex")) == 1
+    assert len(apikeys.list_keys(ctx, "initech")) == 1
     with pytest.raises(Conflict) as info:
-        onboard_tenant(ctx, "globex", "enterprise")  # a plan change is a separate, audited call
+        onboard_tenant(ctx, "initech", "enterprise")  # a plan change is a separate, audited call
     assert info.value.details["field"] == "plan"
-    assert [a["action"] for a in list_audit(ctx, "globex")] == ["tenant.onboarded"]
-    assert list_audit(ctx, "globex")[0]["user_id"] == "ops@example.com"
+    assert [a["action"] for a in list_audit(ctx, "initech")] == ["tenant.onboarded"]
+    assert list_audit(ctx, "initech")[0]["user_id"] == "ops@example.com"
 
 
 def test_onboarding_rejects_unknown_plans_and_bad_limits(ctx: Context) -> None:
     with pytest.raises(BadRequest):
-        onboard_tenant(ctx, "globex", "platinum")
+        onboard_tenant(ctx, "initech", "platinum")
     with pytest.raises(BadRequest) as info:
-        onboard_tenant(ctx, "globex", "starter", limits={"runs_per_day": -1})
+        onboard_tenant(ctx, "initech", "starter", limits={"runs_per_day": -1})
     assert info.value.details["field"] == "limits.runs_per_day"
     with pytest.raises(NotFound):
-        get_tenant(ctx, "globex")  # nothing was created by a refused call
+        get_tenant(ctx, "initech")  # nothing was created by a refused call
 
 
 def test_plan_changes_limits_and_suspension_are_audited(ctx: Context) -> None:
-    onboard_tenant(ctx, "globex", "starter")
-    tenant = update_tenant(ctx, "globex", {"plan": "professional", "limits": {"runs_per_day": 7}}, user_id="bob")
+    onboard_tenant(ctx, "initech", "starter")
+    tenant = update_tenant(ctx, "initech", {"plan": "professional", "limits": {"runs_per_day": 7}}, user_id="bob")
     plan = effective_plan(tenant)
     assert plan.name == "professional" and plan.runs_per_day == 7
     assert plan.concurrent_runs == PLANS["professional"].concurrent_runs
-    suspended = update_tenant(ctx, "globex", {"status": "suspended"})
+    suspended = update_tenant(ctx, "initech", {"status": "suspended"})
     with pytest.raises(Forbidden):
         require_active(suspended)
     with pytest.raises(BadRequest):
-        update_tenant(ctx, "globex", {"status": "deleted"})
-    actions = [a["action"] for a in list_audit(ctx, "globex")]
+        update_tenant(ctx, "initech", {"status": "deleted"})
+    actions = [a["action"] for a in list_audit(ctx, "initech")]
     assert actions.count("tenant.updated") == 2
 
 
 def test_local_bootstrap_onboards_config_tenants_and_reuses_a_valid_cli_key(ctx: Context, settings: Settings) -> None:
     first = bootstrap_local_tenants(ctx)
-    assert set(first.api_keys) == {"acme", "testco"} and len(first.admin_token) >= 32
+    assert set(first.api_keys) == set(config_tenants(settings.config_dir)) >= {"acme", "testco"}
+    assert len(first.admin_token) >= 32
     assert get_tenant(ctx, "acme")["plan"] == "starter"
     mode = stat.S_IMODE(credentials_path(settings).stat().st_mode)
     assert mode == 0o600

@@ -9,7 +9,7 @@ locals {
   # run: api via cancel, run_starter, stage_worker, maintenance) and tenant onboarding (api).
   bigquery_job_users = ["api", "run_starter", "stage_worker", "maintenance"]
   # Functions that open tenant secrets (source credentials, webhook URLs) or seal them (api).
-  kms_users = ["api", "stage_worker", "notifier"]
+  kms_users       = ["api", "stage_worker", "notifier"]
   telemetry_roles = ["roles/cloudtrace.agent", "roles/monitoring.metricWriter", "roles/logging.logWriter"]
 
   publish_grants = merge([

@@ -1,0 +1,178 @@
+"""kill -9 on the emulator stack: two runs each hold a long stage (the first, the last) on the stage_worker
+functions-framework process; the process and its gunicorn worker are SIGKILLed mid-stage and a new one is started on
+the same port. Pub/Sub redelivers the unacked pushes; the leases (step timeout + grace) expire; the next delivery
+takes over with attempt 2, and every run must still end SUCCEEDED.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+from bench.harness import Skip
+from bench.servers import emulator_servers, process_env
+from bench.tenants import onboard_unthrottled
+from reliability.drill import CONFIGS, TENANT, TERMINAL
+from reliability.harness import Figure, NotMeasured, Options, figure, info, ratio
+
+NAME = "crash injection (kill -9, emulators)"
+PIPELINES = {"kill_at_1": "s1", "kill_at_3": "s3"}
+"""pipeline -> its long stage. Two, not three: the Pub/Sub emulator pushes at most two messages of a subscription at
+once here, so a third long stage would only start after the kill."""
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+def descendants(pid: int) -> list[int]:
+    """Every process below `pid` (from /proc), so a kill takes the gunicorn worker down with its master."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        children.setdefault(int(fields[1]), []).append(int(entry.name))
+    out, todo = [], [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            out.append(child)
+            todo.append(child)
+    return out
+
+
+def kill_hard(process: subprocess.Popen[bytes]) -> None:
+    for pid in [process.pid, *descendants(process.pid)]:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    process.wait(timeout=10)
+
+
+def restart(server: Any, env: dict[str, str]) -> subprocess.Popen[bytes]:
+    """The same function on the same port (the push subscription's endpoint), as local_stack starts it."""
+    binary = str(Path(sys.executable).with_name("functions-framework"))
+    command = [binary, "--target", server.name, "--source", str(REPO_ROOT / "main.py"), "--signature-type",
+               "cloudevent", "--host", "127.0.0.1", "--port", str(server.port)]  # fmt: skip
+    log = server.log_path.open("ab")
+    return subprocess.Popen(command, cwd=REPO_ROOT, env={**os.environ, **env, "PYTHONUNBUFFERED": "1"},
+                            stdout=log, stderr=subprocess.STDOUT)  # fmt: skip
+
+
+def run(options: Options) -> list[Figure]:
+    try:
+        with emulator_servers("reliability") as servers:
+            return _on_servers(servers)
+    except Skip as exc:  # no Google emulators on this machine: say so, do not invent a figure
+        raise NotMeasured(str(exc)) from exc
+
+
+def _on_servers(servers: Any) -> list[Figure]:
+    from shared.runtime.context import Context
+    from shared.runtime.local_stack import start_stack
+    from shared.runtime.settings import Settings
+
+    with tempfile.TemporaryDirectory(prefix="cloudact-reliability-kill-") as tmp, process_env(servers.env):
+        config_dir = Path(tmp) / "tenant_configs"
+        shutil.copytree(CONFIGS, config_dir)
+        project = f"drill-{uuid.uuid4().hex[:8]}"
+        env = {"CLOUDACT_RUNTIME": "emulators", "CLOUDACT_CONFIG_DIR": str(config_dir),
+               "CLOUDACT_HOME": str(Path(tmp) / "home"), "CLOUDACT_LOG_LEVEL": "INFO", **servers.env,
+               "CLOUDACT_PROJECT": project}  # fmt: skip
+        ctx = Context(Settings.from_env({**os.environ, **env}))
+        try:
+            headers = onboard_unthrottled(ctx, TENANT)
+        finally:
+            ctx.close()
+        stack = start_stack(project, env, Path(tmp) / "function-logs")
+        try:
+            return _drill(stack, env, headers)
+        finally:
+            stack.stop()
+
+
+def _drill(stack: Any, env: dict[str, str], headers: dict[str, str]) -> list[Figure]:
+    from shared.runtime.local_stack import http_json
+
+    base = f"{stack.api_url}/api/v1/tenants/{TENANT}"
+
+    def get(run_id: str) -> dict[str, Any]:
+        status, body = http_json("GET", f"{base}/metadata/executions/{run_id}", headers=headers)
+        if status != 200:
+            raise RuntimeError(f"get {run_id}: {status} {body}")
+        return dict(body)
+
+    def start(pipeline_id: str) -> str:
+        status, body = http_json("POST", f"{base}/pipelines/execute", json.dumps({"pipeline_id": pipeline_id}).encode(),
+                                 headers)  # fmt: skip
+        if status != 202:
+            raise RuntimeError(f"execute {pipeline_id}: {status} {body}")
+        return str(body["run_id"])
+
+    warm = start("seq3")  # cold function processes import on first use: warm them so the long stages overlap
+    deadline = time.monotonic() + 60
+    while get(warm)["status"] not in TERMINAL and time.monotonic() < deadline:
+        time.sleep(0.2)
+    run_ids = {pipeline_id: start(pipeline_id) for pipeline_id in PIPELINES}
+
+    def long_stage(run: dict[str, Any], pipeline_id: str) -> dict[str, Any]:
+        return next((s for s in run.get("stages") or [] if s["stage_id"] == PIPELINES[pipeline_id]), {"status": "-"})
+
+    deadline = time.monotonic() + 60
+    while True:  # until every run is inside its long stage (8 s each, started within a second of each other)
+        runs = {p: get(r) for p, r in run_ids.items()}
+        if all(long_stage(runs[p], p)["status"] == "RUNNING" for p in PIPELINES):
+            break
+        if time.monotonic() > deadline:
+            states = {p: long_stage(runs[p], p)["status"] for p in PIPELINES}
+            raise RuntimeError(f"the long stages were never all RUNNING together: {states}")
+        time.sleep(0.1)
+    worker = stack.servers["stage_worker"]
+    killed_at = time.monotonic()
+    kill_hard(worker.process)
+    worker.process = restart(worker, env)
+    deadline = time.monotonic() + 240
+    while True:
+        runs = {p: get(r) for p, r in run_ids.items()}
+        if all(r["status"] in TERMINAL for r in runs.values()) or time.monotonic() > deadline:
+            break
+        time.sleep(1.0)
+    recovered_s = time.monotonic() - killed_at
+    n = len(PIPELINES)
+    terminal = sum(r["status"] in TERMINAL for r in runs.values())
+    succeeded = sum(r["status"] == "SUCCEEDED" for r in runs.values())
+    open_stages = sum(s["status"] not in TERMINAL for r in runs.values() for s in r["stages"])
+    taken_over = sum(
+        int(long_stage(runs[p], p).get("attempt") or 0) == 2 and long_stage(runs[p], p)["status"] == "SUCCEEDED"
+        for p in PIPELINES
+    )
+    detail = "; ".join(f"{p}: {r['status']} {str(r.get('error') or '')[:80]}" for p, r in runs.items())
+    return [
+        figure(
+            NAME,
+            "runs reaching a terminal state",
+            ratio(terminal, n),
+            terminal == n,
+            "100 %",
+            "stage_worker SIGKILLed mid-stage, in a first and in a last stage",
+        ),
+        figure(NAME, "messages lost", (n - terminal) + open_stages, terminal == n and open_stages == 0, "0"),
+        figure(NAME, "runs still SUCCEEDED", ratio(succeeded, n), succeeded == n, "100 %", detail),
+        figure(
+            NAME,
+            "killed stages taken over by attempt 2 after the lease",
+            ratio(taken_over, n),
+            taken_over == n,
+            "100 %",
+        ),
+        info(NAME, "kill -> every run terminal", f"{recovered_s:.1f} s", "lease = step timeout (12 s) + 60 s grace"),
+    ]

