@@ -37,6 +37,12 @@ fmt: install-dev
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
+bench: install-dev       ## benchmark figures (P1..P6): table on stdout, JSON in bench/results/; starts its own emulators
+	$(BIN)/python -m bench
+
+reliability: install-dev ## reliability/security drills, one figure per line; non-zero exit on any loss
+	$(BIN)/python -m reliability
+
 schemas: install         ## regenerate shared/contracts/schemas/*.json from the pydantic contracts
 	$(BIN)/cloudact contracts export
 

@@ -99,7 +99,10 @@ def emulator_servers(who: str) -> Iterator[EmulatorServers]:
     finally:
         if servers.started_bqemulator:
             subprocess.run([str(BQEMULATOR_SH), "stop"], capture_output=True, text=True, cwd=REPO_ROOT)
-        _emulators_script("stop", pubsub_port, firestore_port)
+        stopped = _emulators_script("stop", pubsub_port, firestore_port)
+        if stopped.returncode == 0:  # their logs are only worth keeping when something went wrong
+            for name, port in (("pubsub", pubsub_port), ("firestore", firestore_port)):
+                (REPO_ROOT / ".emulators" / f"{name}-{port}.log").unlink(missing_ok=True)
         progress(f"{who}: emulators stopped")
 
 

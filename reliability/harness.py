@@ -59,6 +59,8 @@ Run = Callable[[Options], list[Figure]]
 
 @dataclass(frozen=True)
 class Check:
+    key: str
+    """Short id for `--only` (e.g. `duplicates`)."""
     name: str
     run: Run | None = None
     needs: str = ""
@@ -81,8 +83,8 @@ class Check:
             return [Figure(self.name, "drill completed", "no", "FAIL", "yes", detail[:500])]
 
 
-def pending(name: str, needs: str, *figures: str) -> Check:
-    return Check(name, None, needs, figures)
+def pending(key: str, name: str, needs: str, *figures: str) -> Check:
+    return Check(key, name, None, needs, figures)
 
 
 def progress(message: str) -> None:

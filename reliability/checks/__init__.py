@@ -1,0 +1,38 @@
+"""Every drill of the reliability/security suite, in the order they run (the slow emulator drill in the middle).
+
+A check whose feature has not landed is a `pending(...)` entry naming what it needs; replace it with a module when the
+feature lands.
+"""
+
+from __future__ import annotations
+
+from reliability.checks import (
+    bad_yaml,
+    crashes,
+    cross_tenant,
+    duplicates,
+    injection,
+    kill_worker,
+    poison,
+    quota,
+    secrets_at_rest,
+)
+from reliability.harness import Check, pending
+
+CHECKS: tuple[Check, ...] = (
+    Check("duplicates", duplicates.NAME, duplicates.run),
+    Check("crashes", crashes.NAME, crashes.run),
+    Check("kill", kill_worker.NAME, kill_worker.run),
+    Check("poison", poison.NAME, poison.run),
+    Check("bad-yaml", bad_yaml.NAME, bad_yaml.run),
+    Check("quota", quota.NAME, quota.run),
+    Check("injection", injection.NAME, injection.run),
+    Check("cross-tenant", cross_tenant.NAME, cross_tenant.run),
+    Check("secrets", secrets_at_rest.NAME, secrets_at_rest.run),
+    pending(
+        "fuzz",
+        "API fuzzing (schemathesis)",
+        "schemathesis pinned in requirements-dev.txt and run against /api/v1/openapi.json (tenancy/API, issue 4)",
+        "5xx answers",
+    ),
+)

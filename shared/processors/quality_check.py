@@ -165,6 +165,11 @@ class QualityStep(StrictModel):
     destination: None = Field(default=None, description="Results always go to {tenant}_metadata.dq_results.")
     config: QualitySettings
 
+    @field_validator("source", mode="before")
+    @classmethod
+    def _no_source(cls, value: Any) -> Any:
+        return None if value == {} else value  # a step without `source:` has an empty mapping
+
     @model_validator(mode="after")
     def _needs_table(self) -> QualityStep:
         if self.source is None and any(not isinstance(c, CustomSql) for c in self.config.checks):

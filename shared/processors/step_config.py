@@ -143,8 +143,12 @@ def _yaml_path(data: Any, loc: tuple[str | int, ...]) -> tuple[str | int, ...]:
     out: list[str | int] = []
     node = data
     for i, part in enumerate(loc):
-        if isinstance(node, dict) and part not in node and i + 1 < len(loc) and loc[i + 1] in node:
-            continue
+        if (
+            isinstance(node, dict)
+            and part not in node
+            and (part in node.values() or (i + 1 < len(loc) and loc[i + 1] in node))
+        ):
+            continue  # a union member's name or tag (e.g. the check type), not a key the user wrote
         out.append(part)
         if isinstance(node, dict):
             node = node.get(part)

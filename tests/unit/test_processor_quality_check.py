@@ -55,6 +55,7 @@ ALL_CHECKS: list[dict[str, Any]] = [
     {"type": "range", "column": "cost", "min": 0, "max": 1000, "severity": "warn"},
     {"type": "regex", "column": "project", "pattern": "^[a-z][a-z0-9-]+$", "severity": "warn"},
     {"type": "row_count", "min": 1, "max": 10},
+    {"type": "freshness", "column": "seen", "max_age_hours": 24, "reference": "run_date"},
     {
         "type": "freshness",
         "column": "seen",
@@ -159,7 +160,8 @@ def test_an_empty_table_is_not_fresh(env: StepEnv) -> None:
 
 def _issues(raw: dict[str, Any], tenant: str = "acme") -> dict[tuple[str | int, ...], str]:
     step = StepSpec.model_validate(raw)
-    return {i.path: i.message for i in quality_check.validate_step(step, ValidationScope(tenant_id=tenant))}
+    scope = ValidationScope(tenant_id=tenant, parameter_types={"limit": "number"})
+    return {i.path: i.message for i in quality_check.validate_step(step, scope)}
 
 
 def test_validation_names_the_check_and_key() -> None:
@@ -173,7 +175,6 @@ def test_validation_names_the_check_and_key() -> None:
                 {"type": "median", "column": "cost"},
                 {"type": "row_count", "severity": "fatal"},
                 {"type": "custom_sql", "sql": "SELECT * FROM beta_sales.orders"},
-                {"type": "row_count"},
             ]
         )
     )
@@ -183,7 +184,8 @@ def test_validation_names_the_check_and_key() -> None:
     assert "does not match any of the expected tags" in found[("config", "checks", 3)]
     assert "'error' or 'warn'" in found[("config", "checks", 4, "severity")]
     assert "not one of this tenant's datasets" in found[("config", "checks", 5, "sql")]
-    assert "must be unique in the step" in found[("config", "checks")]
+    twice = _issues(_step([{"type": "row_count"}, {"type": "row_count", "max": 5}]))
+    assert "must be unique in the step (set `name`): row_count" in twice[("config", "checks")]
 
 
 def test_a_source_is_needed_unless_every_check_is_sql() -> None:
