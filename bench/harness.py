@@ -15,7 +15,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
@@ -102,8 +102,6 @@ class Skip(Exception):
 class Options:
     quick: bool = False
     """Fewer repetitions (a smoke run of the harness itself; figures are noisier)."""
-    profile: bool = False
-    """Profile the hot loop of cases that support it and keep the top costs in the result."""
 
 
 Measure = Callable[[Options], CaseResult]
@@ -266,7 +264,3 @@ def progress(message: str) -> None:
 
 def utc_now() -> datetime:
     return datetime.now(UTC)
-
-
-def as_dict(obj: Any) -> dict[str, Any]:
-    return asdict(obj)

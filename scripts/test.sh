@@ -38,6 +38,9 @@ else
   exit 1
 fi
 
+# Headless Chromium + chromedriver + selenium for tests/ui/test_browser.py (fails under CI=true if not installable).
+scripts/browser.sh || exit 1
+
 set +e
 "$BIN/pytest" "$@"
 status=$?

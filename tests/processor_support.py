@@ -1,7 +1,9 @@
 """Shared fixtures of the processor tests: a warehouse per engine (DuckDB, and BigQuery's API on bqemulator) and a
 step environment with its own tenant, landing folder and runtime Context.
 
-Import the fixtures into a test module with `from tests.processor_support import engine, env, warehouse`.
+Import the fixtures into a test module with
+`from tests.processor_support import engine_fixture, env_fixture, warehouse_fixture  # noqa: F401`; tests then ask
+for `engine`, `warehouse` and `env`.
 BigQuery cases skip with a clear reason when `CLOUDACT_BIGQUERY_ENDPOINT` is unset or does not answer, and fail
 under CI=true. Every test gets a fresh tenant id, so its datasets never collide with another test (or helper).
 """
@@ -45,21 +47,27 @@ def _answers(endpoint: str) -> bool:
     return True
 
 
-@pytest.fixture(params=["duckdb", pytest.param("bigquery", marks=pytest.mark.bqemulator)])
-def engine(request: pytest.FixtureRequest) -> str:
+def require_bigquery() -> str:
+    """bqemulator's endpoint; skips the test with the reason when it is not there (fails it under CI=true)."""
+    endpoint = os.environ.get("CLOUDACT_BIGQUERY_ENDPOINT")
+    if not endpoint or not _answers(endpoint):
+        problem = BQEMU_MISSING + (f" (CLOUDACT_BIGQUERY_ENDPOINT={endpoint} does not answer)" if endpoint else "")
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(problem + " [CI=true: the BigQuery cases must run]")
+        pytest.skip(problem)
+    return endpoint
+
+
+@pytest.fixture(name="engine", params=["duckdb", pytest.param("bigquery", marks=pytest.mark.bqemulator)])
+def engine_fixture(request: pytest.FixtureRequest) -> str:
     name: str = request.param
     if name == "bigquery":
-        endpoint = os.environ.get("CLOUDACT_BIGQUERY_ENDPOINT")
-        if not endpoint or not _answers(endpoint):
-            problem = BQEMU_MISSING + (f" (CLOUDACT_BIGQUERY_ENDPOINT={endpoint} does not answer)" if endpoint else "")
-            if os.environ.get("CI", "").lower() == "true":
-                pytest.fail(problem + " [CI=true: the BigQuery cases must run]")
-            pytest.skip(problem)
+        require_bigquery()
     return name
 
 
-@pytest.fixture
-def warehouse(engine: str, tmp_path: Path) -> Iterator[Warehouse]:
+@pytest.fixture(name="warehouse")
+def warehouse_fixture(engine: str, tmp_path: Path) -> Iterator[Warehouse]:
     wh: Warehouse
     if engine == "duckdb":
         from shared.adapters.duckdb_warehouse import DuckDBWarehouse
@@ -124,8 +132,8 @@ class StepEnv:
         self.warehouse.write_table(f"{self.tenant_id}_{dataset}.{table}", data, "truncate")
 
 
-@pytest.fixture
-def env(warehouse: Warehouse, engine: str, tmp_path: Path) -> Iterator[StepEnv]:
+@pytest.fixture(name="env")
+def env_fixture(warehouse: Warehouse, engine: str, tmp_path: Path) -> Iterator[StepEnv]:
     tenant_id = f"t{uuid.uuid4().hex[:10]}"
     config_dir = tmp_path / "tenant_configs"
     (config_dir / tenant_id).mkdir(parents=True)

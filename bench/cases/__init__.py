@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from bench.cases import p1_embedded, p2_emulators, pending
+from bench.cases import p1_embedded, p2_emulators, p3_api_keys, p4_admission, pending
 from bench.harness import Case
 
 CASES: tuple[Case, ...] = (
     p1_embedded.CASE,
     p2_emulators.CASE,
-    pending.P3,
-    pending.P4,
+    p3_api_keys.CASE,
+    p4_admission.CASE,
     pending.P5,
     pending.P6,
 )

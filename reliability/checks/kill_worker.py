@@ -12,13 +12,13 @@ import os
 import shutil
 import signal
 import subprocess
-import sys
 import tempfile
 import time
 import uuid
 from pathlib import Path
 from typing import Any
 
+from bench.functions import spawn_function
 from bench.harness import Skip
 from bench.servers import emulator_servers, process_env
 from bench.tenants import onboard_unthrottled
@@ -58,16 +58,6 @@ def kill_hard(process: subprocess.Popen[bytes]) -> None:
     process.wait(timeout=10)
 
 
-def restart(server: Any, env: dict[str, str]) -> subprocess.Popen[bytes]:
-    """The same function on the same port (the push subscription's endpoint), as local_stack starts it."""
-    binary = str(Path(sys.executable).with_name("functions-framework"))
-    command = [binary, "--target", server.name, "--source", str(REPO_ROOT / "main.py"), "--signature-type",
-               "cloudevent", "--host", "127.0.0.1", "--port", str(server.port)]  # fmt: skip
-    log = server.log_path.open("ab")
-    return subprocess.Popen(command, cwd=REPO_ROOT, env={**os.environ, **env, "PYTHONUNBUFFERED": "1"},
-                            stdout=log, stderr=subprocess.STDOUT)  # fmt: skip
-
-
 def run(options: Options) -> list[Figure]:
     try:
         with emulator_servers("reliability") as servers:
@@ -96,8 +86,19 @@ def _on_servers(servers: Any) -> list[Figure]:
         stack = start_stack(project, env, Path(tmp) / "function-logs")
         try:
             return _drill(stack, env, headers)
+        except Exception as exc:  # the function logs die with the temp folder: keep their errors in the report
+            raise RuntimeError(f"{exc}\n{_log_errors(stack)}") from exc
         finally:
             stack.stop()
+
+
+def _log_errors(stack: Any) -> str:
+    lines = []
+    for server in stack.servers.values():
+        text = server.log_path.read_text(errors="replace") if server.log_path.exists() else ""
+        bad = [line for line in text.splitlines() if '"ERROR"' in line or "Traceback" in line or "Error" in line]
+        lines += [f"{server.name}: {line[:300]}" for line in bad[-3:]]
+    return "\n".join(lines) or "(no errors in the function logs)"
 
 
 def _drill(stack: Any, env: dict[str, str], headers: dict[str, str]) -> list[Figure]:
@@ -119,15 +120,17 @@ def _drill(stack: Any, env: dict[str, str], headers: dict[str, str]) -> list[Fig
         return str(body["run_id"])
 
     warm = start("seq3")  # cold function processes import on first use: warm them so the long stages overlap
-    deadline = time.monotonic() + 60
-    while get(warm)["status"] not in TERMINAL and time.monotonic() < deadline:
+    deadline = time.monotonic() + 120
+    while (warm_status := get(warm)["status"]) not in TERMINAL:
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"the warm-up run is still {warm_status} after 120 s")
         time.sleep(0.2)
     run_ids = {pipeline_id: start(pipeline_id) for pipeline_id in PIPELINES}
 
     def long_stage(run: dict[str, Any], pipeline_id: str) -> dict[str, Any]:
         return next((s for s in run.get("stages") or [] if s["stage_id"] == PIPELINES[pipeline_id]), {"status": "-"})
 
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + 120
     while True:  # until every run is inside its long stage (8 s each, started within a second of each other)
         runs = {p: get(r) for p, r in run_ids.items()}
         if all(long_stage(runs[p], p)["status"] == "RUNNING" for p in PIPELINES):
@@ -139,7 +142,7 @@ def _drill(stack: Any, env: dict[str, str], headers: dict[str, str]) -> list[Fig
     worker = stack.servers["stage_worker"]
     killed_at = time.monotonic()
     kill_hard(worker.process)
-    worker.process = restart(worker, env)
+    worker.process, _ = spawn_function(worker.name, env, worker.log_path, worker.port)  # same port: same push URL
     deadline = time.monotonic() + 240
     while True:
         runs = {p: get(r) for p, r in run_ids.items()}

@@ -123,3 +123,23 @@ def int_param(query: dict[str, str], name: str, default: int, low: int, high: in
     if not raw.isdigit() or not low <= int(raw) <= high:
         raise BadRequest(f"{name} must be an integer in [{low}, {high}]", {"field": name})
     return int(raw)
+
+
+def timestamp_param(query: dict[str, str], name: str) -> str | None:
+    """An ISO 8601 date or date-time (UTC unless it has an offset) as the stored form (`iso()`: UTC, microseconds).
+
+    Run documents store `created_at` that way, so the result compares with them as a string."""
+    raw = query.get(name)
+    if raw is None:
+        return None
+    from datetime import UTC, datetime
+
+    try:
+        value = datetime.fromisoformat(raw)
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=UTC)
+        return value.astimezone(UTC).isoformat(timespec="microseconds")
+    except (ValueError, OverflowError) as exc:
+        raise BadRequest(
+            f"{name} must be an ISO 8601 date or date-time, e.g. 2026-01-31 or 2026-01-31T00:00:00Z", {"field": name}
+        ) from exc

@@ -27,6 +27,7 @@ from shared.tenancy.credentials import require_admin
 from shared.tenancy.plans import effective_plan
 from shared.tenancy.ratelimit import RateLimited, check_tenant_rate, global_limiter
 from shared.tenancy.tenants import get_tenant_cached, require_active
+from shared.ui.serve import is_ui_path, ui_response
 
 MAX_BODY_BYTES = 1 << 20
 log = logs.get_logger("cloudact.api")
@@ -115,6 +116,8 @@ def handle(
 
 def handle_flask(ctx: Context, request: Any) -> tuple[str, int, dict[str, str]]:
     """The functions-framework HTTP entry: reads at most MAX_BODY_BYTES + 1 so a huge body cannot exhaust memory."""
+    if is_ui_path(request.path):  # the run-history page's static files (shared/ui), not an API route
+        return ui_response(request.method, request.path, request.headers.get("If-None-Match"))
     length = request.content_length
     if length is not None and length > MAX_BODY_BYTES:
         response = ApiResponse(

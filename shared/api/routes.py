@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from shared.api.admin_routes import ADMIN_ROUTES
 from shared.api.base import ApiRequest, ApiResponse, Handler, Route
+from shared.api.history_routes import HISTORY_ROUTES
 from shared.api.openapi import openapi_document
 from shared.api.runs_routes import RUN_ROUTES
 from shared.runtime.context import Context
@@ -27,5 +28,6 @@ ROUTES: tuple[Route, ...] = (
     Route("GET", "/api/v1/health", health, "public", "Liveness", tag="meta"),
     Route("GET", "/api/v1/openapi.json", openapi_json, "public", "This API's OpenAPI 3.1 document", tag="meta"),
     *RUN_ROUTES,
+    *HISTORY_ROUTES,
     *ADMIN_ROUTES,
 )

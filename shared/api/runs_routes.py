@@ -13,7 +13,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from shared.api.base import ApiRequest, ApiResponse, QueryParam, Route, int_param, validate_body
+from shared.api.base import ApiRequest, ApiResponse, QueryParam, Route, int_param, timestamp_param, validate_body
 from shared.contracts import topics
 from shared.contracts.envelope import OutboundMessage
 from shared.contracts.messages import RunRequest, Trigger
@@ -219,7 +219,8 @@ def list_executions(ctx: Context, req: ApiRequest, params: dict[str, str]) -> Ap
     if pipeline_id is not None and not IDENTIFIER.match(pipeline_id):
         raise BadRequest("pipeline_id is not a valid identifier", {"field": "pipeline_id"})
     limit = int_param(req.query, "limit", 50, 1, 500)
-    runs = list_runs(ctx.state, params["tenant_id"], status, pipeline_id, limit)
+    after, before = timestamp_param(req.query, "created_after"), timestamp_param(req.query, "created_before")
+    runs = list_runs(ctx.state, params["tenant_id"], status, pipeline_id, limit, after, before)
     return ApiResponse(200, {"executions": [public_run(r) for r in runs], "count": len(runs)})
 
 
@@ -273,6 +274,8 @@ RUN_ROUTES: list[Route] = [
             QueryParam("status", {"type": "string", "enum": RUN_STATUSES}),
             QueryParam("pipeline_id", {"type": "string", "pattern": IDENTIFIER.pattern}),
             QueryParam("limit", {"type": "integer", "minimum": 1, "maximum": 500, "default": 50}),
+            QueryParam("created_after", {"type": "string"}, "ISO 8601 date or date-time (inclusive; UTC if no offset)"),
+            QueryParam("created_before", {"type": "string"}, "ISO 8601 date or date-time (exclusive)"),
         ),
     ),
     Route("GET", f"{_EXEC}/{{run_id}}", get_execution, "tenant", "An execution with its stages and attempts",

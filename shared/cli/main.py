@@ -15,6 +15,7 @@ from shared.cli.pipelines import pipelines_group
 from shared.cli.samples import sample_data_group
 from shared.cli.schedule import schedule_group
 from shared.cli.tenants import keys_group, secrets_group, tenants_group
+from shared.cli.ui import ui_cmd
 
 
 def _settings() -> Any:
@@ -65,6 +66,7 @@ def demo_cmd() -> None:
     from shared.cli.embedded_run import run_and_follow
 
     status = run_and_follow(_settings(), "acme", "daily_sales", {}, None, 600.0, False)
+    render.console.print("  in the browser: .venv/bin/cloudact ui  ->  http://127.0.0.1:8765/ui/?tenant=acme")
     sys.exit(0 if status == "SUCCEEDED" else 1)
 
 
@@ -90,19 +92,45 @@ def runs_list(tenant_id: str | None, status: str | None, pipeline_id: str | None
 @click.argument("run_id")
 @click.option("--json", "as_json", is_flag=True, help="Print the run document as JSON.")
 def runs_show(run_id: str, as_json: bool) -> None:
-    from shared.runs.machine import run_path
-    from shared.runs.store import list_stages, public_run
+    """A run with its stage timeline (one bar per attempt), data-quality results and where notifications went."""
+    from shared.cli.watch import RunNotFound, load_run
+    from shared.notify.summary import run_notifications_line
+    from shared.runtime.context import Context
+
+    ctx = Context(_settings())
+    try:
+        view = load_run(ctx.state, run_id)
+        if as_json:
+            click.echo(json.dumps(view, indent=2, default=str))
+            return
+        render.run_detail(view)
+        render.console.print(run_notifications_line(ctx, run_id), soft_wrap=True, markup=False)
+    except RunNotFound:
+        raise click.ClickException(f"no run {run_id!r}") from None
+    finally:
+        ctx.close()
+
+
+@runs_group.command("watch")
+@click.argument("run_id")
+@click.option("--interval", default=0.5, show_default=True, help="Seconds between reads of the run.")
+@click.option("--timeout", default=None, type=float, help="Stop watching after this many seconds (exit 2).")
+def runs_watch(run_id: str, interval: float, timeout: float | None) -> None:
+    """Follow a live run with a progress display until it ends; exit 0 if it SUCCEEDED, 1 otherwise."""
+    from shared.cli.watch import TIMED_OUT_WATCHING, RunNotFound, watch_run
     from shared.runtime.context import build_state
 
     state = build_state(_settings())
-    run = state.get(run_path(run_id))
-    if run is None:
-        raise click.ClickException(f"no run {run_id!r}")
-    view = public_run(run, list_stages(state, run_id))
-    if as_json:
-        click.echo(json.dumps(view, indent=2, default=str))
-    else:
-        render.run_detail(view)
+    try:
+        status = watch_run(state, run_id, render.console, interval, timeout)
+    except RunNotFound:
+        raise click.ClickException(f"no run {run_id!r}") from None
+    finally:
+        state.close()
+    if status == TIMED_OUT_WATCHING:
+        render.console.print(f"[yellow]still running after {timeout:g} s[/]: cloudact runs watch {run_id}")
+        sys.exit(2)
+    sys.exit(0 if status == "SUCCEEDED" else 1)
 
 
 @cli.group("contracts")
@@ -130,6 +158,7 @@ cli.add_command(sample_data_group)
 cli.add_command(tenants_group)
 cli.add_command(keys_group)
 cli.add_command(secrets_group)
+cli.add_command(ui_cmd)
 
 
 def main() -> None:

@@ -7,17 +7,12 @@ from typing import Any
 
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
+
+from shared.cli.timeline import LEGEND, STATUS_STYLE, quality_table, stage_errors, timeline_table
 
 console = Console(highlight=False, width=None if sys.stdout.isatty() else 140)
-STATUS_STYLE = {
-    "SUCCEEDED": "green",
-    "FAILED": "red",
-    "TIMED_OUT": "red",
-    "CANCELLED": "yellow",
-    "SKIPPED": "dim",
-    "RUNNING": "cyan",
-    "QUEUED": "white",
-}
+__all__ = ["STATUS_STYLE", "console", "run_detail", "runs_table", "stage_line", "styled", "timeline_width"]
 
 
 def styled(status: str, width: int = 0) -> str:
@@ -64,7 +59,19 @@ def run_detail(run: dict[str, Any]) -> None:
     )
     if run.get("error"):
         console.print(f"  error: [red]{run['error']}[/]")
-    for stage in run.get("stages", []):
-        console.print(stage_line(stage))
+    if run.get("stages"):
+        console.print(timeline_table(run, width=timeline_width()))
+        console.print(Text(LEGEND, style="dim"))
+        for line in stage_errors(run):
+            console.print(line)
+    quality = quality_table(run)
+    if quality is not None:
+        console.print("  data quality:")
+        console.print(quality)
     rows = sum(int(s.get("rows_out") or 0) for s in run.get("stages", []))
     console.print(f"  rows written: {rows:,}")
+
+
+def timeline_width() -> int:
+    """The Gantt column gets what the other columns leave of the terminal (20..60 characters)."""
+    return max(20, min(60, console.width - 80))

@@ -79,6 +79,14 @@ class ArrowTransformStep(StrictModel):
         return self
 
 
+CONFIG_MODELS: dict[str, type[StrictModel]] = {
+    "source": TransformSource,
+    "destination": Destination,
+    "config": TransformSettings,
+}
+"""Settings models for the editor JSON Schema (`cloudact pipelines schema`)."""
+
+
 def validate_step(step: StepSpec) -> list[Issue]:
     return step_issues(ArrowTransformStep, step)
 
@@ -122,7 +130,7 @@ class ArrowTransform:
         pipeline = Pipeline(cfg.config.operations, batch_rows=cfg.config.batch_rows)
         table = cfg.destination.qualified(ctx)
         ctx.warehouse.ensure_dataset(ctx.dataset(cfg.destination.dataset))
-        sink = TableSink(ctx.warehouse, table, cfg.destination.write_mode, stage_tag=f"{ctx.run_id}_{step.step_id}")
+        sink = TableSink(ctx.warehouse, table, cfg.destination.write_mode, ctx.run_id, step.step_id)
         try:
             for batch in pipeline.apply(_counted(source, rows_in)):
                 check_deadline(ctx, step)

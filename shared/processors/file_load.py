@@ -72,6 +72,10 @@ class FileLoadStep(StrictModel):
     config: FileLoadSettings = Field(default_factory=FileLoadSettings)
 
 
+CONFIG_MODELS: dict[str, type[StrictModel]] = {"source": FileSource, "destination": Destination}
+"""Settings models for the editor JSON Schema (the optional `config` is left out: the schema marks these required)."""
+
+
 def validate_step(step: StepSpec) -> list[Issue]:
     return step_issues(FileLoadStep, step)
 
@@ -89,7 +93,7 @@ class FileLoad:
         )
         table = cfg.destination.qualified(ctx)
         ctx.warehouse.ensure_dataset(ctx.dataset(cfg.destination.dataset))
-        sink = TableSink(ctx.warehouse, table, cfg.destination.write_mode, stage_tag=f"{ctx.run_id}_{step.step_id}")
+        sink = TableSink(ctx.warehouse, table, cfg.destination.write_mode, ctx.run_id, step.step_id)
         try:
             for batch in read_batches(location, ctx.tenant_id, options):
                 check_deadline(ctx, step)

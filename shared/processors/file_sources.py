@@ -66,13 +66,16 @@ def landing_folder(tenant_id: str) -> Path:
 
 
 def resolve_local(location: str, tenant_id: str) -> list[Path]:
-    """The files a local path (glob patterns allowed in the file name) names, all inside the tenant's roots."""
+    """The files a local path names (glob patterns allowed: `exports/*/part-*.parquet`), all inside the tenant's
+    roots; every match is checked on its own, so a symlink among them cannot lead out."""
     roots = allowed_roots(tenant_id)
     raw = Path(location)
     candidate = raw if raw.is_absolute() else roots[0] / raw
-    if any(ch in candidate.name for ch in "*?["):
-        folder = _confined(candidate.parent, roots, location)
-        files = sorted(p for p in folder.glob(candidate.name) if p.is_file())
+    parts = candidate.parts
+    wild = next((i for i, part in enumerate(parts) if any(ch in part for ch in "*?[")), None)
+    if wild is not None:
+        folder = _confined(Path(*parts[:wild]), roots, location)
+        files = sorted(p for p in folder.glob(str(Path(*parts[wild:]))) if p.is_file())
         files = [_confined(p, roots, location) for p in files]
         if not files:
             raise TerminalError(f"no file matches {location!r} (looked in {folder})")
@@ -105,8 +108,8 @@ def read_batches(location: str, tenant_id: str, options: ReadOptions) -> Iterato
 
 @contextmanager
 def _local_stream(path: Path, fmt: FileFormat) -> Iterator[Any]:
-    if fmt == "parquet":
-        with pa.memory_map(str(path)) as source:
+    if fmt == "parquet":  # buffered reads, not a memory map: a mapped 10 GB file would count as resident memory
+        with pa.OSFile(str(path)) as source:
             yield source
     else:
         with pa.input_stream(str(path), compression="detect") as source:
@@ -126,7 +129,7 @@ def _batches(source: Any, name: str, options: ReadOptions) -> Iterator[pa.Record
 
 
 def _parquet(source: Any, options: ReadOptions) -> Iterator[pa.RecordBatch]:
-    file = pq.ParquetFile(source)
+    file = pq.ParquetFile(source, pre_buffer=False)  # pre-buffering would hold every row group read so far
     schema = options.schema
     if schema is None:
         yield from file.iter_batches(batch_size=options.batch_rows)

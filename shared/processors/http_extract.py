@@ -130,6 +130,10 @@ class HttpExtractStep(StrictModel):
     config: HttpSettings = Field(default_factory=HttpSettings)
 
 
+CONFIG_MODELS: dict[str, type[StrictModel]] = {"source": HttpSource, "destination": Destination}
+"""Settings models for the editor JSON Schema (the optional `config` is left out: the schema marks these required)."""
+
+
 def validate_step(step: StepSpec) -> list[Issue]:
     issues = step_issues(HttpExtractStep, step)
     pagination = (step.source.get("pagination") or {}) if isinstance(step.source, dict) else {}
@@ -250,7 +254,7 @@ class HttpExtract:
         schema = pa.schema([(n, arrow_type(t)) for n, t in cfg.config.columns.items()]) if cfg.config.columns else None
         table = cfg.destination.qualified(ctx)
         ctx.warehouse.ensure_dataset(ctx.dataset(cfg.destination.dataset))
-        sink = TableSink(ctx.warehouse, table, cfg.destination.write_mode, stage_tag=f"{ctx.run_id}_{step.step_id}")
+        sink = TableSink(ctx.warehouse, table, cfg.destination.write_mode, ctx.run_id, step.step_id)
         pages = 0
         columns = schema
         ignored: set[str] = set()

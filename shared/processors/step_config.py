@@ -11,7 +11,7 @@ import re
 from typing import Annotated, Any, Literal, TypeVar
 
 import pyarrow as pa
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from shared.errors import TerminalError
 from shared.pipelines.spec import IDENTIFIER, StepSpec
@@ -105,11 +105,12 @@ class TableRef(StrictModel):
 class Destination(TableRef):
     write_mode: WriteMode = Field(default="truncate", description="truncate replaces the table, append adds rows.")
 
-    @model_validator(mode="after")
-    def _not_reserved(self) -> Destination:
-        if self.dataset in RESERVED_DATASETS:
-            raise ValueError(f"dataset {self.dataset!r} is reserved for run history: write somewhere else")
-        return self
+    @field_validator("dataset")
+    @classmethod
+    def _not_reserved(cls, dataset: str) -> str:
+        if dataset in RESERVED_DATASETS:
+            raise ValueError(f"dataset {dataset!r} is reserved for run history: write somewhere else")
+        return dataset
 
 
 def other_tenants(tenant_id: str) -> frozenset[str]:

@@ -1,16 +1,16 @@
 """Land a stream of record batches in one warehouse table with bounded memory and all-or-nothing effect.
 
-Small results (everything fits in one flush) are written with a single `write_table`, which is atomic on both
-engines. Larger ones are flushed chunk by chunk into a staging table next to the destination and moved over with one
-transaction at the end, so a step that dies half-way leaves the destination as it was. The staging table is named
-after the run and step (`_cloudact_stage_<run>_<step>`), so a retried attempt drops the leftovers of the one
-before it.
+Memory holds one flush of rows at most (DEFAULT_FLUSH_ROWS / DEFAULT_FLUSH_BYTES). Rows beyond that are flushed
+chunk by chunk into a staging table next to the destination, `_cloudact_stage_<run>_<step>` (a retried attempt drops
+the leftovers of the one before it), and moved over by one statement or transaction at the end, so a step that dies
+half-way leaves the destination as it was.
 
-`truncate` keeps the destination table (and its partitioning) when the columns are the same, and replaces the table
-when they changed (a new column in a reloaded export must not fail the load).
-
-Appending is at-least-once like every hop here: an attempt that committed but crashed before the stage was recorded
-as done appends again on retry. Use `truncate` (or dedupe downstream) where that matters.
+- truncate: a result that fits in one flush is written with one `write_table` (atomic on both engines); a bigger one
+  replaces the rows from the staging table in one transaction. The table itself (and its partitioning) is kept while
+  the columns stay the same, and replaced when they changed (a reloaded export with a new column must not fail).
+- append: exactly once per (run, step). Rows always go through the staging table, and the insert is recorded in the
+  dataset's `_cloudact_append_log` in the same transaction, guarded by "not recorded yet" - the same log and rule as
+  bigquery.query - so an attempt that committed but crashed before the stage was marked done cannot append twice.
 """
 
 from __future__ import annotations
@@ -26,9 +26,20 @@ from shared.ports.warehouse import Warehouse
 from shared.processors.step_config import WriteMode, quote_column
 
 STAGE_PREFIX = "_cloudact_stage_"
-"""Shared with bigquery.query: tenants cannot name a table like this."""
+"""Shared with bigquery.query: tenants cannot name a table like this (names start with a letter)."""
+APPEND_LOG = "_cloudact_append_log"
+APPEND_LOG_SCHEMA = pa.schema(
+    [
+        pa.field("write_id", pa.string(), nullable=False),
+        pa.field("table_name", pa.string()),
+        pa.field("row_count", pa.int64()),
+        pa.field("written_at", pa.timestamp("us", tz="UTC")),
+    ]
+)
+"""The same table bigquery.query keeps per dataset (one row per (run, step) that appended)."""
 DEFAULT_FLUSH_ROWS = 500_000
 DEFAULT_FLUSH_BYTES = 64 * 1024 * 1024
+_UNSAFE = re.compile(r"[^a-z0-9_]")
 
 
 class TableSink:
@@ -37,7 +48,8 @@ class TableSink:
         warehouse: Warehouse,
         table: str,
         mode: WriteMode,
-        stage_tag: str,
+        run_id: str,
+        step_id: str,
         flush_rows: int | None = None,
         flush_bytes: int | None = None,
     ) -> None:
@@ -46,8 +58,10 @@ class TableSink:
         self._wh = warehouse
         self._table = table
         self._mode = mode
-        dataset = table.rsplit(".", 1)[0]
-        self._stage = f"{dataset}.{STAGE_PREFIX}{re.sub(r'[^a-z0-9_]', '_', stage_tag.lower())}"[:1000]
+        self._dataset = table.rsplit(".", 1)[0]
+        run, step = _UNSAFE.sub("_", run_id.lower()), _UNSAFE.sub("_", step_id.lower())
+        self._stage = f"{self._dataset}.{STAGE_PREFIX}{run}_{step}"[:1000]
+        self._write_id = f"{run}:{step}"
         self._flush_rows = flush_rows or DEFAULT_FLUSH_ROWS
         self._flush_bytes = flush_bytes or DEFAULT_FLUSH_BYTES
         self._buffer: list[pa.RecordBatch] = []
@@ -72,30 +86,28 @@ class TableSink:
 
         `empty_schema` types the destination when no batch arrived at all (an empty source still replaces a table).
         """
-        if not self._staging:
-            schema = self._schema or empty_schema
+        schema = self._schema or empty_schema
+        if self._mode == "append":
+            if self.rows_written == 0:
+                if schema is not None and not self._wh.table_exists(self._table):
+                    self._wh.create_table(self._table, schema)
+                return 0
+            self._flush()
+            self._append_once()
+        elif not self._staging:
             if schema is None:
-                if self._mode == "truncate" and self._wh.table_exists(self._table):
+                if self._wh.table_exists(self._table):
                     self._wh.execute(f"DELETE FROM {self._table} WHERE TRUE")
                 return 0
             data = pa.Table.from_batches(self._buffer, schema=schema)
             self._clear_buffer()
-            if self._mode == "truncate" and self._columns_changed(schema):
+            if self._columns_changed(schema):
                 self._wh.execute(f"DROP TABLE IF EXISTS {self._table}")
-            self._wh.write_table(self._table, data, self._mode)
+            self._wh.write_table(self._table, data, "truncate")
             return self.rows_written
-        self._flush()
-        assert self._schema is not None
-        columns = ", ".join(quote_column(name) for name in self._schema.names)
-        if self._mode == "truncate" and self._columns_changed(self._schema):
-            self._wh.execute(f"CREATE OR REPLACE TABLE {self._table} AS SELECT {columns} FROM {self._stage}")
         else:
-            if not self._wh.table_exists(self._table):
-                self._wh.create_table(self._table, self._schema)
-            move = f"INSERT INTO {self._table} ({columns}) SELECT {columns} FROM {self._stage}"
-            if self._mode == "truncate":
-                move = f"BEGIN TRANSACTION; DELETE FROM {self._table} WHERE TRUE; {move}; COMMIT TRANSACTION"
-            self._wh.execute(move)
+            self._flush()
+            self._replace_from_stage()
         self._drop_stage()
         return self.rows_written
 
@@ -138,10 +150,45 @@ class TableSink:
         self._clear_buffer()
         self._wh.write_table(self._stage, data, "append")
 
+    def _columns(self) -> str:
+        assert self._schema is not None
+        return ", ".join(quote_column(name) for name in self._schema.names)
+
+    def _replace_from_stage(self) -> None:
+        assert self._schema is not None
+        columns = self._columns()
+        if self._columns_changed(self._schema):
+            self._wh.execute(f"CREATE OR REPLACE TABLE {self._table} AS SELECT {columns} FROM {self._stage}")
+            return
+        if not self._wh.table_exists(self._table):
+            self._wh.create_table(self._table, self._schema)
+        self._wh.execute(
+            f"BEGIN TRANSACTION; DELETE FROM {self._table} WHERE TRUE; "
+            f"INSERT INTO {self._table} ({columns}) SELECT {columns} FROM {self._stage}; COMMIT TRANSACTION"
+        )
+
+    def _append_once(self) -> None:
+        assert self._schema is not None
+        if not self._wh.table_exists(self._table):
+            self._wh.create_table(self._table, self._schema)
+        log = f"{self._dataset}.{APPEND_LOG}"
+        if not self._wh.table_exists(log):
+            self._wh.create_table(log, APPEND_LOG_SCHEMA)
+        columns = self._columns()
+        # Literals, not @params (bqemulator drops parameters inside a script): both are [a-z0-9_.:] only.
+        table_name = self._table.replace("'", "")
+        not_written = f"NOT EXISTS (SELECT 1 FROM {log} WHERE write_id = '{self._write_id}')"
+        self._wh.execute(
+            "BEGIN TRANSACTION;\n"
+            f"INSERT INTO {self._table} ({columns}) SELECT {columns} FROM {self._stage} WHERE {not_written};\n"
+            f"INSERT INTO {log} (write_id, table_name, row_count, written_at) "
+            f"SELECT '{self._write_id}', '{table_name}', {self.rows_written}, CURRENT_TIMESTAMP() "
+            f"FROM (SELECT 1) WHERE {not_written};\n"
+            "COMMIT TRANSACTION;"
+        )
+
     def _columns_changed(self, schema: pa.Schema) -> bool:
-        """Does the existing destination have other columns than the new rows? Then `truncate` replaces the table
-        itself (its partitioning/clustering included) so that it follows the data, as a reload of a changed file or
-        query should; with the same columns the table is kept and only its rows are replaced."""
+        """Does the existing destination have other columns than the new rows? (See the module docstring.)"""
         if not self._wh.table_exists(self._table):
             return False
         existing = self._wh.query(f"SELECT * FROM {self._table} LIMIT 0").schema.names

@@ -96,12 +96,20 @@ def list_runs(
     status: str | None = None,
     pipeline_id: str | None = None,
     limit: int = 50,
+    created_after: str | None = None,
+    created_before: str | None = None,
 ) -> list[Doc]:
+    """Newest first. `created_after` (inclusive) / `created_before` (exclusive) are ISO timestamps as `iso()` writes
+    them (UTC, microseconds), so they compare as strings; a range on the ordering field needs no extra index."""
     filters = [Filter("tenant_id", "==", tenant_id)] if tenant_id else []
     if status:
         filters.append(Filter("status", "==", status))
     if pipeline_id:
         filters.append(Filter("pipeline_id", "==", pipeline_id))
+    if created_after:
+        filters.append(Filter("created_at", ">=", created_after))
+    if created_before:
+        filters.append(Filter("created_at", "<", created_before))
     return [doc for _, doc in store.list("runs", filters, order_by="created_at", descending=True, limit=limit)]
 
 

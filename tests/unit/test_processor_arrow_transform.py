@@ -15,7 +15,7 @@ from shared.errors import TerminalError
 from shared.pipelines.spec import StepSpec
 from shared.processors import arrow_ops, arrow_transform, table_sink
 from shared.processors.expressions import ExpressionError, compile_expression, evaluate_to_array
-from tests.processor_support import StepEnv, engine, env, warehouse  # noqa: F401
+from tests.processor_support import StepEnv, engine_fixture, env_fixture, warehouse_fixture  # noqa: F401
 
 UTC = dt.UTC
 CREDIT = pa.struct([("name", pa.string()), ("amount", pa.float64())])
@@ -361,7 +361,7 @@ def test_validation_points_at_the_offending_key() -> None:
     [
         ({"source": {"dataset": "raw", "table": "t", "path": "x.csv"}}, ("source",), "either dataset + table"),
         ({"destination": {"dataset": "raw", "table": "t"}}, (), "may not be the source table"),
-        ({"destination": {"dataset": "metadata", "table": "x"}}, ("destination",), "reserved for run history"),
+        ({"destination": {"dataset": "metadata", "table": "x"}}, ("destination", "dataset"), "reserved for run"),
         ({"destination": {"dataset": "Mart", "table": "x"}}, ("destination", "dataset"), "not a valid name"),
     ],
 )

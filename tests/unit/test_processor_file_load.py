@@ -18,7 +18,7 @@ import pytest
 from shared.errors import TerminalError
 from shared.pipelines.spec import StepSpec
 from shared.processors import file_load, file_sources, table_sink
-from tests.processor_support import StepEnv, engine, env, warehouse  # noqa: F401
+from tests.processor_support import StepEnv, engine_fixture, env_fixture, warehouse_fixture  # noqa: F401
 
 CSV = "id,name,amount,day\n1,alpha,1.5,2026-11-01\n2,beta,,2026-11-02\n3,gamma,3.25,2026-11-03\n"
 
@@ -80,6 +80,9 @@ def test_a_glob_and_placeholders_load_every_matching_file(env: StepEnv) -> None:
     result = env.run(_step({"path": "exports/{run_date}/part-*.parquet"}), run_date=dt.date(2026, 11, 2))
     assert result.rows_out == 30
     assert sorted({r["part"] for r in env.table("raw", "landed")}) == [0, 1, 2]
+    assert env.run(_step({"path": "exports/*/part-1.parquet"})).rows_out == 10
+    with pytest.raises(TerminalError, match="outside the tenant's folders"):
+        env.run(_step({"path": "../*/part-1.parquet"}))
 
 
 def test_append_adds_and_truncate_replaces(env: StepEnv) -> None:
@@ -89,6 +92,18 @@ def test_append_adds_and_truncate_replaces(env: StepEnv) -> None:
     assert len(env.table("raw", "landed")) == 6
     env.run(_step({"path": "n.parquet"}))
     assert len(env.table("raw", "landed")) == 3
+
+
+def test_append_happens_once_per_run_and_step(env: StepEnv, monkeypatch: pytest.MonkeyPatch) -> None:
+    pq.write_table(pa.table({"n": list(range(250))}), env.landing / "n.parquet", row_group_size=100)
+    step = _step({"path": "n.parquet"}, {"batch_rows": 100}, mode="append")
+    env.run(step, run_id="run_once")
+    env.run(step, run_id="run_once")  # a redelivered / retried stage of the same run
+    assert len(env.table("raw", "landed")) == 250
+    monkeypatch.setattr(table_sink, "DEFAULT_FLUSH_ROWS", 100)  # also when the rows were flushed in chunks
+    env.run(step, run_id="run_twice")
+    env.run(step, run_id="run_twice")
+    assert len(env.table("raw", "landed")) == 500
 
 
 def test_big_files_go_through_a_staging_table(env: StepEnv, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -131,7 +146,7 @@ def test_the_tenant_config_folder_is_readable(env: StepEnv) -> None:
 
 
 def test_missing_files_and_bad_contents_fail_clearly(env: StepEnv) -> None:
-    with pytest.raises(TerminalError, match="file not found: 'nope.parquet'"):
+    with pytest.raises(TerminalError, match=r"file not found: 'nope\.parquet'"):
         env.run(_step({"path": "nope.parquet"}))
     with pytest.raises(TerminalError, match="no file matches"):
         env.run(_step({"path": "nope-*.parquet"}))
@@ -139,10 +154,10 @@ def test_missing_files_and_bad_contents_fail_clearly(env: StepEnv) -> None:
     with pytest.raises(TerminalError, match="cannot tell the format"):
         env.run(_step({"path": "data.bin"}))
     (env.landing / "broken.parquet").write_text("not parquet at all")
-    with pytest.raises(TerminalError, match="cannot read .*broken.parquet as parquet"):
+    with pytest.raises(TerminalError, match=r"cannot read .*broken\.parquet as parquet"):
         env.run(_step({"path": "broken.parquet"}))
     (env.landing / "sales.csv").write_text(CSV)
-    with pytest.raises(TerminalError, match="cannot read .*sales.csv as csv"):
+    with pytest.raises(TerminalError, match=r"cannot read .*sales\.csv as csv"):
         env.run(_step({"path": "sales.csv"}, {"schema": {"id": "INT64", "name": "DATE"}}))
 
 
@@ -162,7 +177,7 @@ def test_validation_names_the_key() -> None:
     )
     assert "'parquet', 'csv' or 'ndjson'" in found[("source", "format")]
     assert "at most 1 character" in found[("source", "csv", "delimiter")]
-    assert "reserved for run history" in found[("destination",)]
+    assert "reserved for run history" in found[("destination", "dataset")]
     assert "unknown column type 'MONEY'" in found[("config", "schema", "amount")]
 
 
@@ -199,6 +214,6 @@ def test_gcs_objects_load_with_globs(env: StepEnv, gcs_bucket: Any) -> None:
     assert result.rows_out == 10 and result.details["source"] == "gs://exports/billing/*/export.parquet"
     env.run(_step({"path": "gs://exports/billing/{run_date}/extra.csv.gz"}), run_date=dt.date(2026, 11, 2))
     assert env.table("raw", "landed") == [{"day": "2026-11-02", "n": 99}]  # the table keeps its STRING day
-    with pytest.raises(TerminalError, match="gs://exports/billing/missing.parquet: not found"):
+    with pytest.raises(TerminalError, match=r"gs://exports/billing/missing\.parquet: not found"):
         env.run(_step({"path": "gs://exports/billing/missing.parquet"}))
     assert os.environ["STORAGE_EMULATOR_HOST"].startswith("http://127.0.0.1:")

@@ -17,10 +17,9 @@ from shared.errors import TerminalError, TransientError
 from shared.pipelines.spec import StepSpec
 from shared.processors import http_extract
 from shared.processors.http_client import retry_after_seconds
-from shared.runtime.context import Context
 from shared.runtime.settings import Settings
 from shared.secrets.store import put_secret
-from tests.processor_support import StepEnv, engine, env, warehouse  # noqa: F401
+from tests.processor_support import StepEnv, engine_fixture, env_fixture, warehouse_fixture  # noqa: F401
 
 TOKEN = "s3cr3t-token-value"
 INVOICES = [
@@ -184,7 +183,7 @@ def test_private_addresses_are_refused_on_the_gcp_runtime(env: StepEnv, api: Fak
     settings = env.context.settings
     env.context.settings = Settings(runtime="gcp", home=settings.home, config_dir=settings.config_dir)
     try:
-        with pytest.raises(TerminalError, match="private address 127.0.0.1"):
+        with pytest.raises(TerminalError, match=r"private address 127\.0\.0\.1"):
             env.run(_step(api, "/v1/invoices/page", {"type": "page"}))
     finally:
         env.context.settings = settings
@@ -214,7 +213,7 @@ def test_retry_after_accepts_seconds_and_http_dates() -> None:
     assert retry_after_seconds("soon") is None and retry_after_seconds(None) is None
 
 
-def test_validation_names_the_key(env: StepEnv) -> None:
+def test_validation_names_the_key() -> None:
     raw = {
         "step_id": "extract",
         "ps_type": "http.extract",
@@ -225,4 +224,3 @@ def test_validation_names_the_key(env: StepEnv) -> None:
     assert "should match pattern" in found[("source", "url")]
     assert "invalid secret name" in found[("source", "auth", "secret")]
     assert found[("source", "pagination", "cursor_path")] == "cursor pagination needs cursor_path"
-    assert isinstance(env.context, Context)

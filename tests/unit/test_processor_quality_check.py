@@ -13,7 +13,7 @@ from shared.errors import TerminalError
 from shared.pipelines.spec import StepSpec
 from shared.pipelines.templating import ValidationScope
 from shared.processors import quality_check
-from tests.processor_support import StepEnv, engine, env, warehouse  # noqa: F401
+from tests.processor_support import StepEnv, engine_fixture, env_fixture, warehouse_fixture  # noqa: F401
 
 UTC = dt.UTC
 
@@ -144,7 +144,7 @@ def test_a_broken_check_is_an_error_result_not_a_crash(env: StepEnv) -> None:
 def test_custom_sql_may_not_read_another_tenant(env: StepEnv) -> None:
     env.load("billing", "costs", _costs())
     check = {"type": "custom_sql", "name": "peek", "sql": "SELECT * FROM othertenant_billing.costs"}
-    with pytest.raises(TerminalError, match="peek \\(error: query refused: .*othertenant_billing"):
+    with pytest.raises(TerminalError, match=r"peek \(error: query refused: .*othertenant_billing"):
         env.run(_step([check]), run_id="run_peek")
     assert _results(env, "run_peek")["peek"]["status"] == "error"
 

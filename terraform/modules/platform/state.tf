@@ -39,6 +39,30 @@ resource "google_firestore_index" "runs" {
   }
 }
 
+# The notification log of the API (GET /tenants/{t}/notifications) and the CLI: a tenant's deliveries newest first,
+# optionally by status. A run's deliveries (filtered by run_id) need no composite index: equality filters only.
+resource "google_firestore_index" "notifications" {
+  for_each = {
+    tenant        = ["tenant_id"]
+    tenant_status = ["tenant_id", "status"]
+  }
+  project    = var.project_id
+  database   = google_firestore_database.state.name
+  collection = "notifications"
+
+  dynamic "fields" {
+    for_each = each.value
+    content {
+      field_path = fields.value
+      order      = "ASCENDING"
+    }
+  }
+  fields {
+    field_path = "created_at"
+    order      = "DESCENDING"
+  }
+}
+
 resource "google_kms_key_ring" "cdp" {
   project  = var.project_id
   name     = "cdp"

@@ -1,0 +1,214 @@
+"""Tenant routes that look back at runs: where notifications went, data-quality results, and a per-pipeline summary.
+
+They feed the run-history page (`/ui/`) and `cloudact runs show`, and are plain JSON routes of the same table as the
+others, so authorisation, rate limits and the OpenAPI document come from the route entries below.
+
+- `GET .../notifications` is the delivery log (`notifications/{id}` documents) filtered to the key's tenant.
+- `GET .../metadata/executions/{run_id}/quality` reads `{tenant}_metadata.dq_results`, the table `quality.check`
+  steps write; the run is looked up first, so another tenant's run id is a 404 exactly like a missing one.
+- `GET .../metadata/summary` buckets the tenant's recent runs per pipeline and calendar day (in the caller's UTC
+  offset, so a browser's chart starts its days at the viewer's midnight): counts, success rate, durations.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from shared.api.base import ApiRequest, ApiResponse, QueryParam, Route, int_param
+from shared.errors import BadRequest
+from shared.notify import list_deliveries
+from shared.pipelines.spec import IDENTIFIER
+from shared.runs.machine import iso, parse_iso, utc_now
+from shared.runs.metadata import metadata_dataset
+from shared.runs.store import get_run, list_runs
+from shared.runtime.context import Context
+
+DELIVERY_STATUSES = ["queued", "retrying", "sent", "failed", "suppressed"]
+RUN_ID_PATTERN = r"^run_[0-9a-f]{1,64}$"
+SUMMARY_MAX_RUNS = 5000
+"""A summary reads at most this many runs (newest first) and says `truncated` when the window held more."""
+FINISHED = ("SUCCEEDED", "FAILED", "TIMED_OUT")
+"""The statuses a success rate is computed over: a cancelled run is a decision, not an outcome; an active one has
+no outcome yet."""
+_DQ_COLUMNS = (
+    "step_id, check_name, check_type, severity, status, table_name, column_name, failed_rows, total_rows, "
+    "observed, expected, message, checked_at"
+)
+
+
+def _optional(query: dict[str, str], name: str, pattern: str | None = None, allowed: list[str] | None = None) -> Any:
+    value = query.get(name)
+    if value is None:
+        return None
+    if allowed is not None and value not in allowed:
+        raise BadRequest(f"{name} must be one of {', '.join(allowed)}", {"field": name})
+    if pattern is not None and not re.fullmatch(pattern, value):
+        raise BadRequest(f"{name} is not valid", {"field": name})
+    return value
+
+
+def list_notifications(ctx: Context, req: ApiRequest, params: dict[str, str]) -> ApiResponse:
+    """The tenant's notification log, newest first: channel, rule, status, attempts, error, where it went."""
+    run_id = _optional(req.query, "run_id", RUN_ID_PATTERN)
+    status = _optional(req.query, "status", allowed=DELIVERY_STATUSES)
+    limit = int_param(req.query, "limit", 100, 1, 500)
+    deliveries = list_deliveries(ctx, params["tenant_id"], run_id, status, limit)
+    return ApiResponse(200, {"notifications": deliveries, "count": len(deliveries)})
+
+
+def _json_or_text(value: Any) -> Any:
+    if not isinstance(value, str):
+        return value
+    try:
+        return json.loads(value)
+    except json.JSONDecodeError:
+        return value
+
+
+def _dq_row(row: dict[str, Any]) -> dict[str, Any]:
+    out = dict(row)
+    out["observed"], out["expected"] = _json_or_text(row.get("observed")), _json_or_text(row.get("expected"))
+    checked = row.get("checked_at")
+    if isinstance(checked, datetime):
+        out["checked_at"] = iso(checked if checked.tzinfo else checked.replace(tzinfo=UTC))
+    return out
+
+
+def run_quality(ctx: Context, req: ApiRequest, params: dict[str, str]) -> ApiResponse:
+    """The data-quality results of one run (every `quality.check` step), as recorded in the warehouse."""
+    tenant_id = params["tenant_id"]
+    run = get_run(ctx.state, tenant_id, params["run_id"])
+    stages_with_checks = sorted(
+        str(step["step_id"])
+        for step in (run.get("spec") or {}).get("steps", [])
+        if isinstance(step, dict) and step.get("ps_type") == "quality.check" and "step_id" in step
+    )
+    table = f"{metadata_dataset(tenant_id)}.dq_results"
+    results: list[dict[str, Any]] = []
+    if stages_with_checks and ctx.warehouse.table_exists(table):  # no warehouse round trip for a run without checks
+        rows = ctx.warehouse.query(
+            f"SELECT {_DQ_COLUMNS} FROM {table} WHERE run_id = @run_id ORDER BY step_id, check_name",
+            {"run_id": run["run_id"]},
+        ).to_pylist()
+        results = [_dq_row(r) for r in rows]
+    counts = {s: sum(r["status"] == s for r in results) for s in ("pass", "fail", "error")}
+    return ApiResponse(
+        200,
+        {
+            "run_id": run["run_id"],
+            "results": results,
+            "count": len(results),
+            **counts,
+            "steps": sorted({str(r["step_id"]) for r in results} | set(stages_with_checks)),
+        },
+    )
+
+
+def _offset_minutes(query: dict[str, str]) -> int:
+    raw = query.get("utc_offset_minutes")
+    if raw is None:
+        return 0
+    try:
+        value = int(raw)
+    except ValueError:
+        value = 10_000
+    if not -840 <= value <= 840:
+        raise BadRequest("utc_offset_minutes must be an integer in [-840, 840]", {"field": "utc_offset_minutes"})
+    return value
+
+
+def _percentile(values: list[int], fraction: float) -> int | None:
+    if not values:
+        return None
+    ordered = sorted(values)
+    return ordered[max(0, math.ceil(fraction * len(ordered)) - 1)]
+
+
+def _bucket_stats(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    by_status = {s: sum(r.get("status") == s for r in runs) for s in (*FINISHED, "CANCELLED")}
+    finished = sum(by_status[s] for s in FINISHED)
+    durations = [
+        int(r["duration_ms"]) for r in runs if r.get("status") in FINISHED and r.get("duration_ms") is not None
+    ]
+    return {
+        "runs": len(runs),
+        "succeeded": by_status["SUCCEEDED"],
+        "failed": by_status["FAILED"] + by_status["TIMED_OUT"],
+        "cancelled": by_status["CANCELLED"],
+        "active": len(runs) - finished - by_status["CANCELLED"],
+        "success_rate": round(by_status["SUCCEEDED"] / finished, 4) if finished else None,
+        "median_duration_ms": _percentile(durations, 0.5),
+        "p95_duration_ms": _percentile(durations, 0.95),
+        "max_duration_ms": max(durations) if durations else None,
+    }
+
+
+def executions_summary(ctx: Context, req: ApiRequest, params: dict[str, str]) -> ApiResponse:
+    """Per pipeline and per calendar day of the last `days` days: runs, success rate, durations."""
+    days = int_param(req.query, "days", 30, 1, 90)
+    offset = timedelta(minutes=_offset_minutes(req.query))
+    pipeline_id = _optional(req.query, "pipeline_id", IDENTIFIER.pattern)
+    now = utc_now()
+    first_day = (now + offset).date() - timedelta(days=days - 1)
+    since = datetime.combine(first_day, datetime.min.time(), UTC) - offset
+    runs = list_runs(ctx.state, params["tenant_id"], None, pipeline_id, SUMMARY_MAX_RUNS + 1, created_after=iso(since))
+    truncated = len(runs) > SUMMARY_MAX_RUNS
+    runs = runs[:SUMMARY_MAX_RUNS]
+    grouped: dict[str, dict[str, list[dict[str, Any]]]] = {}
+    for run in runs:
+        day = (parse_iso(str(run["created_at"])) + offset).date().isoformat()
+        grouped.setdefault(str(run["pipeline_id"]), {}).setdefault(day, []).append(run)
+    pipelines = [
+        {
+            "pipeline_id": pid,
+            **_bucket_stats([r for day_runs in by_day.values() for r in day_runs]),
+            "days": [{"date": day, **_bucket_stats(by_day[day])} for day in sorted(by_day)],
+        }
+        for pid, by_day in sorted(grouped.items())
+    ]
+    return ApiResponse(
+        200,
+        {
+            "since": iso(since),
+            "until": iso(now),
+            "utc_offset_minutes": int(offset.total_seconds() // 60),
+            "dates": [(first_day + timedelta(days=i)).isoformat() for i in range(days)],
+            "runs_considered": len(runs),
+            "truncated": truncated,
+            "pipelines": pipelines,
+        },
+    )
+
+
+_T = "/api/v1/tenants/{tenant_id}"
+HISTORY_ROUTES: list[Route] = [
+    Route(
+        "GET", f"{_T}/notifications", list_notifications, "tenant",
+        "Where notifications went (delivery log, newest first)", "runs:read", tag="notifications",
+        query=(
+            QueryParam("run_id", {"type": "string", "pattern": RUN_ID_PATTERN}, "Only this run's notifications."),
+            QueryParam("status", {"type": "string", "enum": DELIVERY_STATUSES}),
+            QueryParam("limit", {"type": "integer", "minimum": 1, "maximum": 500, "default": 100}),
+        ),
+    ),
+    Route(
+        "GET", f"{_T}/metadata/executions/{{run_id}}/quality", run_quality, "tenant",
+        "The data-quality results of an execution (quality.check steps)", "runs:read", errors=(404,),
+    ),
+    Route(
+        "GET", f"{_T}/metadata/summary", executions_summary, "tenant",
+        "Runs, success rate and durations per pipeline and day over the last `days` days", "runs:read",
+        query=(
+            QueryParam("days", {"type": "integer", "minimum": 1, "maximum": 90, "default": 30}),
+            QueryParam(
+                "utc_offset_minutes", {"type": "integer", "minimum": -840, "maximum": 840, "default": 0},
+                "Days start at midnight in this offset (a browser sends -Date.getTimezoneOffset()).",
+            ),
+            QueryParam("pipeline_id", {"type": "string", "pattern": IDENTIFIER.pattern}),
+        ),
+    ),
+]  # fmt: skip

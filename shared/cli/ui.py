@@ -1,0 +1,102 @@
+"""`cloudact ui`: the run-history page on http://127.0.0.1:PORT/ui/, served by the real `api` entry point.
+
+The process hosts the embedded runtime (SQLite state and DuckDB under `.cloudact/`, every function over the
+in-process bus) and puts functions-framework's own WSGI app for `functions/api.py` behind werkzeug on the loopback
+address only, so the page and the API behave as they do when deployed. Runs started through this server's API run
+in this process.
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+from pathlib import Path
+from typing import Any
+
+import click
+
+from shared.runtime.settings import Settings
+
+
+def api_wsgi_app() -> Any:
+    """functions-framework's app for the `api` function: the same request handling as the deployed function."""
+    import functions_framework
+
+    import functions.api
+
+    source = str(Path(functions.api.__file__))
+    return functions_framework.create_app(target="api", source=source, signature_type="http")  # type: ignore[no-untyped-call]
+
+
+class UiServer:
+    """The embedded runtime plus a threaded werkzeug server on 127.0.0.1 (port 0 picks a free one)."""
+
+    def __init__(self, settings: Settings, port: int) -> None:
+        from werkzeug.serving import make_server
+
+        from shared.runtime import embedded
+
+        self.runtime = embedded.start(settings)
+        try:
+            self.server = make_server("127.0.0.1", port, api_wsgi_app(), threaded=True)
+        except BaseException:
+            self.runtime.close()
+            raise
+        self.url = f"http://127.0.0.1:{self.server.server_port}"
+
+    def serve_forever(self) -> None:
+        self.server.serve_forever(poll_interval=0.2)
+
+    def start_in_thread(self) -> threading.Thread:
+        thread = threading.Thread(target=self.serve_forever, name="cloudact-ui", daemon=True)
+        thread.start()
+        return thread
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+        self.runtime.close()
+
+
+def banner(server: UiServer, settings: Settings) -> list[str]:
+    tenants = sorted(server.runtime.api_keys)
+    first = tenants[0] if tenants else "TENANT"
+    credentials = settings.home / "credentials.json"
+    return [
+        f"cloudact ui: the api function on {server.url} (embedded runtime, state in {settings.home})",
+        f"  open      {server.url}/ui/?tenant={first}",
+        f"  tenants   {', '.join(tenants) or 'none (add a folder to tenant_configs/)'}",
+        f"  API key   {credentials} holds a local admin key per tenant under api_keys.<tenant> (mode 0600);",
+        f"            read-only: cloudact keys create {first} --name ui --scope runs:read --scope pipelines:read",
+        f"  runs      POST {server.url}/api/v1/tenants/{first}/pipelines/execute runs them in this process",
+        "            (one process at a time can use the DuckDB warehouse: `cloudact run` beside it may find it locked)",
+        "  Ctrl-C stops it.",
+    ]
+
+
+def _stop(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt  # SIGTERM stops the server like Ctrl-C: the runtime is closed cleanly
+
+
+@click.command("ui")
+@click.option("--port", default=8765, show_default=True, type=click.IntRange(0, 65535), help="0: any free port.")
+def ui_cmd(port: int) -> None:
+    """Serve the run-history page and the API on 127.0.0.1 (embedded runtime) and print its URL."""
+    from shared import logs
+
+    logs.configure(level="WARNING")
+    settings = Settings.from_env()
+    try:
+        server = UiServer(settings, port)
+    except OSError as exc:
+        raise click.ClickException(f"cannot listen on 127.0.0.1:{port}: {exc.strerror or exc}") from exc
+    for line in banner(server, settings):
+        click.echo(line)
+    signal.signal(signal.SIGTERM, _stop)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.close()
+        click.echo("stopped")
