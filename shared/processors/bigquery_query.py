@@ -51,21 +51,13 @@ from shared.pipelines.templating import (
 )
 from shared.ports.warehouse import Warehouse
 from shared.processors.base import StepContext, StepResult
+from shared.processors.table_sink import APPEND_LOG, APPEND_LOG_SCHEMA
 
 log = logs.get_logger("cloudact.processors.bigquery_query")
 COLUMN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,299}$")
 STAGING_PREFIX = "_cloudact_stage_"
-APPEND_LOG = "_cloudact_append_log"
 RESERVED_DATASETS = frozenset({"metadata"})
 _SAFE_LITERAL = re.compile(r"^[A-Za-z0-9_.:\-]{1,300}$")
-_APPEND_LOG_SCHEMA = pa.schema(
-    [
-        pa.field("write_id", pa.string(), nullable=False),
-        pa.field("table_name", pa.string()),
-        pa.field("row_count", pa.int64()),
-        pa.field("written_at", pa.timestamp("us", tz="UTC")),
-    ]
-)
 
 
 class QuerySource(BaseModel):
@@ -303,7 +295,7 @@ class _Writer:
     def _append(self, staging: str, columns: str) -> None:
         log_table = f"{self.dataset}.{APPEND_LOG}"
         if not self.wh.table_exists(log_table):
-            self.wh.create_table(log_table, _APPEND_LOG_SCHEMA)
+            self.wh.create_table(log_table, APPEND_LOG_SCHEMA)
         # Literals, not @params: bqemulator drops parameters inside a script. Both are checked to be [A-Za-z0-9_.:-].
         write_id, table_name = _literal(self.write_id), _literal(self.table)
         not_written = f"NOT EXISTS (SELECT 1 FROM {log_table} WHERE write_id = '{write_id}')"
