@@ -1,13 +1,16 @@
 """Tenant routes that look back at runs: where notifications went, data-quality results, and a per-pipeline summary.
 
-They feed the run-history page (`/ui/`) and `cloudact runs show`, and are plain JSON routes of the same table as the
-others, so authorisation, rate limits and the OpenAPI document come from the route entries below.
+They feed the run-history page (`/ui/`) and are plain JSON routes of the same table as the others, so authorisation,
+rate limits and the OpenAPI document come from the route entries below.
 
 - `GET .../notifications` is the delivery log (`notifications/{id}` documents) filtered to the key's tenant.
 - `GET .../metadata/executions/{run_id}/quality` reads `{tenant}_metadata.dq_results`, the table `quality.check`
-  steps write; the run is looked up first, so another tenant's run id is a 404 exactly like a missing one.
+  steps write; the run is looked up first, so another tenant's run id is a 404 exactly like a missing one, and a run
+  without such a step costs no warehouse query (nor, locally, the DuckDB file lock).
 - `GET .../metadata/summary` buckets the tenant's recent runs per pipeline and calendar day (in the caller's UTC
-  offset, so a browser's chart starts its days at the viewer's midnight): counts, success rate, durations.
+  offset, so a browser's chart starts its days at the viewer's midnight): counts, success rate, durations. It reads
+  the run documents of the state store (a range on `created_at`, served by the existing run-listing indexes), at
+  most SUMMARY_MAX_RUNS of them, so it also counts runs still going and works while the warehouse is busy.
 """
 
 from __future__ import annotations

@@ -98,10 +98,21 @@ class _Bar:
         return out
 
 
+def all_attempts(stage: dict[str, Any]) -> list[dict[str, Any]]:
+    """The finished attempts plus the one in progress (a RUNNING stage's `attempts` holds only finished ones)."""
+    attempts = list(stage.get("attempts") or [])
+    running = stage.get("status") == "RUNNING" and stage.get("attempt_started_at")
+    if running and not any(a.get("attempt") == stage.get("attempt") for a in attempts):
+        attempts.append(
+            {"attempt": stage.get("attempt"), "status": "RUNNING", "started_at": stage["attempt_started_at"]}
+        )
+    return attempts
+
+
 def stage_bar(stage: dict[str, Any], start: datetime, end: datetime, width: int, now: datetime) -> Text:
     bar = _Bar(start, end, width)
     previous_end: datetime | None = None
-    for attempt in stage.get("attempts") or []:
+    for attempt in all_attempts(stage):
         began = _ts(attempt.get("started_at"))
         if began is None:
             continue
@@ -124,7 +135,7 @@ def stage_bar(stage: dict[str, Any], start: datetime, end: datetime, width: int,
 
 
 def attempts_cell(stage: dict[str, Any]) -> str:
-    attempts = len(stage.get("attempts") or [])
+    attempts = len(all_attempts(stage))
     if attempts <= 1:
         return str(attempts) if attempts else "-"
     retries = attempts - 1
@@ -152,7 +163,7 @@ def timeline_table(run: dict[str, Any], now: datetime | None = None, width: int 
             str(stage.get("stage_id")),
             Text(status, style=STATUS_STYLE.get(status, "")),
             attempts_cell(stage),
-            duration if stage.get("attempts") or stage.get("carried_from") else "-",
+            duration if all_attempts(stage) or stage.get("carried_from") else "-",
             stage_bar(stage, start, end, width, now),
             f"{rows:,}" if isinstance(rows, int) else "-",
         )

@@ -8,8 +8,8 @@ in this process.
 
 from __future__ import annotations
 
+import logging
 import signal
-import threading
 from pathlib import Path
 from typing import Any
 
@@ -47,11 +47,6 @@ class UiServer:
     def serve_forever(self) -> None:
         self.server.serve_forever(poll_interval=0.2)
 
-    def start_in_thread(self) -> threading.Thread:
-        thread = threading.Thread(target=self.serve_forever, name="cloudact-ui", daemon=True)
-        thread.start()
-        return thread
-
     def close(self) -> None:
         self.server.shutdown()
         self.server.server_close()
@@ -85,6 +80,7 @@ def ui_cmd(port: int) -> None:
     from shared import logs
 
     logs.configure(level="WARNING")
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # no line per request (werkzeug forces INFO otherwise)
     settings = Settings.from_env()
     try:
         server = UiServer(settings, port)

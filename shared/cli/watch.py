@@ -55,7 +55,7 @@ def watch_run(
         console.print(f"watching {run_id} ({view['tenant_id']}/{view['pipeline_id']}): {view['status']}")
         while True:
             for stage in view.get("stages", []):
-                key = (str(stage["status"]), len(stage.get("attempts") or []))
+                key = (str(stage["status"]), int(stage.get("attempt") or 0))
                 if seen.get(stage["stage_id"]) != key and (stage["status"] != "QUEUED" or stage.get("attempts")):
                     seen[stage["stage_id"]] = key
                     console.print(stage_line(stage))

@@ -50,6 +50,15 @@ steps:
 """
 
 
+LIVE = """\
+pipeline_id: ui_live
+description: long enough to be watched while it runs
+steps:
+  - {step_id: warm, ps_type: debug.noop}
+  - {step_id: long, ps_type: debug.noop, depends_on: [warm], config: {sleep_ms: 4000}}
+"""
+
+
 @dataclass
 class ServedHistory:
     url: str
@@ -113,6 +122,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServedHistory]:
     shutil.copytree(REPO / "tenant_configs", config_dir)
     shutil.copytree(REPO / "tests" / "data" / "tenant_configs", config_dir, dirs_exist_ok=True)
     (config_dir / "acme" / "pipelines" / "ui_showcase.yaml").write_text(SHOWCASE)
+    (config_dir / "acme" / "pipelines" / "ui_live.yaml").write_text(LIVE)
     env = _env(home, config_dir)
     demo = subprocess.run([CLOUDACT, "demo"], env=env, cwd=root, capture_output=True, text=True, timeout=120)
     assert demo.returncode == 0, demo.stdout + demo.stderr

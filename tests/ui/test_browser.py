@@ -107,7 +107,7 @@ def sign_in(driver: Any, tenant: str, key: str) -> None:
 def screenshot(driver: Any, name: str) -> Path:
     ARTIFACTS.mkdir(exist_ok=True)
     height = driver.execute_script("return document.documentElement.scrollHeight")
-    driver.set_window_size(1360, max(900, min(int(height) + 40, 3000)))
+    driver.set_window_size(1360, max(900, min(int(height) + 200, 3000)))  # the whole page, window frame included
     path = ARTIFACTS / name
     assert driver.save_screenshot(str(path)), path
     return path
@@ -149,7 +149,7 @@ def test_the_runs_list_shows_the_demo_run_succeeded_and_only_this_tenants_runs(
     assert read_only_key not in browser.current_url
     # the 30-day charts: one per pipeline, drawn as SVG with the numbers said in words
     charts = wait_for(browser, lambda d: by_css(d, "figure.chart-card"))
-    assert {c.get_attribute("data-pipeline") for c in charts} == {"daily_sales", "ui_showcase"}
+    assert {c.get_attribute("data-pipeline") for c in charts} == {"daily_sales", "ui_showcase"}  # ui_live not yet
     labels = [c.find_element("css selector", "svg").get_attribute("aria-label") for c in charts]
     assert any("daily_sales" in a and "100 % success" in a for a in labels), labels
     # times in the viewer's timezone, UTC on hover
@@ -220,6 +220,23 @@ def test_a_retried_and_skipped_run_shows_attempts_quality_and_notifications(
     channels = {r.get_attribute("data-channel") for r in by_css(browser, "#notifications-table tbody tr")}
     assert channels == {"data_alerts", "oncall"}
     screenshot(browser, "ui-run-retried-and-skipped.png")
+
+
+def test_a_live_run_is_drawn_running_and_updates_itself_until_it_ends(browser: Any, served: ServedHistory) -> None:
+    started = served.api(
+        "POST", "/api/v1/tenants/acme/pipelines/execute", served.keys["acme"], json={"pipeline_id": "ui_live"}
+    )
+    assert started.status_code == 202, started.text
+    run_id = started.json()["run_id"]
+    browser.get(f"{served.url}/ui/#/runs/{run_id}")
+    running = wait_for(browser, lambda d: by_css(d, '.g-row[data-stage="long"] .g-bar.b-running'), timeout=15)
+    assert running and "RUNNING" in by_css(browser, "#view h1")[0].text
+    assert "attempt 1 running" in by_css(browser, '.g-row[data-stage="long"]')[0].text
+    assert "still running" in by_css(browser, ".facts")[0].text
+    # no reload: the page polls and redraws in place until the run ends
+    wait_for(browser, lambda d: "SUCCEEDED" in by_css(d, "#view h1")[0].text, timeout=20)
+    assert not by_css(browser, ".g-bar.b-running") and len(by_css(browser, ".g-bar.b-succeeded")) == 2
+    assert browser.execute_script("return document.activeElement.tagName") == "H1"  # redraws kept the focus
 
 
 def test_another_tenants_run_id_is_not_shown(browser: Any, served: ServedHistory) -> None:

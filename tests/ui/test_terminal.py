@@ -7,6 +7,7 @@ from __future__ import annotations
 import io
 import re
 import threading
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -139,3 +140,37 @@ def test_watch_on_a_terminal_redraws_a_progress_display(runtime: Any, cli_env: d
     assert "0/2 stages done" in text or "1/2 stages done" in text  # seen while it ran
     assert text.rstrip().splitlines()[-1].startswith("█ attempt succeeded")  # the final frame stays on screen
     assert "2/2 stages done" in text and "SUCCEEDED" in text
+
+
+def test_a_running_attempt_is_drawn_up_to_now() -> None:
+    from datetime import UTC, datetime
+
+    from shared.cli.timeline import progress_view, timeline_table
+
+    t0 = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
+
+    def at(seconds: float) -> str:
+        return (t0 + timedelta(seconds=seconds)).isoformat()
+
+    run = {
+        "run_id": "run_1",
+        "tenant_id": "testco",
+        "pipeline_id": "p",
+        "status": "RUNNING",
+        "started_at": at(0),
+        "stages": [
+            {"stage_id": "done", "status": "SUCCEEDED", "attempt": 1, "duration_ms": 2000,
+             "attempts": [{"attempt": 1, "status": "SUCCEEDED", "started_at": at(0), "ended_at": at(2)}]},
+            {"stage_id": "again", "status": "RUNNING", "attempt": 2, "attempt_started_at": at(5),
+             "attempts": [{"attempt": 1, "status": "FAILED", "started_at": at(2), "ended_at": at(3)}]},
+            {"stage_id": "later", "status": "QUEUED", "attempt": 0, "attempts": []},
+        ],
+    }  # fmt: skip
+    console = Console(file=io.StringIO(), width=160, color_system=None)
+    console.print(timeline_table(run, now=t0 + timedelta(seconds=10), width=40))
+    out = console.file.getvalue()  # type: ignore[attr-defined]
+    assert re.search(r"again\s+RUNNING\s+2 \(1 retry\)\s+-\s+(\s*)▒+·+░+\s", out), out  # 20% failed, wait, running
+    assert re.search(r"later\s+QUEUED\s+-\s+-\s+\s{40}", out), out
+    assert "10.00 s (so far)" in out
+    console.print(progress_view(run, now=t0 + timedelta(seconds=10)))
+    assert "1/3 stages done, 1 running" in console.file.getvalue()  # type: ignore[attr-defined]

@@ -41,14 +41,27 @@ function attemptTitle(stage, a, end) {
   return parts.join(" · ");
 }
 
+/** The attempt in progress, which the stage's `attempts` list (finished attempts) does not hold yet. */
+function currentAttempt(stage) {
+  if (stage.status !== "RUNNING" || !stage.attempt_started_at) return null;
+  if ((stage.attempts || []).some((a) => a.attempt === stage.attempt)) return null;
+  return { attempt: stage.attempt, status: "RUNNING", started_at: stage.attempt_started_at, ended_at: null };
+}
+
+function allAttempts(stage) {
+  const current = currentAttempt(stage);
+  return current ? [...(stage.attempts || []), current] : stage.attempts || [];
+}
+
 function stageSummary(stage) {
-  const attempts = (stage.attempts || []).length;
+  const attempts = allAttempts(stage).length;
   const parts = [];
   if (stage.carried_from) parts.push(`carried over from ${stage.carried_from}`);
   if (attempts > 1) parts.push(`${plural(attempts, "attempt")} (${plural(attempts - 1, "retry", "retries")})`);
   else if (attempts === 1) parts.push("1 attempt");
   if (stage.status === "SKIPPED") parts.push("skipped: a stage it depends on did not succeed");
   if (stage.status === "QUEUED") parts.push(stage.not_before ? "waiting to retry" : "waiting for its dependencies");
+  if (currentAttempt(stage)) parts.push(`attempt ${stage.attempt} running`);
   if (attempts && stage.duration_ms !== null && stage.duration_ms !== undefined && !stage.carried_from) {
     parts.push(formatDuration(stage.duration_ms));
   }
@@ -58,7 +71,7 @@ function stageSummary(stage) {
 
 function track(stage, range, now) {
   const bars = el("div", { class: "g-track", "aria-hidden": "true" });
-  const attempts = stage.attempts || [];
+  const attempts = allAttempts(stage);
   let previousEnd = null;
   for (const a of attempts) {
     const start = parseTime(a.started_at);
@@ -115,7 +128,7 @@ function legend() {
 function attemptsTable(stages) {
   const rows = [];
   for (const stage of stages) {
-    const attempts = stage.attempts || [];
+    const attempts = allAttempts(stage);
     if (!attempts.length) {
       rows.push(el("tr", null, el("th", { scope: "row" }, stage.stage_id), el("td", null, "–"), el("td", null, badge(stage.status)),
         el("td", null, "–"), el("td", null, "–"), el("td", null, "–"), el("td", null, "–"), el("td", { class: "err" }, stage.error || "")));
@@ -166,7 +179,7 @@ export function timeline(run, now = Date.now()) {
       el("span", { class: "g-sum" }, stageSummary(stage)),
     );
     if (stage.error) label.append(el("span", { class: "g-error", title: stage.error }, stage.error));
-    const attempts = (stage.attempts || []).length;
+    const attempts = allAttempts(stage).length;
     list.append(
       el(
         "li",
@@ -191,6 +204,6 @@ export function timeline(run, now = Date.now()) {
     el("div", { class: "g-head" }, el("span", { class: "g-label-head" }, "Stage"), axis(range)),
     list,
     legend(),
-    el("details", { class: "attempts" }, el("summary", null, `All attempts (${stages.reduce((n, s) => n + (s.attempts || []).length, 0)})`), attemptsTable(stages)),
+    el("details", { class: "attempts" }, el("summary", null, `All attempts (${stages.reduce((n, s) => n + allAttempts(s).length, 0)})`), attemptsTable(stages)),
   );
 }
