@@ -20,6 +20,7 @@ from shared.errors import (
     PayloadTooLarge,
     ServiceUnavailable,
     TooManyRequests,
+    TransientError,
 )
 from shared.runtime.context import Context
 from shared.tenancy.apikeys import authenticate
@@ -105,6 +106,11 @@ def handle(
         if isinstance(exc, MethodNotAllowed):
             extra["Allow"] = ", ".join(exc.details.get("allowed", []))
         response = ApiResponse(exc.status, exc.to_body(), extra)
+    except TransientError as exc:  # contention or a backend blip: the client may retry, it is not our bug
+        retry = max(1, int(exc.retry_after_seconds or 1))
+        log.warning("transient failure in api: %s", exc)
+        unavailable = {"error": "UNAVAILABLE", "message": f"temporarily unavailable: {exc}", "details": {}}
+        response = ApiResponse(503, unavailable, {"Retry-After": str(retry)})
     except Exception:
         log.exception("unhandled error in api")
         response = ApiResponse(

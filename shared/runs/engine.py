@@ -1,16 +1,20 @@
 """The run engine: start a run, execute one stage, advance the DAG, finish the run. Every entry is idempotent.
 
 Pub/Sub delivers at least once, so each entry point re-derives what to do from state:
-- a stage runs under a claim `claims/{run}:{stage}:{attempt}` made with create(): one winner per attempt;
+- a stage attempt starts with a versioned compare-and-set QUEUED -> RUNNING(attempt n): one winner per attempt.
+  A create()-only claim `claims/{run}:{stage}:{attempt}` turns a concurrent duplicate away early; a claim whose
+  holder died before starting the attempt is taken over after CLAIM_GRACE_S (the compare-and-set still decides);
 - a ready stage is dispatched by whoever flags it first (`dispatched_by`); that same actor re-publishes on redelivery,
   so a crash between flagging and publishing loses nothing, and a join fires once however many parents finish together;
-- a finished run is finalised (metadata, event, quota slot) until `finalized` is set, so a crash there is redone.
+- a stage finishing only looks at its own descendants, and the run ends when no stage is QUEUED or RUNNING;
+- a finished run is finalised (metadata, event, quota slot) under a short lease until `finalized` is set, so a crash
+  there is redone by the next delivery (or the watchdog) and two deliveries never finalise at once.
 """
 
 from __future__ import annotations
 
-import threading
-from collections import OrderedDict, deque
+import secrets
+import time
 from datetime import date, timedelta
 from typing import Any
 
@@ -21,9 +25,11 @@ from shared.observability import stage_span
 from shared.pipelines.loader import PipelineValidationError, find_pipeline, snapshot
 from shared.pipelines.parameters import resolve_run_parameters, typed_values
 from shared.pipelines.spec import PipelineSpec, StepSpec
-from shared.processors.base import StepContext, StepResult
+from shared.ports.state import Filter
+from shared.processors.base import StepContext
 from shared.processors.registry import get_processor
 from shared.runs import metadata
+from shared.runs.attempts import StageTimeout, attempt_record, call_with_timeout, give_up_message
 from shared.runs.events import publish_stage_tasks, publish_status_event
 from shared.runs.machine import (
     TransitionRequest,
@@ -33,51 +39,30 @@ from shared.runs.machine import (
     run_path,
     set_fields_if,
     stage_path,
+    stages_collection,
     transition,
     transition_run,
     utc_now,
 )
+from shared.runs.plan import derive_run_status, run_plan, run_spec, should_run
 from shared.runs.states import is_terminal
-from shared.runs.store import create_run, list_stages
+from shared.runs.store import carried_stages, create_run, list_stages, new_stage_doc
 from shared.runtime.context import Context
 
 log = logs.get_logger("cloudact.engine")
 LEASE_GRACE_S = 60.0
+"""A running attempt's lease outlives its timeout by this much before another delivery may take the stage over."""
+CLAIM_GRACE_S = 2.0
+"""A claim older than this whose stage never started belongs to a worker that died between claim and start."""
+FINALIZE_LEASE_S = 5.0
+ACTIVE_STAGE_STATUSES = ["QUEUED", "RUNNING"]
+_FEW_STAGES = 16
 RUN_EVENT_TYPES: dict[str, EventType] = {
     "SUCCEEDED": "run.succeeded",
     "FAILED": "run.failed",
     "CANCELLED": "run.cancelled",
     "TIMED_OUT": "run.timed_out",
 }
-
-
-class StageTimeout(Exception):
-    pass
-
-
-_SPECS: OrderedDict[str, tuple[PipelineSpec, tuple[StepSpec, ...]]] = OrderedDict()
-_SPECS_LOCK = threading.Lock()
-
-
-def _compiled(run: dict[str, Any]) -> tuple[PipelineSpec, tuple[StepSpec, ...]]:
-    """The run's spec snapshot, validated once per process (it never changes once the run is RUNNING)."""
-    run_id = str(run["run_id"])
-    with _SPECS_LOCK:
-        hit = _SPECS.get(run_id)
-        if hit is not None:
-            _SPECS.move_to_end(run_id)
-            return hit
-    spec = PipelineSpec.model_validate(run["spec"])
-    entry = (spec, topological_order(spec))
-    with _SPECS_LOCK:
-        _SPECS[run_id] = entry
-        while len(_SPECS) > 512:
-            _SPECS.popitem(last=False)
-    return entry
-
-
-def run_spec(run: dict[str, Any]) -> PipelineSpec:
-    return _compiled(run)[0]
 
 
 def resolve_parameters(spec: PipelineSpec, given: dict[str, Any]) -> dict[str, Any]:
@@ -93,6 +78,7 @@ def start_run(ctx: Context, req: RunRequest) -> None:
         run = create_run(state, req.tenant_id, req.pipeline_id, req.parameters, req.trigger, run_id=req.run_id).doc
     if is_terminal(str(run["status"])):
         log.info("run already %s; request ignored", run["status"])
+        _finalize_if_needed(ctx, run)
         return
     if run["status"] == "QUEUED":
         try:
@@ -102,11 +88,11 @@ def start_run(ctx: Context, req: RunRequest) -> None:
             _fail_before_start(ctx, run, str(exc))
             return
         now = iso(utc_now())
-        carried = _succeeded_in(ctx, run.get("resume_from_run"), now)
+        carried = carried_stages(state, run.get("resume_from_run"), now)
         for step in spec.steps:
             state.create(
                 stage_path(req.run_id, step.step_id),
-                {**_new_stage_doc(run, step, now), **carried.get(step.step_id, {})},
+                {**new_stage_doc(run, step, now), **carried.get(step.step_id, {})},
             )
         result = transition_run(
             state,
@@ -117,52 +103,20 @@ def start_run(ctx: Context, req: RunRequest) -> None:
             stage_order=[s.step_id for s in spec.steps],
             deadline_at=iso(utc_now() + timedelta(minutes=spec.timeout_minutes)),
         )
-        run = result.doc if result.doc else run
-        if result.applied:
-            publish_status_event(ctx.bus, run, "run.started", "RUNNING")
-        elif is_terminal(result.status):
+        run = result.doc or run
+        if is_terminal(result.status):  # cancelled (or failed) while we were starting it
+            _finalize_if_needed(ctx, run)
             return
+    # Published on every delivery of a started run: a crash right after RUNNING must not lose it; the notifier
+    # drops repeats by event id.
+    publish_status_event(ctx.bus, run, "run.started", "RUNNING")
     advance(ctx, run, actor="run_starter")
-
-
-def _new_stage_doc(run: dict[str, Any], step: StepSpec, now: str) -> dict[str, Any]:
-    return {
-        "stage_id": step.step_id,
-        "run_id": run["run_id"],
-        "tenant_id": run["tenant_id"],
-        "pipeline_id": run["pipeline_id"],
-        "ps_type": step.ps_type,
-        "depends_on": list(step.depends_on),
-        "status": "QUEUED",
-        "attempt": 0,
-        "max_attempts": step.retries.max_attempts,
-        "attempts": [],
-        "created_at": now,
-    }
-
-
-def _succeeded_in(ctx: Context, source_run_id: Any, now: str) -> dict[str, dict[str, Any]]:
-    """A re-run (`resume_from_run`): the source run's SUCCEEDED stages start SUCCEEDED here and are not run again."""
-    if not source_run_id:
-        return {}
-    return {
-        str(s["stage_id"]): {
-            "status": "SUCCEEDED",
-            "carried_from": source_run_id,
-            **{k: s.get(k) for k in ("rows_in", "rows_out", "bytes_processed", "details")},
-            "ended_at": now,
-            "duration_ms": 0,
-        }
-        for s in list_stages(ctx.state, str(source_run_id))
-        if s.get("status") == "SUCCEEDED"
-    }
 
 
 def _fail_before_start(ctx: Context, run: dict[str, Any], error: str) -> None:
     log.warning("run cannot start: %s", error)
     result = transition_run(ctx.state, run["run_id"], "FAILED", error=error)
-    if result.applied or (is_terminal(result.status) and not result.doc.get("finalized")):
-        finalize_run(ctx, result.doc or run, [])
+    _finalize_if_needed(ctx, result.doc or run)
 
 
 # ---------------------------------------------------------------------------------------------------- run a stage
@@ -174,6 +128,7 @@ def execute_stage(ctx: Context, task: StageTask) -> None:
     spath = stage_path(task.run_id, task.stage_id)
     if is_terminal(str(run["status"])):
         transition(state, spath, TransitionRequest("stage", "CANCELLED", only_from=frozenset({"QUEUED"})))
+        _finalize_if_needed(ctx, run)
         return
     spec = run_spec(run)
     step = spec.step(task.stage_id)
@@ -183,7 +138,7 @@ def execute_stage(ctx: Context, task: StageTask) -> None:
     stage = current.data
     now = utc_now()
     if is_terminal(str(stage["status"])):
-        advance(ctx, run, actor=task.stage_id, spec=spec)
+        advance(ctx, run, actor=task.stage_id, finished=task.stage_id)
         return
     if stage["status"] == "RUNNING" and now < parse_iso(stage["lease_until"]):
         left = (parse_iso(stage["lease_until"]) - now).total_seconds()
@@ -192,15 +147,24 @@ def execute_stage(ctx: Context, task: StageTask) -> None:
         left = (parse_iso(stage["not_before"]) - now).total_seconds()
         raise TransientError(f"retry backoff: {left:.2f}s left", retry_after_seconds=left)
     history = list(stage.get("attempts") or [])
+    last_error = stage.get("last_error")
     if stage["status"] == "RUNNING":  # the worker holding the lease was lost
-        history.append(_attempt_record(stage, "LOST", "worker lost (lease expired)", now))
+        last_error = f"worker lost during attempt {stage.get('attempt')} (lease expired)"
+        history.append(attempt_record(stage, "LOST", last_error, now))
     attempt = int(stage.get("attempt", 0)) + 1
     if attempt > step.retries.max_attempts:
-        _finish_stage(ctx, run, spath, attempt - 1, "FAILED", history, error=_give_up(stage, step))
-        advance(ctx, run, actor=task.stage_id, spec=spec)
+        _finish_stage(
+            ctx,
+            run,
+            spath,
+            attempt - 1,
+            "FAILED",
+            history,
+            error=give_up_message({**stage, "last_error": last_error}, step),
+        )
+        advance(ctx, run, actor=task.stage_id, finished=task.stage_id)
         return
-    if not state.create(claim_path(task.run_id, task.stage_id, attempt), {"at": iso(now), "run_id": task.run_id}):
-        raise TransientError(f"attempt {attempt} of {task.stage_id} is claimed by another delivery", 1.0)
+    _claim(ctx, task, attempt, now)
     lease = now + timedelta(minutes=step.timeout_minutes, seconds=LEASE_GRACE_S)
     started = transition(
         state,
@@ -209,7 +173,13 @@ def execute_stage(ctx: Context, task: StageTask) -> None:
             "stage",
             "RUNNING",
             attempt,
-            fields={"attempt": attempt, "lease_until": iso(lease), "attempt_started_at": iso(now)},
+            fields={
+                "attempt": attempt,
+                "lease_until": iso(lease),
+                "attempt_started_at": iso(now),
+                "attempts": history,
+                "last_error": last_error,
+            },
         ),
     )
     if not started.applied:
@@ -218,24 +188,16 @@ def execute_stage(ctx: Context, task: StageTask) -> None:
         _run_attempt(ctx, run, spec, step, started.doc, attempt, history)
 
 
-def _give_up(stage: dict[str, Any], step: StepSpec) -> str:
-    last = stage.get("last_error") or "no error recorded"
-    return f"gave up after {step.retries.max_attempts} attempts; last error: {last}"
-
-
-def _attempt_record(
-    stage: dict[str, Any], status: str, error: str | None, now: Any, result: StepResult | None = None
-) -> dict[str, Any]:
-    record: dict[str, Any] = {
-        "attempt": int(stage.get("attempt", 0)),
-        "status": status,
-        "started_at": stage.get("attempt_started_at"),
-        "ended_at": iso(now),
-        "error": error,
-    }
-    if result is not None:
-        record.update(rows_in=result.rows_in, rows_out=result.rows_out, bytes_processed=result.bytes_processed)
-    return record
+def _claim(ctx: Context, task: StageTask, attempt: int, now: Any) -> None:
+    """Turn away a concurrent duplicate early; take over a claim whose holder died before starting the attempt."""
+    path = claim_path(task.run_id, task.stage_id, attempt)
+    if ctx.state.create(path, {"at": iso(now), "run_id": task.run_id}):
+        return
+    claim = ctx.state.get(path) or {}
+    age = (now - parse_iso(claim["at"])).total_seconds() if claim.get("at") else CLAIM_GRACE_S
+    if age < CLAIM_GRACE_S:
+        raise TransientError(f"attempt {attempt} of {task.stage_id} is claimed by another delivery", 1.0)
+    log.warning("claim of attempt %d is %.1fs old and its attempt never started: taking it over", attempt, age)
 
 
 def _run_attempt(
@@ -249,45 +211,31 @@ def _run_attempt(
 ) -> None:
     spath = stage_path(run["run_id"], step.step_id)
     timeout_s = step.timeout_minutes * 60
-    step_ctx = StepContext(
-        tenant_id=run["tenant_id"],
-        pipeline_id=run["pipeline_id"],
-        run_id=run["run_id"],
-        stage_id=step.step_id,
-        attempt=attempt,
-        run_date=date.fromisoformat(str(run["run_date"])),
-        parameters=typed_values(spec.parameters, run.get("parameters")),
-        variables=dict(spec.variables),
-        warehouse=ctx.warehouse,
-        deadline_monotonic=_monotonic() + timeout_s,
-    )
     try:
+        step_ctx = StepContext(  # inside the try: opening the warehouse can fail like the step itself
+            tenant_id=run["tenant_id"],
+            pipeline_id=run["pipeline_id"],
+            run_id=run["run_id"],
+            stage_id=step.step_id,
+            attempt=attempt,
+            run_date=date.fromisoformat(str(run["run_date"])),
+            parameters=typed_values(spec.parameters, run.get("parameters")),
+            variables=dict(spec.variables),
+            warehouse=ctx.warehouse,
+            deadline_monotonic=time.monotonic() + timeout_s,
+        )
         with stage_span(step.step_id, step.ps_type, attempt):
-            result = _call_with_timeout(lambda: get_processor(step.ps_type).run(step, step_ctx), timeout_s)
+            result = call_with_timeout(lambda: get_processor(step.ps_type).run(step, step_ctx), timeout_s)
     except StageTimeout:
         error = f"timed out after {step.timeout_minutes:g} min"
-        _finish_stage(
-            ctx,
-            run,
-            spath,
-            attempt,
-            "TIMED_OUT",
-            [*history, _attempt_record(stage, "TIMED_OUT", error, utc_now())],
-            error=error,
-        )
+        record = attempt_record(stage, "TIMED_OUT", error, utc_now())
+        _finish_stage(ctx, run, spath, attempt, "TIMED_OUT", [*history, record], error=error)
     except TerminalError as exc:
-        _finish_stage(
-            ctx,
-            run,
-            spath,
-            attempt,
-            "FAILED",
-            [*history, _attempt_record(stage, "FAILED", str(exc), utc_now())],
-            error=str(exc),
-        )
+        record = attempt_record(stage, "FAILED", str(exc), utc_now())
+        _finish_stage(ctx, run, spath, attempt, "FAILED", [*history, record], error=str(exc))
     except Exception as exc:  # transient by default: a processor bug is retried, then FAILED with its error
         error = f"{type(exc).__name__}: {exc}"
-        history = [*history, _attempt_record(stage, "FAILED", error, utc_now())]
+        history = [*history, attempt_record(stage, "FAILED", error, utc_now())]
         if attempt >= step.retries.max_attempts:
             _finish_stage(
                 ctx,
@@ -313,7 +261,7 @@ def _run_attempt(
                 "SUCCEEDED",
                 attempt,
                 fields={
-                    "attempts": [*history, _attempt_record(stage, "SUCCEEDED", None, now, result)],
+                    "attempts": [*history, attempt_record(stage, "SUCCEEDED", None, now, result)],
                     "rows_in": result.rows_in,
                     "rows_out": result.rows_out,
                     "bytes_processed": result.bytes_processed,
@@ -324,7 +272,7 @@ def _run_attempt(
         )
         if not moved.applied:
             log.warning("stage result discarded: %s", moved.reason)
-    advance(ctx, run, actor=step.step_id, spec=spec)
+    advance(ctx, run, actor=step.step_id, finished=step.step_id)
 
 
 def _requeue(
@@ -381,52 +329,35 @@ def _finish_stage(
         publish_status_event(ctx.bus, run, event, status, moved.doc, error=error)
 
 
-def _monotonic() -> float:
-    import time
-
-    return time.monotonic()
-
-
-def _call_with_timeout(fn: Any, timeout_s: float) -> StepResult:
-    """Run the processor on its own thread so a hung step cannot hold the worker past its timeout."""
-    box: dict[str, Any] = {}
-
-    def target() -> None:
-        try:
-            box["result"] = fn()
-        except BaseException as exc:  # handed back to the caller's thread
-            box["error"] = exc
-
-    worker = threading.Thread(target=target, name="cloudact-step", daemon=True)
-    worker.start()
-    worker.join(timeout_s)
-    if worker.is_alive():
-        raise StageTimeout()
-    if "error" in box:
-        raise box["error"]
-    result = box["result"]
-    if not isinstance(result, StepResult):
-        raise TerminalError(f"processor returned {type(result).__name__}, not StepResult")
-    return result
-
-
 # ---------------------------------------------------------------------------------------------------- advance the DAG
-def advance(ctx: Context, run: dict[str, Any], actor: str, spec: PipelineSpec | None = None) -> None:
-    """Skip what can no longer run, dispatch what is ready, finish the run when every stage is terminal."""
-    spec, order = _compiled(run) if spec is None or "spec" in run else (spec, topological_order(spec))
-    stages = {str(s["stage_id"]): s for s in list_stages(ctx.state, run["run_id"])}
+def advance(ctx: Context, run: dict[str, Any], actor: str, finished: str | None = None) -> None:
+    """Skip what can no longer run, dispatch what is ready, finish the run when no stage is left active.
+
+    With `finished`, only that stage's descendants can have changed, so only they are examined (a 100-way fan-out
+    stays linear); without it (run start, maintenance) every stage is.
+    """
+    plan = run_plan(run)
+    run_id = str(run["run_id"])
+    if finished is None:
+        stages = {str(s["stage_id"]): s for s in list_stages(ctx.state, run_id)}
+        candidates = plan.order
+    else:
+        below = set(plan.descendants.get(finished, ()))
+        candidates = tuple(step for step in plan.order if step.step_id in below)
+        needed = below | {d for step in candidates for d in step.depends_on}
+        stages = _load_stages(ctx, run_id, needed)
     ready: list[str] = []
-    for step in order:
+    for step in candidates:
         stage = stages.get(step.step_id)
         if stage is None or stage["status"] != "QUEUED":
             continue
         deps = [stages[d]["status"] for d in step.depends_on if d in stages]
         if any(not is_terminal(s) for s in deps):
             continue
-        if not _should_run(step.trigger, deps):
+        if not should_run(step.trigger, deps):
             moved = transition(
                 ctx.state,
-                stage_path(run["run_id"], step.step_id),
+                stage_path(run_id, step.step_id),
                 TransitionRequest("stage", "SKIPPED", only_from=frozenset({"QUEUED"})),
             )
             stages[step.step_id] = moved.doc or {**stage, "status": moved.status}
@@ -434,7 +365,7 @@ def advance(ctx: Context, run: dict[str, Any], actor: str, spec: PipelineSpec | 
         owner = stage.get("dispatched_by")
         if owner is None and set_fields_if(
             ctx.state,
-            stage_path(run["run_id"], step.step_id),
+            stage_path(run_id, step.step_id),
             {"dispatched_by": actor},
             lambda d: d.get("dispatched_by") is None,
         ):
@@ -442,57 +373,53 @@ def advance(ctx: Context, run: dict[str, Any], actor: str, spec: PipelineSpec | 
         if owner == actor:
             ready.append(step.step_id)
     publish_stage_tasks(ctx.bus, run, ready)
-    if all(is_terminal(str(s["status"])) for s in stages.values()):
-        finish_run(ctx, run, list(stages.values()))
+    if finished is None:
+        if all(is_terminal(str(s["status"])) for s in stages.values()):
+            finish_run(ctx, run, list(stages.values()))
+    elif not ctx.state.list(stages_collection(run_id), [Filter("status", "in", ACTIVE_STAGE_STATUSES)], limit=1):
+        finish_run(ctx, run, list_stages(ctx.state, run_id))
 
 
-def _should_run(trigger: str, dep_statuses: list[str]) -> bool:
-    if trigger == "always":
-        return True
-    if trigger == "on_failure":
-        return any(s in ("FAILED", "TIMED_OUT") for s in dep_statuses)
-    return all(s == "SUCCEEDED" for s in dep_statuses)
-
-
-def topological_order(spec: PipelineSpec) -> tuple[StepSpec, ...]:
-    """Kahn's algorithm; a step comes after everything it depends on (so one pass can cascade skips)."""
-    indegree = {s.step_id: len(s.depends_on) for s in spec.steps}
-    dependants = spec.dependants()
-    by_id = {s.step_id: s for s in spec.steps}
-    queue = deque(s.step_id for s in spec.steps if not s.depends_on)
-    order: list[StepSpec] = []
-    while queue:
-        sid = queue.popleft()
-        order.append(by_id[sid])
-        for child in dependants.get(sid, []):
-            indegree[child] -= 1
-            if indegree[child] == 0:
-                queue.append(child)
-    if len(order) != len(spec.steps):  # validation rejects cycles; never loop on a bad snapshot
-        raise TerminalError("pipeline has a dependency cycle")
-    return tuple(order)
+def _load_stages(ctx: Context, run_id: str, stage_ids: set[str]) -> dict[str, dict[str, Any]]:
+    """A few stages by id, or all of them in one query when that is cheaper."""
+    if len(stage_ids) > _FEW_STAGES:
+        return {str(s["stage_id"]): s for s in list_stages(ctx.state, run_id) if s["stage_id"] in stage_ids}
+    found = {sid: ctx.state.get(stage_path(run_id, sid)) for sid in stage_ids}
+    return {sid: doc for sid, doc in found.items() if doc is not None}
 
 
 # ---------------------------------------------------------------------------------------------------- finish a run
-def derive_run_status(stages: list[dict[str, Any]]) -> tuple[str, str | None]:
-    by_status = {str(s["status"]) for s in stages}
-    for status in ("FAILED", "TIMED_OUT", "CANCELLED"):
-        if status in by_status:
-            first = next(s for s in stages if s["status"] == status)
-            return status, f"stage {first['stage_id']}: {first.get('error') or status.lower()}"
-    return "SUCCEEDED", None
-
-
 def finish_run(ctx: Context, run: dict[str, Any], stages: list[dict[str, Any]]) -> None:
     status, error = derive_run_status(stages)
     failed = next((s["stage_id"] for s in stages if s["status"] in ("FAILED", "TIMED_OUT")), None)
     result = transition_run(ctx.state, run["run_id"], status, error=error, failed_stage=failed)
-    if result.applied or (is_terminal(result.status) and not result.doc.get("finalized")):
-        finalize_run(ctx, result.doc, stages)
+    if result.applied or is_terminal(result.status):
+        _finalize_if_needed(ctx, result.doc, stages)
+
+
+def _finalize_if_needed(ctx: Context, run: dict[str, Any], stages: list[dict[str, Any]] | None = None) -> None:
+    if is_terminal(str(run.get("status"))) and not run.get("finalized"):
+        finalize_run(ctx, run, stages if stages is not None else list_stages(ctx.state, str(run["run_id"])))
 
 
 def finalize_run(ctx: Context, run: dict[str, Any], stages: list[dict[str, Any]]) -> None:
-    """Side effects of a terminal run, each idempotent, repeated until `finalized` is recorded."""
+    """Side effects of a terminal run, each idempotent, under a short lease until `finalized` is recorded.
+
+    The lease keeps two deliveries from finalising at once (their delete-then-insert of history rows would
+    interleave); a finaliser that dies lets the lease lapse and the next delivery or the watchdog redoes it all.
+    """
+    path = run_path(run["run_id"])
+    now = utc_now()
+
+    def lease_free(doc: dict[str, Any]) -> bool:
+        until = doc.get("finalizing_until")
+        return not doc.get("finalized") and (not until or parse_iso(until) <= now)
+
+    lease = {"finalizing_until": iso(now + timedelta(seconds=FINALIZE_LEASE_S)), "finalizing_by": secrets.token_hex(6)}
+    if not set_fields_if(ctx.state, path, lease, lease_free):
+        if (ctx.state.get(path) or {}).get("finalized"):
+            return
+        raise TransientError("another delivery is finalising this run", retry_after_seconds=1.0)
     metadata.record_run(ctx, run, stages)
     status = str(run["status"])
     publish_status_event(
@@ -501,5 +428,5 @@ def finalize_run(ctx: Context, run: dict[str, Any], stages: list[dict[str, Any]]
     from shared.tenancy.admission import release_run_slot
 
     release_run_slot(ctx, run)
-    set_fields_if(ctx.state, run_path(run["run_id"]), {"finalized": True}, lambda d: not d.get("finalized"))
+    set_fields_if(ctx.state, path, {"finalized": True}, lambda d: not d.get("finalized"))
     log.info("run %s in %s ms", status, run.get("duration_ms"))

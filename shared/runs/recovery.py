@@ -65,6 +65,9 @@ def _dead_stage_task(ctx: Context, task: StageTask, reason: str) -> str:
         if stage["status"] == "RUNNING" and utc_now() < parse_iso(stage["lease_until"]):
             publish_stage_tasks(ctx.bus, run, [task.stage_id])
             return "republished: attempt still running"
+        if stage["status"] == "QUEUED" and stage.get("not_before") and utc_now() < parse_iso(stage["not_before"]):
+            publish_stage_tasks(ctx.bus, run, [task.stage_id])  # a retry backoff longer than the redelivery window
+            return "republished: waiting for its retry backoff"
         moved = transition(
             ctx.state,
             stage_path(task.run_id, task.stage_id),

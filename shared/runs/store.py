@@ -12,6 +12,7 @@ from typing import Any
 from shared.contracts.messages import Trigger
 from shared.errors import NotFound
 from shared.observability import current_traceparent
+from shared.pipelines.spec import StepSpec
 from shared.ports.state import Doc, Filter, StateStore
 from shared.runs.machine import iso, run_path, stages_collection, utc_now
 
@@ -120,3 +121,36 @@ def public_run(doc: Doc, stages: list[Doc] | None = None) -> Doc:
         order = {sid: i for i, sid in enumerate(doc.get("stage_order") or [])}
         out["stages"] = sorted(stages, key=lambda s: order.get(str(s.get("stage_id")), len(order)))
     return out
+
+
+def new_stage_doc(run: dict[str, Any], step: StepSpec, now: str) -> dict[str, Any]:
+    return {
+        "stage_id": step.step_id,
+        "run_id": run["run_id"],
+        "tenant_id": run["tenant_id"],
+        "pipeline_id": run["pipeline_id"],
+        "ps_type": step.ps_type,
+        "depends_on": list(step.depends_on),
+        "status": "QUEUED",
+        "attempt": 0,
+        "max_attempts": step.retries.max_attempts,
+        "attempts": [],
+        "created_at": now,
+    }
+
+
+def carried_stages(store: StateStore, source_run_id: Any, now: str) -> dict[str, dict[str, Any]]:
+    """A re-run (`resume_from_run`): the source run's SUCCEEDED stages start SUCCEEDED here and are not run again."""
+    if not source_run_id:
+        return {}
+    return {
+        str(s["stage_id"]): {
+            "status": "SUCCEEDED",
+            "carried_from": source_run_id,
+            **{k: s.get(k) for k in ("rows_in", "rows_out", "bytes_processed", "details")},
+            "ended_at": now,
+            "duration_ms": 0,
+        }
+        for s in list_stages(store, str(source_run_id))
+        if s.get("status") == "SUCCEEDED"
+    }

@@ -28,8 +28,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from shared.contracts.messages import Trigger
-from shared.errors import ServiceUnavailable, TooManyRequests, TransientError
-from shared.pipelines.loader import find_pipeline
+from shared.errors import BadRequest, ServiceUnavailable, TooManyRequests, TransientError
+from shared.pipelines.loader import PipelineValidationError, find_pipeline
 from shared.pipelines.parameters import validate_run_parameters
 from shared.pipelines.spec import PipelineSpec
 from shared.ports.state import Doc, StateStore
@@ -68,7 +68,13 @@ def admit_run(
 
     `extra_fields` are stored on a newly created run document (e.g. `resume_from_run` for a re-run).
     """
-    spec = find_pipeline(ctx.settings.config_dir, tenant_id, pipeline_id)
+    try:
+        spec = find_pipeline(ctx.settings.config_dir, tenant_id, pipeline_id)
+    except PipelineValidationError as exc:  # the tenant's YAML is broken: their fix, never a 500
+        raise BadRequest(
+            f"pipeline {pipeline_id!r} is invalid; fix its YAML (`cloudact pipelines validate`)",
+            {"field": "pipeline_id", "issues": [str(issue) for issue in exc.issues][:50]},
+        ) from exc
     parameters = validate_run_parameters(spec, parameters)  # 400 naming parameters.<name>; canonical + defaults
     tenant = get_tenant(ctx, tenant_id)
     require_active(tenant)
