@@ -7,6 +7,7 @@ Each pass (a Cloud Scheduler tick, every few minutes) looks for:
 - orphaned claims: a claim whose attempt never started (the worker died between claiming and starting) blocks that
   attempt forever -> deleted and the stage re-published; claims of finished runs -> deleted (garbage);
 - QUEUED runs that never started (the run.requested publish was lost) -> re-published, then FAILED after a bound;
+- terminal runs never finalised (a crash between the run's last transition and `finalized`) -> finalised;
 - the dead-letter backlog: dead letters recorded by the maintenance function, and how many nobody could act on.
 
 Everything it does is a guarded transition or an idempotent re-publish, so two overlapping passes are harmless.
@@ -26,6 +27,7 @@ from shared import logs, observability
 from shared.contracts import topics
 from shared.contracts.envelope import OutboundMessage, ReceivedMessage
 from shared.contracts.messages import RunRequest, Trigger
+from shared.errors import TransientError
 from shared.ports.state import Doc, Filter
 from shared.runs.engine import finalize_run, finish_run
 from shared.runs.events import publish_stage_tasks
@@ -70,10 +72,27 @@ def watchdog(ctx: Context, now: datetime | None = None, limits: WatchdogLimits |
     report.update(_running_runs(ctx, now, limits))
     report.update(_queued_runs(ctx, now, limits))
     report.update(_claims(ctx, now, limits))
+    report.update(_unfinalized_runs(ctx, limits))
     report.update(dead_letter_backlog(ctx, now, limits))
     if report.get("dead_letters_unresolved"):
         log.warning("dead-letter backlog: %d message(s) need an operator", report["dead_letters_unresolved"])
     return report
+
+
+def _unfinalized_runs(ctx: Context, limits: WatchdogLimits) -> dict[str, int]:
+    """Terminal runs whose finalisation (history rows, run event, quota slot) was cut short by a crash."""
+    redone = 0
+    for _, run in ctx.state.list("runs", [Filter("finalized", "==", False)], limit=limits.scan_limit):
+        if not is_terminal(str(run.get("status"))):
+            continue
+        with _run_scope(run):
+            try:
+                finalize_run(ctx, run, list_stages(ctx.state, str(run["run_id"])))
+            except TransientError as exc:  # a live finaliser holds the lease: the next pass looks again
+                log.info("finalisation in progress elsewhere: %s", exc)
+                continue
+        redone += 1
+    return {"runs_finalized": redone}
 
 
 @contextlib.contextmanager
