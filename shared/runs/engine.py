@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import secrets
 import time
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from shared import logs
@@ -52,9 +52,10 @@ from shared.runtime.context import Context
 log = logs.get_logger("cloudact.engine")
 LEASE_GRACE_S = 60.0
 """A running attempt's lease outlives its timeout by this much before another delivery may take the stage over."""
-CLAIM_GRACE_S = 2.0
+CLAIM_GRACE_S = 0.5
 """A claim older than this whose stage never started belongs to a worker that died between claim and start."""
-FINALIZE_LEASE_S = 5.0
+FINALIZE_LEASE_S = 30.0
+"""Long enough for BigQuery history DML; a finaliser that died is redone after it (or by the watchdog)."""
 ACTIVE_STAGE_STATUSES = ["QUEUED", "RUNNING"]
 _FEW_STAGES = 16
 RUN_EVENT_TYPES: dict[str, EventType] = {
@@ -402,14 +403,14 @@ def _finalize_if_needed(ctx: Context, run: dict[str, Any], stages: list[dict[str
         finalize_run(ctx, run, stages if stages is not None else list_stages(ctx.state, str(run["run_id"])))
 
 
-def finalize_run(ctx: Context, run: dict[str, Any], stages: list[dict[str, Any]]) -> None:
+def finalize_run(ctx: Context, run: dict[str, Any], stages: list[dict[str, Any]], now: datetime | None = None) -> None:
     """Side effects of a terminal run, each idempotent, under a short lease until `finalized` is recorded.
 
     The lease keeps two deliveries from finalising at once (their delete-then-insert of history rows would
     interleave); a finaliser that dies lets the lease lapse and the next delivery or the watchdog redoes it all.
     """
     path = run_path(run["run_id"])
-    now = utc_now()
+    now = now or utc_now()
 
     def lease_free(doc: dict[str, Any]) -> bool:
         until = doc.get("finalizing_until")

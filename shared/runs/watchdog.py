@@ -72,14 +72,14 @@ def watchdog(ctx: Context, now: datetime | None = None, limits: WatchdogLimits |
     report.update(_running_runs(ctx, now, limits))
     report.update(_queued_runs(ctx, now, limits))
     report.update(_claims(ctx, now, limits))
-    report.update(_unfinalized_runs(ctx, limits))
+    report.update(_unfinalized_runs(ctx, now, limits))
     report.update(dead_letter_backlog(ctx, now, limits))
     if report.get("dead_letters_unresolved"):
         log.warning("dead-letter backlog: %d message(s) need an operator", report["dead_letters_unresolved"])
     return report
 
 
-def _unfinalized_runs(ctx: Context, limits: WatchdogLimits) -> dict[str, int]:
+def _unfinalized_runs(ctx: Context, now: datetime, limits: WatchdogLimits) -> dict[str, int]:
     """Terminal runs whose finalisation (history rows, run event, quota slot) was cut short by a crash."""
     redone = 0
     for _, run in ctx.state.list("runs", [Filter("finalized", "==", False)], limit=limits.scan_limit):
@@ -87,7 +87,7 @@ def _unfinalized_runs(ctx: Context, limits: WatchdogLimits) -> dict[str, int]:
             continue
         with _run_scope(run):
             try:
-                finalize_run(ctx, run, list_stages(ctx.state, str(run["run_id"])))
+                finalize_run(ctx, run, list_stages(ctx.state, str(run["run_id"])), now=now)
             except TransientError as exc:  # a live finaliser holds the lease: the next pass looks again
                 log.info("finalisation in progress elsewhere: %s", exc)
                 continue
