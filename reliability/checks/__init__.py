@@ -11,13 +11,14 @@ from reliability.checks import (
     crashes,
     cross_tenant,
     duplicates,
+    fuzz,
     injection,
     kill_worker,
     poison,
     quota,
     secrets_at_rest,
 )
-from reliability.harness import Check, pending
+from reliability.harness import Check
 
 CHECKS: tuple[Check, ...] = (
     Check("duplicates", duplicates.NAME, duplicates.run),
@@ -29,10 +30,5 @@ CHECKS: tuple[Check, ...] = (
     Check("injection", injection.NAME, injection.run),
     Check("cross-tenant", cross_tenant.NAME, cross_tenant.run),
     Check("secrets", secrets_at_rest.NAME, secrets_at_rest.run),
-    pending(
-        "fuzz",
-        "API fuzzing (schemathesis)",
-        "schemathesis pinned in requirements-dev.txt and run against /api/v1/openapi.json (tenancy/API, issue 4)",
-        "5xx answers",
-    ),
+    Check("fuzz", fuzz.NAME, fuzz.run),
 )
