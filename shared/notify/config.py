@@ -14,7 +14,6 @@ from __future__ import annotations
 import fnmatch
 import re
 import threading
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal, get_args
 
@@ -23,6 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationIn
 
 from shared.contracts.messages import EventType
 from shared.errors import TerminalError
+from shared.yaml_source import SourceIssue, key_path, locate
 
 PLATFORM = "_platform"
 """Pseudo-tenant that owns the root config's secrets (`tenants/_platform/secrets/...`)."""
@@ -210,44 +210,13 @@ class RootNotifications(TenantNotifications):
 
 
 # ------------------------------------------------------------------------------------------------- loading
-@dataclass(frozen=True)
-class ConfigIssue:
-    file: str
-    line: int
-    column: int
-    key: str
-    message: str
-
-    def __str__(self) -> str:
-        return f"{self.file}:{self.line}:{self.column}: {self.key}: {self.message}"
+ConfigIssue = SourceIssue
 
 
 class NotificationConfigError(TerminalError):
     def __init__(self, issues: list[ConfigIssue]) -> None:
         self.issues = issues
         super().__init__("\n".join(str(i) for i in issues))
-
-
-def _locate(node: yaml.Node | None, path: tuple[str | int, ...]) -> tuple[int, int]:
-    best = node
-    for part in path:
-        if isinstance(best, yaml.MappingNode):
-            nxt = next((v for k, v in best.value if isinstance(k, yaml.ScalarNode) and k.value == part), None)
-            if nxt is None:
-                break
-            best = nxt
-        elif isinstance(best, yaml.SequenceNode) and isinstance(part, int) and part < len(best.value):
-            best = best.value[part]
-        else:
-            break
-    return (1, 1) if best is None else (best.start_mark.line + 1, best.start_mark.column + 1)
-
-
-def _key(path: tuple[str | int, ...]) -> str:
-    out = ""
-    for part in path:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
-    return out or "<document>"
 
 
 def _without_variant_tag(loc: tuple[str | int, ...]) -> tuple[str | int, ...]:
@@ -274,22 +243,24 @@ def _parse(path: Path, prefix: tuple[str, ...], model: type[_Strict]) -> Any:
     if section is None:
         return None
     if not isinstance(section, dict):
-        line, col = _locate(node, prefix)
-        raise NotificationConfigError([ConfigIssue(str(path), line, col, _key(prefix), "must be a mapping")])
+        line, col = locate(node, prefix)
+        raise NotificationConfigError([ConfigIssue(str(path), line, col, key_path(prefix), "must be a mapping")])
     try:
         config = model.model_validate(section, context={"located_problems": True})
     except ValidationError as exc:
         issues = []
         for err in exc.errors():
             loc = prefix + _without_variant_tag(tuple(err["loc"]))
-            line, col = _locate(node, loc)
-            issues.append(ConfigIssue(str(path), line, col, _key(loc), str(err["msg"]).removeprefix("Value error, ")))
+            line, col = locate(node, loc)
+            issues.append(
+                ConfigIssue(str(path), line, col, key_path(loc), str(err["msg"]).removeprefix("Value error, "))
+            )
         raise NotificationConfigError(sorted(set(issues), key=lambda i: (i.line, i.column, i.key))) from exc
     problems = config.reference_problems() if isinstance(config, TenantNotifications) else []
     if problems:
         located = [(prefix + loc, message) for loc, message in problems]
         raise NotificationConfigError(
-            [ConfigIssue(str(path), *_locate(node, loc), _key(loc), message) for loc, message in located]
+            [ConfigIssue(str(path), *locate(node, loc), key_path(loc), message) for loc, message in located]
         )
     return config
 

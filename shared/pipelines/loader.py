@@ -8,7 +8,6 @@ validated for that tenant (its datasets, and every other tenant's datasets refus
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import date, datetime
 from functools import lru_cache
 from pathlib import Path
@@ -23,21 +22,13 @@ from shared.pipelines.graph import validate_graph, validate_names
 from shared.pipelines.spec import IDENTIFIER, Parameter, PipelineSpec, StepIssue, StepSpec
 from shared.pipelines.templating import ValidationScope
 from shared.processors.registry import get_validator, is_known_type
+from shared.yaml_source import SourceIssue, key_path
 
 log = logs.get_logger("cloudact.pipelines")
 Path_ = tuple[str | int, ...]
 
 
-@dataclass(frozen=True)
-class SpecIssue:
-    file: str
-    line: int
-    column: int
-    key: str
-    message: str
-
-    def __str__(self) -> str:
-        return f"{self.file}:{self.line}:{self.column}: {self.key}: {self.message}"
+SpecIssue = SourceIssue
 
 
 class PipelineValidationError(TerminalError):
@@ -185,13 +176,6 @@ def _message(msg: str) -> str:
     return msg
 
 
-def _key(path: Path_) -> str:
-    out = ""
-    for part in path:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
-    return out or "<document>"
-
-
 class _Document:
     """One YAML text: parsing, and turning a path (plus an offset inside a string) into a line and column."""
 
@@ -230,7 +214,7 @@ class _Document:
                             self.file,
                             key.start_mark.line + 1,
                             key.start_mark.column + 1,
-                            _key((*path, name)),
+                            key_path((*path, name)),
                             f"duplicate key {name!r} (first at line {first}); YAML would keep only the last",
                         )
                     )
@@ -255,7 +239,7 @@ class _Document:
             line, col = self._in_scalar(target, offset)
         else:
             line, col = target.start_mark.line + 1, target.start_mark.column + 1
-        return SpecIssue(self.file, line, col, _key(path), message)
+        return SpecIssue(self.file, line, col, key_path(path), message)
 
     def _in_scalar(self, node: yaml.ScalarNode, offset: int) -> tuple[int, int]:
         """File line/column of character `offset` of a scalar's value. Exact for literal blocks (`|`) and one-line
