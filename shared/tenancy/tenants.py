@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from shared.errors import BadRequest, Conflict, Forbidden, NotFound
+from shared.ports.state import Filter
 from shared.runs.machine import iso, set_fields_if, utc_now
 from shared.runs.metadata import ensure_metadata_tables
 from shared.runtime.context import Context
@@ -50,6 +51,22 @@ class Onboarded:
     """The tenant's first (admin-scoped) API key: only ever returned once, by the call that issued it."""
 
 
+def dataset_prefix_clash(ctx: Context, tenant_id: str) -> str | None:
+    """Another tenant whose datasets could collide with this one's: `acme` + `eu_sales` is `acme_eu` + `sales`.
+
+    Every `{tenant}_{dataset}` name must name one tenant, so no tenant id may be another's id extended by `_...`.
+    """
+    parts = tenant_id.split("_")
+    for i in range(1, len(parts)):
+        shorter = "_".join(parts[:i])
+        if TENANT_ID.match(shorter) and ctx.state.get(tenant_path(shorter)) is not None:
+            return shorter
+    longer = ctx.state.list(
+        "tenants", [Filter("tenant_id", ">=", f"{tenant_id}_"), Filter("tenant_id", "<", f"{tenant_id}`")], limit=1
+    )  # "`" sorts right after "_": this is the range of ids starting with "{tenant_id}_"
+    return str(longer[0][1]["tenant_id"]) if longer else None
+
+
 def onboard_tenant(
     ctx: Context,
     tenant_id: str,
@@ -66,6 +83,14 @@ def onboard_tenant(
     check_tenant_id(tenant_id)
     get_plan(plan)
     overrides = check_limit_overrides(limits or {})
+    if ctx.state.get(tenant_path(tenant_id)) is None:
+        clash = dataset_prefix_clash(ctx, tenant_id)
+        if clash:
+            raise Conflict(
+                f"tenant id {tenant_id!r} would share dataset names with tenant {clash!r} "
+                f"(`{tenant_id}_x` and `{clash}_x` overlap); pick an id that is not one extended by '_'",
+                {"field": "tenant_id", "clashes_with": clash},
+            )
     now = iso(utc_now())
     doc: dict[str, Any] = {
         "tenant_id": tenant_id,

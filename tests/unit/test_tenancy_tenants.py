@@ -92,3 +92,23 @@ def test_local_bootstrap_onboards_config_tenants_and_reuses_a_valid_cli_key(ctx:
     third = bootstrap_local_tenants(ctx)
     assert third.api_keys["acme"] != first.api_keys["acme"]  # a revoked CLI key is replaced
     assert apikeys.authenticate(ctx, third.api_keys["acme"]).tenant_id == "acme"
+
+
+def test_tenant_ids_whose_datasets_would_overlap_are_refused(tmp_path: Any) -> None:
+    from shared.errors import Conflict
+    from shared.runtime.context import Context
+    from shared.runtime.settings import Settings
+    from shared.tenancy.tenants import onboard_tenant
+
+    ctx = Context(Settings(home=tmp_path / ".cloudact", config_dir=tmp_path))
+    onboard_tenant(ctx, "acme", "starter")
+    for clashing, other in (("acme_eu", "acme"), ("acme_eu_west", "acme")):
+        with pytest.raises(Conflict) as refused:
+            onboard_tenant(ctx, clashing, "starter")
+        assert refused.value.details["clashes_with"] == other
+    onboard_tenant(ctx, "acmes", "starter")  # a different id, not an extension by "_"
+    onboard_tenant(ctx, "zeta_one", "starter")
+    with pytest.raises(Conflict) as refused:
+        onboard_tenant(ctx, "zeta", "starter")  # the longer one came first
+    assert refused.value.details["clashes_with"] == "zeta_one"
+    assert onboard_tenant(ctx, "acme", "starter").created is False  # re-onboarding stays idempotent
