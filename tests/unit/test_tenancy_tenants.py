@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import stat
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -94,12 +95,7 @@ def test_local_bootstrap_onboards_config_tenants_and_reuses_a_valid_cli_key(ctx:
     assert apikeys.authenticate(ctx, third.api_keys["acme"]).tenant_id == "acme"
 
 
-def test_tenant_ids_whose_datasets_would_overlap_are_refused(tmp_path: Any) -> None:
-    from shared.errors import Conflict
-    from shared.runtime.context import Context
-    from shared.runtime.settings import Settings
-    from shared.tenancy.tenants import onboard_tenant
-
+def test_tenant_ids_whose_datasets_would_overlap_are_refused(tmp_path: Path) -> None:
     ctx = Context(Settings(home=tmp_path / ".cloudact", config_dir=tmp_path))
     onboard_tenant(ctx, "acme", "starter")
     for clashing, other in (("acme_eu", "acme"), ("acme_eu_west", "acme")):
