@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bench.cases import p1_embedded, p2_emulators, p3_api_keys, p4_admission, pending
+from bench.cases import p1_embedded, p2_emulators, p3_api_keys, p4_admission, p5_arrow, p6_schedules
 from bench.harness import Case
 
 CASES: tuple[Case, ...] = (
@@ -10,6 +10,6 @@ CASES: tuple[Case, ...] = (
     p2_emulators.CASE,
     p3_api_keys.CASE,
     p4_admission.CASE,
-    pending.P5,
-    pending.P6,
+    p5_arrow.CASE,
+    p6_schedules.CASE,
 )

@@ -8,6 +8,7 @@ validated for that tenant (its datasets, and every other tenant's datasets refus
 
 from __future__ import annotations
 
+import os
 from datetime import date, datetime
 from functools import lru_cache
 from pathlib import Path
@@ -110,10 +111,19 @@ def tenant_of(path: Path) -> tuple[str | None, frozenset[str]]:
     if path.parent.name != "pipelines" or not IDENTIFIER.match(path.parent.parent.name):
         return None, frozenset()
     tenant_dir = path.parent.parent
-    others = frozenset(
-        d.name for d in tenant_dir.parent.iterdir() if d.is_dir() and d != tenant_dir and IDENTIFIER.match(d.name)
-    )
-    return tenant_dir.name, others
+    root = tenant_dir.parent
+    return tenant_dir.name, tenant_folders(root, root.stat().st_mtime_ns) - {tenant_dir.name}
+
+
+@lru_cache(maxsize=16)
+def tenant_folders(config_dir: Path, _mtime_ns: int) -> frozenset[str]:
+    """Tenant folder names in config_dir, cached per mtime of config_dir (adding or removing a folder changes it).
+
+    Every uncached pipeline load needs them; scanning the folder each time made loading O(tenants), so a scheduled
+    tick or an execute took ~0.2 s with 10,000 tenants (bench P6).
+    """
+    with os.scandir(config_dir) as entries:
+        return frozenset(e.name for e in entries if e.is_dir() and IDENTIFIER.match(e.name))
 
 
 @lru_cache(maxsize=256)
