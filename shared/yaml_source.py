@@ -43,3 +43,20 @@ def locate(node: yaml.Node | None, path: YamlPath) -> tuple[int, int]:
         else:
             break
     return (1, 1) if best is None else (best.start_mark.line + 1, best.start_mark.column + 1)
+
+
+_FastLoader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when PyYAML has it
+
+
+def compose_and_load(text: str) -> tuple[yaml.Node | None, object]:
+    """Parse once (libyaml when available): the node tree for line/column positions and the plain data built from it.
+
+    Raises yaml.YAMLError like yaml.safe_load.
+    """
+    loader = _FastLoader(text)
+    try:
+        node = loader.get_single_node()
+        data = loader.construct_document(node) if node is not None else None
+    finally:
+        loader.dispose()
+    return node, data

@@ -23,7 +23,7 @@ from shared.pipelines.graph import validate_graph, validate_names
 from shared.pipelines.spec import IDENTIFIER, Parameter, PipelineSpec, StepIssue, StepSpec
 from shared.pipelines.templating import ValidationScope
 from shared.processors.registry import get_validator, is_known_type
-from shared.yaml_source import SourceIssue, key_path
+from shared.yaml_source import SourceIssue, compose_and_load, key_path
 
 log = logs.get_logger("cloudact.pipelines")
 Path_ = tuple[str | int, ...]
@@ -196,8 +196,7 @@ class _Document:
 
     def parse(self) -> tuple[yaml.Node, dict[str, Any]]:
         try:
-            node = yaml.compose(self.text, Loader=yaml.SafeLoader)
-            data = yaml.safe_load(self.text)
+            node, data = compose_and_load(self.text)
         except yaml.YAMLError as exc:
             mark = getattr(exc, "problem_mark", None)
             line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
@@ -238,7 +237,7 @@ class _Document:
     def issue(
         self, node: yaml.Node | None, path: Path_, message: str, *, at_key: bool = False, offset: int | None = None
     ) -> SpecIssue:
-        root = node if node is not None else yaml.compose(self.text, Loader=yaml.SafeLoader)
+        root = node if node is not None else compose_and_load(self.text)[0]
         target, key_node, complete = _walk(root, path) if root is not None else (None, None, False)
         if at_key and key_node is not None and complete:
             mark = key_node.start_mark

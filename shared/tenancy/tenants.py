@@ -51,20 +51,28 @@ class Onboarded:
     """The tenant's first (admin-scoped) API key: only ever returned once, by the call that issued it."""
 
 
+def _id_prefixes(tenant_id: str) -> list[str]:
+    """`acme_eu_west` -> [`acme`, `acme_eu`]: the shorter ids whose datasets would overlap this tenant's."""
+    parts = tenant_id.split("_")
+    return ["_".join(parts[:i]) for i in range(1, len(parts))]
+
+
+def _prefix_marker_path(prefix: str) -> str:
+    return f"tenant_id_prefixes/{prefix}"
+
+
 def dataset_prefix_clash(ctx: Context, tenant_id: str) -> str | None:
     """Another tenant whose datasets could collide with this one's: `acme` + `eu_sales` is `acme_eu` + `sales`.
 
     Every `{tenant}_{dataset}` name must name one tenant, so no tenant id may be another's id extended by `_...`.
+    Both directions are key lookups (no scan): shorter ids directly, longer ones through the prefix markers every
+    onboarded tenant leaves (`tenant_id_prefixes/{prefix}`).
     """
-    parts = tenant_id.split("_")
-    for i in range(1, len(parts)):
-        shorter = "_".join(parts[:i])
+    for shorter in _id_prefixes(tenant_id):
         if TENANT_ID.match(shorter) and ctx.state.get(tenant_path(shorter)) is not None:
             return shorter
-    longer = ctx.state.list(
-        "tenants", [Filter("tenant_id", ">=", f"{tenant_id}_"), Filter("tenant_id", "<", f"{tenant_id}`")], limit=1
-    )  # "`" sorts right after "_": this is the range of ids starting with "{tenant_id}_"
-    return str(longer[0][1]["tenant_id"]) if longer else None
+    marker = ctx.state.get(_prefix_marker_path(tenant_id))
+    return str(marker["tenant_id"]) if marker else None
 
 
 def onboard_tenant(
@@ -104,6 +112,9 @@ def onboard_tenant(
         "first_key_id": None,
     }
     created = ctx.state.create(tenant_path(tenant_id), doc)
+    if created:
+        for prefix in _id_prefixes(tenant_id):
+            ctx.state.set(_prefix_marker_path(prefix), {"tenant_id": tenant_id})
     if not created:
         existing = ctx.state.get(tenant_path(tenant_id))
         if existing is None:
@@ -167,8 +178,6 @@ def require_active(tenant: dict[str, Any]) -> None:
 
 
 def list_tenants(ctx: Context, status: str | None = None, limit: int = 500) -> list[dict[str, Any]]:
-    from shared.ports.state import Filter
-
     filters = [Filter("status", "==", status)] if status else []
     return [d for _, d in ctx.state.list("tenants", filters, order_by="tenant_id", limit=limit)]
 
