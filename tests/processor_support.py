@@ -66,23 +66,26 @@ def engine_fixture(request: pytest.FixtureRequest) -> str:
     return name
 
 
-@pytest.fixture(name="warehouse")
-def warehouse_fixture(engine: str, tmp_path: Path) -> Iterator[Warehouse]:
-    wh: Warehouse
+def open_warehouse(engine: str, path: Path, request_timeout_s: float = 20, job_timeout_s: float = 120) -> Warehouse:
+    """The warehouse adapter under test: DuckDB in `path`, or BigQuery's API on bqemulator with short deadlines."""
     if engine == "duckdb":
         from shared.adapters.duckdb_warehouse import DuckDBWarehouse
 
-        wh = DuckDBWarehouse(tmp_path / "warehouse.duckdb")
-    else:
-        from shared.adapters.bigquery_warehouse import BigQueryWarehouse
+        return DuckDBWarehouse(path)
+    from shared.adapters.bigquery_warehouse import BigQueryWarehouse
 
-        wh = BigQueryWarehouse(
-            BQ_PROJECT,
-            endpoint=os.environ["CLOUDACT_BIGQUERY_ENDPOINT"],
-            retry_deadline_s=5,
-            request_timeout_s=20,
-            job_timeout_s=120,
-        )
+    return BigQueryWarehouse(
+        BQ_PROJECT,
+        endpoint=os.environ["CLOUDACT_BIGQUERY_ENDPOINT"],
+        retry_deadline_s=5,
+        request_timeout_s=request_timeout_s,
+        job_timeout_s=job_timeout_s,
+    )
+
+
+@pytest.fixture(name="warehouse")
+def warehouse_fixture(engine: str, tmp_path: Path) -> Iterator[Warehouse]:
+    wh = open_warehouse(engine, tmp_path / "warehouse.duckdb")
     yield wh
     wh.close()
 

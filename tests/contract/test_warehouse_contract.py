@@ -7,12 +7,10 @@ not in tests/contract/conftest.py, so this suite owns its own setup.
 from __future__ import annotations
 
 import datetime as dt
-import functools
 import os
 import socket
 import threading
 import time
-import urllib.parse
 import uuid
 from collections.abc import Iterator
 from decimal import Decimal
@@ -23,12 +21,10 @@ import pyarrow as pa
 import pytest
 
 from shared.adapters.bigquery_warehouse import BigQueryWarehouse
-from shared.adapters.duckdb_warehouse import DuckDBWarehouse
 from shared.errors import TerminalError, TransientError
 from shared.ports.warehouse import Warehouse
+from tests.processor_support import BQ_PROJECT, engine_fixture, open_warehouse  # noqa: F401
 
-BQ_PROJECT = "cloudact-test"
-BQEMU_MISSING = "bqemulator not running: `make test` starts it (scripts/bqemulator.sh)"
 UTC = dt.UTC
 
 SCHEMA = pa.schema(
@@ -66,45 +62,9 @@ def rows(ids: range) -> pa.Table:
 # -- fixtures ----------------------------------------------------------------------------------------------------
 
 
-@pytest.fixture(params=["duckdb", pytest.param("bigquery", marks=pytest.mark.bqemulator)])
-def engine(request: pytest.FixtureRequest) -> str:
-    name: str = request.param
-    if name == "bigquery":
-        endpoint = os.environ.get("CLOUDACT_BIGQUERY_ENDPOINT")
-        problem = None if endpoint and _answers(endpoint) else BQEMU_MISSING
-        if endpoint and problem:
-            problem += f" (CLOUDACT_BIGQUERY_ENDPOINT={endpoint} does not answer)"
-        if problem:
-            if os.environ.get("CI", "").lower() == "true":
-                pytest.fail(problem + " [CI=true: the BigQuery contract must run]")
-            pytest.skip(problem)
-    return name
-
-
-@functools.cache
-def _answers(endpoint: str) -> bool:
-    """One TCP connect per session, so a stopped emulator costs one check instead of a retry deadline per test."""
-    url = urllib.parse.urlsplit(endpoint)
-    try:
-        socket.create_connection((url.hostname or "127.0.0.1", url.port or 80), timeout=2).close()
-    except OSError:
-        return False
-    return True
-
-
 @pytest.fixture
 def wh(engine: str, tmp_path: Path) -> Iterator[Warehouse]:
-    warehouse: Warehouse
-    if engine == "duckdb":
-        warehouse = DuckDBWarehouse(tmp_path / "warehouse.duckdb")
-    else:
-        warehouse = BigQueryWarehouse(
-            BQ_PROJECT,
-            endpoint=os.environ["CLOUDACT_BIGQUERY_ENDPOINT"],
-            retry_deadline_s=5,
-            request_timeout_s=10,
-            job_timeout_s=60,
-        )
+    warehouse = open_warehouse(engine, tmp_path / "warehouse.duckdb", request_timeout_s=10, job_timeout_s=60)
     yield warehouse
     warehouse.close()
 

@@ -6,11 +6,7 @@ destination gets its partitioning and clustering when it is created. Every write
 
 from __future__ import annotations
 
-import functools
-import os
-import socket
 import time
-import urllib.parse
 import uuid
 from collections.abc import Iterator
 from datetime import date
@@ -19,8 +15,6 @@ from typing import Any
 
 import pytest
 
-from shared.adapters.bigquery_warehouse import BigQueryWarehouse
-from shared.adapters.duckdb_warehouse import DuckDBWarehouse
 from shared.errors import TerminalError
 from shared.pipelines.spec import StepSpec
 from shared.ports.warehouse import Warehouse
@@ -28,9 +22,7 @@ from shared.processors.base import StepContext, StepResult
 from shared.processors.bigquery_query import PROCESSOR
 from shared.runtime.context import Context, set_context
 from shared.runtime.settings import Settings
-
-BQ_PROJECT = "cloudact-test"
-BQEMU_MISSING = "bqemulator not running: `make test` starts it (scripts/bqemulator.sh)"
+from tests.processor_support import BQ_PROJECT, engine_fixture, open_warehouse  # noqa: F401
 
 ORDERS = """
 SELECT 1 AS id, 'emea' AS region, 10.0 AS amount, DATE '2026-11-01' AS day UNION ALL
@@ -41,28 +33,6 @@ CHANGES = """
 SELECT 2 AS id, 'amer' AS region, 25.0 AS amount, DATE '2026-11-02' AS day UNION ALL
 SELECT 4, 'latam', 40.0, DATE '2026-11-02'
 """
-
-
-@functools.cache
-def _answers(endpoint: str) -> bool:
-    url = urllib.parse.urlsplit(endpoint)
-    try:
-        socket.create_connection((url.hostname or "127.0.0.1", url.port or 80), timeout=2).close()
-    except OSError:
-        return False
-    return True
-
-
-@pytest.fixture(params=["duckdb", pytest.param("bigquery", marks=pytest.mark.bqemulator)])
-def engine(request: pytest.FixtureRequest) -> str:
-    name: str = request.param
-    if name == "bigquery":
-        endpoint = os.environ.get("CLOUDACT_BIGQUERY_ENDPOINT")
-        if not (endpoint and _answers(endpoint)):
-            if os.environ.get("CI", "").lower() == "true":
-                pytest.fail(BQEMU_MISSING + " [CI=true: the BigQuery tests must run]")
-            pytest.skip(BQEMU_MISSING)
-    return name
 
 
 @pytest.fixture
@@ -77,17 +47,7 @@ def tenant(engine: str, tmp_path: Path) -> Iterator[str]:
 
 @pytest.fixture
 def wh(engine: str, tenant: str, tmp_path: Path) -> Iterator[Warehouse]:
-    warehouse: Warehouse
-    if engine == "duckdb":
-        warehouse = DuckDBWarehouse(tmp_path / "warehouse.duckdb")
-    else:
-        warehouse = BigQueryWarehouse(
-            BQ_PROJECT,
-            endpoint=os.environ["CLOUDACT_BIGQUERY_ENDPOINT"],
-            retry_deadline_s=5,
-            request_timeout_s=10,
-            job_timeout_s=60,
-        )
+    warehouse = open_warehouse(engine, tmp_path / "warehouse.duckdb", request_timeout_s=10, job_timeout_s=60)
     yield warehouse
     if engine == "bigquery":
         client = warehouse._client  # type: ignore[attr-defined]
