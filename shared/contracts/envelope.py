@@ -10,7 +10,6 @@ from __future__ import annotations
 import base64
 import binascii
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
 from shared.errors import UndecodableMessage
@@ -73,22 +72,6 @@ def _has(event: Any, key: str) -> bool:
     except (KeyError, TypeError):
         return False
     return True
-
-
-def push_body(
-    message: OutboundMessage, message_id: str, subscription: str, publish_time: datetime | None = None
-) -> dict[str, Any]:
-    """The JSON body a Pub/Sub push subscription POSTs (the shape functions-framework converts to a CloudEvent)."""
-    when = (publish_time or datetime.now(UTC)).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
-    return {
-        "subscription": subscription,
-        "message": {
-            "data": base64.b64encode(message.data).decode(),
-            "attributes": dict(message.attributes),
-            "messageId": message_id,
-            "publishTime": when,
-        },
-    }
 
 
 def cloud_event_attributes(project: str, topic: str, message_id: str, publish_time: str) -> dict[str, str]:

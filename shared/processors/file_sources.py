@@ -60,11 +60,6 @@ def allowed_roots(tenant_id: str) -> list[Path]:
     return [(settings.home / "files" / tenant_id).resolve(), (settings.config_dir / tenant_id).resolve()]
 
 
-def landing_folder(tenant_id: str) -> Path:
-    """Where relative paths start, and where `cloudact sample-data` suggests putting files."""
-    return allowed_roots(tenant_id)[0]
-
-
 def resolve_local(location: str, tenant_id: str) -> list[Path]:
     """The files a local path names (glob patterns allowed: `exports/*/part-*.parquet`), all inside the tenant's
     roots; every match is checked on its own, so a symlink among them cannot lead out."""

@@ -66,11 +66,6 @@ RUN_EVENT_TYPES: dict[str, EventType] = {
 }
 
 
-def resolve_parameters(spec: PipelineSpec, given: dict[str, Any]) -> dict[str, Any]:
-    """Canonical (JSON-native) run parameters; a TerminalError naming the parameter if one is bad."""
-    return resolve_run_parameters(spec, given)
-
-
 # ---------------------------------------------------------------------------------------------------- start a run
 def start_run(ctx: Context, req: RunRequest) -> None:
     state = ctx.state
@@ -79,12 +74,12 @@ def start_run(ctx: Context, req: RunRequest) -> None:
         run = create_run(state, req.tenant_id, req.pipeline_id, req.parameters, req.trigger, run_id=req.run_id).doc
     if is_terminal(str(run["status"])):
         log.info("run already %s; request ignored", run["status"])
-        _finalize_if_needed(ctx, run)
+        finalize_if_needed(ctx, run)
         return
     if run["status"] == "QUEUED":
         try:
             spec = find_pipeline(ctx.settings.config_dir, req.tenant_id, req.pipeline_id)
-            params = resolve_parameters(spec, dict(run.get("parameters") or {}))
+            params = resolve_run_parameters(spec, dict(run.get("parameters") or {}))
         except (PipelineValidationError, TerminalError, ClientError) as exc:
             _fail_before_start(ctx, run, str(exc))
             return
@@ -106,7 +101,7 @@ def start_run(ctx: Context, req: RunRequest) -> None:
         )
         run = result.doc or run
         if is_terminal(result.status):  # cancelled (or failed) while we were starting it
-            _finalize_if_needed(ctx, run)
+            finalize_if_needed(ctx, run)
             return
     # Published on every delivery of a started run: a crash right after RUNNING must not lose it; the notifier
     # drops repeats by event id.
@@ -117,7 +112,7 @@ def start_run(ctx: Context, req: RunRequest) -> None:
 def _fail_before_start(ctx: Context, run: dict[str, Any], error: str) -> None:
     log.warning("run cannot start: %s", error)
     result = transition_run(ctx.state, run["run_id"], "FAILED", error=error)
-    _finalize_if_needed(ctx, result.doc or run)
+    finalize_if_needed(ctx, result.doc or run)
 
 
 # ---------------------------------------------------------------------------------------------------- run a stage
@@ -129,7 +124,7 @@ def execute_stage(ctx: Context, task: StageTask) -> None:
     spath = stage_path(task.run_id, task.stage_id)
     if is_terminal(str(run["status"])):
         transition(state, spath, TransitionRequest("stage", "CANCELLED", only_from=frozenset({"QUEUED"})))
-        _finalize_if_needed(ctx, run)
+        finalize_if_needed(ctx, run)
         return
     spec = run_spec(run)
     step = spec.step(task.stage_id)
@@ -395,10 +390,11 @@ def finish_run(ctx: Context, run: dict[str, Any], stages: list[dict[str, Any]]) 
     failed = next((s["stage_id"] for s in stages if s["status"] in ("FAILED", "TIMED_OUT")), None)
     result = transition_run(ctx.state, run["run_id"], status, error=error, failed_stage=failed)
     if result.applied or is_terminal(result.status):
-        _finalize_if_needed(ctx, result.doc, stages)
+        finalize_if_needed(ctx, result.doc, stages)
 
 
-def _finalize_if_needed(ctx: Context, run: dict[str, Any], stages: list[dict[str, Any]] | None = None) -> None:
+def finalize_if_needed(ctx: Context, run: dict[str, Any], stages: list[dict[str, Any]] | None = None) -> None:
+    """Finalise a terminal run that is not finalised yet (its stages are listed when not given)."""
     if is_terminal(str(run.get("status"))) and not run.get("finalized"):
         finalize_run(ctx, run, stages if stages is not None else list_stages(ctx.state, str(run["run_id"])))
 

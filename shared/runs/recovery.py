@@ -13,11 +13,10 @@ from typing import Any
 from shared import logs
 from shared.contracts.envelope import ReceivedMessage
 from shared.contracts.messages import StageTask
-from shared.runs.engine import advance
+from shared.runs.engine import advance, finalize_if_needed
 from shared.runs.events import publish_stage_tasks
 from shared.runs.machine import TransitionRequest, parse_iso, run_path, stage_path, transition, utc_now
 from shared.runs.states import is_terminal
-from shared.runs.store import list_stages
 from shared.runtime.context import Context
 
 log = logs.get_logger("cloudact.recovery")
@@ -44,7 +43,7 @@ def handle_dead_letter(ctx: Context, received: ReceivedMessage) -> str:
             ),
         )
         if moved.applied:
-            finish_unfinished(ctx, moved.doc)
+            finalize_if_needed(ctx, moved.doc)
             return "run failed"
         return f"run already {moved.status}"
     if kind == "status.event":  # the notifier kept failing: tell the operators on the root channels
@@ -79,9 +78,3 @@ def _dead_stage_task(ctx: Context, task: StageTask, reason: str) -> str:
         if not is_terminal(str(run["status"])):
             advance(ctx, run, actor="maintenance")
         return "stage failed" if moved.applied else f"stage already {moved.status}"
-
-
-def finish_unfinished(ctx: Context, run: dict[str, Any]) -> None:
-    from shared.runs.engine import finalize_run
-
-    finalize_run(ctx, run, list_stages(ctx.state, run["run_id"]))
