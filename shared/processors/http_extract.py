@@ -32,7 +32,8 @@ from pydantic import ConfigDict, Field, field_validator
 from shared.errors import TerminalError
 from shared.pipelines.spec import StepSpec
 from shared.processors.base import StepContext, StepResult
-from shared.processors.http_client import JsonClient, RateLimiter, RetryPolicy, check_destination
+from shared.processors.egress_guard import egress_policy
+from shared.processors.http_client import JsonClient, RateLimiter, RetryPolicy
 from shared.processors.step_config import (
     ColumnName,
     ColumnTypeName,
@@ -236,8 +237,6 @@ class HttpExtract:
         src = cfg.source
         url = render_path_template(src.url, ctx)
         params = {k: render_path_template(v, ctx) if isinstance(v, str) else v for k, v in src.params.items()}
-        settings = get_context().settings
-        check_destination(url, allow_private=settings.runtime != "gcp")
         headers = dict(src.headers)
         redact: tuple[str, ...] = ()
         if src.auth is not None:
@@ -245,11 +244,13 @@ class HttpExtract:
             headers[src.auth.header] = f"{src.auth.scheme} {token}" if src.auth.scheme else token
             redact = (token,)
         client = JsonClient(
-            RetryPolicy(src.retries.max_attempts, src.retries.backoff_seconds, src.retries.max_backoff_seconds),
-            RateLimiter(src.rate_limit.requests_per_second),
-            src.timeout_seconds,
-            ctx.seconds_left,
-            redact,
+            retries=RetryPolicy(src.retries.max_attempts, src.retries.backoff_seconds, src.retries.max_backoff_seconds),
+            limiter=RateLimiter(src.rate_limit.requests_per_second),
+            timeout_seconds=src.timeout_seconds,
+            seconds_left=ctx.seconds_left,
+            policy=egress_policy(get_context().settings),
+            redact=redact,
+            sensitive_headers=frozenset({src.auth.header.lower()} if src.auth is not None else ()),
         )
         schema = pa.schema([(n, arrow_type(t)) for n, t in cfg.config.columns.items()]) if cfg.config.columns else None
         table = cfg.destination.qualified(ctx)
@@ -279,6 +280,7 @@ class HttpExtract:
             "pages": pages,
             "requests": client.requests_sent,
             "retries": client.retried,
+            "redirects": client.redirects_followed,
             "ignored_fields": sorted(ignored)[:50],
         }
         return StepResult(rows_in=rows, rows_out=rows, bytes_processed=sink.bytes_written, details=details)

@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -46,6 +47,9 @@ class Settings:
     trace_sample_ratio: float = 1.0
     metrics_exporter: str = "none"
     """Where metrics go: none | console | otlp | gcp (Cloud Monitoring) | memory (in-process, for tests)."""
+    egress_allow_private: tuple[str, ...] | None = None
+    """CIDRs outbound HTTP (http.extract) may reach although not public, for local development; None: the runtime's
+    default (loopback + RFC 1918 locally). Never honoured on `gcp`; metadata/link-local are refused everywhere."""
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -72,4 +76,17 @@ class Settings:
             trace_file=Path(e["CLOUDACT_TRACE_FILE"]).resolve() if e.get("CLOUDACT_TRACE_FILE") else None,
             trace_sample_ratio=float(e.get("CLOUDACT_TRACE_SAMPLE_RATIO", "1.0")),
             metrics_exporter=e.get("CLOUDACT_METRICS_EXPORTER", "none"),
+            egress_allow_private=_egress_allow_private(runtime, e.get("CLOUDACT_EGRESS_ALLOW_PRIVATE")),
         )
+
+
+def _egress_allow_private(runtime: str, value: str | None) -> tuple[str, ...] | None:
+    """`CLOUDACT_EGRESS_ALLOW_PRIVATE=127.0.0.0/8,10.1.0.0/16` (or `none`); refused on gcp rather than ignored."""
+    if value is None:
+        return None
+    cidrs = tuple(c.strip() for c in value.split(",") if c.strip() and c.strip().lower() != "none")
+    if cidrs and runtime == "gcp":
+        raise ValueError("CLOUDACT_EGRESS_ALLOW_PRIVATE is not allowed on the gcp runtime: tenants' HTTP stays public")
+    for cidr in cidrs:
+        ipaddress.ip_network(cidr, strict=False)  # ValueError names a malformed entry
+    return cidrs

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import threading
 import time
@@ -17,7 +18,6 @@ from shared.errors import TerminalError, TransientError
 from shared.pipelines.spec import StepSpec
 from shared.processors import http_extract
 from shared.processors.http_client import retry_after_seconds
-from shared.runtime.settings import Settings
 from shared.secrets.store import put_secret
 from tests.processor_support import StepEnv, engine_fixture, env_fixture, warehouse_fixture  # noqa: F401
 
@@ -173,17 +173,39 @@ def test_a_missing_secret_names_it(env: StepEnv, api: FakeApi) -> None:
 
 
 def test_redirects_and_metadata_addresses_are_refused(env: StepEnv, api: FakeApi, token: str) -> None:
-    with pytest.raises(TerminalError, match="redirect refused"):
+    """The embedded runtime allows local servers (loopback + RFC 1918), but never the metadata server, however
+    it is spelled or reached."""
+    with pytest.raises(TerminalError, match=r"redirect to http://169\.254\.169\.254/.*metadata server\): refused"):
         env.run(_step(api, "/v1/redirect", {"type": "none"}))
-    with pytest.raises(TerminalError, match="link-local/metadata"):
-        env.run(_step(api, "/v1/x", {"type": "none"}, url="http://169.254.169.254/computeMetadata/v1/"))
+    for url in (
+        "http://169.254.169.254/computeMetadata/v1/",
+        "http://[::ffff:169.254.169.254]/",
+        "http://[64:ff9b::a9fe:a9fe]/",
+        "http://[fd00:ec2::254]/",
+        "http://2852039166/",
+        "http://metadata.google.internal/computeMetadata/v1/",
+    ):
+        with pytest.raises(TerminalError, match=r"(metadata server|of 169\.254\.169\.254).*refused"):
+            env.run(_step(api, "/v1/x", {"type": "none"}, url=url))
+    assert [path for _, path, *_ in api.requests] == ["/v1/redirect"]
 
 
-def test_private_addresses_are_refused_on_the_gcp_runtime(env: StepEnv, api: FakeApi, token: str) -> None:
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"egress_allow_private": ("10.0.0.0/8",)},
+        {"runtime": "gcp"},
+        {"runtime": "gcp", "egress_allow_private": ("127.0.0.0/8",)},
+    ],
+    ids=["narrowed-local-allow-list", "gcp", "gcp-ignores-the-allow-list"],
+)
+def test_local_servers_are_refused_outside_the_local_allow_list(
+    env: StepEnv, api: FakeApi, token: str, changes: dict[str, Any]
+) -> None:
     settings = env.context.settings
-    env.context.settings = Settings(runtime="gcp", home=settings.home, config_dir=settings.config_dir)
+    env.context.settings = dataclasses.replace(settings, **changes)
     try:
-        with pytest.raises(TerminalError, match=r"private address 127\.0\.0\.1"):
+        with pytest.raises(TerminalError, match=r"127\.0\.0\.1 \(loopback\): refused"):
             env.run(_step(api, "/v1/invoices/page", {"type": "page"}))
     finally:
         env.context.settings = settings
