@@ -1,26 +1,31 @@
-"""Which SQL a step may run: one SELECT over its own tenant's datasets, checked on the parsed statement (sqlglot).
+"""Which SQL a step may run: one SELECT over its own tenant's datasets, accepted by an allow-list over the whole
+parsed statement (sqlglot, BigQuery dialect), never by a deny-list.
 
 Checked at validation time (the loader, with `{tenant_id}` and unknown values standing in as sentinels) and again at
-run time on the exact SQL sent to the warehouse (bigquery.query), so a per-run value cannot widen what a step reads.
+run time on the exact SQL sent to the warehouse (bigquery.query, quality.check), so a per-run value cannot widen what
+a step reads.
 
 Rules:
 - exactly one statement, a query (SELECT, WITH ... SELECT, set operations); DDL, DML and scripting are refused: the
   processor does the writing;
-- every table is `{tenant_id}_<name>.<table>` (optionally `{project}.` or the configured project in front); a bare
-  name must be a CTE; `INFORMATION_SCHEMA` only per own dataset (`{tenant_id}_x.INFORMATION_SCHEMA.TABLES`), never
-  the project- or region-wide views (other tenants' jobs and tables);
-- no table functions (`EXTERNAL_QUERY`, `ML.PREDICT`, ...) and no user functions outside the tenant's datasets;
+- every node of the statement is a clause, operator or GoogleSQL built-in function on the allow-list
+  (sql_allowlist): table-valued functions, LATERAL, user and unknown functions are refused wherever they stand;
+- every table reference, resolved after CTE scoping, is `{tenant_id}_<name>.<table>` (optionally `{project}.` or the
+  configured project in front) or a CTE visible there; CTEs and aliases never take a catalog/system name; only the
+  dataset-scoped INFORMATION_SCHEMA views (sql_tables);
 - a substituted placeholder must lie inside an identifier (a table or column name), never in a literal or comment.
 
+What runs is what was checked: the run-time SQL is regenerated from the checked tree (comments dropped), and that
+text is parsed and checked once more, so no parser/printer round trip can turn an accepted query into another one.
+
 Limit: a tenant id that is another tenant id plus `_...` (`acme` and `acme_eu`) would make `acme_eu_sales` ambiguous;
-datasets of every known tenant (`other_tenants`) are refused for that reason.
+datasets of every known tenant (`other_tenants`) are refused for that reason, case-insensitively.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import sqlglot
@@ -29,34 +34,29 @@ from sqlglot.errors import ParseError, SqlglotError
 
 from shared.errors import TerminalError
 from shared.pipelines.parameters import BUILTIN_NAMES
+from shared.pipelines.sql_allowlist import node_problem
+from shared.pipelines.sql_tables import (
+    SqlIssue,
+    TableScope,
+    dataset_problem,
+    node_offset,
+    table_issues,
+    writable_dataset_problem,
+)
 from shared.pipelines.templating import TemplateError, ValidationScope, describe_sentinels, render
 
-_FUNCTION_NAMESPACES = frozenset(
-    {"SAFE", "NET", "KEYS", "AEAD", "HLL_COUNT", "KLL_QUANTILES", "ML", "AI", "DLP", "S2", "JSON", "OBJ"}
-)
-"""BigQuery's own function prefixes (`NET.HOST`, `HLL_COUNT.MERGE`): not datasets."""
-
-
-def _same(text: str) -> str:
-    return text
-
-
-@dataclass(frozen=True)
-class TableScope:
-    tenant_marker: str
-    """The tenant id, or (at validation time, when the file's tenant is unknown) the sentinel standing for it."""
-    project_markers: frozenset[str] = frozenset()
-    """Accepted project qualifiers: the configured project and/or the rendering of `{project}`."""
-    other_tenants: frozenset[str] = frozenset()
-    describe: Callable[[str], str] = field(default=_same)
-    """Turns rendered text back into what the user wrote (sentinels -> `{name}`), for messages."""
-
-
-@dataclass(frozen=True)
-class SqlIssue:
-    offset: int | None
-    """Character offset in the checked SQL text, or None for the statement as a whole."""
-    message: str
+__all__ = [
+    "QueryScopeError",
+    "SqlIssue",
+    "TableScope",
+    "check_select",
+    "checked_query",
+    "dataset_problem",
+    "query_parameter_names",
+    "render_checked_sql",
+    "validate_sql_template",
+    "writable_dataset_problem",
+]
 
 
 class QueryScopeError(TerminalError):
@@ -107,67 +107,94 @@ def query_parameter_names(sql: str) -> list[str]:
 def render_checked_sql(
     sql: str, values: Mapping[str, Any], *, tenant_id: str, project: str, other_tenants: frozenset[str] = frozenset()
 ) -> str:
-    """Run time: the exact SQL to send, with placeholders substituted, after checking it again against the tenant's
-    scope. Raises TemplateError / QueryScopeError (both terminal) naming every problem."""
+    """Run time: the exact SQL to send (placeholders substituted, regenerated from the checked statement), after
+    checking it again against the tenant's scope. Raises TemplateError / QueryScopeError (both terminal) naming every
+    problem."""
     rendered = render(sql, values)
     scope = TableScope(tenant_marker=tenant_id, project_markers=frozenset({project}), other_tenants=other_tenants)
-    issues = check_select(rendered.text, scope, rendered.substituted)
-    if issues:
+    canonical, issues = checked_query(rendered.text, scope, rendered.substituted)
+    if issues or canonical is None:
         raise QueryScopeError("query refused: " + "; ".join(issue.message for issue in issues))
-    return rendered.text
+    return canonical
 
 
 def check_select(sql: str, scope: TableScope, substituted: Sequence[tuple[int, int, str]] = ()) -> list[SqlIssue]:
     """Every rule above that `sql` breaks (empty if it may run). `substituted` = (start, end, name) of each
     placeholder value in `sql` (see templating.Rendered)."""
+    return checked_query(sql, scope, substituted)[1]
+
+
+def checked_query(
+    sql: str, scope: TableScope, substituted: Sequence[tuple[int, int, str]] = ()
+) -> tuple[str | None, list[SqlIssue]]:
+    """(the SQL to send, no issues) if `sql` may run, else (None, every issue). The SQL to send is regenerated from
+    the checked statement and has passed the same checks itself."""
+    tree, issues = _single_query(sql)
+    if tree is None:
+        return None, issues
+    issues = _statement_issues(tree, scope, substituted)
+    if issues:
+        return None, issues
+    canonical = tree.sql("bigquery", comments=False)
+    again, second = _single_query(canonical)
+    second = second if again is None else _statement_issues(again, scope, ())
+    if second:
+        reasons = "; ".join(issue.message for issue in second)
+        return None, [SqlIssue(None, f"the query reads differently once normalised for the warehouse: {reasons}")]
+    return canonical, []
+
+
+def _single_query(sql: str) -> tuple[exp.Query | None, list[SqlIssue]]:
     try:
         statements = [s for s in sqlglot.parse(sql, read="bigquery") if s is not None]
     except ParseError as exc:
-        return [SqlIssue(_error_offset(sql, exc), f"SQL syntax error: {_describe(exc)}")]
+        return None, [SqlIssue(_error_offset(sql, exc), f"SQL syntax error: {_describe(exc)}")]
     except SqlglotError as exc:
-        return [SqlIssue(None, f"SQL syntax error: {exc}")]
+        return None, [SqlIssue(None, f"SQL syntax error: {exc}")]
     if not statements:
-        return [SqlIssue(None, "the query is empty")]
+        return None, [SqlIssue(None, "the query is empty")]
     if len(statements) > 1:
-        return [SqlIssue(_offset(statements[1]), "one statement only: source.query is a single SELECT")]
+        return None, [SqlIssue(node_offset(statements[1]), "one statement only: source.query is a single SELECT")]
     tree = statements[0]
     query = tree.this if isinstance(tree, exp.Subquery) else tree
-    if not isinstance(query, exp.Query) or isinstance(query, exp.Subquery):
+    if not isinstance(tree, exp.Query) or not isinstance(query, exp.Query) or isinstance(query, exp.Subquery):
         verb = sql.strip().split(None, 1)[0].upper() if sql.strip() else "?"
-        return [
+        return None, [
             SqlIssue(
                 len(sql) - len(sql.lstrip()),
                 f"only a SELECT query may run here, not {verb}: the processor writes the destination "
                 "(write_mode append | truncate | merge)",
             )
         ]
-    issues = _placement_issues(tree, substituted)
-    issues += _table_issues(tree, scope)
-    issues += _function_issues(tree, scope)
+    return tree, []
+
+
+def _statement_issues(
+    tree: exp.Query, scope: TableScope, substituted: Sequence[tuple[int, int, str]]
+) -> list[SqlIssue]:
+    issues = _allowlist_issues(tree, scope)
+    issues += _placement_issues(tree, substituted)
+    issues += table_issues(tree, scope)
     return sorted(issues, key=lambda i: (i.offset if i.offset is not None else -1, i.message))
 
 
-def dataset_problem(dataset: str, scope: TableScope) -> str | None:
-    """Why `dataset` is not one of the scope's tenant's datasets, or None if it is."""
-    shown = scope.describe(dataset)
-    if dataset.upper() == "INFORMATION_SCHEMA" or dataset.lower().startswith("region-"):
-        return (
-            f"`{shown}` is project/region-wide and shows other tenants: read INFORMATION_SCHEMA of your own dataset "
-            "({tenant_id}_<name>.INFORMATION_SCHEMA.TABLES)"
-        )
-    prefix = scope.tenant_marker + "_"
-    if not dataset.startswith(prefix) or len(dataset) == len(prefix):
-        return (
-            f"dataset `{shown}` is not one of this tenant's datasets: a step may only use datasets named "
-            f"{scope.describe(prefix)}<name>"
-        )
-    for other in sorted(scope.other_tenants):
-        if other != scope.tenant_marker and (dataset == other or dataset.startswith(other + "_")):
-            return f"dataset `{shown}` belongs to tenant {other!r}"
-    return None
-
-
 # -- rules -------------------------------------------------------------------------------------------------------
+
+
+def _allowlist_issues(tree: exp.Expr, scope: TableScope) -> list[SqlIssue]:
+    """One issue per node outside the allow-list; the inside of a refused node is not reported again."""
+    issues = []
+    pending: list[exp.Expr] = [tree]
+    while pending:
+        node = pending.pop()
+        if isinstance(node, exp.Table) and not isinstance(node.this, exp.Identifier):
+            continue  # a table function: reported once, by table_issues
+        problem = node_problem(node)
+        if problem:
+            issues.append(SqlIssue(node_offset(node), scope.describe(problem)))
+            continue
+        pending.extend(node.iter_expressions())
+    return issues
 
 
 def _placement_issues(tree: exp.Expr, substituted: Sequence[tuple[int, int, str]]) -> list[SqlIssue]:
@@ -191,78 +218,7 @@ def _placement_issues(tree: exp.Expr, substituted: Sequence[tuple[int, int, str]
     return issues
 
 
-def _table_issues(tree: exp.Expr, scope: TableScope) -> list[SqlIssue]:
-    ctes = {cte.alias_or_name for cte in tree.find_all(exp.CTE)}
-    issues = []
-    for table in tree.find_all(exp.Table):
-        at = _offset(table)
-        if not isinstance(table.this, exp.Identifier):
-            issues.append(SqlIssue(at, f"table functions are not allowed here: {table.sql('bigquery')[:80]}"))
-            continue
-        project, dataset, name = table.catalog, table.db, table.name
-        if not dataset:
-            if not project and name in ctes:
-                continue
-            issues.append(
-                SqlIssue(
-                    at,
-                    f"table `{scope.describe(name)}` needs its dataset: write {{tenant_id}}_<dataset>."
-                    f"{scope.describe(name)}",
-                )
-            )
-            continue
-        if project and project not in scope.project_markers:
-            issues.append(SqlIssue(at, _project_problem(project, scope)))
-        problem = dataset_problem(dataset, scope)
-        if problem:
-            issues.append(SqlIssue(at, problem))
-    return issues
-
-
-def _function_issues(tree: exp.Expr, scope: TableScope) -> list[SqlIssue]:
-    """User functions are called as `dataset.fn(...)` (or `project.dataset.fn`): they must be the tenant's own."""
-    issues = []
-    for call in tree.find_all(exp.Anonymous):
-        path: list[str] = []
-        if isinstance(call.parent, exp.Dot) and call.parent.expression is call:
-            path = _dotted(call.parent.this)
-        elif isinstance(call.this, exp.Identifier) and "." in call.this.name:
-            path = call.this.name.split(".")[:-1]
-        if not path or (len(path) == 1 and path[0].upper() in _FUNCTION_NAMESPACES):
-            continue
-        at = _offset(call.parent if isinstance(call.parent, exp.Dot) else call)
-        if len(path) > 2:
-            issues.append(SqlIssue(at, f"function path {'.'.join(path)} is not project.dataset"))
-            continue
-        if len(path) == 2 and path[0] not in scope.project_markers:
-            issues.append(SqlIssue(at, _project_problem(path[0], scope)))
-        problem = dataset_problem(path[-1], scope)
-        if problem:
-            issues.append(SqlIssue(at, "user function: " + problem))
-    return issues
-
-
-def _project_problem(project: str, scope: TableScope) -> str:
-    return (
-        f"project `{scope.describe(project)}` is not allowed: a step reads only this deployment's project; "
-        "write {project}. or leave the project out"
-    )
-
-
 # -- helpers -----------------------------------------------------------------------------------------------------
-
-
-def _dotted(node: exp.Expr) -> list[str]:
-    if isinstance(node, exp.Dot):
-        return [*_dotted(node.this), *_dotted(node.expression)]
-    if isinstance(node, exp.Identifier | exp.Column | exp.Var):
-        return [part for part in node.sql("bigquery").replace("`", "").split(".") if part]
-    return ["<expression>"]
-
-
-def _offset(node: exp.Expr) -> int | None:
-    starts = [int(n.meta["start"]) for n in node.walk() if isinstance(n, exp.Expr) and "start" in n.meta]
-    return min(starts) if starts else None
 
 
 def _error_offset(sql: str, exc: ParseError) -> int | None:

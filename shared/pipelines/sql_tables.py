@@ -1,0 +1,185 @@
+"""Which tables a tenant's query names: every reference resolved after CTE scoping, and required to be inside the
+tenant's own datasets.
+
+- An unqualified name must be a CTE visible at that point: a CTE of an enclosing WITH, and inside a CTE's own body
+  only the CTEs defined before it (and itself, in WITH RECURSIVE). Anything else is refused, so a name never falls
+  through to the warehouse's catalog (`duckdb_tables`, `sqlite_master`, a file path, another tenant's table).
+- CTE names are plain identifiers, unique in the statement (no shadowing between nested WITHs), and neither CTEs nor
+  aliases may take a catalog/system name (`duckdb_tables`, `pg_settings`, `INFORMATION_SCHEMA`).
+- A qualified name is `[project.]dataset.table` where dataset is `{tenant_id}_<name>` (compared case-insensitively
+  against other tenants: DuckDB folds case) and table a plain name, or `dataset.INFORMATION_SCHEMA.<view>` for the
+  dataset-scoped views only.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from sqlglot import exp
+
+from shared.pipelines.sql_allowlist import INFORMATION_SCHEMA_VIEWS, is_system_name
+
+PLAIN_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,1023}$")
+"""A dataset, table or CTE name a tenant's query may use: ASCII letters, digits and '_' (no path, no dot, no unicode
+look-alikes that one engine folds and the other does not)."""
+
+RESERVED_DATASETS = frozenset({"metadata"})
+"""`{tenant}_metadata` holds run history and DQ results: steps may read it, never write it."""
+
+
+def _same(text: str) -> str:
+    return text
+
+
+@dataclass(frozen=True)
+class TableScope:
+    tenant_marker: str
+    """The tenant id, or (at validation time, when the file's tenant is unknown) the sentinel standing for it."""
+    project_markers: frozenset[str] = frozenset()
+    """Accepted project qualifiers: the configured project and/or the rendering of `{project}`."""
+    other_tenants: frozenset[str] = frozenset()
+    describe: Callable[[str], str] = field(default=_same)
+    """Turns rendered text back into what the user wrote (sentinels -> `{name}`), for messages."""
+
+
+@dataclass(frozen=True)
+class SqlIssue:
+    offset: int | None
+    """Character offset in the checked SQL text, or None for the statement as a whole."""
+    message: str
+
+
+def dataset_problem(dataset: str, scope: TableScope) -> str | None:
+    """Why `dataset` is not one of the scope's tenant's datasets, or None if it is."""
+    shown = scope.describe(dataset)
+    folded = dataset.lower()
+    if folded == "information_schema" or folded.startswith("region-"):
+        return (
+            f"`{shown}` is project/region-wide and shows other tenants: read INFORMATION_SCHEMA of your own dataset "
+            "({tenant_id}_<name>.INFORMATION_SCHEMA.TABLES)"
+        )
+    prefix = scope.tenant_marker + "_"
+    if not PLAIN_NAME.match(dataset) or not dataset.startswith(prefix) or len(dataset) == len(prefix):
+        return (
+            f"dataset `{shown}` is not one of this tenant's datasets: a step may only use datasets named "
+            f"{scope.describe(prefix)}<name>"
+        )
+    for other in sorted(scope.other_tenants):
+        other_folded = other.lower()
+        if other != scope.tenant_marker and (folded == other_folded or folded.startswith(other_folded + "_")):
+            return f"dataset `{shown}` belongs to tenant {other!r}"
+    return None
+
+
+def writable_dataset_problem(dataset: str, scope: TableScope) -> str | None:
+    """Why a step may not write into `dataset` (the full, rendered name, e.g. `acme_sales`), or None. On top of
+    `dataset_problem`: the reserved run-history datasets, compared case-insensitively (`Metadata`, or a placeholder
+    whose value is `metadata`, is still the reserved one)."""
+    problem = dataset_problem(dataset, scope)
+    if problem:
+        return problem
+    name = dataset[len(scope.tenant_marker) + 1 :]
+    if name.lower() in RESERVED_DATASETS:
+        return f"dataset `{scope.describe(dataset)}` is reserved for run history: steps may read it, never write it"
+    return None
+
+
+def table_issues(tree: exp.Expr, scope: TableScope) -> list[SqlIssue]:
+    """Every table reference, CTE name and alias of `tree` that breaks the module's rules."""
+    issues = _name_issues(tree)
+    for table in tree.find_all(exp.Table):
+        problem = _table_problem(table, scope)
+        if problem:
+            issues.append(SqlIssue(node_offset(table), problem))
+    return issues
+
+
+def node_offset(node: exp.Expr) -> int | None:
+    """Where `node` starts in the parsed text (the smallest start offset of its tokens), if the parser recorded it."""
+    starts = [int(n.meta["start"]) for n in node.walk() if isinstance(n, exp.Expr) and "start" in n.meta]
+    return min(starts) if starts else None
+
+
+# -- names --------------------------------------------------------------------------------------------------------
+
+
+def _name_issues(tree: exp.Expr) -> list[SqlIssue]:
+    issues: list[SqlIssue] = []
+    seen: set[str] = set()
+    for cte in tree.find_all(exp.CTE):
+        name = cte.alias_or_name
+        at = node_offset(cte.args["alias"]) if cte.args.get("alias") else node_offset(cte)
+        if not PLAIN_NAME.match(name):
+            issues.append(SqlIssue(at, f"CTE name {name!r} is not a plain name (letters, digits and '_')"))
+        elif name.lower() in seen:
+            issues.append(SqlIssue(at, f"CTE `{name}` is defined twice: give each CTE its own name"))
+        seen.add(name.lower())
+    for alias in tree.find_all(exp.TableAlias):
+        names = [alias.name, *(column.name for column in alias.columns)]
+        for name in names:
+            if is_system_name(name):
+                what = "CTE" if isinstance(alias.parent, exp.CTE) else "alias"
+                issues.append(
+                    SqlIssue(
+                        node_offset(alias),
+                        f"{what} `{name}` takes the name of a catalog/system table or schema: choose another name",
+                    )
+                )
+    return issues
+
+
+def _visible_ctes(table: exp.Table) -> set[str]:
+    """Lower-cased names of the CTEs `table` may refer to without a dataset (see the module docstring)."""
+    visible: set[str] = set()
+    child: exp.Expr = table
+    entered: exp.CTE | None = None
+    node = table.parent
+    while node is not None:
+        if isinstance(child, exp.CTE):
+            entered = child
+        with_ = node.args.get("with_")
+        if isinstance(with_, exp.With):
+            ctes = list(with_.expressions)
+            if child is with_:
+                index = next((i for i, cte in enumerate(ctes) if cte is entered), len(ctes))
+                ctes = ctes[: index + 1] if with_.args.get("recursive") else ctes[:index]
+            visible.update(cte.alias_or_name.lower() for cte in ctes)
+        child, node = node, node.parent
+    return visible
+
+
+# -- tables -------------------------------------------------------------------------------------------------------
+
+
+def _table_problem(table: exp.Table, scope: TableScope) -> str | None:
+    if not isinstance(table.this, exp.Identifier):
+        return f"table functions are not allowed here: {table.sql('bigquery')[:80]}"
+    project, dataset, name = table.catalog, table.db, table.name
+    if not dataset:
+        if not project and name.lower() in _visible_ctes(table):
+            return None
+        shown = scope.describe(name)
+        if not PLAIN_NAME.match(name):
+            return f"table `{shown}` is not a table of this tenant: write {{tenant_id}}_<dataset>.<table>"
+        return f"table `{shown}` needs its dataset: write {{tenant_id}}_<dataset>.{shown} (or define a CTE `{shown}`)"
+    if project and project not in scope.project_markers:
+        return (
+            f"project `{scope.describe(project)}` is not allowed: a step reads only this deployment's project; "
+            "write {project}. or leave the project out"
+        )
+    problem = dataset_problem(dataset, scope)
+    if problem:
+        return problem
+    if name.upper().startswith("INFORMATION_SCHEMA."):
+        view = name.split(".", 1)[1].upper()
+        if view not in INFORMATION_SCHEMA_VIEWS:
+            return (
+                f"INFORMATION_SCHEMA.{view} is not a dataset-scoped view: use one of "
+                f"{', '.join(sorted(INFORMATION_SCHEMA_VIEWS))}"
+            )
+        return None
+    if not PLAIN_NAME.match(name):
+        return f"table name {scope.describe(name)!r} is not a plain name (letters, digits and '_')"
+    return None
