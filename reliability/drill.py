@@ -46,7 +46,8 @@ class Drill:
 
     @property
     def warehouse(self) -> Any:
-        return self.runtime.context.warehouse
+        """The drill tenant's warehouse (each tenant has its own)."""
+        return self.runtime.context.warehouse_for(TENANT)
 
     @property
     def bus(self) -> Any:

@@ -142,7 +142,7 @@ def env_fixture(warehouse: Warehouse, engine: str, tmp_path: Path) -> Iterator[S
     (config_dir / tenant_id).mkdir(parents=True)
     (config_dir / "othertenant").mkdir()
     settings = Settings(runtime="embedded", home=tmp_path / ".cloudact", config_dir=config_dir, project=BQ_PROJECT)
-    context = Context(settings, _warehouse=warehouse)
+    context = Context(settings, _warehouses={tenant_id: warehouse})
     previous = set_context(context)
     landing = settings.home / "files" / tenant_id
     landing.mkdir(parents=True)

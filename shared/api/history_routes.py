@@ -92,12 +92,14 @@ def run_quality(ctx: Context, req: ApiRequest, params: dict[str, str]) -> ApiRes
     )
     table = f"{metadata_dataset(tenant_id)}.dq_results"
     results: list[dict[str, Any]] = []
-    if stages_with_checks and ctx.warehouse.table_exists(table):  # no warehouse round trip for a run without checks
-        rows = ctx.warehouse.query(
-            f"SELECT {_DQ_COLUMNS} FROM {table} WHERE run_id = @run_id ORDER BY step_id, check_name",
-            {"run_id": run["run_id"]},
-        ).to_pylist()
-        results = [_dq_row(r) for r in rows]
+    if stages_with_checks:  # no warehouse round trip (nor, locally, opening the tenant's file) for a run without checks
+        warehouse = ctx.warehouse_for(tenant_id)
+        if warehouse.table_exists(table):
+            rows = warehouse.query(
+                f"SELECT {_DQ_COLUMNS} FROM {table} WHERE run_id = @run_id ORDER BY step_id, check_name",
+                {"run_id": run["run_id"]},
+            ).to_pylist()
+            results = [_dq_row(r) for r in rows]
     counts = {s: sum(r["status"] == s for r in results) for s in ("pass", "fail", "error")}
     return ApiResponse(
         200,

@@ -217,7 +217,7 @@ def _run_attempt(
             run_date=date.fromisoformat(str(run["run_date"])),
             parameters=typed_values(spec.parameters, run.get("parameters")),
             variables=dict(spec.variables),
-            warehouse=ctx.warehouse,
+            warehouse=ctx.warehouse_for(run["tenant_id"]),
             deadline_monotonic=time.monotonic() + timeout_s,
         )
         with stage_span(step.step_id, step.ps_type, attempt):

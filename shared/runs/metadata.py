@@ -87,9 +87,10 @@ def ensure_metadata_tables(ctx: Context, tenant_id: str) -> None:
     if tenant_id in ensured:
         return
     dataset = metadata_dataset(tenant_id)
-    ctx.warehouse.ensure_dataset(dataset)
+    warehouse = ctx.warehouse_for(tenant_id)
+    warehouse.ensure_dataset(dataset)
     for name, schema in TABLES.items():
-        ctx.warehouse.create_table(
+        warehouse.create_table(
             f"{dataset}.{name}", schema, partition_field="execution_date", cluster_by=("pipeline_id", "status")
         )
     ensured.add(tenant_id)
@@ -158,11 +159,12 @@ def record_run(ctx: Context, run: dict[str, Any], stages: list[dict[str, Any]]) 
     ensure_metadata_tables(ctx, tenant_id)
     dataset = metadata_dataset(tenant_id)
     rows = {"pipeline_executions": [run_row(run)], "step_executions": step_rows(run, stages)}
+    warehouse = ctx.warehouse_for(tenant_id)
     for name, schema in TABLES.items():
         table = f"{dataset}.{name}"
-        ctx.warehouse.execute(f"DELETE FROM {table} WHERE run_id = @run_id", {"run_id": run["run_id"]})
+        warehouse.execute(f"DELETE FROM {table} WHERE run_id = @run_id", {"run_id": run["run_id"]})
         if rows[name]:
-            ctx.warehouse.write_table(table, pa.Table.from_pylist(rows[name], schema=schema), "append")
+            warehouse.write_table(table, pa.Table.from_pylist(rows[name], schema=schema), "append")
 
 
 def record_dq_results(

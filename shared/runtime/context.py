@@ -2,12 +2,17 @@
 
 Cloud clients are imported only when an adapter is first used, so a function that never touches BigQuery never pays
 for importing it. The embedded runtime and tests install their own Context with `set_context`.
+
+There is no process-wide warehouse: `warehouse_for(tenant_id)` hands out one tenant's warehouse (locally its own DuckDB
+file), so no handle reaches every tenant's data. Code that truly needs several tenants iterates them explicitly.
 """
 
 from __future__ import annotations
 
+import re
 import threading
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from shared.ports.bus import MessageBus
@@ -22,7 +27,7 @@ class Context:
     settings: Settings
     _bus: MessageBus | None = None
     _state: StateStore | None = None
-    _warehouse: Warehouse | None = None
+    _warehouses: dict[str, Warehouse] = field(default_factory=dict)
     _keys: KeyService | None = None
     _lock: threading.RLock = field(default_factory=threading.RLock)
     extras: dict[str, Any] = field(default_factory=dict)
@@ -42,12 +47,13 @@ class Context:
                 self._state = build_state(self.settings)
             return self._state
 
-    @property
-    def warehouse(self) -> Warehouse:
+    def warehouse_for(self, tenant_id: str) -> Warehouse:
+        """Tenant `tenant_id`'s warehouse, opened once per process and shared by its steps (closed by `close`)."""
         with self._lock:
-            if self._warehouse is None:
-                self._warehouse = build_warehouse(self.settings)
-            return self._warehouse
+            warehouse = self._warehouses.get(tenant_id)
+            if warehouse is None:
+                warehouse = self._warehouses[tenant_id] = build_warehouse(self.settings, tenant_id)
+            return warehouse
 
     @property
     def keys(self) -> KeyService:
@@ -57,7 +63,11 @@ class Context:
             return self._keys
 
     def close(self) -> None:
-        for adapter in (self._bus, self._state, self._warehouse):
+        with self._lock:
+            warehouses, self._warehouses = list(self._warehouses.values()), {}
+        for warehouse in warehouses:
+            warehouse.close()
+        for adapter in (self._bus, self._state):
             if adapter is not None:
                 adapter.close()
 
@@ -85,16 +95,35 @@ def build_state(settings: Settings) -> StateStore:
     raise ValueError(f"unknown CLOUDACT_STATE {settings.state!r} (firestore | sqlite)")
 
 
-def build_warehouse(settings: Settings) -> Warehouse:
+# The tenant id rule of shared.tenancy.tenants.TENANT_ID, checked again here because the id becomes a file name: a
+# caller that skipped onboarding's check must still not reach outside the warehouse folder ('..', '/', NUL, newline).
+_SAFE_TENANT_ID = re.compile(r"[a-z][a-z0-9_]{2,49}")
+
+
+def _checked_tenant_id(tenant_id: str) -> str:
+    if not isinstance(tenant_id, str) or not _SAFE_TENANT_ID.fullmatch(tenant_id):
+        raise ValueError(f"invalid tenant id {tenant_id!r}: no warehouse can be opened for it")
+    return tenant_id
+
+
+def tenant_warehouse_path(settings: Settings, tenant_id: str) -> Path:
+    """The embedded warehouse file holding only `tenant_id`'s datasets: `{home}/warehouse/{tenant_id}.duckdb`."""
+    return settings.home / "warehouse" / f"{_checked_tenant_id(tenant_id)}.duckdb"
+
+
+def build_warehouse(settings: Settings, tenant_id: str) -> Warehouse:
+    """One tenant's warehouse. Locally: a DuckDB file of its own, so its SQL cannot name another tenant's data."""
     if settings.warehouse == "bigquery":
         from shared.adapters.bigquery_warehouse import BigQueryWarehouse
 
+        _checked_tenant_id(tenant_id)
+        # Seam for per-tenant identity: the tenant's impersonated credentials are passed here once they exist; until
+        # then every tenant's client runs as the function's own identity.
         return BigQueryWarehouse(settings.project, settings.bigquery_endpoint, settings.bigquery_location)
     if settings.warehouse == "duckdb":
         from shared.adapters.duckdb_warehouse import DuckDBWarehouse
 
-        settings.home.mkdir(parents=True, exist_ok=True)
-        return DuckDBWarehouse(settings.home / "warehouse.duckdb")
+        return DuckDBWarehouse(tenant_warehouse_path(settings, tenant_id))
     raise ValueError(f"unknown CLOUDACT_WAREHOUSE {settings.warehouse!r} (bigquery | duckdb)")
 
 

@@ -66,9 +66,9 @@ def test_sample_pipeline_runs_to_succeeded_through_emulators(emulator_stack: Any
     ]
     assert all(s["status"] == "SUCCEEDED" and len(s["attempts"]) == 1 for s in run["stages"])
     assert run["stages"][0]["rows_out"] == 5000
-    ctx = stack_context(emulator_stack)
+    warehouse = stack_context(emulator_stack).warehouse_for("acme")
     history = wait_for(
-        lambda: ctx.warehouse.query(
+        lambda: warehouse.query(
             "SELECT status FROM acme_metadata.pipeline_executions WHERE run_id = @r AND execution_date >= "
             "DATE_SUB(CURRENT_DATE(), INTERVAL 7 DAY)",
             {"r": body["run_id"]},
@@ -76,7 +76,7 @@ def test_sample_pipeline_runs_to_succeeded_through_emulators(emulator_stack: Any
         timeout=30,
     )
     assert history == [{"status": "SUCCEEDED"}]
-    assert ctx.warehouse.query("SELECT COUNT(*) AS n FROM acme_sales.orders").to_pylist() == [{"n": 5000}]
+    assert warehouse.query("SELECT COUNT(*) AS n FROM acme_sales.orders").to_pylist() == [{"n": 5000}]
     print(f"emulator e2e: run {body['run_id']} SUCCEEDED in {time.monotonic() - started:.2f}s wall")
 
 

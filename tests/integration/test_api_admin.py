@@ -25,7 +25,7 @@ def test_onboarding_over_http_is_idempotent_and_shows_the_first_key_once(runtime
     assert again.status == 200 and not again.body["created"] and "api_key" not in again.body
     conflict = runtime.call_api("POST", "/api/v1/admin/tenants", {**body, "plan": "starter"}, admin(runtime))
     assert conflict.status == 409 and conflict.body["details"]["field"] == "plan"
-    assert runtime.context.warehouse.table_exists("initech_metadata.pipeline_executions")
+    assert runtime.context.warehouse_for("initech").table_exists("initech_metadata.pipeline_executions")
     listed = runtime.call_api("GET", "/api/v1/tenants/initech/pipelines", headers={"X-API-Key": key})
     assert listed.status == 200 and listed.body["count"] == 0  # onboarded; no pipelines deployed yet
     shown = runtime.call_api("GET", "/api/v1/admin/tenants/initech", headers=admin(runtime)).body

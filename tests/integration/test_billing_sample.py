@@ -129,7 +129,7 @@ def test_billing_costs_produces_the_right_daily_totals(billing_runtime: Any) -> 
     assert stages["alert_on_failure"]["status"] == "SKIPPED"
     assert stages["load_export"]["rows_out"] == ROWS and stages["line_items"]["rows_out"] == ROWS
 
-    warehouse = runtime.context.warehouse
+    warehouse = runtime.context.warehouse_for("globex")
     assert type(warehouse).__name__ == ("BigQueryWarehouse" if settings.warehouse == "bigquery" else "DuckDBWarehouse")
     got = {
         (r["usage_date"], r["service"], r["project_id"], r["region"]): r

@@ -24,7 +24,7 @@ def test_sample_pipeline_succeeds_and_writes_rows_and_history(runtime: Any) -> N
         ["load_orders", "revenue_by_region", "revenue_by_product", "daily_summary"], "SUCCEEDED"
     )
     assert [s["rows_out"] for s in run["stages"]] == [5000, 4, 25, 1]
-    wh = runtime.context.warehouse
+    wh = runtime.context.warehouse_for("acme")
     total = wh.query("SELECT SUM(amount) AS s FROM acme_sales.orders").column("s")[0].as_py()
     summary = wh.query("SELECT revenue FROM acme_sales.daily_summary").column("revenue")[0].as_py()
     assert abs(total - summary) < 0.01
@@ -61,7 +61,7 @@ def test_every_message_delivered_twice_gives_one_run_each_stage_once_no_duplicat
         assert [a["attempt"] for a in stage["attempts"]] == [1], stage  # executed exactly once
     claims = [i for i, _ in runtime.context.state.list("claims")]
     assert len(claims) == 4
-    wh = runtime.context.warehouse
+    wh = runtime.context.warehouse_for("testco")
     assert wh.query("SELECT COUNT(*) AS n FROM testco_work.both").column("n")[0].as_py() == 100  # append mode
     runs = wh.query("SELECT COUNT(*) AS n FROM testco_metadata.pipeline_executions").column("n")[0].as_py()
     steps = wh.query("SELECT COUNT(*) AS n FROM testco_metadata.step_executions").column("n")[0].as_py()
@@ -78,7 +78,7 @@ def test_transient_failures_are_retried_then_succeed_with_attempts_recorded(runt
     assert [(a["attempt"], a["status"]) for a in wobbly["attempts"]] == [(1, "FAILED"), (2, "FAILED"), (3, "SUCCEEDED")]
     assert "injected transient failure on attempt 1" in wobbly["attempts"][0]["error"]
     assert wobbly["rows_out"] == 7
-    steps = runtime.context.warehouse.query(
+    steps = runtime.context.warehouse_for("testco").query(
         "SELECT attempt, status FROM testco_metadata.step_executions WHERE step_id = 'wobbly' ORDER BY attempt"
     )
     assert steps.to_pylist() == [

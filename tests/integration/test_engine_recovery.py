@@ -54,7 +54,7 @@ def test_crash_during_finalisation_is_redone_once(runtime: Any, monkeypatch: Any
         assert report["runs_finalized"] == 1
         assert runtime.wait_idle(30)
     assert runtime.context.state.get(run_path(run_id))["finalized"] is True
-    wh = runtime.context.warehouse
+    wh = runtime.context.warehouse_for("testco")
     rows = wh.query("SELECT COUNT(*) AS n FROM testco_metadata.pipeline_executions WHERE run_id = @r", {"r": run_id})
     assert rows.column("n")[0].as_py() == 1
     events = [d for _, d in runtime.context.state.list("events") if d["run_id"] == run_id]

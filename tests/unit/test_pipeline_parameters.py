@@ -156,7 +156,7 @@ def test_overridden_parameters_reach_sql_typed(runtime: Any, typed_pipeline: Non
     )
     assert run["status"] == "SUCCEEDED", run
     assert run["parameters"]["limit"] == 41  # stored canonical: the string "41" became an int
-    row = runtime.context.warehouse.query("SELECT * FROM testco_params.echo").to_pylist()[0]
+    row = runtime.context.warehouse_for("testco").query("SELECT * FROM testco_params.echo").to_pylist()[0]
     assert row["since"] == date(2026, 12, 31) and row["days_since_december"] == 30  # @since bound as a DATE
     assert row["next_hour"] == datetime(2026, 11, 1, 7, 30, tzinfo=UTC)  # default timestamp, bound as TIMESTAMP
     assert (row["next_limit"], row["double_ratio"], row["not_flag"], row["shout"]) == (42, 1.0, False, "hey!")
@@ -166,7 +166,7 @@ def test_overridden_parameters_reach_sql_typed(runtime: Any, typed_pipeline: Non
 def test_a_placeholder_parameter_names_the_table_per_run(runtime: Any, typed_pipeline: None) -> None:
     run = run_to_end(runtime, "testco", "sharded", parameters={"shard": "eu_2026"})
     assert run["status"] == "SUCCEEDED", run
-    assert runtime.context.warehouse.table_exists("testco_shards.part_eu_2026")
+    assert runtime.context.warehouse_for("testco").table_exists("testco_shards.part_eu_2026")
 
 
 def test_variables_name_tables_and_bind_as_values(runtime: Any, config_dir: Path) -> None:
@@ -182,5 +182,5 @@ steps:
     )
     run = run_to_end(runtime, "testco", "with_vars")
     assert run["status"] == "SUCCEEDED", run
-    rows = runtime.context.warehouse.query("SELECT * FROM testco_vars.report_prod").to_pylist()
+    rows = runtime.context.warehouse_for("testco").query("SELECT * FROM testco_vars.report_prod").to_pylist()
     assert rows == [{"doubled": 5.0, "since": "2026-11-01", "pipeline": "with_vars"}]

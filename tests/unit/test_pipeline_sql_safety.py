@@ -73,7 +73,7 @@ steps:
 def test_an_injection_attempt_through_a_parameter_stays_a_value(runtime: Any, shop_pipelines: Path, value: str) -> None:
     run = run_to_end(runtime, "testco", "pick_region", parameters={"region": value})
     assert run["status"] == "SUCCEEDED", run
-    wh = runtime.context.warehouse
+    wh = runtime.context.warehouse_for("testco")
     picked = wh.query("SELECT id, region FROM testco_shop.picked ORDER BY id").to_pylist()
     # compared as one string: only the row holding exactly that text matches, nothing else ran
     assert picked == ([{"id": 3, "region": value}] if value == "x' OR '1'='1" else [])
@@ -81,7 +81,7 @@ def test_an_injection_attempt_through_a_parameter_stays_a_value(runtime: Any, sh
 
 
 def test_a_cross_tenant_reference_made_at_run_time_is_refused(runtime: Any, shop_pipelines: Path) -> None:
-    wh = runtime.context.warehouse
+    wh = runtime.context.warehouse_for("testco_eu")  # its own file: testco cannot name it
     wh.ensure_dataset("testco_eu_sales")  # tenant testco_eu's `sales` dataset
     wh.write_table("testco_eu_sales.orders", pa.table({"secret": ["eu only"]}))
     run = run_to_end(runtime, "testco", "peek", parameters={"area": "eu_sales"})

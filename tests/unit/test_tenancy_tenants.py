@@ -43,8 +43,8 @@ def test_onboarding_is_idempotent_creates_metadata_and_issues_one_first_key(ctx:
     assert first.created and first.first_key is not None
     assert first.tenant["status"] == "active" and first.tenant["first_key_id"] == first.first_key.key_id
     assert apikeys.authenticate(ctx, first.first_key.api_key).scopes == frozenset({"admin"})
-    assert ctx.warehouse.table_exists("initech_metadata.pipeline_executions")
-    assert ctx.warehouse.table_exists("initech_metadata.step_executions")
+    assert ctx.warehouse_for("initech").table_exists("initech_metadata.pipeline_executions")
+    assert ctx.warehouse_for("initech").table_exists("initech_metadata.step_executions")
     again = onboard_tenant(ctx, "initech", "starter")
     assert not again.created and again.first_key is None  # shown once
     assert len(apikeys.list_keys(ctx, "initech")) == 1
