@@ -12,8 +12,9 @@ config:
                                           NUMERIC, BOOL, DATE, TIMESTAMP ...); without it the file's schema is used
   batch_rows: 65536
 
-Local paths outside the tenant's folders are refused (see file_sources). Memory holds one flush of rows at a time
-(table_sink), however big the files are.
+Local paths outside the tenant's folders are refused (see file_sources), and so is a gs:// bucket the tenant has not
+declared in its tenant.yaml (`sources.gcs_buckets`): at validation time when the bucket is written literally, and at
+run time after rendering. Memory holds one flush of rows at a time (table_sink), however big the files are.
 """
 
 from __future__ import annotations
@@ -23,9 +24,11 @@ from typing import Any
 import pyarrow as pa
 from pydantic import ConfigDict, Field
 
+from shared.errors import TerminalError
 from shared.pipelines.spec import StepSpec
+from shared.pipelines.templating import ValidationScope
 from shared.processors.base import StepContext, StepResult
-from shared.processors.file_sources import FileFormat, ReadOptions, infer_format, read_batches
+from shared.processors.file_sources import FileFormat, ReadOptions, infer_format, read_batches, split_gs
 from shared.processors.step_config import (
     ColumnName,
     ColumnTypeName,
@@ -39,6 +42,8 @@ from shared.processors.step_config import (
     step_issues,
 )
 from shared.processors.table_sink import TableSink
+from shared.runtime.context import get_context
+from shared.tenancy.sources import undeclared_bucket_problem
 
 
 class CsvOptions(StrictModel):
@@ -76,8 +81,21 @@ CONFIG_MODELS: dict[str, type[StrictModel]] = {"source": FileSource, "destinatio
 """Settings models for the editor JSON Schema (the optional `config` is left out: the schema marks these required)."""
 
 
-def validate_step(step: StepSpec) -> list[Issue]:
-    return step_issues(FileLoadStep, step)
+def validate_step(step: StepSpec, scope: ValidationScope) -> list[Issue]:
+    issues = step_issues(FileLoadStep, step)
+    path = step.source.get("path") if isinstance(step.source, dict) else None
+    if scope.tenant_id and isinstance(path, str) and path.startswith("gs://"):
+        bucket = path.removeprefix("gs://").partition("/")[0]
+        if "{" not in bucket:  # a templated bucket is checked at run time, once rendered
+            try:
+                split_gs(path)
+            except TerminalError as exc:
+                return [*issues, (("source", "path"), str(exc))]
+            config_dir = get_context().settings.config_dir
+            problem = undeclared_bucket_problem(config_dir, scope.tenant_id, bucket)
+            if problem:
+                issues.append((("source", "path"), problem))
+    return issues
 
 
 class FileLoad:
@@ -95,7 +113,9 @@ class FileLoad:
         ctx.warehouse.ensure_dataset(ctx.dataset(cfg.destination.dataset))
         sink = TableSink(ctx.warehouse, table, cfg.destination.write_mode, ctx.run_id, step.step_id)
         try:
-            for batch in read_batches(location, ctx.tenant_id, options):
+            # credentials=None reads as the process's identity; on GCP the stage worker is to pass the tenant's
+            # impersonated credentials here (shared/adapters/gcp_identity.py, issue 13).
+            for batch in read_batches(location, ctx.tenant_id, options, credentials=None):
                 check_deadline(ctx, step)
                 sink.write(batch)
             rows = sink.commit(empty_schema=options.schema)

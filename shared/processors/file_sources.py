@@ -5,7 +5,9 @@ where relative paths start) or its own config folder (`tenant_configs/{tenant_id
 and `..` included) before the check, so `../../etc/passwd` or a symlink out of the folder is refused.
 
 GCS objects are read through google-cloud-storage, imported on first use, with seekable ranged reads (a parquet file
-is never downloaded whole). `STORAGE_EMULATOR_HOST` points the client at an emulator in tests.
+is never downloaded whole). `STORAGE_EMULATOR_HOST` points the client at an emulator in tests. Only buckets the
+tenant declares in its tenant.yaml (`sources.gcs_buckets`, shared/tenancy/sources.py) are read, whatever the
+identity reading them could reach; `credentials` lets the caller read as the tenant's own identity on GCP.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ import pyarrow.parquet as pq
 
 from shared.errors import TerminalError, TransientError
 from shared.runtime.context import get_context
+from shared.tenancy.sources import undeclared_bucket_problem
 
 FileFormat = Literal["parquet", "csv", "ndjson"]
 _EXTENSIONS: dict[str, FileFormat] = {
@@ -89,10 +92,16 @@ def _confined(path: Path, roots: list[Path], location: str) -> Path:
     return resolved
 
 
-def read_batches(location: str, tenant_id: str, options: ReadOptions) -> Iterator[pa.RecordBatch]:
-    """Every matching file's rows, file after file, as record batches (explicit schema applied when given)."""
+def read_batches(
+    location: str, tenant_id: str, options: ReadOptions, credentials: Any | None = None
+) -> Iterator[pa.RecordBatch]:
+    """Every matching file's rows, file after file, as record batches (explicit schema applied when given).
+
+    `credentials` (google.auth credentials) read gs:// objects as that identity (the tenant's own on GCP); None
+    uses the process's default identity (the emulator in tests, the local developer's login)."""
     if location.startswith("gs://"):
-        for blob_name, opener in _gcs_objects(location):
+        check_declared_bucket(location, tenant_id)
+        for blob_name, opener in _gcs_objects(location, credentials):
             with opener() as stream:
                 yield from _batches(stream, blob_name, options)
         return
@@ -166,18 +175,27 @@ def _ndjson(source: Any, options: ReadOptions) -> Iterator[pa.RecordBatch]:
 # -- GCS ---------------------------------------------------------------------------------------------------------
 
 
-def _split_gs(location: str) -> tuple[str, str]:
+def split_gs(location: str) -> tuple[str, str]:
+    """`gs://bucket/object` -> (bucket, object)."""
     bucket, _, name = location.removeprefix("gs://").partition("/")
     if not bucket or not name:
         raise TerminalError(f"{location!r} is not gs://bucket/object")
     return bucket, name
 
 
-def _gcs_objects(location: str) -> list[tuple[str, Any]]:
+def check_declared_bucket(location: str, tenant_id: str) -> None:
+    """Refuse a gs:// location whose bucket the tenant has not declared (run time, after rendering)."""
+    bucket, _ = split_gs(location)
+    problem = undeclared_bucket_problem(get_context().settings.config_dir, tenant_id, bucket)
+    if problem:
+        raise TerminalError(f"{location}: {problem}")
+
+
+def _gcs_objects(location: str, credentials: Any | None) -> list[tuple[str, Any]]:
     """(gs:// name, opener) for each object; a glob in the object name lists the bucket under its fixed prefix."""
-    bucket_name, pattern = _split_gs(location)
+    bucket_name, pattern = split_gs(location)
     with _gcs_errors(location):
-        bucket = _gcs_client().bucket(bucket_name)
+        bucket = gcs_client(credentials).bucket(bucket_name)
         if any(ch in pattern for ch in "*?["):
             prefix = pattern[: min(pattern.find(c) for c in "*?[" if c in pattern)]
             names = sorted(b.name for b in bucket.list_blobs(prefix=prefix) if fnmatch.fnmatchcase(b.name, pattern))
@@ -208,11 +226,15 @@ def _gcs_opener(bucket: Any, name: str, location: str) -> Any:
 _CLIENT: Any = None
 
 
-def _gcs_client() -> Any:
+def gcs_client(credentials: Any | None = None) -> Any:
+    """A storage client: the process-wide one for the default identity, or a new one acting as `credentials`
+    (a client per step: it only holds the credentials and a session, and must never serve another tenant)."""
     global _CLIENT
-    if _CLIENT is None:
-        from google.cloud import storage  # type: ignore[attr-defined]  # lazy: only steps that read gs:// pay for the import
+    from google.cloud import storage  # type: ignore[attr-defined]  # lazy: only steps that read gs:// pay for the import
 
+    if credentials is not None:
+        return storage.Client(project=get_context().settings.project, credentials=credentials)
+    if _CLIENT is None:
         _CLIENT = storage.Client(project=get_context().settings.project)
     return _CLIENT
 

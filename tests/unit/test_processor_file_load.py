@@ -16,8 +16,11 @@ import pyarrow.parquet as pq
 import pytest
 
 from shared.errors import TerminalError
+from shared.pipelines.loader import PipelineValidationError, load_pipeline
 from shared.pipelines.spec import StepSpec
+from shared.pipelines.templating import ValidationScope
 from shared.processors import file_load, file_sources, table_sink
+from shared.tenancy.sources import TenantSourcesError, load_tenant_sources
 from tests.processor_support import StepEnv, engine_fixture, env_fixture, warehouse_fixture  # noqa: F401
 
 CSV = "id,name,amount,day\n1,alpha,1.5,2026-11-01\n2,beta,,2026-11-02\n3,gamma,3.25,2026-11-03\n"
@@ -164,7 +167,7 @@ def test_missing_files_and_bad_contents_fail_clearly(env: StepEnv) -> None:
 def test_validation_names_the_key() -> None:
     def issues(raw: dict[str, Any]) -> dict[tuple[str | int, ...], str]:
         step = StepSpec.model_validate({"step_id": "load", "ps_type": "file.load", **raw})
-        return dict(file_load.validate_step(step))
+        return dict(file_load.validate_step(step, ValidationScope()))
 
     ok = _step({"path": "x.parquet"})
     assert issues({k: v for k, v in ok.items() if k not in ("step_id", "ps_type")}) == {}
@@ -184,8 +187,14 @@ def test_validation_names_the_key() -> None:
 # -- gs:// against a real GCS emulator ---------------------------------------------------------------------------
 
 
+def _declare_buckets(env: StepEnv, *buckets: str) -> None:
+    tenant_yaml = env.context.settings.config_dir / env.tenant_id / "tenant.yaml"
+    tenant_yaml.write_text(f"tenant_id: {env.tenant_id}\nsources:\n  gcs_buckets: [{', '.join(buckets)}]\n")
+
+
 @pytest.fixture
-def gcs_bucket(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+def gcs_bucket(env: StepEnv, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    """The emulator's `exports` bucket (declared by the test tenant) and `other-tenant` (not declared)."""
     from gcp_storage_emulator.server import create_server
 
     sock = socket.socket()
@@ -199,6 +208,8 @@ def gcs_bucket(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
     from google.cloud import storage
 
     client = storage.Client(project="test")
+    client.create_bucket("other-tenant").blob("billing/export.csv").upload_from_string(b"day,n\n2026-11-02,7\n")
+    _declare_buckets(env, "exports")
     yield client.bucket("exports")
     file_sources.reset_gcs_client()
     server.stop()
@@ -217,3 +228,79 @@ def test_gcs_objects_load_with_globs(env: StepEnv, gcs_bucket: Any) -> None:
     with pytest.raises(TerminalError, match=r"gs://exports/billing/missing\.parquet: not found"):
         env.run(_step({"path": "gs://exports/billing/missing.parquet"}))
     assert os.environ["STORAGE_EMULATOR_HOST"].startswith("http://127.0.0.1:")
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "gs://other-tenant/billing/export.csv",
+        "gs://other-tenant/billing/*.csv",
+        "gs://Exports/billing/x.csv",
+        "gs://exports.evil/billing/x.csv",
+        "gs://exports@other-tenant/billing/x.csv",
+    ],
+)
+def test_undeclared_buckets_are_refused_at_run_time(env: StepEnv, gcs_bucket: Any, path: str) -> None:
+    with pytest.raises(
+        TerminalError, match=r"is not declared in tenant\.yaml sources\.gcs_buckets \(declared: exports\)"
+    ):
+        env.run(_step({"path": path, "format": "csv"}))
+
+
+def test_a_rendered_bucket_is_checked_after_rendering(env: StepEnv, gcs_bucket: Any) -> None:
+    gcs_bucket.blob("billing/export.csv").upload_from_string(b"day,n\n2026-11-02,1\n")
+    env.run(_step({"path": "gs://{bucket}/billing/export.csv"}), parameters={"bucket": "exports"})
+    assert env.table("raw", "landed") == [{"day": dt.date(2026, 11, 2), "n": 1}]
+    with pytest.raises(TerminalError, match="'other-tenant' is not declared"):
+        env.run(_step({"path": "gs://{bucket}/billing/export.csv"}), parameters={"bucket": "other-tenant"})
+    assert env.table("raw", "landed") == [{"day": dt.date(2026, 11, 2), "n": 1}]  # nothing of the other bucket
+
+
+def _pipeline_file(env: StepEnv, path: str) -> Any:
+    folder = env.context.settings.config_dir / env.tenant_id / "pipelines"
+    folder.mkdir(exist_ok=True)
+    file = folder / "gcs_load.yaml"
+    file.write_text(
+        "pipeline_id: gcs_load\n"
+        "parameters:\n  bucket: {type: string, default: exports}\n"
+        "steps:\n"
+        "  - step_id: load\n"
+        "    ps_type: file.load\n"
+        f"    source: {{path: {json.dumps(path)}}}\n"
+        "    destination: {dataset: raw, table: landed}\n"
+    )
+    return file
+
+
+def test_undeclared_buckets_are_refused_at_validation_time(env: StepEnv) -> None:
+    _declare_buckets(env, "acme-exports", "acme.billing.example")
+    for accepted in ("gs://acme-exports/a/*.parquet", "gs://acme.billing.example/x.csv", "gs://{bucket}/x.csv"):
+        load_pipeline(_pipeline_file(env, accepted))
+    with pytest.raises(PipelineValidationError) as caught:
+        load_pipeline(_pipeline_file(env, "gs://globex-exports/a.parquet"))
+    (issue,) = caught.value.issues
+    assert (issue.line, issue.key) == (7, "steps[0].source.path")
+    assert "bucket 'globex-exports' is not declared" in issue.message and "acme-exports" in issue.message
+
+
+@pytest.mark.parametrize(
+    ("declaration", "message"),
+    [
+        ("sources:\n  gcs_buckets: [gs://acme-exports]\n", "write the bucket name alone"),
+        ("sources:\n  gcs_buckets: [ok-bucket, Bad_Upper]\n", "'Bad_Upper' is not a bucket name"),
+        ("sources:\n  gcs_buckets: [a, b]\n", "not a bucket name"),
+        ("sources:\n  gcs_buckets: [x-bucket, x-bucket]\n", "listed twice"),
+        ("sources:\n  gcs_buckets: [google-data]\n", "contain 'google'"),
+        ("sources:\n  gcs_bucket: [x-bucket]\n", "Extra inputs are not permitted"),
+        ("sources: [x-bucket]\n", "must be a mapping"),
+    ],
+)
+def test_tenant_yaml_sources_are_validated_with_positions(env: StepEnv, declaration: str, message: str) -> None:
+    tenant_yaml = env.context.settings.config_dir / env.tenant_id / "tenant.yaml"
+    tenant_yaml.write_text(f"tenant_id: {env.tenant_id}\n{declaration}")
+    with pytest.raises(TenantSourcesError) as caught:
+        load_tenant_sources(env.context.settings.config_dir, env.tenant_id)
+    issue = caught.value.issues[0]
+    assert issue.file == str(tenant_yaml) and issue.line in (2, 3) and message in issue.message
+    with pytest.raises(PipelineValidationError, match=r"tenant's sources cannot be read: .*tenant\.yaml:\d+:\d+"):
+        load_pipeline(_pipeline_file(env, "gs://x-bucket/a.csv"))
