@@ -2,7 +2,9 @@
 
 Local paths are confined: a tenant may read only below its landing folder (`{CLOUDACT_HOME}/files/{tenant_id}/`,
 where relative paths start) or its own config folder (`tenant_configs/{tenant_id}/`). Paths are resolved (symlinks
-and `..` included) before the check, so `../../etc/passwd` or a symlink out of the folder is refused.
+and `..` included) before the check, so `../../etc/passwd` or a symlink out of the folder is refused; and the file
+actually opened is checked again through /proc/self/fd, so a folder swapped for a symlink between the check and the
+open cannot lead out either.
 
 GCS objects are read through google-cloud-storage, imported on first use, with seekable ranged reads (a parquet file
 is never downloaded whole). `STORAGE_EMULATOR_HOST` points the client at an emulator in tests. Only buckets the
@@ -13,6 +15,7 @@ identity reading them could reach; `credentials` lets the caller read as the ten
 from __future__ import annotations
 
 import fnmatch
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -105,19 +108,34 @@ def read_batches(
             with opener() as stream:
                 yield from _batches(stream, blob_name, options)
         return
+    roots = allowed_roots(tenant_id)
     for path in resolve_local(location, tenant_id):
-        with _local_stream(path, options.format) as stream:
+        with _local_stream(path, options.format, roots, location) as stream:
             yield from _batches(stream, str(path), options)
 
 
 @contextmanager
-def _local_stream(path: Path, fmt: FileFormat) -> Iterator[Any]:
-    if fmt == "parquet":  # buffered reads, not a memory map: a mapped 10 GB file would count as resident memory
-        with pa.OSFile(str(path)) as source:
-            yield source
-    else:
-        with pa.input_stream(str(path), compression="detect") as source:
-            yield source
+def _local_stream(path: Path, fmt: FileFormat, roots: list[Path], location: str) -> Iterator[Any]:
+    """Open `path`, then check that what was opened is inside the roots (the path was checked before the open)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except OSError as exc:  # ELOOP: the checked file became a symlink
+        raise TerminalError(f"cannot open {location!r}: {exc.strerror}") from exc
+    try:
+        opened = Path(f"/proc/self/fd/{fd}")
+        readable = str(path)
+        if opened.exists():  # Linux: the link names the file the descriptor really holds
+            _confined(Path(os.readlink(opened)), roots, location)
+            readable = str(opened)  # reopening through the descriptor reads that same file
+        if fmt == "parquet":  # buffered reads, not a memory map: a mapped 10 GB file would count as resident memory
+            with pa.OSFile(readable) as source:
+                yield source
+        else:
+            gzip = path.name.lower().endswith(".gz")
+            with pa.input_stream(readable, compression="gzip" if gzip else None) as source:
+                yield source
+    finally:
+        os.close(fd)
 
 
 def _batches(source: Any, name: str, options: ReadOptions) -> Iterator[pa.RecordBatch]:

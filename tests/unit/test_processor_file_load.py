@@ -135,6 +135,55 @@ def test_a_symlink_out_of_the_landing_folder_is_refused(env: StepEnv, tmp_path: 
         env.run(_step({"path": "innocent.csv"}))
 
 
+def test_the_platforms_own_files_and_other_tenants_are_out_of_reach(env: StepEnv, tmp_path: Any) -> None:
+    home = env.context.settings.home
+    (home / "credentials.json").write_text('{"admin_token": "x"}')
+    other = home / "files" / "othertenant"
+    other.mkdir(parents=True)
+    (other / "orders.csv").write_text(CSV)
+    (env.landing / "exports").mkdir()
+    (env.landing / "exports" / "mine.csv").write_text(CSV)
+    (env.landing / "linked").symlink_to(other, target_is_directory=True)
+    for path in (
+        "../../credentials.json",
+        str(home / "credentials.json"),
+        str(other / "orders.csv"),
+        "linked/orders.csv",  # a symlinked folder
+        "linked/*.csv",  # ... matched by a glob
+        "exports/*/../../../othertenant/orders.csv",  # '..' after a wildcard
+        "*/../../othertenant/*.csv",
+    ):
+        with pytest.raises(TerminalError, match=r"outside the tenant's folders|no file matches") as caught:
+            env.run(_step({"path": path, "format": "csv"}))
+        assert "admin_token" not in str(caught.value)
+    env.run(_step({"path": str(env.landing / "exports" / "mine.csv")}))  # absolute, but inside: fine
+    assert len(env.table("raw", "landed")) == 3
+
+
+def test_a_folder_swapped_for_a_symlink_after_the_check_is_caught_at_open(
+    env: StepEnv, tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The path check passes on a real folder; before the file is opened the folder becomes a symlink to another
+    tenant's files (a race). What was opened is checked again, so nothing is read."""
+    (env.landing / "exports").mkdir()
+    (env.landing / "exports" / "day.csv").write_text(CSV)
+    elsewhere = tmp_path / "victim"
+    elsewhere.mkdir()
+    (elsewhere / "day.csv").write_text("id,name,amount,day\n666,stolen,0,2026-11-01\n")
+    checked = file_sources.resolve_local
+
+    def check_then_swap(location: str, tenant_id: str) -> list[Any]:
+        found = checked(location, tenant_id)
+        (env.landing / "exports").rename(env.landing / "exports_before")
+        (env.landing / "exports").symlink_to(elsewhere, target_is_directory=True)
+        return found
+
+    monkeypatch.setattr(file_sources, "resolve_local", check_then_swap)
+    with pytest.raises(TerminalError, match="outside the tenant's folders"):
+        env.run(_step({"path": "exports/day.csv"}))
+    assert not env.warehouse.table_exists(f"{env.tenant_id}_raw.landed")
+
+
 def test_a_parameter_cannot_walk_the_path(env: StepEnv) -> None:
     with pytest.raises(TerminalError, match="not allowed in a path"):
         env.run(_step({"path": "exports/{day}.csv"}), parameters={"day": "../../etc/passwd"})
