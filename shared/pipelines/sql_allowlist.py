@@ -97,8 +97,10 @@ FUNCTIONS: frozenset[type[exp.Expr]] = frozenset(
 )  # fmt: skip
 """GoogleSQL scalar, aggregate and window functions, by the class sqlglot parses them into."""
 
-NAMED_FUNCTIONS = frozenset({"IEEE_DIVIDE", "PUBLIC_SUFFIX", "IP_FROM_STRING", "SAFE_IP_FROM_STRING", "IP_TO_STRING"})
-"""GoogleSQL functions sqlglot parses as `exp.Anonymous` (`NET.PUBLIC_SUFFIX`, ...), by upper-cased name."""
+NAMED_FUNCTIONS = frozenset({"IEEE_DIVIDE"})
+"""GoogleSQL functions sqlglot parses as `exp.Anonymous`, by upper-cased name."""
+NET_FUNCTIONS = frozenset({"PUBLIC_SUFFIX", "IP_FROM_STRING", "SAFE_IP_FROM_STRING", "IP_TO_STRING", "IP_NET_MASK"})
+"""`NET.<name>` functions sqlglot parses as `exp.Anonymous` inside `exp.NetFunc`: allowed there only."""
 
 ALLOWED_NODES = QUERY_STRUCTURE | FUNCTIONS
 
@@ -121,7 +123,7 @@ def node_problem(node: exp.Expr) -> str | None:
     """Why `node` may not appear in a tenant's query, or None if it is on the allow-list."""
     if isinstance(node, exp.Anonymous):
         name = node.name.upper()
-        if name in NAMED_FUNCTIONS:
+        if name in NAMED_FUNCTIONS or (name in NET_FUNCTIONS and isinstance(node.parent, exp.NetFunc)):
             return None
         return f"function {node.name}() is not allowed: only GoogleSQL built-in functions may run here"
     if isinstance(node, exp.Dot) and not isinstance(node.expression, exp.Identifier):
@@ -131,6 +133,8 @@ def node_problem(node: exp.Expr) -> str | None:
             f"function {node.this.sql('bigquery')[:60]}.{called}() is not allowed: user-defined functions and "
             "functions outside GoogleSQL's built-ins may not run here"
         )
+    if isinstance(node, exp.Parameter) and isinstance(node.this, exp.Parameter):
+        return f"system variable @{node.this.sql('bigquery')} is not allowed: pass values as @name query parameters"
     if type(node) in ALLOWED_NODES:
         return None
     if isinstance(node, exp.Lateral):

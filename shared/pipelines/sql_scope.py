@@ -118,6 +118,9 @@ def render_checked_sql(
     return canonical
 
 
+_TOO_DEEP = "the query is nested too deeply to check (flatten nested parentheses or subqueries, e.g. with CTEs)"
+
+
 def check_select(sql: str, scope: TableScope, substituted: Sequence[tuple[int, int, str]] = ()) -> list[SqlIssue]:
     """Every rule above that `sql` breaks (empty if it may run). `substituted` = (start, end, name) of each
     placeholder value in `sql` (see templating.Rendered)."""
@@ -135,7 +138,10 @@ def checked_query(
     issues = _statement_issues(tree, scope, substituted)
     if issues:
         return None, issues
-    canonical = tree.sql("bigquery", comments=False)
+    try:
+        canonical = tree.sql("bigquery", comments=False)
+    except RecursionError:
+        return None, [SqlIssue(None, _TOO_DEEP)]
     again, second = _single_query(canonical)
     second = second if again is None else _statement_issues(again, scope, ())
     if second:
@@ -151,6 +157,8 @@ def _single_query(sql: str) -> tuple[exp.Query | None, list[SqlIssue]]:
         return None, [SqlIssue(_error_offset(sql, exc), f"SQL syntax error: {_describe(exc)}")]
     except SqlglotError as exc:
         return None, [SqlIssue(None, f"SQL syntax error: {exc}")]
+    except RecursionError:
+        return None, [SqlIssue(None, _TOO_DEEP)]
     if not statements:
         return None, [SqlIssue(None, "the query is empty")]
     if len(statements) > 1:

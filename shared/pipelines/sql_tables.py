@@ -82,7 +82,7 @@ def writable_dataset_problem(dataset: str, scope: TableScope) -> str | None:
         return problem
     name = dataset[len(scope.tenant_marker) + 1 :]
     if name.lower() in RESERVED_DATASETS:
-        return f"dataset `{scope.describe(dataset)}` is reserved for run history: steps may read it, never write it"
+        return f"{name!r} is reserved for run history (`{scope.describe(dataset)}`): steps may read it, never write it"
     return None
 
 

@@ -41,10 +41,13 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from shared import logs
 from shared.errors import TerminalError
 from shared.pipelines.spec import IDENTIFIER, StepIssue, StepSpec
-from shared.pipelines.sql_scope import TableScope, dataset_problem, query_parameter_names, render_checked_sql
+from shared.pipelines.sql_scope import TableScope, query_parameter_names, render_checked_sql, writable_dataset_problem
 from shared.pipelines.sql_scope import validate_sql_template as _validate_sql
+from shared.pipelines.sql_tables import RESERVED_DATASETS
 from shared.pipelines.templating import (
     ValidationScope,
+    describe_sentinels,
+    render,
     render_identifier,
     run_values,
     validate_identifier_template,
@@ -56,7 +59,6 @@ from shared.processors.table_sink import APPEND_LOG, APPEND_LOG_SCHEMA
 log = logs.get_logger("cloudact.processors.bigquery_query")
 COLUMN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,299}$")
 STAGING_PREFIX = "_cloudact_stage_"
-RESERVED_DATASETS = frozenset({"metadata"})
 _SAFE_LITERAL = re.compile(r"^[A-Za-z0-9_.:\-]{1,300}$")
 
 
@@ -127,11 +129,14 @@ def validate_step(step: StepSpec, scope: ValidationScope) -> list[StepIssue]:
 def _destination_issues(dest: QueryDestination, scope: ValidationScope) -> list[StepIssue]:
     issues = [StepIssue(("destination", "dataset"), m, o) for o, m in validate_identifier_template(dest.dataset, scope)]
     issues += [StepIssue(("destination", "table"), m, o) for o, m in validate_identifier_template(dest.table, scope)]
-    if dest.dataset in RESERVED_DATASETS:
-        issues.append(StepIssue(("destination", "dataset"), f"{dest.dataset!r} is reserved for run history"))
-    elif not issues:
-        full = f"{scope.tenant_marker()}_{dest.dataset}"
-        problem = dataset_problem(full, TableScope(scope.tenant_marker(), other_tenants=scope.other_tenants))
+    if not issues:
+        # checked on the rendered name, case-insensitively: `Metadata` or a variable holding `metadata` is reserved too
+        values = scope.values()
+        full = f"{scope.tenant_marker()}_{render(dest.dataset, values).text}"
+        table_scope = TableScope(
+            scope.tenant_marker(), other_tenants=scope.other_tenants, describe=describe_sentinels(values)
+        )
+        problem = writable_dataset_problem(full, table_scope)
         if problem:
             issues.append(StepIssue(("destination", "dataset"), problem))
     if dest.table.startswith("_cloudact"):
@@ -169,8 +174,8 @@ class BigQueryQuery:
         sql = render_checked_sql(source.query, values, tenant_id=ctx.tenant_id, project=project, other_tenants=others)
         params = query_params(sql, ctx)
         dataset = ctx.dataset(render_identifier(dest.dataset, values, "destination.dataset"))
-        problem = dataset_problem(dataset, TableScope(ctx.tenant_id, other_tenants=others))
-        if problem:
+        problem = writable_dataset_problem(dataset, TableScope(ctx.tenant_id, other_tenants=others))
+        if problem:  # after rendering: a run value such as ds=metadata must not reach the reserved dataset
             raise TerminalError(f"step {step.step_id}: destination: {problem}")
         table = f"{dataset}.{render_identifier(dest.table, values, 'destination.table')}"
         writer = _Writer(ctx.warehouse, dataset, table, dest, _write_id(ctx, step))
@@ -199,7 +204,7 @@ def _settings(step: StepSpec) -> tuple[QuerySource, QueryDestination]:
     destination = _model(QueryDestination, step.destination, "destination", issues) if step.destination else None
     if step.destination is None:
         issues.append(StepIssue(("destination",), "a destination {dataset, table} is required"))
-    elif destination is not None and destination.dataset in RESERVED_DATASETS:
+    elif destination is not None and destination.dataset.lower() in RESERVED_DATASETS:
         issues.append(StepIssue(("destination", "dataset"), f"{destination.dataset!r} is reserved for run history"))
     if issues or source is None or destination is None:
         text = "; ".join(".".join(map(str, i.path)) + ": " + i.message for i in issues)
