@@ -1,69 +1,32 @@
 """The embedded warehouse: DuckDB running GoogleSQL via sqlglot, so pipelines keep one SQL dialect everywhere.
 
-Datasets are DuckDB schemas and tables are `dataset.table`, exactly as in BigQuery. Every statement handed to `query`
-or `execute` is parsed as GoogleSQL, patched where DuckDB's meaning differs cheaply (below), and generated as DuckDB
-SQL; the result is cached because pipelines run the same statements over and over. `@name` parameters become DuckDB
-`$name` and are bound from a dict, so values never reach the SQL text.
+Datasets are DuckDB schemas and tables are `dataset.table`, exactly as in BigQuery. Statements handed to `query` or
+`execute` are translated by `duckdb_sql` (GoogleSQL -> DuckDB, allowed statement types only). `@name` parameters
+become DuckDB `$name` and are bound from a dict, so values never reach the SQL text.
 
-Patched so DuckDB answers like BigQuery:
-- `EXTRACT(DAYOFWEEK ...)` is 1 (Sunday) .. 7 in BigQuery but 0 .. 6 in DuckDB: 1 is added.
-- `EXTRACT(WEEK ...)` is the Sunday-based week (0-53) in BigQuery but the ISO week in DuckDB: it becomes `%U`.
-- `DATE_TRUNC(...)` returns a DATE in BigQuery but a TIMESTAMP in DuckDB: it is cast back to DATE (so a TIMESTAMP
-  argument also comes back as a DATE here; use `TIMESTAMP_TRUNC` for timestamps, as on BigQuery).
-- Non-integer numeric literals (`1.5`) are FLOAT64 in BigQuery but DECIMAL in DuckDB: they are cast to DOUBLE.
-- `NUMERIC` is DECIMAL(38, 9) in BigQuery but a bare DECIMAL is (18, 3) in DuckDB: it is spelled DECIMAL(38, 9).
-- `EXTRACT(ISOWEEK ...)` is DuckDB's `WEEK`.
-- Result columns are widened to BigQuery's types: small ints -> int64, float32 -> float64, and the HUGEINT that DuckDB
-  gives for `SUM(INT64)` (decimal128(38, 0)) -> int64.
-- Naive `datetime` parameters are taken as UTC (BigQuery's TIMESTAMP rule); the session time zone is UTC.
-
-Known differences left as they are (write SQL that avoids them):
-- Division by zero gives inf/NULL in DuckDB; BigQuery raises. Use SAFE_DIVIDE, which agrees on both.
-- `PARSE_TIMESTAMP` returns a naive timestamp; unaliased expression columns are named differently on each engine.
-- Scripting (`DECLARE`/`SET` variables), `EXTRACT(WEEK(<weekday>) ...)` and partition decorators are not supported;
-  a multi-statement call runs its statements one by one, not atomically.
-- Partitioning and clustering are accepted by `create_table` and ignored: DuckDB has neither.
-- Constructs sqlglot reports it cannot translate faithfully fail with TerminalError instead of running as something
-  else (the one exception: its EXTRACT-from-TIMESTAMPTZ warning, moot in a UTC session).
+Locally each tenant has its own database file, opened locked down by `duckdb_connection` (no files, no network, no
+extensions, no setting changes from SQL).
 """
 
 from __future__ import annotations
 
-import re
 import threading
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from datetime import UTC, datetime
-from functools import lru_cache
 from pathlib import Path
-from typing import Any, Literal, NamedTuple
+from typing import Any
 
 import duckdb
 import pyarrow as pa
-import sqlglot
-from sqlglot import exp
-from sqlglot.dialects.dialect import Dialect
-from sqlglot.errors import ErrorLevel, ParseError, SqlglotError, UnsupportedError
 
+from shared.adapters.duckdb_connection import open_locked_down
+from shared.adapters.duckdb_sql import Statement, transpile
 from shared.errors import TerminalError, TransientError
 from shared.ports.warehouse import WriteMode
 
-StatementKind = Literal["query", "dml", "ddl", "other"]
-
 _SOURCE_PREFIX = "__cloudact_src_"
-_DUCKDB = Dialect.get_or_raise("duckdb")
-# sqlglot warns that EXTRACT from a TIMESTAMP may differ by time zone: BigQuery extracts in UTC, and so does this
-# adapter's session (SET GLOBAL TimeZone='UTC').
-_HARMLESS_UNSUPPORTED = ("timezone handling differences",)
-
-
-class _Statement(NamedTuple):
-    """One DuckDB statement transpiled from GoogleSQL, with the parameter names it binds."""
-
-    sql: str
-    params: tuple[str, ...]
-    kind: StatementKind
 
 
 class DuckDBWarehouse:
@@ -74,16 +37,10 @@ class DuckDBWarehouse:
     """
 
     def __init__(self, path: str | Path) -> None:
-        target = str(path)
-        if target != ":memory:":
-            Path(target).parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
         self._closed = False
         with _mapped_errors("opening DuckDB"):
-            self._con = duckdb.connect(target)
-            # GLOBAL, not session: cursors are fresh connections and would not inherit a session setting.
-            # (duckdb.connect(config={"TimeZone": ...}) raises on duckdb 2.0.)
-            self._con.execute("SET GLOBAL TimeZone='UTC'")
+            self._con = open_locked_down(path)
 
     # -- Warehouse -----------------------------------------------------------------------------------------------
 
@@ -127,7 +84,7 @@ class DuckDBWarehouse:
 
     def query(self, sql: str, params: Mapping[str, Any] | None = None) -> pa.Table:
         """Run GoogleSQL; the last statement's rows come back as arrow, widened to BigQuery's column types."""
-        statements = _transpile(sql)
+        statements = transpile(sql)
         values = _bind_values(params)
         with self._cursor() as cur, _mapped_errors("query", statements):
             for stmt in statements[:-1]:
@@ -147,7 +104,7 @@ class DuckDBWarehouse:
     ) -> Iterator[pa.RecordBatch]:
         """Stream one GoogleSQL SELECT through DuckDB's arrow record-batch reader, widened like `query`. The cursor
         stays open until the iterator is exhausted or closed."""
-        statements = _transpile(sql)
+        statements = transpile(sql)
         if len(statements) != 1 or statements[0].kind != "query":
             raise TerminalError("query_batches takes exactly one SELECT statement")
         stmt = statements[0]
@@ -160,7 +117,7 @@ class DuckDBWarehouse:
     def execute(self, sql: str, params: Mapping[str, Any] | None = None) -> int:
         """Run GoogleSQL DDL/DML; returns the rows touched by DML (DDL, including CREATE TABLE AS, counts 0, as on
         BigQuery)."""
-        statements = _transpile(sql)
+        statements = transpile(sql)
         values = _bind_values(params)
         affected = 0
         with self._cursor() as cur, _mapped_errors("execute", statements):
@@ -227,7 +184,7 @@ class _Cursor:
 
 
 @contextmanager
-def _mapped_errors(action: str, statements: Sequence[_Statement] = ()) -> Iterator[None]:
+def _mapped_errors(action: str, statements: Sequence[Statement] = ()) -> Iterator[None]:
     """Translate DuckDB exceptions into the pipeline's transient/terminal split.
 
     User mistakes (parse, bind, catalog, conversion, constraint, bad input) are terminal; contention (transaction
@@ -246,97 +203,6 @@ def _mapped_errors(action: str, statements: Sequence[_Statement] = ()) -> Iterat
 # -- transpilation -----------------------------------------------------------------------------------------------
 
 
-@lru_cache(maxsize=512)
-def _transpile(sql: str) -> tuple[_Statement, ...]:
-    """GoogleSQL text -> DuckDB statements. Cached: the same pipeline SQL is transpiled once per process."""
-    try:
-        parsed = [e for e in sqlglot.parse(sql, read="bigquery") if e is not None]
-        if not parsed:
-            raise TerminalError("empty SQL: no statement to run")
-        out = []
-        for tree in parsed:
-            names = tuple(dict.fromkeys(p.name for p in tree.find_all(exp.Parameter)))
-            kind = _kind(tree)
-            _patch(tree)
-            out.append(_Statement(_generate(tree), names, kind))
-        return tuple(out)
-    except SqlglotError as e:
-        raise TerminalError(f"GoogleSQL could not be translated for DuckDB: {_describe(e)}\n[SQL: {sql[:2000]}]") from e
-
-
-def _generate(tree: exp.Expr) -> str:
-    """DuckDB text for one statement. sqlglot's "unsupported" notes mean DuckDB would compute something else, so they
-    fail the statement instead of being logged, except the ones the UTC session makes moot."""
-    generator = _DUCKDB.generator(unsupported_level=ErrorLevel.IGNORE)
-    text = generator.generate(tree)
-    problems = [m for m in generator.unsupported_messages if not any(ok in m for ok in _HARMLESS_UNSUPPORTED)]
-    if problems:
-        raise UnsupportedError("; ".join(problems))
-    return text
-
-
-def _describe(error: SqlglotError) -> str:
-    """sqlglot's message without its ANSI underline codes: `<problem> at [line:col] near '<token>'`."""
-    if isinstance(error, ParseError) and error.errors:
-        first = error.errors[0]
-        return f"{first['description']} at [{first['line']}:{first['col']}] near {first['highlight']!r}"
-    return re.sub(r"\x1b\[[0-9;]*m", "", str(error))
-
-
-def _kind(tree: exp.Expr) -> StatementKind:
-    if isinstance(tree, exp.Query):
-        return "query"
-    if isinstance(tree, exp.Insert | exp.Update | exp.Delete | exp.Merge):
-        return "dml"
-    if isinstance(tree, exp.Create | exp.Drop | exp.Alter | exp.TruncateTable):
-        return "ddl"
-    return "other"
-
-
-def _patch(tree: exp.Expr) -> None:
-    """Rewrite, in place, the GoogleSQL constructs that DuckDB would silently answer differently (module docstring).
-    Deepest nodes first, so an outer node's copy already holds its patched children."""
-    nodes = list(tree.find_all(exp.Extract, exp.DateTrunc, exp.Literal, exp.DataType))
-    for node in reversed(nodes):
-        if isinstance(node, exp.Extract):
-            part = node.this.name.upper() if isinstance(node.this, exp.Var) else ""
-            if part == "DAYOFWEEK":
-                node.replace(exp.paren(exp.Add(this=node.copy(), expression=exp.Literal.number(1)), copy=False))
-            elif part == "WEEK":
-                week = exp.Anonymous(this="STRFTIME", expressions=[node.expression.copy(), exp.Literal.string("%U")])
-                node.replace(exp.cast(week, "BIGINT"))
-            elif part == "ISOWEEK":
-                node.set("this", exp.var("WEEK"))  # DuckDB's WEEK is the ISO week
-        elif isinstance(node, exp.DateTrunc):
-            if not _is_timestamp(node.this):
-                node.replace(exp.cast(node.copy(), "DATE"))
-        elif isinstance(node, exp.DataType):
-            if node.this == exp.DataType.Type.DECIMAL and not node.expressions:
-                node.replace(exp.DataType.build("DECIMAL(38, 9)"))  # NUMERIC; DuckDB's bare DECIMAL is (18, 3)
-        elif (
-            isinstance(node, exp.Literal)
-            and not isinstance(node.parent, exp.Cast)
-            and not node.is_string
-            and not node.is_int
-            and _is_plain_number(node.this)
-        ):
-            node.replace(exp.cast(node.copy(), "DOUBLE"))
-
-
-def _is_timestamp(node: exp.Expr) -> bool:
-    if isinstance(node, exp.CurrentTimestamp | exp.CurrentDatetime | exp.TimestampTrunc | exp.DatetimeTrunc):
-        return True
-    return isinstance(node, exp.Cast) and node.to.this in exp.DataType.TEMPORAL_TYPES - {exp.DataType.Type.DATE}
-
-
-def _is_plain_number(text: str) -> bool:
-    try:
-        float(text)
-    except ValueError:
-        return False
-    return True
-
-
 # -- values, names, results --------------------------------------------------------------------------------------
 
 
@@ -352,7 +218,7 @@ def _bind_values(params: Mapping[str, Any] | None) -> dict[str, Any]:
     return out
 
 
-def _pick(values: Mapping[str, Any], stmt: _Statement) -> dict[str, Any] | None:
+def _pick(values: Mapping[str, Any], stmt: Statement) -> dict[str, Any] | None:
     """Only the parameters this statement names: DuckDB rejects extra ones, BigQuery ignores them."""
     if not stmt.params:
         return None

@@ -1,0 +1,44 @@
+"""Opening one tenant's DuckDB database locked down: it can reach its own file and nothing else.
+
+DuckDB's defaults let SQL read and write any file the process can (`read_text('/etc/passwd')`, `COPY ... TO`),
+ATTACH other database files, install and autoload extensions (httpfs reaches the network) and change any setting.
+A tenant's connection is opened with:
+
+- `enable_external_access=false`: no file system or network access from SQL (read_*/glob/COPY/EXPORT/ATTACH of a
+  file/INSTALL/LOAD of an extension file). Arrow tables handed over with `register` still work: they are in memory.
+- `autoinstall_known_extensions=false`, `autoload_known_extensions=false`: an unknown function never pulls in code.
+- then, after the one setting the adapter needs (the UTC time zone), `lock_configuration=true`: from then on no
+  statement on any cursor can change a setting (SET/RESET/PRAGMA fail), so the two above cannot be turned back on.
+
+Isolation between tenants is structural on top of that: each tenant has its own database file, so nothing another
+tenant stored is in the catalog a connection can see.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import duckdb
+
+LOCKED_DOWN_CONFIG: dict[str, str | bool | int | float | list[str]] = {
+    "enable_external_access": False,
+    "autoinstall_known_extensions": False,
+    "autoload_known_extensions": False,
+}
+
+
+def open_locked_down(path: str | Path) -> duckdb.DuckDBPyConnection:
+    """Open (creating it if missing) the database at `path` (or `":memory:"`) with the settings above, locked."""
+    target = str(path)
+    if target != ":memory:":
+        Path(target).parent.mkdir(parents=True, exist_ok=True)
+    con = duckdb.connect(target, config=LOCKED_DOWN_CONFIG)
+    try:
+        # GLOBAL, not session: cursors are fresh connections and would not inherit a session setting.
+        # (duckdb.connect(config={"TimeZone": ...}) raises on duckdb 2.0.)
+        con.execute("SET GLOBAL TimeZone='UTC'")
+        con.execute("SET GLOBAL lock_configuration=true")  # last: nothing can change a setting after this
+    except BaseException:
+        con.close()
+        raise
+    return con
