@@ -104,11 +104,6 @@ NET_FUNCTIONS = frozenset({"PUBLIC_SUFFIX", "IP_FROM_STRING", "SAFE_IP_FROM_STRI
 
 ALLOWED_NODES = QUERY_STRUCTURE | FUNCTIONS
 
-INFORMATION_SCHEMA_VIEWS = frozenset(
-    {"TABLES", "COLUMNS", "COLUMN_FIELD_PATHS", "PARTITIONS", "TABLE_OPTIONS", "VIEWS"}
-)
-"""Dataset-scoped views (`{tenant_id}_x.INFORMATION_SCHEMA.TABLES`): they show that one dataset only."""
-
 _SYSTEM_NAME = re.compile(r"^(information_schema|pg_catalog|duckdb_|pg_|sqlite_|pragma_|region-)", re.IGNORECASE)
 """Catalog and system names of DuckDB (duckdb_tables, pg_settings, sqlite_master, information_schema) and BigQuery
 (INFORMATION_SCHEMA, `region-us`): a CTE or alias with such a name could be mistaken for the real catalog."""

@@ -11,8 +11,8 @@ Rules:
 - every node of the statement is a clause, operator or GoogleSQL built-in function on the allow-list
   (sql_allowlist): table-valued functions, LATERAL, user and unknown functions are refused wherever they stand;
 - every table reference, resolved after CTE scoping, is `{tenant_id}_<name>.<table>` (optionally `{project}.` or the
-  configured project in front) or a CTE visible there; CTEs and aliases never take a catalog/system name; only the
-  dataset-scoped INFORMATION_SCHEMA views (sql_tables);
+  configured project in front) or a CTE visible there; CTEs and aliases never take a catalog/system name; no
+  INFORMATION_SCHEMA in any form (sql_tables);
 - a substituted placeholder must lie inside an identifier (a table or column name), never in a literal or comment.
 
 What runs is what was checked: the run-time SQL is regenerated from the checked tree (comments dropped), and that

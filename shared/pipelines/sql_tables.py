@@ -7,8 +7,8 @@ tenant's own datasets.
 - CTE names are plain identifiers, unique in the statement (no shadowing between nested WITHs), and neither CTEs nor
   aliases may take a catalog/system name (`duckdb_tables`, `pg_settings`, `INFORMATION_SCHEMA`).
 - A qualified name is `[project.]dataset.table` where dataset is `{tenant_id}_<name>` (compared case-insensitively
-  against other tenants: DuckDB folds case) and table a plain name, or `dataset.INFORMATION_SCHEMA.<view>` for the
-  dataset-scoped views only.
+  against other tenants: DuckDB folds case) and table a plain name. INFORMATION_SCHEMA is refused in every form,
+  even a dataset's own (DuckDB has no such per-dataset view, and the catalog is not a step's business).
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 
 from sqlglot import exp
 
-from shared.pipelines.sql_allowlist import INFORMATION_SCHEMA_VIEWS, is_system_name
+from shared.pipelines.sql_allowlist import is_system_name
 
 PLAIN_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,1023}$")
 """A dataset, table or CTE name a tenant's query may use: ASCII letters, digits and '_' (no path, no dot, no unicode
@@ -57,8 +57,8 @@ def dataset_problem(dataset: str, scope: TableScope) -> str | None:
     folded = dataset.lower()
     if folded == "information_schema" or folded.startswith("region-"):
         return (
-            f"`{shown}` is project/region-wide and shows other tenants: read INFORMATION_SCHEMA of your own dataset "
-            "({tenant_id}_<name>.INFORMATION_SCHEMA.TABLES)"
+            f"`{shown}` is project/region-wide and shows other tenants: INFORMATION_SCHEMA is not available to "
+            "pipeline steps"
         )
     prefix = scope.tenant_marker + "_"
     if not PLAIN_NAME.match(dataset) or not dataset.startswith(prefix) or len(dataset) == len(prefix):
@@ -173,13 +173,10 @@ def _table_problem(table: exp.Table, scope: TableScope) -> str | None:
     if problem:
         return problem
     if name.upper().startswith("INFORMATION_SCHEMA."):
-        view = name.split(".", 1)[1].upper()
-        if view not in INFORMATION_SCHEMA_VIEWS:
-            return (
-                f"INFORMATION_SCHEMA.{view} is not a dataset-scoped view: use one of "
-                f"{', '.join(sorted(INFORMATION_SCHEMA_VIEWS))}"
-            )
-        return None
+        return (
+            "INFORMATION_SCHEMA is the warehouse's catalog and is not available to pipeline steps: "
+            "read your own tables instead"
+        )
     if not PLAIN_NAME.match(name):
         return f"table name {scope.describe(name)!r} is not a plain name (letters, digits and '_')"
     return None
