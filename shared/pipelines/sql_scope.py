@@ -118,6 +118,8 @@ def render_checked_sql(
     return canonical
 
 
+MAX_ISSUES = 20
+"""Refusals reported per query; the rest are counted."""
 _TOO_DEEP = "the query is nested too deeply to check (flatten nested parentheses or subqueries, e.g. with CTEs)"
 
 
@@ -183,7 +185,11 @@ def _statement_issues(
     issues = _allowlist_issues(tree, scope)
     issues += _placement_issues(tree, substituted)
     issues += table_issues(tree, scope)
-    return sorted(issues, key=lambda i: (i.offset if i.offset is not None else -1, i.message))
+    issues.sort(key=lambda i: (i.offset if i.offset is not None else -1, i.message))
+    if len(issues) > MAX_ISSUES:  # a run's error and a 4xx body stay small, however many refusals a query holds
+        more = len(issues) - MAX_ISSUES
+        issues = [*issues[:MAX_ISSUES], SqlIssue(None, f"... and {more} more problem(s) of the same kinds")]
+    return issues
 
 
 # -- rules -------------------------------------------------------------------------------------------------------

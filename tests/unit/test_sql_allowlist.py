@@ -176,6 +176,13 @@ def test_a_query_nested_too_deeply_is_refused_not_crashed() -> None:
     ]
 
 
+def test_a_query_full_of_refusals_gets_a_bounded_report() -> None:
+    sql = "SELECT * FROM " + ", ".join(f"read_text('/f{i}')" for i in range(500))
+    issues = check_select(sql, SCOPE)
+    assert len(issues) == 21
+    assert issues[-1].message == "... and 480 more problem(s) of the same kinds"
+
+
 @pytest.mark.parametrize(
     ("dataset", "problem"),
     [
