@@ -11,7 +11,8 @@ A tenant's connection is opened with:
   statement on any cursor can change a setting (SET/RESET/PRAGMA fail), so the two above cannot be turned back on.
 
 Isolation between tenants is structural on top of that: each tenant has its own database file, so nothing another
-tenant stored is in the catalog a connection can see.
+tenant stored is in the catalog a connection can see. DuckDB still lets SQL read the bytes of the database's own
+files (the file, its WAL, its spill folder), which hold nothing but that tenant's data; every other path is refused.
 """
 
 from __future__ import annotations

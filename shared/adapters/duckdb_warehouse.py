@@ -13,7 +13,7 @@ from __future__ import annotations
 import threading
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager, suppress
+from contextlib import suppress
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -22,8 +22,9 @@ import duckdb
 import pyarrow as pa
 
 from shared.adapters.duckdb_connection import open_locked_down
+from shared.adapters.duckdb_errors import mapped_errors
 from shared.adapters.duckdb_sql import Statement, transpile
-from shared.errors import TerminalError, TransientError
+from shared.errors import TerminalError
 from shared.ports.warehouse import WriteMode
 
 _SOURCE_PREFIX = "__cloudact_src_"
@@ -39,19 +40,19 @@ class DuckDBWarehouse:
     def __init__(self, path: str | Path) -> None:
         self._lock = threading.Lock()
         self._closed = False
-        with _mapped_errors("opening DuckDB"):
+        with mapped_errors("opening DuckDB"):
             self._con = open_locked_down(path)
 
     # -- Warehouse -----------------------------------------------------------------------------------------------
 
     def ensure_dataset(self, dataset: str) -> None:
         _check_name(dataset)
-        with self._cursor() as cur, _mapped_errors(f"creating dataset {dataset}"):
+        with self._cursor() as cur, mapped_errors(f"creating dataset {dataset}"):
             cur.execute(f"CREATE SCHEMA IF NOT EXISTS {_quote(dataset)}")
 
     def table_exists(self, table: str) -> bool:
         dataset, name = _split(table)
-        with self._cursor() as cur, _mapped_errors(f"looking up {table}"):
+        with self._cursor() as cur, mapped_errors(f"looking up {table}"):
             row = cur.execute(
                 "SELECT count(*) FROM information_schema.tables WHERE table_schema = $s AND table_name = $t",
                 {"s": dataset, "t": name},
@@ -73,7 +74,7 @@ class DuckDBWarehouse:
                 raise TerminalError(f"{table}: partition/cluster field {field_name!r} is not in the schema")
         dataset, name = _split(table)
         empty = schema.empty_table()
-        with self._cursor() as cur, _mapped_errors(f"creating {table}"):
+        with self._cursor() as cur, mapped_errors(f"creating {table}"):
             source = _register(cur, empty)
             described = cur.execute(f"DESCRIBE SELECT * FROM {source}").fetchall()
             columns = ", ".join(
@@ -86,7 +87,7 @@ class DuckDBWarehouse:
         """Run GoogleSQL; the last statement's rows come back as arrow, widened to BigQuery's column types."""
         statements = transpile(sql)
         values = _bind_values(params)
-        with self._cursor() as cur, _mapped_errors("query", statements):
+        with self._cursor() as cur, mapped_errors("query"):
             for stmt in statements[:-1]:
                 cur.execute(stmt.sql, _pick(values, stmt))
             last = statements[-1]
@@ -109,7 +110,7 @@ class DuckDBWarehouse:
             raise TerminalError("query_batches takes exactly one SELECT statement")
         stmt = statements[0]
         values = _pick(_bind_values(params), stmt)
-        with self._cursor() as cur, _mapped_errors("query", statements):
+        with self._cursor() as cur, mapped_errors("query"):
             reader = cur.sql(stmt.sql, params=values).to_arrow_reader(batch_rows)
             for batch in reader:
                 yield from _widen(pa.Table.from_batches([batch])).to_batches()
@@ -120,7 +121,7 @@ class DuckDBWarehouse:
         statements = transpile(sql)
         values = _bind_values(params)
         affected = 0
-        with self._cursor() as cur, _mapped_errors("execute", statements):
+        with self._cursor() as cur, mapped_errors("execute"):
             for stmt in statements:
                 cursor = cur.execute(stmt.sql, _pick(values, stmt))
                 if stmt.kind == "dml":
@@ -140,7 +141,7 @@ class DuckDBWarehouse:
             self.create_table(table, data.schema)
         dataset, name = _split(table)
         target = f"{_quote(dataset)}.{_quote(name)}"
-        with self._cursor() as cur, _mapped_errors(f"writing {table}"):
+        with self._cursor() as cur, mapped_errors(f"writing {table}"):
             source = _register(cur, data)
             cur.execute("BEGIN TRANSACTION")
             try:
@@ -166,7 +167,7 @@ class DuckDBWarehouse:
         with self._lock:
             if self._closed:
                 raise TerminalError("DuckDBWarehouse is closed")
-            with _mapped_errors("opening a cursor"):
+            with mapped_errors("opening a cursor"):
                 return _Cursor(self._con.cursor())
 
 
@@ -181,26 +182,6 @@ class _Cursor:
 
     def __exit__(self, *exc: object) -> None:
         self._cur.close()
-
-
-@contextmanager
-def _mapped_errors(action: str, statements: Sequence[Statement] = ()) -> Iterator[None]:
-    """Translate DuckDB exceptions into the pipeline's transient/terminal split.
-
-    User mistakes (parse, bind, catalog, conversion, constraint, bad input) are terminal; contention (transaction
-    conflicts), IO, lock and memory trouble are transient because a later attempt can succeed.
-    """
-    try:
-        yield
-    except duckdb.Error as exc:
-        sql = "; ".join(s.sql for s in statements)
-        detail = f"{action}: {exc}" + (f"\n[DuckDB SQL: {sql[:2000]}]" if sql else "")
-        if isinstance(exc, duckdb.OperationalError | duckdb.InterruptException):
-            raise TransientError(f"DuckDB {detail}") from exc
-        raise TerminalError(f"DuckDB {detail}") from exc
-
-
-# -- transpilation -----------------------------------------------------------------------------------------------
 
 
 # -- values, names, results --------------------------------------------------------------------------------------

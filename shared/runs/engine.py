@@ -20,6 +20,7 @@ from typing import Any
 
 from shared import logs
 from shared.contracts.messages import EventType, RunRequest, StageTask
+from shared.error_text import without_local_paths
 from shared.errors import ClientError, TerminalError, TransientError
 from shared.observability import stage_span
 from shared.pipelines.loader import PipelineValidationError, find_pipeline, snapshot
@@ -227,10 +228,11 @@ def _run_attempt(
         record = attempt_record(stage, "TIMED_OUT", error, utc_now())
         _finish_stage(ctx, run, spath, attempt, "TIMED_OUT", [*history, record], error=error)
     except TerminalError as exc:
-        record = attempt_record(stage, "FAILED", str(exc), utc_now())
-        _finish_stage(ctx, run, spath, attempt, "FAILED", [*history, record], error=str(exc))
+        error = without_local_paths(str(exc))  # the tenant reads it: no host paths (shared.error_text)
+        record = attempt_record(stage, "FAILED", error, utc_now())
+        _finish_stage(ctx, run, spath, attempt, "FAILED", [*history, record], error=error)
     except Exception as exc:  # transient by default: a processor bug is retried, then FAILED with its error
-        error = f"{type(exc).__name__}: {exc}"
+        error = without_local_paths(f"{type(exc).__name__}: {exc}")
         history = [*history, attempt_record(stage, "FAILED", error, utc_now())]
         if attempt >= step.retries.max_attempts:
             _finish_stage(

@@ -85,7 +85,7 @@ def test_a_tenant_id_that_is_not_a_plain_name_opens_no_file(ctx: Context, tenant
     assert not (ctx.settings.home / "warehouse").exists()
 
 
-def test_another_tenants_tables_cannot_be_named_at_all(acme: Warehouse, globex: Warehouse) -> None:
+def test_another_tenants_data_cannot_be_named_at_all(ctx: Context, acme: Warehouse, globex: Warehouse) -> None:
     for sql in (
         "SELECT * FROM acme_sales.orders",
         "SELECT * FROM `acme_sales.orders`",
@@ -94,6 +94,9 @@ def test_another_tenants_tables_cannot_be_named_at_all(acme: Warehouse, globex: 
         "SELECT * FROM globex_sales.orders JOIN acme_sales.orders USING (id)",
     ):
         assert "acme-only" not in refused(globex, sql)
+    acme_file = tenant_warehouse_path(ctx.settings, "acme")
+    for path in (acme_file, f"{acme_file}.wal", f"{tenant_warehouse_path(ctx.settings, 'globex')}/../acme.duckdb"):
+        assert "acme-only" not in refused(globex, f"SELECT content FROM read_blob('{path}')")
     assert not globex.table_exists("acme_sales.orders")
     assert globex.query("SELECT COUNT(*) AS n FROM globex_sales.orders").to_pylist() == [{"n": 1}]
 
@@ -202,3 +205,32 @@ def test_arrow_data_still_loads_with_external_access_off(acme: Warehouse) -> Non
     written = acme.write_table("acme_sales.more", pa.table({"id": list(range(1000))}), "truncate")
     assert written == 1000
     assert acme.query("SELECT SUM(id) AS s FROM acme_sales.more").to_pylist() == [{"s": 499500}]
+
+
+# -- what an error tells the tenant ------------------------------------------------------------------------------
+
+
+def test_a_missing_table_error_names_the_table_but_suggests_nothing(ctx: Context, globex: Warehouse) -> None:
+    message = refused(globex, "SELECT * FROM globex_sales.order")
+    assert "Table with name order does not exist" in message
+    assert "Did you mean" not in message and '"orders"' not in message
+    assert "LINE 1" not in message and "DuckDB SQL" not in message
+
+
+def test_an_unknown_function_error_suggests_no_system_object(globex: Warehouse) -> None:
+    message = refused(globex, "SELECT getenv('HOME') AS h")
+    assert "getenv does not exist" in message and "Did you mean" not in message
+
+
+def test_an_unknown_table_error_names_no_catalog_object(globex: Warehouse) -> None:
+    message = refused(globex, "SELECT * FROM `/etc/passwd`")  # DuckDB would suggest "pg_class"
+    assert "does not exist" in message and "pg_" not in message and "/etc" not in message
+
+
+def test_errors_carry_no_local_path(ctx: Context, globex: Warehouse) -> None:
+    acme_file = tenant_warehouse_path(ctx.settings, "acme")
+    message = refused(globex, f"SELECT * FROM read_parquet('{acme_file}')")
+    assert "disabled by configuration" in message
+    assert str(ctx.settings.home) not in message and str(Path.home()) not in message and "<path>" in message
+    message = refused(globex, "SELECT CAST('x' AS INT64) AS n")  # the user's own mistake stays readable
+    assert "Could not convert string 'x' to INT64" in message
