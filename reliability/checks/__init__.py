@@ -17,6 +17,7 @@ from reliability.checks import (
     poison,
     quota,
     secrets_at_rest,
+    tenant_attacks,
 )
 from reliability.harness import Check
 
@@ -30,5 +31,6 @@ CHECKS: tuple[Check, ...] = (
     Check("injection", injection.NAME, injection.run),
     Check("cross-tenant", cross_tenant.NAME, cross_tenant.run),
     Check("secrets", secrets_at_rest.NAME, secrets_at_rest.run),
+    Check("attacks", tenant_attacks.NAME, tenant_attacks.run),
     Check("fuzz", fuzz.NAME, fuzz.run),
 )
