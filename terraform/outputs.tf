@@ -18,11 +18,13 @@ output "kms_secrets_key_id" {
 }
 
 output "tenants" {
-  description = "Tenant => its datasets and Scheduler jobs."
+  description = "Tenant => its datasets, Scheduler jobs, service account and the buckets that account may read."
   value = {
     for t, m in module.tenant : t => {
-      datasets       = m.datasets
-      scheduler_jobs = m.scheduler_jobs
+      datasets        = m.datasets
+      scheduler_jobs  = m.scheduler_jobs
+      service_account = m.service_account
+      gcs_buckets     = m.gcs_buckets
     }
   }
 }

@@ -1,13 +1,13 @@
 # Least privilege, per function. Project-wide roles are only those Google offers no narrower scope for (Firestore
-# data access, BigQuery job creation, writing traces/metrics/logs); publishing is granted per topic, KMS per key,
-# dataset access per tenant dataset (in the tenant module).
+# data access, writing traces/metrics/logs); publishing is granted per topic, KMS per key.
+#
+# No function holds any BigQuery role: every BigQuery job and GCS read of a tenant runs as that tenant's own service
+# account (tenant module), which the functions that open a tenant's warehouse may impersonate (Token Creator on
+# each tenant account, granted there). Datasets are created by the tenant module, not at run time.
 
 locals {
   # Functions that read or write Firestore state: all of them.
   firestore_users = keys(module.contract.functions)
-  # Functions that run BigQuery jobs: processors (stage_worker), run history (every function that can finalise a
-  # run: api via cancel, run_starter, stage_worker, maintenance) and tenant onboarding (api).
-  bigquery_job_users = ["api", "run_starter", "stage_worker", "maintenance"]
   # Functions that open tenant secrets (source credentials, webhook URLs) or seal them (api).
   kms_users       = ["api", "stage_worker", "notifier"]
   telemetry_roles = ["roles/cloudtrace.agent", "roles/monitoring.metricWriter", "roles/logging.logWriter"]
@@ -33,20 +33,6 @@ resource "google_project_iam_member" "firestore" {
   project  = var.project_id
   role     = "roles/datastore.user"
   member   = "serviceAccount:${google_service_account.fn[each.value].email}"
-}
-
-resource "google_project_iam_member" "bigquery_jobs" {
-  for_each = toset(local.bigquery_job_users)
-  project  = var.project_id
-  role     = "roles/bigquery.jobUser"
-  member   = "serviceAccount:${google_service_account.fn[each.value].email}"
-}
-
-# Onboarding a tenant through the API creates its `{tenant}_metadata` dataset.
-resource "google_project_iam_member" "api_creates_datasets" {
-  project = var.project_id
-  role    = "roles/bigquery.user"
-  member  = "serviceAccount:${google_service_account.fn["api"].email}"
 }
 
 resource "google_project_iam_member" "telemetry" {

@@ -21,6 +21,9 @@ locals {
     "cloudscheduler.googleapis.com",
     "cloudtrace.googleapis.com",
     "firestore.googleapis.com",
+    # IAM Credentials API: the functions mint the tenant accounts' access tokens through it (generateAccessToken).
+    # https://cloud.google.com/iam/docs/create-short-lived-credentials-direct
+    "iamcredentials.googleapis.com",
     "logging.googleapis.com",
     "monitoring.googleapis.com",
     "pubsub.googleapis.com",

@@ -1,5 +1,10 @@
-# One tenant of tenant_configs/: its BigQuery datasets with access for exactly the functions that touch them, and one
-# Cloud Scheduler job per scheduled pipeline publishing a static ScheduleTick to cdp-schedule-ticks.
+# One tenant of tenant_configs/: its BigQuery datasets, its own service account (the identity every BigQuery job and
+# GCS read of the tenant runs as), and one Cloud Scheduler job per scheduled pipeline publishing a static
+# ScheduleTick to cdp-schedule-ticks.
+#
+# Isolation by identity: the tenant account holds data roles on this tenant's datasets and declared buckets only, so
+# a query that slipped past the SQL checks still cannot read another tenant. The functions hold no BigQuery data
+# role at all; they may only mint tokens for the tenant accounts (README "Security").
 
 module "config" {
   source             = "../tenant_config"
@@ -9,12 +14,18 @@ module "config" {
 
 locals {
   metadata_dataset = "${var.tenant_id}_metadata"
-  # Run history is written by whichever function finalises a run; data datasets only by the stage worker.
-  metadata_writers = ["api", "run_starter", "stage_worker", "maintenance"]
-  grants = merge(
-    { for fn in local.metadata_writers : "${local.metadata_dataset}/${fn}" => { dataset = local.metadata_dataset, function = fn } },
-    { for d in module.config.datasets : "${d}/stage_worker" => { dataset = d, function = "stage_worker" } if d != local.metadata_dataset },
-  )
+  tenant_member    = "serviceAccount:${google_service_account.tenant.email}"
+  # Functions that open a tenant's warehouse (shared/runtime/context.py `warehouse_for`): the stage worker (steps),
+  # and every function that records run history (api on cancel and onboarding, run_starter, maintenance). Each
+  # acts as the tenant account for that tenant's BigQuery work.
+  impersonators = ["api", "run_starter", "stage_worker", "maintenance"]
+}
+
+resource "google_service_account" "tenant" {
+  project      = var.project_id
+  account_id   = module.config.service_account_id
+  display_name = "cdp tenant ${var.tenant_id}"
+  description  = "Runs tenant ${var.tenant_id}'s BigQuery jobs and GCS reads; data roles on its own datasets and declared buckets only."
 }
 
 resource "google_bigquery_dataset" "tenant" {
@@ -31,12 +42,46 @@ resource "google_bigquery_dataset" "tenant" {
   }
 }
 
-resource "google_bigquery_dataset_iam_member" "writer" {
-  for_each   = local.grants
+# Dataset-level roles only (google_bigquery_dataset_iam_member; the datasets carry no `access` blocks, which this
+# resource would fight). dataEditor on each of the tenant's datasets, run history (`{tenant}_metadata`) included:
+# the run history is written through the tenant's warehouse and quality.check writes dq_results from inside a step,
+# and with it the tenant can at most alter its own history (steps may not name `metadata`: shared/pipelines).
+# https://cloud.google.com/bigquery/docs/access-control#bigquery.dataEditor
+resource "google_bigquery_dataset_iam_member" "tenant_data" {
+  for_each   = google_bigquery_dataset.tenant
   project    = var.project_id
-  dataset_id = google_bigquery_dataset.tenant[each.value.dataset].dataset_id
+  dataset_id = each.value.dataset_id
   role       = "roles/bigquery.dataEditor"
-  member     = "serviceAccount:${var.function_service_accounts[each.value.function]}"
+  member     = local.tenant_member
+}
+
+# Running a job needs bigquery.jobs.create on the project; jobUser grants no access to any table (the job reads and
+# writes with the dataset roles above) and lets the account see only its own jobs.
+# https://cloud.google.com/bigquery/docs/jobs-overview#required_permissions
+resource "google_project_iam_member" "tenant_jobs" {
+  project = var.project_id
+  role    = "roles/bigquery.jobUser"
+  member  = local.tenant_member
+}
+
+# Read (get + list objects) on exactly the buckets tenant.yaml declares. Buckets of other projects need the deployer
+# to hold storage.buckets.setIamPolicy on them (or their owner grants this role to the `service_account` output).
+resource "google_storage_bucket_iam_member" "tenant_reads" {
+  for_each = module.config.gcs_buckets
+  bucket   = each.value
+  role     = "roles/storage.objectViewer"
+  member   = local.tenant_member
+}
+
+# The functions act as the tenant account through the IAM Credentials API (generateAccessToken), which needs
+# iam.serviceAccounts.getAccessToken ON this account: Token Creator granted on the account itself, never on the
+# project (that would let them mint tokens for every account of the project).
+# https://cloud.google.com/iam/docs/service-account-permissions#token-creator-role
+resource "google_service_account_iam_member" "impersonators" {
+  for_each           = toset(local.impersonators)
+  service_account_id = google_service_account.tenant.name
+  role               = "roles/iam.serviceAccountTokenCreator"
+  member             = "serviceAccount:${var.function_service_accounts[each.value]}"
 }
 
 resource "google_cloud_scheduler_job" "pipeline" {

