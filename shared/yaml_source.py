@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
 
 import yaml
 
@@ -48,15 +51,124 @@ def locate(node: yaml.Node | None, path: YamlPath) -> tuple[int, int]:
 _FastLoader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when PyYAML has it
 
 
-def compose_and_load(text: str) -> tuple[yaml.Node | None, object]:
+@dataclass(frozen=True)
+class YamlBounds:
+    """How much YAML one config file may hold, checked before any Python object is built from it."""
+
+    max_bytes: int = 1 << 20
+    """Raw UTF-8 size. Pipelines pass their plan's (smaller) limit; 1 MiB is the most any tenant file may be."""
+    max_nodes: int = 100_000
+    """Scalars, sequences and mappings in the document (a 50-step pipeline has ~1,000)."""
+    max_depth: int = 64
+    """Nesting of sequences and mappings; deeper documents overflow recursive walkers (libyaml stops at 1,000)."""
+
+
+DEFAULT_BOUNDS = YamlBounds()
+
+
+class Position(Protocol):
+    """A place in the text, 0-based: PyYAML's Mark and libyaml's alike."""
+
+    line: int
+    column: int
+
+
+class UnsafeYaml(yaml.YAMLError):
+    """A document refused before construction (alias, too big, too many nodes, too deep). It has `problem` and
+    `problem_mark` like PyYAML's own errors, so every caller's `invalid YAML` report gives its line and column."""
+
+    def __init__(self, problem: str, mark: Position | None) -> None:
+        super().__init__(problem)
+        self.problem = problem
+        self.problem_mark = mark
+
+    def __str__(self) -> str:
+        return self.problem
+
+
+_NUMBER_LIKE = re.compile(r"[-+]?[0-9][0-9_:.a-fA-FxXoObB]*")
+_LONGEST_NUMBER = 4000
+"""Python refuses to turn more than 4,300 digits into an int (ValueError, not a YAML error): refuse such a plain
+scalar here, at its position, instead."""
+
+
+def read_config_text(path: Path, bounds: YamlBounds = DEFAULT_BOUNDS) -> str:
+    """A config file's text, reading at most `bounds.max_bytes` + 1 bytes: a 56 MB file is refused (UnsafeYaml)
+    without being read into memory first. UnicodeDecodeError if it is not UTF-8."""
+    with path.open("rb") as handle:
+        raw = handle.read(bounds.max_bytes + 1)
+    if len(raw) > bounds.max_bytes:
+        size = path.stat().st_size
+        raise UnsafeYaml(f"the file is {size:,} bytes; at most {bounds.max_bytes:,} are accepted", None)
+    return raw.decode("utf-8")
+
+
+def compose_and_load(text: str, bounds: YamlBounds = DEFAULT_BOUNDS) -> tuple[yaml.Node | None, object]:
     """Parse once (libyaml when available): the node tree for line/column positions and the plain data built from it.
 
-    Raises yaml.YAMLError like yaml.safe_load.
+    Every file this project reads is written by a tenant, so the events are checked first (`check_events`): no
+    anchors or aliases, and at most `bounds` nodes, depth and bytes. Raises yaml.YAMLError like yaml.safe_load
+    (UnsafeYaml for what the bounds refuse).
     """
+    check_events(text, bounds)
     loader = _FastLoader(text)
     try:
         node = loader.get_single_node()
-        data = loader.construct_document(node) if node is not None else None
+        try:
+            data = loader.construct_document(node) if node is not None else None
+        except ValueError as exc:  # a value Python cannot represent that check_events did not foresee
+            raise UnsafeYaml(f"a value cannot be read: {exc}", node.start_mark if node else None) from exc
     finally:
         loader.dispose()
     return node, data
+
+
+def check_events(text: str, bounds: YamlBounds = DEFAULT_BOUNDS) -> None:
+    """Refuse, at the event level and so before any node or object exists, what could make reading the document
+    cost far more than its size: anchors and aliases (a 566-byte "billion laughs" expands to 10^9 values in whatever
+    walks the data), more nodes or deeper nesting than `bounds`, numbers too long to convert.
+
+    Why refuse anchors outright instead of capping their expansion: counting expanded nodes is not enough (one long
+    string aliased 10,000 times is 10,000 nodes but gigabytes once stored in a run snapshot), and pipelines have
+    `variables` and `parameters` for the reuse anchors would give.
+    """
+    if len(text) > bounds.max_bytes or len(text.encode("utf-8")) > bounds.max_bytes:
+        size = len(text.encode("utf-8"))
+        raise UnsafeYaml(f"the file is {size:,} bytes; at most {bounds.max_bytes:,} are accepted", None)
+    loader = _FastLoader(text)
+    nodes = depth = 0
+    try:
+        while loader.check_event():
+            event = loader.get_event()  # type: ignore[no-untyped-call]  # untyped in PyYAML's stubs
+            if isinstance(event, yaml.AliasEvent):
+                raise UnsafeYaml(
+                    f"YAML aliases are not accepted (*{event.anchor}): write the value out, or use `variables`",
+                    event.start_mark,
+                )
+            if not isinstance(event, yaml.NodeEvent):
+                if isinstance(event, yaml.CollectionEndEvent):
+                    depth -= 1
+                continue
+            if event.anchor is not None:
+                raise UnsafeYaml(
+                    f"YAML anchors are not accepted (&{event.anchor}): write the value out, or use `variables`",
+                    event.start_mark,
+                )
+            nodes += 1
+            if nodes > bounds.max_nodes:
+                raise UnsafeYaml(f"more than {bounds.max_nodes:,} values in one file", event.start_mark)
+            if isinstance(event, yaml.CollectionStartEvent):
+                depth += 1
+                if depth > bounds.max_depth:
+                    raise UnsafeYaml(f"nested more than {bounds.max_depth} levels deep", event.start_mark)
+            elif isinstance(event, yaml.ScalarEvent) and _too_long_number(event):
+                raise UnsafeYaml(
+                    f"a number of {len(event.value):,} characters; quote it if it is text", event.start_mark
+                )
+    finally:
+        loader.dispose()
+
+
+def _too_long_number(event: yaml.ScalarEvent) -> bool:
+    """A plain (unquoted) scalar the resolver would read as a number longer than Python converts."""
+    return not event.style and len(event.value) > _LONGEST_NUMBER and _NUMBER_LIKE.fullmatch(event.value) is not None

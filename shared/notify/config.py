@@ -22,7 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationIn
 
 from shared.contracts.messages import EventType
 from shared.errors import TerminalError
-from shared.yaml_source import SourceIssue, compose_and_load, key_path, locate
+from shared.yaml_source import SourceIssue, compose_and_load, key_path, locate, read_config_text
 
 PLATFORM = "_platform"
 """Pseudo-tenant that owns the root config's secrets (`tenants/_platform/secrets/...`)."""
@@ -227,9 +227,8 @@ def _without_variant_tag(loc: tuple[str | int, ...]) -> tuple[str | int, ...]:
 
 
 def _parse(path: Path, prefix: tuple[str, ...], model: type[_Strict]) -> Any:
-    text = path.read_text(encoding="utf-8")
     try:
-        node, data = compose_and_load(text)
+        node, data = compose_and_load(read_config_text(path))
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)

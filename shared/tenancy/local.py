@@ -22,6 +22,7 @@ from shared.tenancy.apikeys import issue_key, verify_raw_key
 from shared.tenancy.credentials import ADMIN_TOKEN_ENV, ensure_local_credentials, save_local_credentials
 from shared.tenancy.plans import PLANS
 from shared.tenancy.tenants import TENANT_ID, onboard_tenant, tenant_path
+from shared.yaml_source import compose_and_load, read_config_text
 
 log = logs.get_logger("cloudact.tenancy")
 CLI_KEY_NAME = "cloudact CLI (local)"
@@ -44,8 +45,9 @@ def config_tenants(config_dir: Path) -> dict[str, dict[str, Any]]:
             continue
         profile_file = folder / "tenant.yaml"
         try:
-            data = yaml.safe_load(profile_file.read_text()) if profile_file.is_file() else {}
-        except yaml.YAMLError as exc:
+            # bounded like every tenant file: no aliases, size and node caps (shared.yaml_source)
+            data = compose_and_load(read_config_text(profile_file))[1] if profile_file.is_file() else {}
+        except (yaml.YAMLError, UnicodeDecodeError) as exc:
             log.warning("%s: %s; onboarding with defaults", profile_file, exc)
             data = {}
         out[folder.name] = data if isinstance(data, dict) else {}
