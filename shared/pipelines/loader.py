@@ -19,11 +19,13 @@ from pydantic import ValidationError
 
 from shared import logs
 from shared.errors import NotFound, TerminalError
+from shared.pipelines.bounds import declared_plan, document_issues, size_problem, yaml_bounds
 from shared.pipelines.graph import validate_graph, validate_names
 from shared.pipelines.spec import IDENTIFIER, Parameter, PipelineSpec, StepIssue, StepSpec
 from shared.pipelines.templating import ValidationScope
 from shared.processors.registry import get_validator, is_known_type
-from shared.yaml_source import SourceIssue, compose_and_load, key_path
+from shared.tenancy.plans import DEFAULT_PLAN, PLANS, Plan
+from shared.yaml_source import SourceIssue, UnsafeYaml, compose_and_load, key_path, read_config_text
 
 log = logs.get_logger("cloudact.pipelines")
 Path_ = tuple[str | int, ...]
@@ -42,11 +44,23 @@ class PipelineValidationError(TerminalError):
 
 
 def parse_pipeline(
-    text: str, file: str, *, tenant_id: str | None = None, other_tenants: frozenset[str] = frozenset()
+    text: str,
+    file: str,
+    *,
+    tenant_id: str | None = None,
+    other_tenants: frozenset[str] = frozenset(),
+    plan: Plan | None = None,
 ) -> PipelineSpec:
-    """Validate YAML text; raise PipelineValidationError listing every problem found."""
+    """Validate YAML text; raise PipelineValidationError listing every problem found.
+
+    `plan` (default: the default plan) caps the file's size, steps, fan-out/fan-in and parameters; a pipeline over a
+    cap is reported with that problem alone, before the per-step checks it would make costly."""
+    plan = plan or PLANS[DEFAULT_PLAN]
     doc = _Document(text, file)
-    node, data = doc.parse()
+    node, data = doc.parse(plan)
+    over = [doc.issue(node, path, message, at_key=at_key) for path, message, at_key in document_issues(data, plan)]
+    if over:
+        raise PipelineValidationError(over)
     issues: list[SpecIssue] = list(doc.duplicate_keys(node))
     spec: PipelineSpec | None = None
     try:
@@ -76,7 +90,10 @@ def parse_pipeline(
 
 
 def load_pipeline(path: Path) -> PipelineSpec:
-    return _load_cached(str(path), path.stat().st_mtime_ns)
+    """A pipeline file, validated against the plan its tenant.yaml names (re-validated when either file changes)."""
+    tenant_id = tenant_of(path)[0]
+    plan = declared_plan(path.parent.parent.parent, tenant_id)
+    return _load_cached(str(path), path.stat().st_mtime_ns, plan.name)
 
 
 def pipeline_path(config_dir: Path, tenant_id: str, pipeline_id: str) -> Path:
@@ -127,12 +144,20 @@ def tenant_folders(config_dir: Path, _mtime_ns: int) -> frozenset[str]:
 
 
 @lru_cache(maxsize=256)
-def _load_cached(path: str, _mtime_ns: int) -> PipelineSpec:
+def _load_cached(path: str, _mtime_ns: int, plan_name: str) -> PipelineSpec:
     file = Path(path)
     tenant_id, others = tenant_of(file)
-    spec = parse_pipeline(file.read_text(encoding="utf-8"), path, tenant_id=tenant_id, other_tenants=others)
+    plan = PLANS[plan_name]
+    try:  # reads at most the plan's size + 1 byte: a 56 MB file is refused without being read
+        text = read_config_text(file, yaml_bounds(plan))
+    except UnsafeYaml:
+        problem = size_problem(file.stat().st_size, plan) or "the file is too large"
+        raise PipelineValidationError([SpecIssue(path, 1, 1, "<document>", problem)]) from None
+    except UnicodeDecodeError as exc:
+        raise PipelineValidationError([SpecIssue(path, 1, 1, "<document>", f"not UTF-8 text: {exc}")]) from None
+    spec = parse_pipeline(text, path, tenant_id=tenant_id, other_tenants=others, plan=plan)
     if tenant_id is not None and spec.pipeline_id != file.stem:
-        issue = _Document(file.read_text(encoding="utf-8"), path).issue(
+        issue = _Document(text, path).issue(
             None, ("pipeline_id",), f"must match the file name ({file.stem!r}): runs find the pipeline by it"
         )
         raise PipelineValidationError([issue])
@@ -194,9 +219,12 @@ class _Document:
         self.file = file
         self.lines = text.split("\n")
 
-    def parse(self) -> tuple[yaml.Node, dict[str, Any]]:
-        try:
-            node, data = compose_and_load(self.text)
+    def parse(self, plan: Plan) -> tuple[yaml.Node, dict[str, Any]]:
+        problem = size_problem(len(self.text.encode("utf-8")), plan)
+        if problem:
+            raise PipelineValidationError([SpecIssue(self.file, 1, 1, "<document>", problem)])
+        try:  # anchors/aliases, node count and depth refused on the events, before anything is built
+            node, data = compose_and_load(self.text, yaml_bounds(plan))
         except yaml.YAMLError as exc:
             mark = getattr(exc, "problem_mark", None)
             line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)

@@ -29,7 +29,8 @@ from typing import Any
 
 from shared.contracts.messages import Trigger
 from shared.errors import BadRequest, ServiceUnavailable, TooManyRequests, TransientError
-from shared.pipelines.loader import PipelineValidationError, find_pipeline
+from shared.pipelines.bounds import check_run_parameters, spec_problem
+from shared.pipelines.loader import PipelineValidationError, find_pipeline, pipeline_path
 from shared.pipelines.parameters import validate_run_parameters
 from shared.pipelines.spec import PipelineSpec
 from shared.ports.state import Doc, StateStore
@@ -75,8 +76,9 @@ def admit_run(
             f"pipeline {pipeline_id!r} is invalid; fix its YAML (`cloudact pipelines validate`)",
             {"field": "pipeline_id", "issues": [str(issue) for issue in exc.issues][:50]},
         ) from exc
-    parameters = validate_run_parameters(spec, parameters)  # 400 naming parameters.<name>; canonical + defaults
     tenant = get_tenant(ctx, tenant_id)
+    check_pipeline_bounds(ctx, tenant_id, spec, parameters, effective_plan(tenant))  # 400/413 naming the field
+    parameters = validate_run_parameters(spec, parameters)  # 400 naming parameters.<name>; canonical + defaults
     require_active(tenant)
     if idempotency_key:
         existing = _run_for_key(ctx.state, tenant_id, idempotency_key)
@@ -97,6 +99,22 @@ def admit_run(
     elif created.run_id != run_id:  # the key's crashed first attempt was repaired under its own run id
         _mutate(ctx.state, admission_path(tenant_id), lambda d: _rename_slot(d, run_id, created.run_id))
     return created, spec
+
+
+def check_pipeline_bounds(
+    ctx: Context, tenant_id: str, spec: PipelineSpec, parameters: dict[str, Any], plan: Plan
+) -> None:
+    """The plan of record's pipeline caps (the loader checked those of the plan tenant.yaml names): the parameters
+    given (count, size of each value) and the pipeline itself, so a tenant.yaml edited to name a bigger plan buys
+    nothing."""
+    check_run_parameters(parameters, plan)
+    path = pipeline_path(ctx.settings.config_dir, tenant_id, spec.pipeline_id)
+    problem = spec_problem(spec, path.stat().st_size, plan)
+    if problem:
+        raise BadRequest(
+            f"pipeline {spec.pipeline_id!r} is over the tenant's plan: {problem}",
+            {"field": "pipeline_id", "plan": plan.name},
+        )
 
 
 def release_run_slot(ctx: Context, run: dict[str, Any]) -> None:

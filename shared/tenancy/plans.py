@@ -13,6 +13,27 @@ from shared.errors import BadRequest
 
 
 @dataclass(frozen=True)
+class PipelineLimits:
+    """How big a tenant's pipelines and run parameters may be: every cap bounds the work one file or one request can
+    cause (parsing, validating, planning, storing the run snapshot), so a tenant cannot slow the platform down for
+    others with a 56 MB file or a step that 5,000 others depend on."""
+
+    pipeline_bytes: int
+    """Size of one pipeline YAML file, checked before it is read."""
+    steps: int
+    """Steps in one pipeline."""
+    fan_out: int
+    """Steps that may depend on one step (the stages one step's end fans out to). Below `steps`, or it would bound
+    nothing: a wide fan-out is what multiplies the stage messages and state writes one step's end causes."""
+    fan_in: int
+    """Entries in one step's depends_on."""
+    parameters: int
+    """Parameters a pipeline declares, and values one run may give."""
+    parameter_bytes: int
+    """One parameter value, as UTF-8 text (strings) or JSON (anything else)."""
+
+
+@dataclass(frozen=True)
 class Plan:
     name: str
     runs_per_day: int
@@ -23,21 +44,56 @@ class Plan:
     """Runs admitted and not yet ended (QUEUED or RUNNING) at any moment."""
     requests_per_minute: int
     """Authenticated API requests per minute (fixed one-minute windows)."""
+    pipelines: PipelineLimits
+    """Caps on pipeline files and run parameters (shared.pipelines.bounds)."""
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 
+_FREE_PIPELINES = PipelineLimits(128 << 10, steps=20, fan_out=10, fan_in=10, parameters=20, parameter_bytes=1024)
+_STARTER_PIPELINES = PipelineLimits(256 << 10, steps=50, fan_out=25, fan_in=25, parameters=50, parameter_bytes=4096)
+_PRO_PIPELINES = PipelineLimits(512 << 10, steps=200, fan_out=100, fan_in=100, parameters=100, parameter_bytes=4096)
+_ENTERPRISE_PIPELINES = PipelineLimits(
+    1 << 20, steps=500, fan_out=200, fan_in=200, parameters=200, parameter_bytes=4096
+)  # 4,096: the longest string parameter any run takes (shared.pipelines.parameters.MAX_STRING_LENGTH)
+
 PLANS: dict[str, Plan] = {
-    "free": Plan("free", runs_per_day=20, runs_per_month=300, concurrent_runs=2, requests_per_minute=60),
-    "starter": Plan("starter", runs_per_day=200, runs_per_month=4000, concurrent_runs=10, requests_per_minute=600),
+    "free": Plan(
+        "free",
+        runs_per_day=20,
+        runs_per_month=300,
+        concurrent_runs=2,
+        requests_per_minute=60,
+        pipelines=_FREE_PIPELINES,
+    ),
+    "starter": Plan(
+        "starter",
+        runs_per_day=200,
+        runs_per_month=4000,
+        concurrent_runs=10,
+        requests_per_minute=600,
+        pipelines=_STARTER_PIPELINES,
+    ),
     "professional": Plan(
-        "professional", runs_per_day=2000, runs_per_month=50000, concurrent_runs=50, requests_per_minute=3000
+        "professional",
+        runs_per_day=2000,
+        runs_per_month=50000,
+        concurrent_runs=50,
+        requests_per_minute=3000,
+        pipelines=_PRO_PIPELINES,
     ),
     "enterprise": Plan(
-        "enterprise", runs_per_day=20000, runs_per_month=500000, concurrent_runs=200, requests_per_minute=12000
+        "enterprise",
+        runs_per_day=20000,
+        runs_per_month=500000,
+        concurrent_runs=200,
+        requests_per_minute=12000,
+        pipelines=_ENTERPRISE_PIPELINES,
     ),
 }
+DEFAULT_PLAN = "starter"
+"""The plan of a tenant whose tenant.yaml names none (the embedded runtime onboards it on this plan too)."""
 LIMIT_FIELDS = ("runs_per_day", "runs_per_month", "concurrent_runs", "requests_per_minute")
 MAX_LIMIT = 10_000_000
 
