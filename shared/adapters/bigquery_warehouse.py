@@ -12,6 +12,12 @@ Choices that keep one code path valid on both real BigQuery and bqemulator:
   `QueryJobConfig(destination=...)`, which bqemulator ignores.
 - Loads go through `load_table_from_file` with a Parquet BytesIO and no `size=`, i.e. a resumable upload: the multipart
   upload the client picks when the size is known is rejected by bqemulator.
+- `ensure_dataset` looks the dataset up before creating it: on GCP datasets are provisioned by Terraform and a tenant's
+  identity may not create one (BigQuery checks `bigquery.datasets.create` on the project even with `exists_ok`).
+
+Identity: on GCP each tenant's warehouse is built with `credentials=` the tenant's impersonated service account
+(shared/adapters/gcp_identity.py), so its jobs can touch only that tenant's datasets whatever SQL reaches them.
+`identity` says who the client acts as; every job is labelled with the tenant and that account.
 """
 
 from __future__ import annotations
@@ -27,10 +33,12 @@ from typing import TYPE_CHECKING, Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from shared.adapters.gcp_identity import credentials_identity
 from shared.errors import TerminalError, TransientError
 from shared.ports.warehouse import WriteMode
 
 if TYPE_CHECKING:
+    from google.auth.credentials import Credentials
     from google.cloud import bigquery
 
 _TRANSIENT_REASONS = frozenset({"rateLimitExceeded", "backendError", "internalError", "jobRateLimitExceeded"})
@@ -38,7 +46,9 @@ _TRANSIENT_REASONS = frozenset({"rateLimitExceeded", "backendError", "internalEr
 
 class BigQueryWarehouse:
     """A `Warehouse` on BigQuery. `endpoint` (e.g. bqemulator's `http://127.0.0.1:9050`) switches to anonymous
-    credentials; without it the client uses Application Default Credentials, as in Cloud Functions.
+    credentials (the emulator checks none); otherwise the client acts as `credentials` (a tenant's impersonated
+    service account on GCP) or, without them, as the Application Default Credentials of the process.
+    `tenant_id` labels every job (`tenant`), next to the account it runs as (`identity`).
 
     Timeouts: `retry_deadline_s` bounds the retries of any one API call, `request_timeout_s` each HTTP request, and
     `job_timeout_s` the wait for a query or load job to finish.
@@ -52,6 +62,8 @@ class BigQueryWarehouse:
         retry_deadline_s: float = 60.0,
         request_timeout_s: float = 30.0,
         job_timeout_s: float = 600.0,
+        credentials: Credentials | None = None,
+        tenant_id: str | None = None,
     ) -> None:
         # Imported here so the embedded runtime never pays for (or needs) the BigQuery client.
         from google.cloud import bigquery
@@ -66,6 +78,7 @@ class BigQueryWarehouse:
             from google.api_core.client_options import ClientOptions
             from google.auth.credentials import AnonymousCredentials
 
+            self.identity = "anonymous (emulator)"
             self._client = bigquery.Client(
                 project=project,
                 location=location,
@@ -73,21 +86,41 @@ class BigQueryWarehouse:
                 client_options=ClientOptions(api_endpoint=endpoint),
             )
         else:
-            self._client = bigquery.Client(project=project, location=location)
+            self.identity = credentials_identity(credentials)
+            self._client = bigquery.Client(project=project, location=location, credentials=credentials)
+        self.credentials = self._client._credentials
+        """What every request of this client is authorised with (google-auth credentials)."""
+        self.job_labels = _job_labels(tenant_id, self.identity)
+        """Labels of every query and load job: who ran it, for billing exports and audit (INFORMATION_SCHEMA.JOBS)."""
 
     # -- Warehouse -----------------------------------------------------------------------------------------------
 
     def ensure_dataset(self, dataset: str) -> None:
-        ds = self._bq.Dataset(f"{self._project}.{_check(dataset)}")
-        ds.location = self._location
-        with _mapped_errors(f"creating dataset {dataset}"):
-            self._client.create_dataset(ds, exists_ok=True, retry=self._retry, timeout=self._timeout)
+        """Check the dataset exists; create it only when missing (bqemulator, or an identity allowed to create)."""
+        from google.api_core.exceptions import Forbidden, NotFound
+
+        ref = f"{self._project}.{_check(dataset)}"
+        with _mapped_errors(f"dataset {dataset}", self.identity):
+            try:
+                self._client.get_dataset(ref, retry=self._retry, timeout=self._timeout)
+                return
+            except NotFound:
+                pass
+            ds = self._bq.Dataset(ref)
+            ds.location = self._location
+            try:
+                self._client.create_dataset(ds, exists_ok=True, retry=self._retry, timeout=self._timeout)
+            except Forbidden as e:
+                raise TerminalError(
+                    f"BigQuery dataset {dataset} does not exist and {self.identity} may not create it: datasets are "
+                    "provisioned by Terraform (terraform/modules/tenant: every dataset a pipeline writes to by name)"
+                ) from e
 
     def table_exists(self, table: str) -> bool:
         from google.api_core.exceptions import NotFound
 
         try:
-            with _mapped_errors(f"looking up {table}"):
+            with _mapped_errors(f"looking up {table}", self.identity):
                 self._client.get_table(self._ref(table), retry=self._retry, timeout=self._timeout)
         except TerminalError as e:
             if isinstance(e.__cause__, NotFound):
@@ -110,11 +143,11 @@ class BigQueryWarehouse:
             )
         if cluster_by:
             bq_table.clustering_fields = list(cluster_by)
-        with _mapped_errors(f"creating {table}"):
+        with _mapped_errors(f"creating {table}", self.identity):
             self._client.create_table(bq_table, exists_ok=True, retry=self._retry, timeout=self._timeout)
 
     def query(self, sql: str, params: Mapping[str, Any] | None = None) -> pa.Table:
-        with _mapped_errors("query"):
+        with _mapped_errors("query", self.identity):
             job = self._run(sql, params)
             rows = job.result(retry=self._retry, timeout=self._job_timeout, job_retry=None)
             result: pa.Table = rows.to_arrow(create_bqstorage_client=False)
@@ -124,14 +157,14 @@ class BigQueryWarehouse:
         self, sql: str, params: Mapping[str, Any] | None = None, batch_rows: int = 65_536
     ) -> Iterator[pa.RecordBatch]:
         """Stream the result page by page over the REST API (`page_size=batch_rows`); no Storage API client."""
-        with _mapped_errors("query"):
+        with _mapped_errors("query", self.identity):
             job = self._run(sql, params)
             rows = job.result(retry=self._retry, timeout=self._job_timeout, job_retry=None, page_size=batch_rows)
             yield from rows.to_arrow_iterable()
 
     def execute(self, sql: str, params: Mapping[str, Any] | None = None) -> int:
         """Run DDL/DML; returns BigQuery's `num_dml_affected_rows` (None, i.e. 0, for DDL such as CREATE TABLE AS)."""
-        with _mapped_errors("execute"):
+        with _mapped_errors("execute", self.identity):
             job = self._run(sql, params)
             job.result(retry=self._retry, timeout=self._job_timeout, job_retry=None)
         return int(job.num_dml_affected_rows or 0)
@@ -147,12 +180,13 @@ class BigQueryWarehouse:
         ref = self._ref(table)
         if not self.table_exists(table):
             self.create_table(table, data.schema)
-        with _mapped_errors(f"writing {table}"):
+        with _mapped_errors(f"writing {table}", self.identity):
             schema = self._client.get_table(ref, retry=self._retry, timeout=self._timeout).schema
             config = self._bq.LoadJobConfig(
                 source_format=self._bq.SourceFormat.PARQUET,
                 write_disposition="WRITE_TRUNCATE" if mode == "truncate" else "WRITE_APPEND",
                 schema=schema,
+                labels=dict(self.job_labels),
             )
             parquet_options = self._bq.ParquetOptions()  # type: ignore[no-untyped-call]
             parquet_options.enable_list_inference = True  # list<T> columns load as REPEATED T, not a record wrapper
@@ -181,7 +215,8 @@ class BigQueryWarehouse:
 
     def _run(self, sql: str, params: Mapping[str, Any] | None) -> bigquery.QueryJob:
         config = self._bq.QueryJobConfig(
-            query_parameters=[_parameter(self._bq, k, v) for k, v in (params or {}).items()]
+            query_parameters=[_parameter(self._bq, k, v) for k, v in (params or {}).items()],
+            labels=dict(self.job_labels),
         )
         return self._client.query(sql, job_config=config, retry=self._retry, timeout=self._timeout, job_retry=None)
 
@@ -284,15 +319,27 @@ def _check(part: str) -> str:
 # -- errors ------------------------------------------------------------------------------------------------------
 
 
+def _job_labels(tenant_id: str | None, identity: str) -> dict[str, str]:
+    """`app`, `tenant` and `identity` (the account id: label values allow [a-z0-9_-], no '@')."""
+    labels = {"app": "cdp"}
+    if tenant_id:
+        labels["tenant"] = tenant_id
+    if "@" in identity:
+        labels["identity"] = identity.split("@", 1)[0]
+    return labels
+
+
 @contextmanager
-def _mapped_errors(action: str) -> Iterator[None]:
+def _mapped_errors(action: str, identity: str | None = None) -> Iterator[None]:
     """Translate client exceptions into the pipeline's transient/terminal split.
 
     Bad SQL, missing tables and permissions are terminal (BigQuery's message is kept: it names the problem and its
-    position). 5xx, 429, rate limits, exhausted retries, timeouts and connection failures are transient.
+    position; a 403 also names the identity refused). 5xx, 429, rate limits, exhausted retries, timeouts and
+    connection failures are transient. A token that cannot be minted for the tenant's account (no such account, no
+    Token Creator on it) is terminal unless google-auth marks it retryable: nothing falls back to another identity.
     """
     from google.api_core import exceptions as gexc
-    from google.auth.exceptions import TransportError
+    from google.auth.exceptions import RefreshError, TransportError
 
     try:
         yield
@@ -300,6 +347,16 @@ def _mapped_errors(action: str) -> Iterator[None]:
         reasons = {str(err.get("reason", "")) for err in (e.errors or []) if isinstance(err, dict)}
         message = f"BigQuery {action}: {e}"
         if isinstance(e, gexc.ServerError | gexc.TooManyRequests) or reasons & _TRANSIENT_REASONS:
+            raise TransientError(message) from e
+        if isinstance(e, gexc.Forbidden) and identity:
+            message += f" (acting as {identity})"
+        raise TerminalError(message) from e
+    except RefreshError as e:
+        message = (
+            f"BigQuery {action}: cannot act as {identity or 'the configured identity'}: {e} (the account must exist, "
+            "terraform/modules/tenant, and the function's account needs roles/iam.serviceAccountTokenCreator on it)"
+        )
+        if getattr(e, "retryable", False):
             raise TransientError(message) from e
         raise TerminalError(message) from e
     except gexc.RetryError as e:
