@@ -23,6 +23,7 @@ Identity: on GCP each tenant's warehouse is built with `credentials=` the tenant
 from __future__ import annotations
 
 import concurrent.futures
+import copy
 import io
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -34,6 +35,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from shared.adapters.gcp_identity import credentials_identity
+from shared.adapters.running_work import RunningWork, WorkCancelled
 from shared.errors import TerminalError, TransientError
 from shared.ports.warehouse import WriteMode
 
@@ -69,6 +71,8 @@ class BigQueryWarehouse:
         from google.cloud import bigquery
 
         self._bq = bigquery
+        self._work: RunningWork[bigquery.QueryJob] = RunningWork()
+        self._is_session = False
         self._project = project
         self._location = location
         self._timeout = request_timeout_s
@@ -200,8 +204,25 @@ class BigQueryWarehouse:
             job.result(retry=self._retry, timeout=self._job_timeout)
         return int(data.num_rows)
 
+    def session(self) -> BigQueryWarehouse:
+        """A handle sharing this client for one step's work: `cancel_running` cancels the jobs it started, no others."""
+        session = copy.copy(self)
+        session._work = RunningWork()
+        session._is_session = True
+        return session
+
+    def cancel_running(self) -> bool:
+        """Cancel the query jobs this session started (jobs.cancel; a finished job ignores it) and refuse new ones.
+        False: the jobs stop on the server, and none starts after this (`_run`), so there is nothing to wait for."""
+        self._work.cancel(self._cancel_job)
+        return False
+
     def close(self) -> None:
-        self._client.close()  # type: ignore[no-untyped-call]
+        """Close the client; a session only cancels its own jobs (the client is shared)."""
+        if self._is_session:
+            self.cancel_running()
+        else:
+            self._client.close()  # type: ignore[no-untyped-call]
 
     # -- internals -----------------------------------------------------------------------------------------------
 
@@ -218,7 +239,18 @@ class BigQueryWarehouse:
             query_parameters=[_parameter(self._bq, k, v) for k, v in (params or {}).items()],
             labels=dict(self.job_labels),
         )
-        return self._client.query(sql, job_config=config, retry=self._retry, timeout=self._timeout, job_retry=None)
+        self._work.check()
+        job = self._client.query(sql, job_config=config, retry=self._retry, timeout=self._timeout, job_retry=None)
+        if self._is_session:  # a session lives for one step; the shared handle keeps no list of every job it ran
+            try:
+                self._work.started(job)
+            except WorkCancelled:  # cancelled while the job was being inserted
+                self._cancel_job(job)
+                raise
+        return job
+
+    def _cancel_job(self, job: bigquery.QueryJob) -> None:
+        self._client.cancel_job(job.job_id, location=job.location, retry=self._retry, timeout=self._timeout)
 
 
 # -- parameters and schemas --------------------------------------------------------------------------------------

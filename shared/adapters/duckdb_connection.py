@@ -17,9 +17,12 @@ files (the file, its WAL, its spill folder), which hold nothing but that tenant'
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 import duckdb
+
+from shared.errors import TerminalError
 
 LOCKED_DOWN_CONFIG: dict[str, str | bool | int | float | list[str]] = {
     "enable_external_access": False,
@@ -43,3 +46,25 @@ def open_locked_down(path: str | Path) -> duckdb.DuckDBPyConnection:
         con.close()
         raise
     return con
+
+
+class TenantDatabase:
+    """One open, locked-down database, shared by a warehouse handle and its per-step sessions; closed once."""
+
+    def __init__(self, path: str | Path) -> None:
+        self._con = open_locked_down(path)
+        self._lock = threading.Lock()
+        self._closed = False
+
+    def cursor(self) -> duckdb.DuckDBPyConnection:
+        """A new connection to the same database (DuckDB connections are not thread-safe; cursors are independent)."""
+        with self._lock:
+            if self._closed:
+                raise TerminalError("DuckDBWarehouse is closed")
+            return self._con.cursor()
+
+    def close(self) -> None:
+        with self._lock:
+            if not self._closed:
+                self._closed = True
+                self._con.close()

@@ -16,12 +16,20 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 import duckdb
+import pyarrow as pa
 
 from shared.error_text import without_local_paths
 from shared.errors import TerminalError, TransientError
 
 _SUGGESTION = re.compile(r"[ \t]*Did you mean\b[^\n]*", re.IGNORECASE)
 _SQL_EXCERPT = re.compile(r"\n\s*LINE \d+:.*", re.DOTALL)
+# DuckDB's message prefixes of the errors a later attempt can get past (the rest map to duckdb.Error: terminal).
+_STREAMED_TRANSIENT: dict[str, type[duckdb.Error]] = {
+    "INTERRUPT Error": duckdb.InterruptException,
+    "IO Error": duckdb.IOException,
+    "Out of Memory Error": duckdb.OutOfMemoryException,
+    "TransactionContext Error": duckdb.TransactionException,
+}
 
 
 def tenant_safe_message(exc: duckdb.Error) -> str:
@@ -47,3 +55,19 @@ def mapped_errors(action: str) -> Iterator[None]:
         if isinstance(exc, duckdb.OperationalError | duckdb.InterruptException):
             raise TransientError(detail) from exc
         raise TerminalError(detail) from exc
+
+
+def streamed(reader: pa.RecordBatchReader) -> Iterator[pa.RecordBatch]:
+    """The reader's batches. A DuckDB error met while streaming (a bad cast in a later row, an interrupt) reaches
+    Python from arrow as a bare OSError carrying DuckDB's message; it is raised again as the duckdb.Error it is, so
+    `mapped_errors` classifies and scrubs it like any other."""
+    while True:
+        try:
+            batch = reader.read_next_batch()
+        except StopIteration:
+            return
+        except OSError as exc:
+            text = str(exc)
+            kind = next((k for prefix, k in _STREAMED_TRANSIENT.items() if text.startswith(prefix)), duckdb.Error)
+            raise kind(text) from exc
+        yield batch

@@ -10,7 +10,7 @@ extensions, no setting changes from SQL).
 
 from __future__ import annotations
 
-import threading
+import copy
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import suppress
@@ -21,10 +21,11 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
-from shared.adapters.duckdb_connection import open_locked_down
-from shared.adapters.duckdb_errors import mapped_errors
+from shared.adapters.duckdb_connection import TenantDatabase
+from shared.adapters.duckdb_errors import mapped_errors, streamed
 from shared.adapters.duckdb_sql import Statement, transpile
-from shared.errors import TerminalError
+from shared.adapters.running_work import RunningWork, WorkCancelled
+from shared.errors import PipelineError, TerminalError
 from shared.ports.warehouse import WriteMode
 
 _SOURCE_PREFIX = "__cloudact_src_"
@@ -34,14 +35,28 @@ class DuckDBWarehouse:
     """A `Warehouse` backed by one DuckDB database file (or `":memory:"`), safe to share between threads.
 
     DuckDB connections are not thread-safe, but cursors made from one connection are independent connections to the
-    same database; each call takes its own cursor, so concurrent callers never share a connection's state.
+    same database; each call takes its own cursor, so concurrent callers never share a connection's state. Each
+    handle records the cursors it has running, so `cancel_running` on a step's `session()` interrupts that step's
+    statements and no one else's.
     """
 
     def __init__(self, path: str | Path) -> None:
-        self._lock = threading.Lock()
-        self._closed = False
         with mapped_errors("opening DuckDB"):
-            self._con = open_locked_down(path)
+            self._database = TenantDatabase(path)
+        self._work: RunningWork[duckdb.DuckDBPyConnection] = RunningWork()
+        self._is_session = False
+
+    def session(self) -> DuckDBWarehouse:
+        """A handle on the same database for one step's work: `cancel_running` stops that work and nothing else."""
+        session = copy.copy(self)
+        session._work = RunningWork()
+        session._is_session = True
+        return session
+
+    def cancel_running(self) -> bool:
+        """Interrupt every statement this handle is running and refuse new ones; callable from any thread. True while
+        a cursor of this handle is still open (the caller calls again until False)."""
+        return self._work.cancel(_interrupt)
 
     # -- Warehouse -----------------------------------------------------------------------------------------------
 
@@ -90,6 +105,7 @@ class DuckDBWarehouse:
         with self._cursor() as cur, mapped_errors("query"):
             for stmt in statements[:-1]:
                 cur.execute(stmt.sql, _pick(values, stmt))
+                self._work.check()  # an interrupt that fell between two statements still stops the next one
             last = statements[-1]
             if last.kind == "query":
                 # sql() streams straight to arrow; execute() would copy every row once more (DB-API path).
@@ -112,7 +128,8 @@ class DuckDBWarehouse:
         values = _pick(_bind_values(params), stmt)
         with self._cursor() as cur, mapped_errors("query"):
             reader = cur.sql(stmt.sql, params=values).to_arrow_reader(batch_rows)
-            for batch in reader:
+            for batch in streamed(reader):
+                self._work.check()  # the consumer may keep pulling batches after its step was cancelled
                 yield from _widen(pa.Table.from_batches([batch])).to_batches()
 
     def execute(self, sql: str, params: Mapping[str, Any] | None = None) -> int:
@@ -123,6 +140,7 @@ class DuckDBWarehouse:
         affected = 0
         with self._cursor() as cur, mapped_errors("execute"):
             for stmt in statements:
+                self._work.check()
                 cursor = cur.execute(stmt.sql, _pick(values, stmt))
                 if stmt.kind == "dml":
                     row = cursor.fetchone()
@@ -156,32 +174,45 @@ class DuckDBWarehouse:
         return int(data.num_rows)
 
     def close(self) -> None:
-        with self._lock:
-            if not self._closed:
-                self._closed = True
-                self._con.close()
+        """Close the database. A session only cancels its own work: the database stays open for everyone else."""
+        if self._is_session:
+            self.cancel_running()
+        else:
+            self._database.close()
 
     # -- internals -----------------------------------------------------------------------------------------------
 
     def _cursor(self) -> _Cursor:
-        with self._lock:
-            if self._closed:
-                raise TerminalError("DuckDBWarehouse is closed")
-            with mapped_errors("opening a cursor"):
-                return _Cursor(self._con.cursor())
+        self._work.check()
+        with mapped_errors("opening a cursor"):
+            return _Cursor(self._database.cursor(), self._work)
 
 
 class _Cursor:
-    """Context manager closing a per-call cursor (and with it any arrow table registered on it)."""
+    """Context manager for a per-call cursor: recorded as running while open, then closed (and with it any arrow
+    table registered on it)."""
 
-    def __init__(self, cur: duckdb.DuckDBPyConnection) -> None:
+    def __init__(self, cur: duckdb.DuckDBPyConnection, work: RunningWork[duckdb.DuckDBPyConnection]) -> None:
+        try:
+            work.started(cur)
+        except WorkCancelled:
+            cur.close()
+            raise
         self._cur = cur
+        self._work = work
 
     def __enter__(self) -> duckdb.DuckDBPyConnection:
         return self._cur
 
-    def __exit__(self, *exc: object) -> None:
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: object) -> None:
+        self._work.finished(self._cur)
         self._cur.close()
+        if isinstance(exc, PipelineError) and not isinstance(exc, WorkCancelled) and self._work.cancelled:
+            self._work.check()  # interrupted because the step was cancelled: say so (WorkCancelled), not "retry"
+
+
+def _interrupt(cur: duckdb.DuckDBPyConnection) -> None:
+    cur.interrupt()
 
 
 # -- values, names, results --------------------------------------------------------------------------------------

@@ -48,4 +48,19 @@ class Warehouse(Protocol):
         """Load arrow data into an existing or new table; returns rows written."""
         ...
 
-    def close(self) -> None: ...
+    def session(self) -> WarehouseSession:
+        """A handle on the same data for one step's work, so that work can be stopped alone when the step's time is
+        up (the engine calls `cancel_running` on timeout, before the stage is finished)."""
+        ...
+
+    def close(self) -> None:
+        """Release the warehouse; on a session, only stop that session's work (the shared connection stays)."""
+        ...
+
+
+class WarehouseSession(Warehouse, Protocol):
+    def cancel_running(self) -> bool:
+        """Stop every statement or job this session has running (DuckDB: interrupt; BigQuery: cancel the job) and
+        refuse to start new ones. Idempotent and callable from any thread. Returns True while some of the session's
+        work may still be running: the caller calls again (briefly) until it returns False."""
+        ...

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import logging
 import threading
+import time
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any
@@ -12,13 +14,32 @@ from shared.pipelines.spec import StepSpec
 from shared.processors.base import StepResult
 from shared.runs.machine import iso
 
+STOP_GRACE_S = 2.0
+"""How long `on_timeout` is repeated while it reports work still running (a DuckDB interrupt lands within
+milliseconds, so this is only an upper bound)."""
+_RECANCEL_EVERY_S = 0.05
+
+log = logging.getLogger(__name__)
+
 
 class StageTimeout(Exception):
     pass
 
 
-def call_with_timeout(fn: Callable[[], Any], timeout_s: float) -> StepResult:
-    """Run the processor on its own thread so a hung step cannot hold the worker past its timeout."""
+def call_with_timeout(
+    fn: Callable[[], Any],
+    timeout_s: float,
+    on_timeout: Callable[[], bool] | None = None,
+    stop_grace_s: float = STOP_GRACE_S,
+) -> StepResult:
+    """Run the processor on its own thread so a hung step cannot hold the worker past its timeout.
+
+    When the time is up, `on_timeout` (the step's warehouse session's `cancel_running`) stops the work the step
+    started, before StageTimeout lets the caller finish the stage and release its slot: abandoning the thread alone
+    would leave its query running at full CPU. It is called again every 50 ms while it returns True (work of the step
+    still running: an interrupt that reached a statement about to start stops nothing), for at most `stop_grace_s`.
+    A step busy outside the warehouse (a sleep, an HTTP read) is not waited for: it has no query to stop.
+    """
     box: dict[str, Any] = {}
 
     def target() -> None:
@@ -31,6 +52,8 @@ def call_with_timeout(fn: Callable[[], Any], timeout_s: float) -> StepResult:
     worker.start()
     worker.join(timeout_s)
     if worker.is_alive():
+        if on_timeout is not None:
+            _stop(worker, on_timeout, stop_grace_s)
         raise StageTimeout()
     if "error" in box:
         raise box["error"]
@@ -38,6 +61,15 @@ def call_with_timeout(fn: Callable[[], Any], timeout_s: float) -> StepResult:
     if not isinstance(result, StepResult):
         raise TerminalError(f"processor returned {type(result).__name__}, not StepResult")
     return result
+
+
+def _stop(worker: threading.Thread, cancel: Callable[[], bool], grace_s: float) -> None:
+    deadline = time.monotonic() + grace_s
+    while cancel():
+        if time.monotonic() >= deadline:
+            log.warning("a timed-out step's warehouse work is still running %.1fs after it was cancelled", grace_s)
+            return
+        worker.join(_RECANCEL_EVERY_S)
 
 
 def attempt_record(

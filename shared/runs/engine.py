@@ -209,7 +209,10 @@ def _run_attempt(
     spath = stage_path(run["run_id"], step.step_id)
     timeout_s = step.timeout_minutes * 60
     try:
-        step_ctx = StepContext(  # inside the try: opening the warehouse can fail like the step itself
+        # Inside the try: opening the warehouse can fail like the step itself. A session of the tenant's warehouse,
+        # so that on timeout this step's work alone is stopped, before the stage is finished.
+        warehouse = ctx.warehouse_for(run["tenant_id"]).session()
+        step_ctx = StepContext(
             tenant_id=run["tenant_id"],
             pipeline_id=run["pipeline_id"],
             run_id=run["run_id"],
@@ -218,11 +221,13 @@ def _run_attempt(
             run_date=date.fromisoformat(str(run["run_date"])),
             parameters=typed_values(spec.parameters, run.get("parameters")),
             variables=dict(spec.variables),
-            warehouse=ctx.warehouse_for(run["tenant_id"]),
+            warehouse=warehouse,
             deadline_monotonic=time.monotonic() + timeout_s,
         )
         with stage_span(step.step_id, step.ps_type, attempt):
-            result = call_with_timeout(lambda: get_processor(step.ps_type).run(step, step_ctx), timeout_s)
+            result = call_with_timeout(
+                lambda: get_processor(step.ps_type).run(step, step_ctx), timeout_s, warehouse.cancel_running
+            )
     except StageTimeout:
         error = f"timed out after {step.timeout_minutes:g} min"
         record = attempt_record(stage, "TIMED_OUT", error, utc_now())

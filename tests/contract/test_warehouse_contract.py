@@ -353,3 +353,20 @@ def test_unreachable_bigquery_is_transient_within_the_retry_deadline() -> None:
         wh.table_exists("ds.t")
     assert time.monotonic() - started < 15
     wh.close()
+
+
+# -- per-step sessions -------------------------------------------------------------------------------------------
+
+
+def test_a_cancelled_session_starts_nothing_and_leaves_the_warehouse_usable(wh: Warehouse, dataset: str) -> None:
+    session = wh.session()
+    assert session.query("SELECT 1 AS x").to_pylist() == [{"x": 1}]  # same data, same answers
+    other = wh.session()
+    session.cancel_running()
+    session.cancel_running()  # idempotent
+    with pytest.raises(TerminalError, match="cancelled"):
+        session.execute(f"CREATE TABLE {dataset}.late AS SELECT 1 AS x")
+    assert not wh.table_exists(f"{dataset}.late")
+    assert other.query("SELECT 2 AS x").to_pylist() == [{"x": 2}]  # another step's session is untouched
+    session.close()  # a session's close leaves the shared connection/client open
+    assert wh.query("SELECT 3 AS x").to_pylist() == [{"x": 3}]

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import threading
+import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.conftest import run_to_end
+from tests.conftest import auth, execute, run_to_end, wait_for
 
 
 @pytest.fixture
@@ -38,3 +40,44 @@ def test_the_error_a_tenant_reads_names_its_mistake_and_nothing_else(runtime: An
         assert "Table with name order does not exist" in text
         assert "Did you mean" not in text and "LINE 1" not in text and "DuckDB SQL" not in text
         assert str(runtime.context.settings.home) not in text and str(Path.home()) not in text
+
+
+@pytest.fixture
+def runaway_pipeline(config_dir: Path) -> str:
+    """An unbounded recursive query under a 2.4 s timeout: it would run (at full CPU) until the process ends."""
+    (config_dir / "testco" / "pipelines" / "runaway.yaml").write_text(
+        """pipeline_id: runaway
+steps:
+  - step_id: forever
+    ps_type: bigquery.query
+    timeout_minutes: 0.04
+    retries: {max_attempts: 1}
+    source:
+      query: "WITH RECURSIVE t AS (SELECT 1 AS n UNION ALL SELECT n + 1 FROM t) SELECT MAX(n) AS n FROM t"
+    destination: {dataset: work, table: never, write_mode: truncate}
+"""
+    )
+    return "runaway"
+
+
+def cpu_seconds_over(window_s: float) -> float:
+    """CPU time this process (every thread) used during the next `window_s` of wall time."""
+    start = time.process_time()
+    time.sleep(window_s)
+    return time.process_time() - start
+
+
+def test_a_timed_out_query_stops_using_the_cpu(runtime: Any, runaway_pipeline: str) -> None:
+    started = execute(runtime, "testco", runaway_pipeline)
+    assert started.status == 202, started.body
+    wait_for(lambda: any(t.name == "cloudact-step" for t in threading.enumerate()), timeout=10)
+    busy = cpu_seconds_over(1.0)  # the query running: about one core (less on a loaded machine)
+    assert runtime.wait_idle(30)
+    idle = cpu_seconds_over(1.0)  # right after TIMED_OUT
+    print(f"runaway query: {busy:.2f} CPU-s/s while running, {idle:.3f} CPU-s/s after TIMED_OUT")
+    got = runtime.call_api(
+        "GET", f"/api/v1/tenants/testco/metadata/executions/{started.body['run_id']}", headers=auth(runtime, "testco")
+    )
+    assert got.body["stages"][0]["status"] == "TIMED_OUT", got.body
+    assert busy > 0.25 and idle < 0.15, (busy, idle)
+    wait_for(lambda: not any(t.name == "cloudact-step" for t in threading.enumerate()), timeout=5)  # thread ended too
