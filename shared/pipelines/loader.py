@@ -21,6 +21,7 @@ from shared import logs
 from shared.errors import NotFound, TerminalError
 from shared.pipelines.bounds import declared_plan, document_issues, size_problem, yaml_bounds
 from shared.pipelines.graph import validate_graph, validate_names
+from shared.pipelines.reserved import default_issues
 from shared.pipelines.spec import IDENTIFIER, Parameter, PipelineSpec, StepIssue, StepSpec
 from shared.pipelines.templating import ValidationScope
 from shared.processors.registry import get_validator, is_known_type
@@ -194,11 +195,12 @@ def _step_issues(raw: Any, scope: ValidationScope) -> list[StepIssue]:
         step = StepSpec.model_validate(raw)
     except ValidationError:
         return []
+    reserved = [StepIssue(path, message, offset) for path, message, offset in default_issues(step.destination, scope)]
     validator = get_validator(step.ps_type) if is_known_type(step.ps_type) else None
     if validator is None:
-        return []
+        return reserved
     try:
-        return validator(step, scope)
+        return reserved + list(validator(step, scope))
     except Exception as exc:  # a validator bug must not hide the file's other problems
         log.exception("validate_step of %s failed", step.ps_type)
         return [StepIssue(("ps_type",), f"the {step.ps_type} checks failed: {type(exc).__name__}: {exc}")]

@@ -128,6 +128,7 @@ def resolve_run_parameters(spec: PipelineSpec, given: Mapping[str, Any] | None) 
     A parameter some step uses as a `{name}` placeholder (in source or destination) must also be usable in an
     identifier, so a value like `x; DROP TABLE y` is refused here, before the run is even queued.
     """
+    from shared.pipelines.reserved import run_value_problem
     from shared.pipelines.templating import TemplateError, identifier_fragment, placeholders_in
 
     canonical = resolve(spec.parameters, given)
@@ -141,6 +142,11 @@ def resolve_run_parameters(spec: PipelineSpec, given: Mapping[str, Any] | None) 
             identifier_fragment(name, typed(spec.parameters[name].type, canonical[name]))
         except TemplateError as exc:
             raise ParameterError(name, f"is used in a table name as {{{name}}}: {exc}") from None
+    values = {**spec.variables, **typed_values(spec.parameters, canonical)}
+    for step in spec.steps:  # ds=metadata: refused before the run is queued (and again when the step runs)
+        found = run_value_problem(step.destination, values, spec.parameters)
+        if found is not None:
+            raise ParameterError(found[0], f"steps.{step.step_id}: {found[1]}")
     return canonical
 
 

@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any, Protocol
 
+from shared.errors import TerminalError
+from shared.pipelines.reserved import dataset_name_problem
 from shared.pipelines.spec import StepSpec
 from shared.ports.warehouse import Warehouse
 
@@ -28,8 +30,14 @@ class StepContext:
     def seconds_left(self) -> float:
         return self.deadline_monotonic - time.monotonic()
 
-    def dataset(self, name: str) -> str:
-        """A tenant's dataset: every table a step touches lives in `{tenant_id}_{name}`."""
+    def dataset(self, name: str, where: str = "destination.dataset", *, writing: bool = True) -> str:
+        """A tenant's dataset: every table a step touches lives in `{tenant_id}_{name}`. The one seam every processor
+        goes through with the name it will really use (placeholders filled in), so the name is refused here, naming
+        `where` (the key it came from), when it is not a plain name or, for a write, when it is a reserved dataset in
+        any case (`Metadata`)."""
+        problem = dataset_name_problem(name, writing=writing)
+        if problem:
+            raise TerminalError(f"{where}: {problem}")
         return f"{self.tenant_id}_{name}"
 
 

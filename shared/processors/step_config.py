@@ -8,12 +8,13 @@ checks a step at `pipelines validate` time (`validate_step`) and again when the 
 from __future__ import annotations
 
 import re
-from typing import Annotated, Any, Literal, TypeVar
+from typing import Annotated, Any, ClassVar, Literal, TypeVar
 
 import pyarrow as pa
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from shared.errors import TerminalError
+from shared.pipelines.reserved import reserved_problem
 from shared.pipelines.spec import IDENTIFIER, StepSpec
 from shared.pipelines.sql_scope import TableScope, dataset_problem
 from shared.processors.base import StepContext
@@ -81,20 +82,19 @@ class StrictModel(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-RESERVED_DATASETS = frozenset({"metadata"})
-"""`{tenant}_metadata` holds run history and DQ results: steps may read it, never write it."""
-
-
 class TableRef(StrictModel):
     """A table in one of the tenant's own datasets: `{tenant_id}_{dataset}.{table}`."""
 
     dataset: Identifier = Field(description="Dataset name without the tenant prefix, e.g. `billing`.")
     table: Identifier
+    _section: ClassVar[str] = "source"
+    """Where the reference sits in the step, for messages; a source may read a reserved dataset, never write it."""
 
     def qualified(self, ctx: StepContext) -> str:
         """`{tenant_id}_{dataset}.{table}`, refused if the name is another tenant's dataset (`acme` + `eu_sales`
-        would be tenant `acme_eu`'s `sales`)."""
-        dataset = ctx.dataset(self.dataset)
+        would be tenant `acme_eu`'s `sales`) or, for a destination, a reserved one."""
+        writing = self._section == "destination"
+        dataset = ctx.dataset(self.dataset, f"{self._section}.dataset", writing=writing)
         scope = TableScope(ctx.tenant_id, other_tenants=other_tenants(ctx.tenant_id))
         problem = dataset_problem(dataset, scope)
         if problem:
@@ -104,12 +104,14 @@ class TableRef(StrictModel):
 
 class Destination(TableRef):
     write_mode: WriteMode = Field(default="truncate", description="truncate replaces the table, append adds rows.")
+    _section: ClassVar[str] = "destination"
 
     @field_validator("dataset")
     @classmethod
     def _not_reserved(cls, dataset: str) -> str:
-        if dataset in RESERVED_DATASETS:
-            raise ValueError(f"dataset {dataset!r} is reserved for run history: write somewhere else")
+        problem = reserved_problem(dataset)  # any case: `Metadata` is the same DuckDB schema
+        if problem:
+            raise ValueError(problem)
         return dataset
 
 
