@@ -8,7 +8,9 @@ from typing import Any
 
 import pytest
 import yaml
+from click.testing import CliRunner
 
+from shared.cli.main import cli
 from shared.errors import BadRequest, PayloadTooLarge
 from shared.notify.config import validate_all
 from shared.pipelines.bounds import check_run_parameters, declared_plan, spec_problem
@@ -17,6 +19,7 @@ from shared.tenancy.local import config_tenants
 from shared.tenancy.plans import DEFAULT_PLAN, PLANS, Plan
 from shared.tenancy.sources import TenantSourcesError, parse_sources
 from shared.yaml_source import UnsafeYaml, YamlBounds, compose_and_load, read_config_text
+from tests.conftest import execute
 
 BILLION_LAUGHS = """\
 pipeline_id: lol
@@ -238,3 +241,38 @@ def test_run_parameters_at_the_caps_pass_and_past_them_are_4xx_naming_the_field(
             "limit": limits.parameter_bytes,
             "plan": name,
         }
+
+
+# -- through the API and the CLI ---------------------------------------------------------------------------------------
+
+
+def test_execute_refuses_a_bomb_and_oversized_parameters_with_4xx_json(runtime: Any) -> None:
+    pipelines = Path(runtime.settings.config_dir) / "testco" / "pipelines"
+    (pipelines / "lol.yaml").write_text(BILLION_LAUGHS)
+    bomb = execute(runtime, "testco", "lol")
+    assert bomb.status == 400 and bomb.body["details"]["field"] == "pipeline_id"
+    assert any(
+        ":2:4: <document>: invalid YAML: YAML anchors are not accepted" in i for i in bomb.body["details"]["issues"]
+    )
+    (pipelines / "takes_text.yaml").write_text(
+        _pipeline([_noop(0)], "parameters:\n  note: {type: string}\n").replace(
+            "pipeline_id: p", "pipeline_id: takes_text"
+        )
+    )
+    limit = PLANS["starter"].pipelines.parameter_bytes
+    assert execute(runtime, "testco", "takes_text", parameters={"note": "x" * limit}).status == 202
+    big = execute(runtime, "testco", "takes_text", parameters={"note": "x" * (limit + 1)})
+    assert big.status == 413 and big.body["error"] == "PAYLOAD_TOO_LARGE"
+    assert big.body["details"] == {"field": "parameters.note", "limit": limit, "plan": "starter"}
+    many = execute(runtime, "testco", "takes_text", parameters={f"p{i}": 1 for i in range(51)})
+    assert many.status == 400 and many.body["details"]["field"] == "parameters"
+
+
+def test_cli_validate_names_the_limit_and_the_plan(tmp_path: Path) -> None:
+    (tmp_path / "acme" / "pipelines").mkdir(parents=True)
+    (tmp_path / "acme" / "tenant.yaml").write_text("tenant_id: acme\nplan: free\n")
+    path = tmp_path / "acme" / "pipelines" / "wide.yaml"
+    path.write_text(_pipeline([_noop(i) for i in range(21)]).replace("pipeline_id: p", "pipeline_id: wide"))
+    result = CliRunner().invoke(cli, ["pipelines", "validate", str(path)])
+    assert result.exit_code == 1
+    assert f"{path}:23:5: steps[20]: 21 steps; plan 'free' allows at most 20 per pipeline (steps)" in result.output
