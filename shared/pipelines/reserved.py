@@ -31,6 +31,17 @@ def reserved_problem(name: str) -> str | None:
     return None
 
 
+RESERVED_TABLE_PREFIX = "_cloudact"
+"""The platform's own tables inside a tenant's datasets (staging tables, the append log) start with this."""
+
+
+def reserved_table_problem(name: str) -> str | None:
+    """Why a step may not write table `name` (after rendering): the platform's own tables, in any case."""
+    if name.strip().lower().startswith(RESERVED_TABLE_PREFIX):
+        return f"{name[:80]!r}: table names starting with {RESERVED_TABLE_PREFIX} are reserved for the platform"
+    return None
+
+
 def dataset_name_problem(name: str, *, writing: bool = True) -> str | None:
     """Why a step may not use (read, or when `writing` write into) dataset `name` (without the tenant prefix)."""
     if not DATASET_NAME.fullmatch(name):

@@ -8,7 +8,7 @@ from datetime import date
 from typing import Any, Protocol
 
 from shared.errors import TerminalError
-from shared.pipelines.reserved import dataset_name_problem
+from shared.pipelines.reserved import dataset_name_problem, reserved_table_problem
 from shared.pipelines.spec import StepSpec
 from shared.ports.warehouse import Warehouse
 
@@ -39,6 +39,14 @@ class StepContext:
         if problem:
             raise TerminalError(f"{where}: {problem}")
         return f"{self.tenant_id}_{name}"
+
+    def destination_table(self, dataset: str, table: str, where: str = "destination.table") -> str:
+        """`{dataset}.{table}` for a write, with the table name as the step will really use it (placeholders filled
+        in) refused when it is one of the platform's own tables (`_cloudact...`, any case)."""
+        problem = reserved_table_problem(table)
+        if problem:
+            raise TerminalError(f"{where}: {problem}")
+        return f"{dataset}.{table}"
 
 
 @dataclass(frozen=True)

@@ -40,6 +40,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from shared import logs
 from shared.errors import TerminalError
+from shared.pipelines.reserved import reserved_table_problem
 from shared.pipelines.spec import IDENTIFIER, StepIssue, StepSpec
 from shared.pipelines.sql_scope import TableScope, query_parameter_names, render_checked_sql, writable_dataset_problem
 from shared.pipelines.sql_scope import validate_sql_template as _validate_sql
@@ -139,8 +140,10 @@ def _destination_issues(dest: QueryDestination, scope: ValidationScope) -> list[
         problem = writable_dataset_problem(full, table_scope)
         if problem:
             issues.append(StepIssue(("destination", "dataset"), problem))
-    if dest.table.startswith("_cloudact"):
-        issues.append(StepIssue(("destination", "table"), "names starting with _cloudact are reserved"))
+    if not issues:  # on the rendered name (variables filled in), in any case: `{t}` with t=_cloudact_x is reserved
+        problem = reserved_table_problem(render(dest.table, scope.values()).text)
+        if problem:
+            issues.append(StepIssue(("destination", "table"), problem))
     return issues
 
 
@@ -177,7 +180,7 @@ class BigQueryQuery:
         problem = writable_dataset_problem(dataset, TableScope(ctx.tenant_id, other_tenants=others))
         if problem:  # after rendering: a run value such as ds=metadata must not reach the reserved dataset
             raise TerminalError(f"step {step.step_id}: destination: {problem}")
-        table = f"{dataset}.{render_identifier(dest.table, values, 'destination.table')}"
+        table = ctx.destination_table(dataset, render_identifier(dest.table, values, "destination.table"))
         writer = _Writer(ctx.warehouse, dataset, table, dest, _write_id(ctx, step))
         staging = f"{dataset}.{STAGING_PREFIX}{_safe(ctx.run_id)}_{step.step_id}_{ctx.attempt}"
         ctx.warehouse.ensure_dataset(dataset)

@@ -99,6 +99,8 @@ class TableRef(StrictModel):
         problem = dataset_problem(dataset, scope)
         if problem:
             raise TerminalError(problem)
+        if writing:
+            return ctx.destination_table(dataset, self.table, f"{self._section}.table")
         return f"{dataset}.{self.table}"
 
 

@@ -155,3 +155,27 @@ def test_a_reserved_name_that_reaches_a_run_fails_it_and_writes_nothing(runtime:
     assert warehouse.table_exists("testco_sales.forged") and not warehouse.table_exists("testco_metadata.forged")
     key = auth(runtime, "testco")
     assert runtime.call_api("GET", "/api/v1/tenants/testco/pipelines", headers=key).status == 200
+
+
+@pytest.mark.parametrize("table", ["_cloudact_pwn", "_CloudAct_stage_x", "_CLOUDACT_append_log", " _cloudact_x"])
+def test_platform_tables_are_refused_as_destinations_whatever_their_case(table: str) -> None:
+    ctx = _context()
+    with pytest.raises(TerminalError, match=r"^destination.table: .*reserved for the platform"):
+        ctx.destination_table("acme_sales", table)
+    forged = Destination.model_construct(dataset="sales", table=table, write_mode="append")
+    with pytest.raises(TerminalError, match="reserved for the platform"):
+        forged.qualified(ctx)
+
+
+def test_a_variable_naming_a_platform_table_is_refused_at_validation(tmp_path: Path) -> None:
+    text = """\
+pipeline_id: sneaky
+steps:
+  - step_id: write
+    ps_type: bigquery.query
+    source: {query: "SELECT 1 AS x"}
+    destination: {dataset: atk, table: "{t}"}
+variables: {t: _CloudAct_pwn}
+"""
+    with pytest.raises(PipelineValidationError, match="reserved for the platform"):
+        parse_pipeline(text, str(tmp_path / "sneaky.yaml"), tenant_id="acme")
