@@ -24,6 +24,7 @@ from typing import Any
 import pyarrow as pa
 from pydantic import ConfigDict, Field
 
+from shared.adapters.gcp_identity import tenant_credentials
 from shared.errors import TerminalError
 from shared.pipelines.spec import StepSpec
 from shared.pipelines.templating import ValidationScope
@@ -113,9 +114,11 @@ class FileLoad:
         ctx.warehouse.ensure_dataset(ctx.dataset(cfg.destination.dataset))
         sink = TableSink(ctx.warehouse, table, cfg.destination.write_mode, ctx.run_id, step.step_id)
         try:
-            # credentials=None reads as the process's identity; on GCP the stage worker is to pass the tenant's
-            # impersonated credentials here (shared/adapters/gcp_identity.py, issue 13).
-            for batch in read_batches(location, ctx.tenant_id, options, credentials=None):
+            # gs:// objects are read as the tenant's own service account on GCP (None elsewhere: the emulators check
+            # no identity), so a bucket the tenant was never granted stays unreadable even past the declared-bucket
+            # check.
+            credentials = tenant_credentials(get_context().settings, ctx.tenant_id)
+            for batch in read_batches(location, ctx.tenant_id, options, credentials=credentials):
                 check_deadline(ctx, step)
                 sink.write(batch)
             rows = sink.commit(empty_schema=options.schema)

@@ -115,11 +115,18 @@ def build_warehouse(settings: Settings, tenant_id: str) -> Warehouse:
     """One tenant's warehouse. Locally: a DuckDB file of its own, so its SQL cannot name another tenant's data."""
     if settings.warehouse == "bigquery":
         from shared.adapters.bigquery_warehouse import BigQueryWarehouse
+        from shared.adapters.gcp_identity import tenant_credentials
 
-        _checked_tenant_id(tenant_id)
-        # Seam for per-tenant identity: the tenant's impersonated credentials are passed here once they exist; until
-        # then every tenant's client runs as the function's own identity.
-        return BigQueryWarehouse(settings.project, settings.bigquery_endpoint, settings.bigquery_location)
+        # On GCP the client acts as the tenant's own service account (impersonated; the function's identity holds
+        # only Token Creator on it), so BigQuery IAM itself keeps the tenant inside its datasets. The emulators check
+        # no identity: there tenant_credentials is None and isolation rests on the SQL allow-list.
+        return BigQueryWarehouse(
+            settings.project,
+            settings.bigquery_endpoint,
+            settings.bigquery_location,
+            credentials=tenant_credentials(settings, _checked_tenant_id(tenant_id)),
+            tenant_id=tenant_id,
+        )
     if settings.warehouse == "duckdb":
         from shared.adapters.duckdb_warehouse import DuckDBWarehouse
 
