@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 
-.PHONY: install install-dev demo test lint fmt bench reliability dev clean schemas
+.PHONY: install install-dev demo test lint fmt bench reliability security dev clean schemas
 
 $(BIN)/python:
 	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11+ is required"'
@@ -42,6 +42,9 @@ bench: install-dev       ## benchmark figures (P1..P6): table on stdout, JSON in
 
 reliability: install-dev ## reliability/security drills, one figure per line; non-zero exit on any loss
 	$(BIN)/python -m reliability
+
+security: install-dev    ## tenant-vs-tenant attack drill (issue 13): attacks tried / blocked / breached; non-zero on any breach
+	$(BIN)/python -m reliability --only attacks,cross-tenant
 
 schemas: install         ## regenerate shared/contracts/schemas/*.json from the pydantic contracts
 	$(BIN)/cloudact contracts export
