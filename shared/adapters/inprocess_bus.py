@@ -3,6 +3,8 @@
 At-least-once delivery on a thread pool (parallel branches really run in parallel), nack -> redelivery with
 exponential backoff, and after `max_delivery_attempts` the message goes to the subscription's dead-letter topic with
 the same attributes real Pub/Sub adds. `duplicate_deliveries=2` delivers every message twice, for drills.
+`retain(topic, queue)` stands in for the dead-letter topic's pull subscription: what is published there is also kept
+in `queue` (a DeadLetterFile) until an operator acks it, and the bus answers the DeadLetterQueue port from it.
 """
 
 from __future__ import annotations
@@ -11,14 +13,16 @@ import heapq
 import itertools
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from shared import logs
+from shared.adapters.dead_letter_file import DeadLetterFile
 from shared.contracts.envelope import OutboundMessage, ReceivedMessage
-from shared.errors import TransientError
+from shared.errors import TerminalError, TransientError
+from shared.ports.bus import DeadLetter
 
 log = logs.get_logger("cloudact.bus")
 Handler = Callable[[ReceivedMessage], None]
@@ -75,6 +79,7 @@ class InProcessBus:
         self._closed = False
         self.stats = BusStats()
         self.dead_letters: list[tuple[str, ReceivedMessage]] = []
+        self._retained: dict[str, DeadLetterFile] = {}
         self._timer_thread = threading.Thread(target=self._timer_loop, name="cloudact-bus-timer", daemon=True)
         self._timer_thread.start()
 
@@ -96,6 +101,10 @@ class InProcessBus:
         )
         self._subs.setdefault(topic, []).append(sub)
 
+    def retain(self, topic: str, queue: DeadLetterFile) -> None:
+        """Keep every message published to `topic` in `queue` until acked (the dead-letter pull subscription)."""
+        self._retained[topic] = queue
+
     # ------------------------------------------------------------------------------------------------ MessageBus
     def publish(self, topic: str, messages: Sequence[OutboundMessage]) -> list[str]:
         if self._closed:
@@ -108,6 +117,9 @@ class InProcessBus:
             received = ReceivedMessage(message.data, dict(message.attributes), message_id, now, topic)
             with self._lock:
                 self.stats.published += 1
+            retained = self._retained.get(topic)
+            if retained is not None:  # before delivery, as Pub/Sub accepts for every subscription at once
+                retained.retain(received)
             for sub in self._subs.get(topic, []):
                 for _ in range(self.duplicate_deliveries):
                     self._submit(sub, received, 1)
@@ -118,6 +130,20 @@ class InProcessBus:
             self._closed = True
             self._lock.notify_all()
         self._pool.shutdown(wait=True, cancel_futures=True)
+        for queue in self._retained.values():
+            queue.close()
+
+    # ------------------------------------------------------------------------------------------------ DeadLetterQueue
+    def _dead_letter_queue(self) -> DeadLetterFile:
+        if len(self._retained) != 1:
+            raise TerminalError("this bus keeps no dead-letter queue (retain() the dead-letter topic first)")
+        return next(iter(self._retained.values()))
+
+    def peek_dead_letters(self, limit: int) -> list[DeadLetter]:
+        return self._dead_letter_queue().peek_dead_letters(limit)
+
+    def ack_dead_letters(self, dead_letter_ids: Collection[str]) -> list[str]:
+        return self._dead_letter_queue().ack_dead_letters(dead_letter_ids)
 
     # ------------------------------------------------------------------------------------------------ delivery
     def _submit(self, sub: Subscription, message: ReceivedMessage, attempt: int) -> None:

@@ -17,6 +17,9 @@ MAINTENANCE_TICKS: Final = "cdp-maintenance-ticks"
 DEAD_LETTERS: Final = "cdp-dead-letters"
 """Every push subscription's dead-letter topic; maintenance reads it."""
 
+DEAD_LETTER_PULL_SUBSCRIPTION: Final = f"{DEAD_LETTERS}--inspect"
+"""The dead-letter topic's retained pull subscription: what an operator lists, replays and purges."""
+
 ALL_TOPICS: Final = (RUN_REQUESTS, STAGE_TASKS, RUN_EVENTS, SCHEDULE_TICKS, MAINTENANCE_TICKS, DEAD_LETTERS)
 
 # Which function entry point consumes which topic. One push subscription per pair, named `<topic>--<function>`.

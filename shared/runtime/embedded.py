@@ -10,8 +10,10 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
+from shared.adapters.dead_letter_file import DeadLetterFile
 from shared.adapters.inprocess_bus import InProcessBus
 from shared.api.routes import ApiResponse
 from shared.contracts import topics
@@ -36,6 +38,10 @@ def to_cloud_event(project: str, message: ReceivedMessage) -> Any:
         "deliveryAttempt": message.delivery_attempt,
     }
     return CloudEvent(attrs, data)
+
+
+def dead_letter_file_path(settings: Settings) -> Path:
+    return settings.home / "dead_letters.sqlite3"
 
 
 def _entry_points() -> dict[str, Callable[[Any], Any]]:
@@ -117,6 +123,8 @@ def start(
         duplicate_deliveries=duplicate_deliveries,
         max_delivery_attempts=max_delivery_attempts,
     )
+    # The dead-letter topic's pull subscription, kept in a file so an operator's later `cloudact dead-letters` sees it
+    bus.retain(topics.DEAD_LETTERS, DeadLetterFile(dead_letter_file_path(settings)))
     context = Context(settings, _bus=bus)
     set_context(context)
     entries = _entry_points()

@@ -20,7 +20,7 @@ from shared.contracts import topics
 from shared.runtime.settings import REPO_ROOT
 
 HTTP_FUNCTIONS = ("api",)
-DEAD_LETTER_PULL_SUBSCRIPTION = f"{topics.DEAD_LETTERS}--inspect"
+DEAD_LETTER_PULL_SUBSCRIPTION = topics.DEAD_LETTER_PULL_SUBSCRIPTION
 
 
 def free_port() -> int:
