@@ -23,6 +23,8 @@ module "platform" {
   max_instances        = var.max_instances
   api_public           = var.api_public
   deletion_protection  = var.deletion_protection
+
+  notification_channels = var.notification_channels
 }
 
 module "tenant" {

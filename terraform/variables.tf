@@ -56,3 +56,9 @@ variable "deletion_protection" {
   type        = bool
   default     = true
 }
+
+variable "notification_channels" {
+  description = "Cloud Monitoring notification channel ids every alert goes to (modules/platform/monitoring.tf)."
+  type        = list(string)
+  default     = []
+}
