@@ -49,5 +49,8 @@ security: install-dev    ## tenant-vs-tenant attack drill (issue 13): attacks tr
 schemas: install         ## regenerate shared/contracts/schemas/*.json from the pydantic contracts
 	$(BIN)/cloudact contracts export
 
+docs: install            ## regenerate docs/configuration.md, metadata-schema.md, api.md from the code
+	$(BIN)/python -m shared.docgen
+
 clean:
 	rm -rf .cloudact .emulators .pytest_cache .mypy_cache .ruff_cache test-artifacts

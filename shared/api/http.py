@@ -10,7 +10,9 @@ import json
 from typing import Any
 
 from shared import logs
+from shared.api.openapi import openapi_document
 from shared.api.routes import ROUTES, ApiRequest, ApiResponse, Route
+from shared.docgen.api_reference import DOCS_PATH, docs_response
 from shared.errors import (
     BadRequest,
     ClientError,
@@ -124,6 +126,8 @@ def handle_flask(ctx: Context, request: Any) -> tuple[str, int, dict[str, str]]:
     """The functions-framework HTTP entry: reads at most MAX_BODY_BYTES + 1 so a huge body cannot exhaust memory."""
     if is_ui_path(request.path):  # the run-history page's static files (shared/ui), not an API route
         return ui_response(request.method, request.path, request.headers.get("If-None-Match"))
+    if request.path.rstrip("/") == DOCS_PATH:  # the API reference as HTML, under the same CSP as the UI
+        return docs_response(request.method, openapi_document(ROUTES), request.headers.get("If-None-Match"))
     length = request.content_length
     if length is not None and length > MAX_BODY_BYTES:
         response = ApiResponse(

@@ -26,25 +26,37 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 @dataclass(frozen=True)
 class Settings:
     runtime: RuntimeName = "embedded"
+    """Preset of adapters: embedded (in-process, SQLite, DuckDB), emulators (Google emulators), gcp (production)."""
     bus: str = "inprocess"
+    """Message bus adapter: inprocess | pubsub (default: the runtime's preset)."""
     state: str = "sqlite"
+    """State store adapter: sqlite | firestore (default: the runtime's preset)."""
     warehouse: str = "duckdb"
+    """Warehouse adapter: duckdb | bigquery (default: the runtime's preset)."""
     keys: str = "local"
+    """Key service that seals tenant secrets: local (AES-GCM keyring under home) | kms (needs kms_key)."""
     project: str = "cloudact-local"
+    """GCP project of Pub/Sub, Firestore, BigQuery and the exporters (falls back to GOOGLE_CLOUD_PROJECT)."""
     home: Path = field(default_factory=lambda: Path(".cloudact").resolve())
     """Embedded runtime's folder: SQLite state, DuckDB warehouse, local keyring."""
     config_dir: Path = REPO_ROOT / "tenant_configs"
+    """The tenant_configs/ folder: {tenant}/tenant.yaml and pipelines/*.yaml (part of the deployed bundle)."""
     firestore_database: str = "(default)"
+    """Firestore database id of the state store."""
     bigquery_endpoint: str | None = None
     """bqemulator's REST endpoint (tests); None means the real BigQuery API."""
     bigquery_location: str = "US"
+    """BigQuery location of tenant datasets and jobs (EU, US or a region)."""
     kms_key: str | None = None
     """Cloud KMS CryptoKey resource name used to wrap data keys."""
     log_level: str = "INFO"
+    """Python log level of the JSON logs (DEBUG, INFO, WARNING, ERROR)."""
     trace_exporter: str = "none"
     """Where spans go: none | console | otlp | gcp (Cloud Trace) | file (JSON lines, see trace_file)."""
     trace_file: Path | None = None
+    """File the `file` trace exporter appends spans to, one JSON object per line."""
     trace_sample_ratio: float = 1.0
+    """Share of runs traced (0.0-1.0); a run's spans are all kept or all dropped."""
     metrics_exporter: str = "none"
     """Where metrics go: none | console | otlp | gcp (Cloud Monitoring) | memory (in-process, for tests)."""
     egress_allow_private: tuple[str, ...] | None = None
