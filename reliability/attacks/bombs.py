@@ -44,7 +44,19 @@ def bomb_files() -> dict[str, str]:
     fan_out = "steps:\n  - {step_id: root, ps_type: debug.noop}\n" + "".join(
         f"  - {{step_id: s{i}, ps_type: debug.noop, depends_on: [root]}}\n" for i in range(5_000)
     )
+    # Valid YAML well under the plan's size cap whose one query costs seconds of parser/checker CPU on every
+    # execute: a refused pipeline is never cached, so each request pays again.
+    additions = _query_step(
+        "SELECT " + "+".join(["n"] * 150_000) + " AS x, getenv('HOME') AS y FROM {tenant_id}_own.data"
+    )
+    in_list = _query_step(
+        "SELECT label FROM {tenant_id}_own.data WHERE n IN ("
+        + ",".join(str(i) for i in range(100_000))
+        + ") AND getenv('HOME') IS NULL"
+    )
     return {
+        "refused query of 150,000 additions (300 KB)": additions,
+        "refused query with an IN list of 100,000": in_list,
         "billion laughs (9^9 aliases)": billion,
         "quadratic alias blow-up": quadratic,
         "deep nesting 50,000 lists": "steps:\n  - {step_id: a, ps_type: debug.noop, config: {x: "
@@ -63,6 +75,16 @@ def bomb_files() -> dict[str, str]:
         + "steps:\n  - {step_id: a, ps_type: debug.noop}\n",
         "10 MB variable": "variables:\n  v: " + "y" * 10_000_000 + "\nsteps:\n  - {step_id: a, ps_type: debug.noop}\n",
     }
+
+
+def _query_step(sql: str) -> str:
+    step = {
+        "step_id": "a",
+        "ps_type": "bigquery.query",
+        "source": {"query": sql},
+        "destination": {"dataset": "atk", "table": "t", "write_mode": "truncate"},
+    }
+    return "steps:\n  - " + json.dumps(step) + "\n"
 
 
 def write_bombs(folder: Path) -> dict[str, Path]:

@@ -122,6 +122,70 @@ def table_function_attacks(p: Paths) -> list[Attack]:
     for name, expr in scalars.items():
         out.append(_attack(k, f"scalar {name}", f"SELECT {expr} AS v"))
         out.append(_attack(k, f"scalar {name} in WHERE", f"SELECT label FROM {OWN} WHERE {expr} IS NOT NULL"))
+    return out + differential_attacks(p)
+
+
+def _hidden(code: str, opener: str = "$a$ AS c", tag: str = "$a$") -> str:
+    """`code` (DuckDB SQL, strings written `$q$...$q$`) hidden from the SQL check: sqlglot reads `$a$` as a column and
+    `'x $a$, <code>, $c$'` as one string literal, while DuckDB reads `$a$ ... $a$` and `$c$ ... $c$` as dollar-quoted
+    strings, leaving `<code>` as SQL of its own between them."""
+    return f"SELECT {opener}, 'x {tag}, {code}, $c$' AS d, $c$ AS e FROM {OWN}"
+
+
+def differential_attacks(p: Paths) -> list[Attack]:
+    """Class 9: text the SQL check reads one way and DuckDB another once regenerated (dollar quoting, escapes,
+    comments, quoted identifiers, NUL bytes). Sent with the table-function class (the drill's corpus() lists the
+    corpus functions it calls)."""
+    k = "9 parser differentials"
+    setting = "current_setting($q$temp_directory$q$) AS v"
+    settings = "(SELECT string_agg(name || $q$=$q$ || value, $q$;$q$) FROM duckdb_settings()) AS v"
+    hidden = {
+        "dollar-quoted column hides current_setting": _hidden(setting),
+        "empty-tag $$ hides current_setting": _hidden(setting, "$$ AS c", "$$"),
+        "dollar-quoted alias hides current_setting": _hidden(setting, "label AS $a$", "$a$"),
+        "dollar-quoted column hides duckdb_settings()": _hidden(settings),
+        "dollar-quoted column hides duckdb_databases()": _hidden(
+            "(SELECT string_agg(path, $q$;$q$) FROM duckdb_databases()) AS v"
+        ),
+        "dollar-quoted column hides duckdb_tables()": _hidden(
+            "(SELECT string_agg(sql, $q$;$q$) FROM duckdb_tables()) AS v"
+        ),
+        "dollar-quoted column hides read_text canary": _hidden(
+            f"(SELECT string_agg(content, $q$;$q$) FROM read_text($q${p.canary_file}$q$)) AS v"
+        ),
+        "dollar-quoted column hides query_table victim": _hidden(
+            f"(SELECT string_agg(secret, $q$;$q$) FROM query_table($q${VICTIM_TABLE}$q$)) AS v"
+        ),
+        "dollar-quoted column hides cast of a setting (error text)": _hidden(
+            "CAST(current_setting($q$secret_directory$q$) AS INTEGER) AS v"
+        ),
+        "@a$ parameter becomes a dollar quote": f"SELECT @a$ AS c, 'x $a$, {setting}, $c$' AS d, $c$ AS e",
+        "dollar-quoted EXTRACT part": "SELECT EXTRACT($a$ FROM ' $a$ FROM current_setting($q$temp_directory$q$)) AS v, "
+        "$b$') AS v2, $b$ AS w",
+        "dollar-quoted qualified column": (
+            f"SELECT data.$a$ AS c, 'x $a$, {setting}, $c$' AS d, data.$c$ AS e FROM {OWN}"
+        ),
+        "dollar quote inside triple-quoted string": f'SELECT """ $a$ """ AS x, $a$ AS y, {setting}, $a$ AS z',
+    }
+    out = [_attack(k, name, sql) for name, sql in hidden.items()]
+    quoting = {
+        "NUL byte in a string": f"SELECT 'a\\x00b' AS x, label FROM {OWN}, duckdb_settings()",
+        "quote and comment in a backticked alias": 'SELECT 1 AS `a"b`, getenv(\'HOME\') AS `c"" ; --`',
+        "unicode-escaped quote": "SELECT '\\u0027 || current_setting(\\u0027temp_directory\\u0027) || \\u0027' AS x",
+        "raw string with backslash-quote": "SELECT r\"\\'$a$\" AS x, $a$ AS y, current_setting('temp_directory') AS z",
+        "# comment with a dollar quote": f"SELECT label FROM {OWN} # $a$\n, duckdb_settings()",
+        "-- comment hiding a newline": f"SELECT label -- x\nFROM {OWN}, duckdb_settings()",
+        "wildcard table of the victim": f"SELECT * FROM `{VICTIM}_vault.*`",
+        "_TABLE_SUFFIX over a wildcard": "SELECT _TABLE_SUFFIX AS s FROM `{tenant_id}_own.data*`",
+        "dash in a dataset": f"SELECT * FROM `{VICTIM}-vault.ledger_q7x`",
+        "column path naming the victim table": f"SELECT {VICTIM_TABLE}.secret FROM {OWN} AS {VICTIM}_vault",
+        "UNNEST of a column path read as a table": f"SELECT * FROM {OWN} AS t, UNNEST(duckdb_settings) AS u",
+        "FOR SYSTEM_TIME AS OF": f"SELECT * FROM {OWN} FOR SYSTEM_TIME AS OF CURRENT_TIMESTAMP()",
+        "COLLATE with a locale": f"SELECT COLLATE(label, 'und:ci') AS c FROM {OWN}",
+        "ERROR() of own label": f"SELECT ERROR(label) AS v FROM {OWN}",
+    }
+    harmless = {"unicode-escaped quote"}  # one string literal to both parsers: may run, must not leak
+    out += [_attack(k, name, sql, "no-leak" if name in harmless else "refuse") for name, sql in quoting.items()]
     return out
 
 

@@ -216,6 +216,22 @@ def other_channel_attacks(p: Paths, local_base: str) -> list[Attack]:
         Attack(k, "quality.check custom_sql getenv", dq("SELECT getenv('HOME') AS v")),
         Attack(
             k,
+            "quality.check custom_sql dollar-quoted current_setting",
+            dq(
+                "SELECT $a$ AS c, 'x $a$, current_setting($q$temp_directory$q$) AS v, $c$' AS d, $c$ AS e "
+                "FROM {tenant_id}_own.data WHERE FALSE"
+            ),
+        ),
+        Attack(
+            k,
+            "quality.check custom_sql dollar-quoted cast of a setting",
+            dq(
+                "SELECT $a$ AS c, 'x $a$, CAST(current_setting($q$temp_directory$q$) AS INTEGER) AS v, $c$' AS d, "
+                "$c$ AS e FROM {tenant_id}_own.data"
+            ),
+        ),
+        Attack(
+            k,
             "quality.check source in victim dataset",
             {
                 "ps_type": "quality.check",

@@ -125,3 +125,26 @@ def test_bomb_files_are_pipelines_named_after_their_file(tmp_path: Path) -> None
     assert len(files) == len(bombs.bomb_files())
     for path in files.values():
         assert path.read_text(encoding="utf-8").startswith(f"pipeline_id: {path.stem}\n")
+
+
+def test_dollar_quote_payloads_read_as_one_string_to_the_checker_and_as_code_to_duckdb() -> None:
+    """The class 9 payloads keep their shape: sqlglot sees a column and a string literal (no function call), so a
+    refusal must come from the checker knowing DuckDB's dollar quoting, not from a malformed payload."""
+    import sqlglot
+    from sqlglot import exp
+
+    from reliability.attacks.sql_corpus import Paths, differential_attacks
+
+    attacks = {a.name: a for a in differential_attacks(Paths("/c", "/v", "/cr", "/w", "/h"))}
+    sql = str(attacks["dollar-quoted column hides current_setting"].step["source"]["query"])  # type: ignore[index]
+    tree = sqlglot.parse_one(sql.replace("{tenant_id}", "mallory"), read="bigquery")
+    assert not list(tree.find_all(exp.Anonymous)) and "current_setting" in tree.sql("duckdb")
+    assert all(a.klass == "9 parser differentials" for a in attacks.values())
+    assert attacks["dollar-quoted column hides duckdb_settings()"].expect == "refuse"
+
+
+def test_sql_cost_bombs_fit_the_attackers_plan() -> None:
+    files = bombs.bomb_files()
+    for name in ("refused query of 150,000 additions (300 KB)", "refused query with an IN list of 100,000"):
+        assert len(files[name].encode()) < 1 << 20
+        assert yaml.safe_load(files[name])["steps"][0]["ps_type"] == "bigquery.query"
