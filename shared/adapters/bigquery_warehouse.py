@@ -74,6 +74,7 @@ class BigQueryWarehouse:
         self._work: RunningWork[bigquery.QueryJob] = RunningWork()
         self._is_session = False
         self._project = project
+        self._tenant_id = tenant_id
         self._location = location
         self._timeout = request_timeout_s
         self._job_timeout = job_timeout_s
@@ -119,6 +120,28 @@ class BigQueryWarehouse:
                     f"BigQuery dataset {dataset} does not exist and {self.identity} may not create it: datasets are "
                     "provisioned by Terraform (terraform/modules/tenant: every dataset a pipeline writes to by name)"
                 ) from e
+
+    def list_datasets(self) -> list[str]:
+        """The tenant's datasets: `{tenant}_...` (no tenant id's datasets can be another's, see onboarding)."""
+        if not self._tenant_id:
+            raise TerminalError("this warehouse belongs to no tenant: it cannot tell which datasets are whose")
+        prefix = f"{self._tenant_id}_"
+        with _mapped_errors("listing datasets", self.identity):
+            found = self._client.list_datasets(self._project, retry=self._retry, timeout=self._timeout)
+            return sorted(d.dataset_id for d in found if d.dataset_id.startswith(prefix))
+
+    def drop_dataset(self, dataset: str) -> bool:
+        from google.api_core.exceptions import NotFound
+
+        if dataset not in self.list_datasets():
+            return False
+        ref = f"{self._project}.{_check(dataset)}"
+        with _mapped_errors(f"dropping dataset {dataset}", self.identity):
+            try:
+                self._client.delete_dataset(ref, delete_contents=True, retry=self._retry, timeout=self._timeout)
+            except NotFound:
+                return False
+        return True
 
     def table_exists(self, table: str) -> bool:
         from google.api_core.exceptions import NotFound

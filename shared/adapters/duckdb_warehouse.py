@@ -65,6 +65,22 @@ class DuckDBWarehouse:
         with self._cursor() as cur, mapped_errors(f"creating dataset {dataset}"):
             cur.execute(f"CREATE SCHEMA IF NOT EXISTS {_quote(dataset)}")
 
+    def list_datasets(self) -> list[str]:
+        with self._cursor() as cur, mapped_errors("listing datasets"):
+            rows = cur.execute(
+                "SELECT schema_name FROM information_schema.schemata WHERE catalog_name = current_database() "
+                "AND schema_name NOT IN ('main', 'information_schema', 'pg_catalog') ORDER BY schema_name"
+            ).fetchall()
+        return [str(row[0]) for row in rows]
+
+    def drop_dataset(self, dataset: str) -> bool:
+        _check_name(dataset)
+        if dataset not in self.list_datasets():
+            return False
+        with self._cursor() as cur, mapped_errors(f"dropping dataset {dataset}"):
+            cur.execute(f"DROP SCHEMA IF EXISTS {_quote(dataset)} CASCADE")
+        return True
+
     def table_exists(self, table: str) -> bool:
         dataset, name = _split(table)
         with self._cursor() as cur, mapped_errors(f"looking up {table}"):

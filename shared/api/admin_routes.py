@@ -9,6 +9,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from shared.api.base import ApiRequest, ApiResponse, QueryParam, Route, int_param, validate_body
+from shared.api.operations_routes import OPERATIONS_ROUTES
 from shared.errors import BadRequest, NotFound
 from shared.runs.machine import utc_now
 from shared.runtime.context import Context
@@ -114,8 +115,8 @@ def onboard(ctx: Context, req: ApiRequest, params: dict[str, str]) -> ApiRespons
 
 def admin_list_tenants(ctx: Context, req: ApiRequest, params: dict[str, str]) -> ApiResponse:
     status = req.query.get("status")
-    if status is not None and status not in ("active", "suspended"):
-        raise BadRequest("status must be active or suspended", {"field": "status"})
+    if status is not None and status not in ("active", "suspended", "offboarded"):
+        raise BadRequest("status must be active, suspended or offboarded", {"field": "status"})
     tenants = list_tenants(ctx, status, int_param(req.query, "limit", 500, 1, 1000))
     return ApiResponse(200, {"tenants": tenants, "count": len(tenants)})
 
@@ -209,7 +210,7 @@ ADMIN_ROUTES: list[Route] = [
     Route("POST", _A, onboard, "admin", "Onboard a tenant (idempotent; the first API key is returned once)",
           body=OnboardBody, success=201, errors=(409,), tag="admin"),
     Route("GET", _A, admin_list_tenants, "admin", "List tenants", tag="admin",
-          query=(QueryParam("status", {"type": "string", "enum": ["active", "suspended"]}),
+          query=(QueryParam("status", {"type": "string", "enum": ["active", "suspended", "offboarded"]}),
                  QueryParam("limit", {"type": "integer", "minimum": 1, "maximum": 1000}))),
     Route("GET", f"{_A}/{{tenant_id}}", admin_get_tenant, "admin", "A tenant with its usage", errors=(404,),
           tag="admin"),
@@ -236,4 +237,5 @@ ADMIN_ROUTES: list[Route] = [
           tag="secrets"),
     Route("DELETE", f"{_T}/secrets/{{name}}", remove_secret, "tenant", "Delete a secret", "secrets:write",
           errors=(404,), tag="secrets"),
+    *OPERATIONS_ROUTES,
 ]  # fmt: skip

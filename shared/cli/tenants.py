@@ -115,6 +115,23 @@ def tenants_update(tenant_id: str, plan: str | None, status: str | None, limits:
         _echo(update_tenant(ctx, tenant_id, changes, _actor()))
 
 
+@tenants_group.command("offboard")
+@click.argument("tenant_id")
+@click.option("--delete-data", is_flag=True, help="Also delete the tenant's datasets and secrets (needs --yes).")
+@click.option("--yes", is_flag=True, help="Confirm --delete-data: the data is gone for good.")
+def tenants_offboard(tenant_id: str, delete_data: bool, yes: bool) -> None:
+    """Offboard a tenant: revoke its keys, stop its runs and schedules (idempotent, audited).
+
+    Its data stays unless --delete-data --yes; without them the answer lists what would be deleted.
+    """
+    from shared.tenancy.offboarding import offboard_tenant
+
+    if delete_data and not yes:
+        raise click.UsageError("--delete-data deletes the tenant's datasets and secrets for good: add --yes")
+    with _context() as ctx:
+        _echo(offboard_tenant(ctx, tenant_id, tenant_id if delete_data else None, _actor()))
+
+
 @tenants_group.command("admin-token")
 def tenants_admin_token() -> None:
     """Print the local admin credential (embedded/emulators only; production reads it from a secret)."""

@@ -7,7 +7,7 @@ Tables are named `dataset.table`; the project is the adapter's. Values reach SQL
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
-from typing import Any, Literal, Protocol
+from typing import Any, Literal, Protocol, runtime_checkable
 
 import pyarrow as pa
 
@@ -63,4 +63,17 @@ class WarehouseSession(Warehouse, Protocol):
         """Stop every statement or job this session has running (DuckDB: interrupt; BigQuery: cancel the job) and
         refuse to start new ones. Idempotent and callable from any thread. Returns True while some of the session's
         work may still be running: the caller calls again (briefly) until it returns False."""
+        ...
+
+
+@runtime_checkable
+class TenantDatasets(Protocol):
+    """A tenant's warehouse can list and drop the tenant's own datasets: offboarding deletes its data through it."""
+
+    def list_datasets(self) -> list[str]:
+        """The tenant's datasets (embedded: every schema of its own file; BigQuery: those named `{tenant}_...`)."""
+        ...
+
+    def drop_dataset(self, dataset: str) -> bool:
+        """Drop the dataset with everything in it; False when it was not there."""
         ...

@@ -190,7 +190,8 @@ def update_tenant(
     user_id: str | None = None,
 ) -> dict[str, Any]:
     """Change plan, status, limits and/or profile with a compare-and-set; every change is audited."""
-    get_tenant(ctx, tenant_id)
+    if get_tenant(ctx, tenant_id).get("status") == "offboarded":  # its keys are revoked, maybe its data gone: final
+        raise Conflict(f"tenant {tenant_id!r} is offboarded; onboard a new tenant instead", {"field": "tenant_id"})
     update: dict[str, Any] = {}
     if "plan" in changes and changes["plan"] is not None:
         update["plan"] = get_plan(str(changes["plan"])).name
