@@ -10,6 +10,7 @@ from typing import Any
 import click
 
 from shared.cli import render
+from shared.cli.dead_letters import dead_letters_group
 from shared.cli.notifications import notifications_group
 from shared.cli.pipelines import pipelines_group
 from shared.cli.samples import sample_data_group
@@ -159,6 +160,7 @@ cli.add_command(tenants_group)
 cli.add_command(keys_group)
 cli.add_command(secrets_group)
 cli.add_command(ui_cmd)
+cli.add_command(dead_letters_group)
 
 
 def main() -> None:

@@ -145,3 +145,60 @@ def test_purge_acks_and_audits_and_unknown_ids_are_404(runtime: Any) -> None:
     assert dead_letters.list_dead_letters(ctx, runtime.bus) == []
     audit = [d for _, d in ctx.state.list("audit") if d["action"] == "dead_letter.purged"]
     assert len(audit) == 1 and audit[0]["details"]["reason"] == "garbage"
+
+
+def test_admin_api_lists_replays_and_purges_with_the_admin_credential(runtime: Any) -> None:
+    headers = {"X-Admin-Token": runtime.admin_token, "X-User-ID": "ops@example.com"}
+    run = run_to_end(runtime, "testco", "fan_join")
+    runtime.bus.publish(topics.DEAD_LETTERS, [OutboundMessage(json.dumps(_task(run, "b")).encode(), _dl_attrs())])
+    assert runtime.wait_idle(30)
+    assert runtime.call_api("GET", "/api/v1/admin/dead-letters").status == 401
+    listed = runtime.call_api("GET", "/api/v1/admin/dead-letters", headers=headers, query={"tenant_id": "testco"})
+    assert listed.status == 200 and listed.body["count"] == 1
+    dead_letter_id = listed.body["dead_letters"][0]["dead_letter_id"]
+    shown = runtime.call_api("GET", f"/api/v1/admin/dead-letters/{dead_letter_id}", headers=headers)
+    assert shown.status == 200 and shown.body["message"]["stage_id"] == "b"
+    assert runtime.call_api("GET", "/api/v1/admin/dead-letters/424242", headers=headers).status == 404
+    for body, field in (({}, "<body>"), ({"ids": ["1"], "all": True}, "<body>"), ({"ids": ["a b"]}, "ids.0")):
+        refused = runtime.call_api("POST", "/api/v1/admin/dead-letters/replay", body, headers)
+        assert refused.status == 400 and refused.body["details"]["field"] == field, (body, refused.body)
+    bad_limit = runtime.call_api("GET", "/api/v1/admin/dead-letters", headers=headers, query={"limit": "0"})
+    assert bad_limit.status == 400 and bad_limit.body["details"]["field"] == "limit"
+    replayed = runtime.call_api("POST", "/api/v1/admin/dead-letters/replay", {"ids": [dead_letter_id]}, headers)
+    assert replayed.status == 200 and replayed.body["outcomes"][0]["action"] == "republished"
+    assert runtime.wait_idle(30)
+    assert runtime.call_api("GET", "/api/v1/admin/dead-letters", headers=headers).body["count"] == 0
+    purged = runtime.call_api("POST", "/api/v1/admin/dead-letters/purge", {"all": True}, headers)
+    assert purged.status == 200 and purged.body["count"] == 0
+
+
+def test_cli_dead_letters_on_the_embedded_runtime(runtime: Any, settings: Any) -> None:
+    from click.testing import CliRunner
+
+    from shared.cli.main import cli
+
+    run = run_to_end(runtime, "testco", "fan_join")
+    runtime.bus.publish(topics.DEAD_LETTERS, [OutboundMessage(json.dumps(_task(run, "b")).encode(), _dl_attrs())])
+    runtime.bus.publish(topics.DEAD_LETTERS, [OutboundMessage(b"garbage", {"cdp_dead_letter_reason": "bad json"})])
+    assert runtime.wait_idle(30)
+    runtime.close()  # a later process: the CLI finds what this one dead-lettered
+    env = {"CLOUDACT_HOME": str(settings.home), "CLOUDACT_CONFIG_DIR": str(settings.config_dir)}
+
+    def cloudact(*args: str) -> Any:
+        return CliRunner().invoke(cli, ["dead-letters", *args], env=env)
+
+    listed = cloudact("list", "--json")
+    assert listed.exit_code == 0, listed.output
+    letters = json.loads(listed.output)
+    assert [d["kind"] for d in letters] == ["stage.task", "undecodable"]
+    task_id, garbage_id = letters[0]["dead_letter_id"], letters[1]["dead_letter_id"]
+    assert f"testco/{run['run_id']}/b" in cloudact("list").output
+    assert '"stage_id": "b"' in cloudact("show", task_id).output
+    assert cloudact("show", "9999").exit_code == 1
+    assert cloudact("replay").exit_code == 2 and cloudact("replay", task_id, "--all").exit_code == 2
+    assert cloudact("purge", garbage_id).exit_code == 2  # no --yes
+    replayed = cloudact("replay", task_id)
+    assert replayed.exit_code == 0 and f"{task_id}: republished" in replayed.output
+    purged = cloudact("purge", "--all", "--yes")
+    assert purged.exit_code == 0 and json.loads(purged.output) == {"purged": [garbage_id]}
+    assert cloudact("list").output.strip() == "no dead letters"
