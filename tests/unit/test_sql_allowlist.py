@@ -141,7 +141,7 @@ ATTACKS = [
     ("SELECT * FROM main.globex_sales.orders", "project `main` is not allowed"),
     ("SELECT * FROM proj.globex_sales.orders", "not one of this tenant's datasets"),
     ("SELECT * FROM acme_sales.`t``x`", "not a plain name"),
-    ("SELECT * FROM acme_sales.orders$20240101", "not a plain name"),
+    ("SELECT * FROM acme_sales.orders$20240101", "may only appear inside a string literal"),
     # statements: only a query runs, the processor writes
     ("SELECT 1 AS x; DROP TABLE acme_sales.t", "one statement only"),
     ("EXPORT DATA OPTIONS(uri='gs://x/*') AS SELECT 1", "only a SELECT query"),
@@ -262,3 +262,28 @@ def test_a_parameter_cannot_point_a_destination_at_the_reserved_dataset(env: Ste
         with pytest.raises(TerminalError, match="reserved for run history"):
             env.run(step, parameters={"ds": value})
     assert not env.warehouse.table_exists(f"{env.tenant_id}_metadata.pipeline_executions")
+
+
+DOLLAR_DIFFERENTIALS = [
+    # DuckDB reads $tag$ ... $tag$ as a string: what sqlglot checks as a literal would run there as SQL
+    "SELECT $a$ AS c, 'x $a$, current_setting($q$temp_directory$q$) AS v, $c$' AS d, $c$ AS e FROM acme_sales.orders",
+    "SELECT $$ AS c, 'x $$, (SELECT 1 FROM duckdb_settings()) AS v, $$' AS d FROM acme_sales.orders",
+    "SELECT amount AS $a$, 'x $a$, 1 AS v' FROM acme_sales.orders",
+    "SELECT `a$b` FROM acme_sales.orders",
+]
+
+
+@pytest.mark.parametrize("sql", DOLLAR_DIFFERENTIALS)
+def test_dollar_signs_outside_strings_are_refused_so_duckdb_cannot_read_another_query(sql: str) -> None:
+    issues = check_select(sql, TableScope("acme"))
+    assert any("`$` may only appear inside a string literal" in i.message for i in issues), issues
+
+
+def test_dollar_signs_inside_strings_are_plain_text() -> None:
+    assert check_select("SELECT 'US$ 5' AS price, r'$x' AS raw FROM acme_sales.orders", TableScope("acme")) == []
+
+
+def test_queries_over_the_length_cap_are_refused_before_parsing() -> None:
+    sql = "SELECT " + " + ".join(["1"] * 40_000) + " AS n FROM acme_sales.orders"
+    issues = check_select(sql, TableScope("acme"))
+    assert len(issues) == 1 and "at most 65,536 may run" in issues[0].message
