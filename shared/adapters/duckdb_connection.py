@@ -7,6 +7,7 @@ A tenant's connection is opened with:
 - `enable_external_access=false`: no file system or network access from SQL (read_*/glob/COPY/EXPORT/ATTACH of a
   file/INSTALL/LOAD of an extension file). Arrow tables handed over with `register` still work: they are in memory.
 - `autoinstall_known_extensions=false`, `autoload_known_extensions=false`: an unknown function never pulls in code.
+- `memory_limit` and `threads`: one tenant's query cannot take the memory or every core of the process;
 - then, after the one setting the adapter needs (the UTC time zone), `lock_configuration=true`: from then on no
   statement on any cursor can change a setting (SET/RESET/PRAGMA fail), so the two above cannot be turned back on.
 
@@ -24,10 +25,19 @@ import duckdb
 
 from shared.errors import TerminalError
 
+TENANT_MEMORY_LIMIT = "2GB"
+"""DuckDB's buffer-managed memory (hash tables of joins and aggregates, sorts) of one tenant's database; its default
+is 80 % of the host's, which would let one tenant's join squeeze every other tenant of the process. Measured on
+duckdb 2.0: one huge scalar value (`REPEAT('x', 3e9)`) is allocated outside this limit, so it is not a bound on that."""
+TENANT_THREADS = 2
+"""Threads one tenant's queries may use: the machine's cores are shared by every tenant's steps."""
+
 LOCKED_DOWN_CONFIG: dict[str, str | bool | int | float | list[str]] = {
     "enable_external_access": False,
     "autoinstall_known_extensions": False,
     "autoload_known_extensions": False,
+    "memory_limit": TENANT_MEMORY_LIMIT,
+    "threads": TENANT_THREADS,
 }
 
 
