@@ -149,6 +149,9 @@ def _load_cached(path: str, _mtime_ns: int, plan_name: str) -> PipelineSpec:
     file = Path(path)
     tenant_id, others = tenant_of(file)
     plan = PLANS[plan_name]
+    # Messages name the file as the tenant knows it (`tenant_configs/acme/pipelines/x.yaml`), never the host path of
+    # the deployment: a validation error reaches the tenant in an API answer.
+    path = "/".join(file.parts[-4:]) if tenant_id is not None else path
     try:  # reads at most the plan's size + 1 byte: a 56 MB file is refused without being read
         text = read_config_text(file, yaml_bounds(plan))
     except UnsafeYaml:

@@ -674,11 +674,6 @@ def test_catalog_and_foreign_names_rendered_at_run_time_do_not_leak(ground: Grou
         _assert_clean(seen, markers, json.dumps([doc, values]), name)  # names it gave itself do not count
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="execute's 400 lists validation issues as `<absolute config dir>/<tenant>/pipelines/<id>.yaml:line:col: "
-    "...`: the api function's host path (here the test's temporary folder) reaches the tenant",
-)
 def test_validation_issues_name_no_host_path(ground: Ground) -> None:
     step = {
         "step_id": "a",

@@ -212,7 +212,8 @@ def test_an_oversized_file_is_refused_by_the_loader_before_it_is_read(tmp_path: 
     with pytest.raises(PipelineValidationError) as caught:
         load_pipeline(path)
     assert [str(i) for i in caught.value.issues] == [
-        f"{path}:1:1: <document>: the file is 58,720,256 bytes; plan 'starter' allows at most 262,144 per pipeline "
+        f"{tmp_path.name}/acme/pipelines/huge.yaml:1:1: <document>: the file is 58,720,256 bytes; "
+        "plan 'starter' allows at most 262,144 per pipeline "
         "(pipeline_bytes)"
     ]
 
@@ -275,4 +276,5 @@ def test_cli_validate_names_the_limit_and_the_plan(tmp_path: Path) -> None:
     path.write_text(_pipeline([_noop(i) for i in range(21)]).replace("pipeline_id: p", "pipeline_id: wide"))
     result = CliRunner().invoke(cli, ["pipelines", "validate", str(path)])
     assert result.exit_code == 1
-    assert f"{path}:23:5: steps[20]: 21 steps; plan 'free' allows at most 20 per pipeline (steps)" in result.output
+    shown = f"{tmp_path.name}/acme/pipelines/wide.yaml:23:5: "
+    assert shown + "steps[20]: 21 steps; plan 'free' allows at most 20 per pipeline (steps)" in result.output
