@@ -97,6 +97,20 @@ def load_pipeline(path: Path) -> PipelineSpec:
     return _load_cached(str(path), path.stat().st_mtime_ns, plan.name)
 
 
+def locate_issues(text: str, file: str, problems: list[tuple[Path_, str, int | None]]) -> list[SpecIssue]:
+    """Problems found after validation (`sql_check`, against the warehouse), each a (path in the document, message,
+    offset inside a string setting or None), at their file:line:column like the loader's own."""
+    doc = _Document(text, file)
+    node = compose_and_load(text)[0]
+    return [doc.issue(node, path, message, offset=offset) for path, message, offset in problems]
+
+
+def display_name(path: Path) -> str:
+    """The file as messages name it: `tenant_configs/<tenant>/pipelines/<id>.yaml` for a tenant's pipeline, never
+    the deployment's host path."""
+    return "/".join(path.parts[-4:]) if tenant_of(path)[0] is not None else str(path)
+
+
 def pipeline_path(config_dir: Path, tenant_id: str, pipeline_id: str) -> Path:
     """The YAML file of a tenant's pipeline; ids are validated first so a path can never escape config_dir."""
     for name, value in (("tenant_id", tenant_id), ("pipeline_id", pipeline_id)):
@@ -151,7 +165,7 @@ def _load_cached(path: str, _mtime_ns: int, plan_name: str) -> PipelineSpec:
     plan = PLANS[plan_name]
     # Messages name the file as the tenant knows it (`tenant_configs/acme/pipelines/x.yaml`), never the host path of
     # the deployment: a validation error reaches the tenant in an API answer.
-    path = "/".join(file.parts[-4:]) if tenant_id is not None else path
+    path = display_name(file)
     try:  # reads at most the plan's size + 1 byte: a 56 MB file is refused without being read
         text = read_config_text(file, yaml_bounds(plan))
     except UnsafeYaml:
