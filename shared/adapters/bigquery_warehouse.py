@@ -37,7 +37,7 @@ import pyarrow.parquet as pq
 from shared.adapters.gcp_identity import credentials_identity
 from shared.adapters.running_work import RunningWork, WorkCancelled
 from shared.errors import TerminalError, TransientError
-from shared.ports.warehouse import WriteMode
+from shared.ports.warehouse import DryRun, TableInfo, WriteMode
 
 if TYPE_CHECKING:
     from google.auth.credentials import Credentials
@@ -142,6 +142,40 @@ class BigQueryWarehouse:
             except NotFound:
                 return False
         return True
+
+    def list_tables(self, dataset: str) -> list[TableInfo]:
+        """Tables and views of one dataset; row counts from each table's metadata (numRows: no query, no cost)."""
+        from google.api_core.exceptions import NotFound
+
+        ref = f"{self._project}.{_check(dataset)}"
+        out: list[TableInfo] = []
+        with _mapped_errors(f"listing tables of {dataset}", self.identity):
+            try:
+                items = list(self._client.list_tables(ref, retry=self._retry, timeout=self._timeout))
+            except NotFound:
+                return []
+            for item in sorted(items, key=lambda t: str(t.table_id)):
+                if item.table_type == "VIEW":
+                    out.append(TableInfo(dataset, str(item.table_id), "view", None))
+                    continue
+                table = self._client.get_table(item.reference, retry=self._retry, timeout=self._timeout)
+                rows = table.num_rows
+                out.append(TableInfo(dataset, str(item.table_id), "table", int(rows) if rows is not None else None))
+        return out
+
+    def dry_run(self, sql: str, params: Mapping[str, Any] | None = None) -> DryRun:
+        """A dry-run query job: BigQuery parses, resolves and plans the query, reads nothing, bills nothing."""
+        config = self._bq.QueryJobConfig(
+            dry_run=True,
+            use_query_cache=False,
+            query_parameters=[_parameter(self._bq, k, v) for k, v in (params or {}).items()],
+            labels=dict(self.job_labels),
+        )
+        with _mapped_errors("dry run", self.identity):
+            job = self._client.query(sql, job_config=config, retry=self._retry, timeout=self._timeout, job_retry=None)
+            columns = tuple((str(f.name), str(f.field_type)) for f in (job.schema or []))
+            scanned = job.total_bytes_processed
+        return DryRun(columns, int(scanned) if scanned is not None else None)
 
     def table_exists(self, table: str) -> bool:
         from google.api_core.exceptions import NotFound

@@ -26,7 +26,7 @@ from shared.adapters.duckdb_errors import mapped_errors, streamed
 from shared.adapters.duckdb_sql import Statement, transpile
 from shared.adapters.running_work import RunningWork, WorkCancelled
 from shared.errors import PipelineError, TerminalError
-from shared.ports.warehouse import WriteMode
+from shared.ports.warehouse import DryRun, TableInfo, WriteMode
 
 _SOURCE_PREFIX = "__cloudact_src_"
 
@@ -80,6 +80,37 @@ class DuckDBWarehouse:
         with self._cursor() as cur, mapped_errors(f"dropping dataset {dataset}"):
             cur.execute(f"DROP SCHEMA IF EXISTS {_quote(dataset)} CASCADE")
         return True
+
+    def list_tables(self, dataset: str) -> list[TableInfo]:
+        """Tables (with COUNT(*), which DuckDB answers from its metadata) and views of one schema."""
+        _check_name(dataset)
+        out: list[TableInfo] = []
+        with self._cursor() as cur, mapped_errors(f"listing tables of {dataset}"):
+            found = cur.execute(
+                "SELECT table_name, table_type FROM information_schema.tables WHERE table_catalog = current_database() "
+                "AND table_schema = $s ORDER BY table_name",
+                {"s": dataset},
+            ).fetchall()
+            for name, kind in found:
+                if kind == "VIEW":
+                    out.append(TableInfo(dataset, str(name), "view", None))
+                    continue
+                row = cur.execute(f"SELECT count(*) FROM {_quote(dataset)}.{_quote(str(name))}").fetchone()
+                out.append(TableInfo(dataset, str(name), "table", int(row[0]) if row else 0))
+        return out
+
+    def dry_run(self, sql: str, params: Mapping[str, Any] | None = None) -> DryRun:
+        """Translate one GoogleSQL SELECT, then have DuckDB bind and plan it (EXPLAIN) and name its result columns
+        (DESCRIBE): missing tables, columns, functions and type errors are found, no row is read."""
+        statements = transpile(sql)
+        if len(statements) != 1 or statements[0].kind != "query":
+            raise TerminalError("a dry run takes exactly one SELECT statement")
+        stmt = statements[0]
+        values = _pick(_bind_values(params), stmt)
+        with self._cursor() as cur, mapped_errors("dry run"):
+            cur.execute(f"EXPLAIN {stmt.sql}", values)
+            described = cur.execute(f"DESCRIBE {stmt.sql}", values).fetchall()
+        return DryRun(tuple((str(row[0]), str(row[1])) for row in described), None)
 
     def table_exists(self, table: str) -> bool:
         dataset, name = _split(table)

@@ -7,6 +7,7 @@ Tables are named `dataset.table`; the project is the adapter's. Values reach SQL
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any, Literal, Protocol, runtime_checkable
 
 import pyarrow as pa
@@ -76,4 +77,41 @@ class TenantDatasets(Protocol):
 
     def drop_dataset(self, dataset: str) -> bool:
         """Drop the dataset with everything in it; False when it was not there."""
+        ...
+
+
+@dataclass(frozen=True)
+class TableInfo:
+    """One table or view of a dataset, as `cloudact tables` lists it."""
+
+    dataset: str
+    table: str
+    kind: Literal["table", "view"]
+    rows: int | None
+    """Rows in the table (DuckDB: COUNT(*); BigQuery: the table's numRows, which excludes the streaming buffer);
+    None for a view (counting would run it)."""
+
+
+@dataclass(frozen=True)
+class DryRun:
+    """What a query would return and read, found without running it."""
+
+    columns: tuple[tuple[str, str], ...]
+    """(name, engine type name) of each result column."""
+    bytes_processed: int | None
+    """BigQuery's estimate of the bytes the query would scan (what it is billed on); None on DuckDB."""
+
+
+@runtime_checkable
+class WarehouseCatalog(Protocol):
+    """Looking at a warehouse without changing it: its tables, and whether a query would run (both adapters)."""
+
+    def list_tables(self, dataset: str) -> list[TableInfo]:
+        """Tables and views of `dataset` (the full name, e.g. `acme_sales`), by name; [] when it does not exist."""
+        ...
+
+    def dry_run(self, sql: str, params: Mapping[str, Any] | None = None) -> DryRun:
+        """Check one GoogleSQL SELECT against the warehouse without running it: syntax (and, embedded, translation),
+        tables, columns and types (DuckDB: the translated statement is bound and planned; BigQuery: a dry-run job).
+        Raises TerminalError naming the problem."""
         ...
