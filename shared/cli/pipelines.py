@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -16,29 +17,95 @@ def pipelines_group() -> None:
 
 @pipelines_group.command("validate")
 @click.argument("paths", nargs=-1, type=click.Path(exists=True, path_type=Path))
-def pipelines_validate(paths: tuple[Path, ...]) -> None:
+@click.option("--offline", is_flag=True, help="Skip the warehouse checks (tables, translation, dry run).")
+@click.option("-v", "--verbose", is_flag=True, help="Also print notes (tables known later, checks skipped).")
+def pipelines_validate(paths: tuple[Path, ...], offline: bool, verbose: bool) -> None:
     """Validate pipeline files or folders (default: every tenant_configs/*/pipelines/*.yaml).
 
-    Prints `ok` or one line per problem, `file:line:column: key: message`, and exits 1 if any file is invalid.
+    Prints `ok` or one line per problem, `file:line:column: key: message`, and exits 1 if any file is invalid. Each
+    SQL step is also checked against its tenant's warehouse (the one CLOUDACT_WAREHOUSE selects): the tables it reads
+    exist or an upstream step creates them, the query translates (embedded) and a dry run accepts it.
     """
     from shared.pipelines.loader import PipelineValidationError, list_pipeline_files, load_pipeline
     from shared.runtime.settings import Settings
 
-    files = _expand(paths) if paths else list_pipeline_files(Settings.from_env().config_dir)
+    settings = Settings.from_env()
+    files = _expand(paths) if paths else list_pipeline_files(settings.config_dir)
     if not files:
         raise click.ClickException("no pipeline files found")
     failed = 0
-    for path in files:
-        try:
-            load_pipeline(path)
-        except PipelineValidationError as exc:
-            failed += 1
-            for issue in exc.issues:
-                click.echo(str(issue))
+    checker = None if offline else _WarehouseChecks(settings)
+    try:
+        for path in files:
+            try:
+                spec = load_pipeline(path)
+            except PipelineValidationError as exc:
+                failed += 1
+                for issue in exc.issues:
+                    click.echo(str(issue))
+                continue
+            if checker is not None and not checker.check(path, spec, verbose):
+                failed += 1
+    finally:
+        if checker is not None:
+            checker.close()
     if failed:
         click.echo(f"{failed} of {len(files)} pipeline file(s) invalid", err=True)
         sys.exit(1)
-    click.echo(f"ok ({len(files)} pipeline file(s))")
+    click.echo(f"ok ({len(files)} pipeline file(s){checker.summary() if checker else ''})")
+
+
+class _WarehouseChecks:
+    """sql_check against each tenant's warehouse, opened once per tenant. A tenant whose embedded warehouse file
+    does not exist yet has no tables: an empty in-memory database stands in (no file is created by validating)."""
+
+    def __init__(self, settings: Any) -> None:
+        self.settings = settings
+        self.warehouses: dict[str, Any] = {}
+        self.dry_runs = self.known_later = 0
+
+    def check(self, path: Path, spec: Any, verbose: bool) -> bool:
+        from shared.errors import PipelineError
+        from shared.pipelines.loader import display_name, tenant_of
+        from shared.pipelines.sql_check import check_pipeline
+
+        tenant_id = tenant_of(path)[0]
+        if tenant_id is None:
+            return True
+        try:
+            warehouse = self._warehouse(tenant_id)
+        except PipelineError as exc:  # e.g. the local file is held by `cloudact ui`
+            if verbose:
+                click.echo(f"{display_name(path)}: note: warehouse checks skipped: {exc}", err=True)
+            return True
+        report = check_pipeline(path, spec, warehouse, self.settings.project)
+        self.dry_runs += report.dry_runs
+        self.known_later += report.known_later
+        for finding in report.findings:
+            if finding.severity == "error":
+                click.echo(str(finding.issue))
+            elif verbose:
+                click.echo(f"{finding.issue} (note)", err=True)
+        return not report.errors
+
+    def _warehouse(self, tenant_id: str) -> Any:
+        if tenant_id not in self.warehouses:
+            from shared.runtime.context import build_warehouse, tenant_warehouse_path
+
+            if self.settings.warehouse == "duckdb" and not tenant_warehouse_path(self.settings, tenant_id).exists():
+                from shared.adapters.duckdb_warehouse import DuckDBWarehouse
+
+                self.warehouses[tenant_id] = DuckDBWarehouse(":memory:")
+            else:
+                self.warehouses[tenant_id] = build_warehouse(self.settings, tenant_id)
+        return self.warehouses[tenant_id]
+
+    def summary(self) -> str:
+        return f"; {self.dry_runs} SQL quer(ies) dry-run on {self.settings.warehouse}, {self.known_later} known later"
+
+    def close(self) -> None:
+        for warehouse in self.warehouses.values():
+            warehouse.close()
 
 
 @pipelines_group.command("schema")
