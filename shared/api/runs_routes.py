@@ -21,6 +21,7 @@ from shared.errors import BadRequest, Conflict, ServiceUnavailable, TooManyReque
 from shared.observability import timed_admission, with_trace_context
 from shared.pipelines.loader import PipelineValidationError, list_pipeline_files, load_pipeline
 from shared.pipelines.spec import IDENTIFIER
+from shared.pipelines.sql_check import require_translatable
 from shared.runs.machine import TransitionRequest, parse_iso, stage_path, transition, transition_run
 from shared.runs.states import RunStatus
 from shared.runs.store import CreatedRun, get_run, list_runs, list_stages, public_run
@@ -97,6 +98,10 @@ def execute_pipeline(ctx: Context, req: ApiRequest, params: dict[str, str]) -> A
     body: ExecuteBody = validate_body(ExecuteBody, req.json_body)
     tenant_id = params["tenant_id"]
     trigger = Trigger(type="api", user_id=req.user_id)
+    if ctx.settings.warehouse == "duckdb":  # translation only: cached, no warehouse round trip (sql_check docstring)
+        from shared.adapters.duckdb_sql import transpile
+
+        require_translatable(ctx.settings.config_dir, tenant_id, body.pipeline_id, ctx.settings.project, transpile)
     with timed_admission("api"):
         created, _ = admit_run(ctx, tenant_id, body.pipeline_id, body.parameters, trigger, body.idempotency_key)
     publish_run_request(ctx, created, trigger, retryable=bool(body.idempotency_key))

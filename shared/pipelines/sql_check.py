@@ -37,8 +37,15 @@ import sqlglot
 from sqlglot import exp
 from sqlglot.errors import SqlglotError
 
-from shared.errors import PipelineError, TerminalError
-from shared.pipelines.loader import display_name, locate_issues, tenant_of
+from shared.errors import BadRequest, ClientError, PipelineError, TerminalError
+from shared.pipelines.loader import (
+    PipelineValidationError,
+    display_name,
+    find_pipeline,
+    locate_issues,
+    pipeline_path,
+    tenant_of,
+)
 from shared.pipelines.parameters import typed
 from shared.pipelines.spec import PipelineSpec, StepSpec
 from shared.pipelines.sql_scope import TableScope, checked_query, query_parameter_names
@@ -385,3 +392,21 @@ def _clean(message: str) -> str:
     message = message.split("\n[SQL:", 1)[0]
     message = re.sub(r"^(DuckDB dry run|BigQuery dry run): ", "", message)
     return " ".join(message.split())[:500]
+
+
+def require_translatable(
+    config_dir: Path, tenant_id: str, pipeline_id: str, project: str, translate: Translate
+) -> None:
+    """Execute's 400 when a SQL step of the pipeline cannot run on the embedded warehouse (the issues as the loader's:
+    file:line:col). A pipeline that is missing or invalid is left to admission, which answers for it."""
+    try:
+        spec = find_pipeline(config_dir, tenant_id, pipeline_id)
+    except (PipelineValidationError, ClientError):
+        return
+    issues = translation_issues(pipeline_path(config_dir, tenant_id, pipeline_id), spec, project, translate)
+    if issues:
+        raise BadRequest(
+            f"pipeline {pipeline_id!r} has SQL the local warehouse cannot run; fix its YAML (`cloudact pipelines "
+            "validate`)",
+            {"field": "pipeline_id", "issues": [str(issue) for issue in issues][:50]},
+        )
