@@ -10,6 +10,7 @@ from shared.api.admin_routes import ADMIN_ROUTES
 from shared.api.base import ApiRequest, ApiResponse, Handler, Route
 from shared.api.history_routes import HISTORY_ROUTES
 from shared.api.openapi import openapi_document
+from shared.api.preview_routes import PREVIEW_ROUTES
 from shared.api.runs_routes import RUN_ROUTES
 from shared.runtime.context import Context
 
@@ -29,5 +30,6 @@ ROUTES: tuple[Route, ...] = (
     Route("GET", "/api/v1/openapi.json", openapi_json, "public", "This API's OpenAPI 3.1 document", tag="meta"),
     *RUN_ROUTES,
     *HISTORY_ROUTES,
+    *PREVIEW_ROUTES,
     *ADMIN_ROUTES,
 )

@@ -15,7 +15,7 @@ from shared.runs.machine import utc_now
 from shared.tenancy import apikeys
 
 SAMPLE = {"tenant_id": "testco", "run_id": "run_0000000000000000000000", "key_id": "0123456789abcdef",
-          "pipeline_id": "fan_join", "name": "slack_webhook", "dead_letter_id": "1"}  # fmt: skip
+          "pipeline_id": "fan_join", "name": "slack_webhook", "dead_letter_id": "1", "stage_id": "a"}  # fmt: skip
 TENANT_ROUTES = [r for r in ROUTES if r.access == "tenant"]
 ADMIN_ROUTES = [r for r in ROUTES if r.access == "admin"]
 

@@ -24,7 +24,7 @@ from shared.api.routes import ROUTES
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLES_PER_OPERATION = 12
 SAMPLE = {"tenant_id": "testco", "run_id": "run_0000000000000000000000", "key_id": "0123456789abcdef",
-          "pipeline_id": "fan_join", "name": "slack_webhook", "dead_letter_id": "1"}  # fmt: skip
+          "pipeline_id": "fan_join", "name": "slack_webhook", "dead_letter_id": "1", "stage_id": "a"}  # fmt: skip
 
 
 def test_the_document_lists_exactly_the_routes_with_their_security(runtime: Any) -> None:

@@ -1,0 +1,43 @@
+"""Tenant route showing a stage's results: the first rows of the table it wrote (shared/runs/outputs.py).
+
+The run is looked up for the key's tenant first, so another tenant's run id is a 404 exactly like a missing one, and
+the rows come from that tenant's own warehouse. A stage that writes no table answers 200 with `table: null` and costs
+no warehouse query.
+"""
+
+from __future__ import annotations
+
+from shared.api.base import ApiRequest, ApiResponse, QueryParam, Route, int_param
+from shared.runs.outputs import DEFAULT_PREVIEW_ROWS, MAX_PREVIEW_ROWS, run_stage, stage_preview
+from shared.runs.store import get_run, list_stages
+from shared.runtime.context import Context
+
+
+def preview_stage(ctx: Context, req: ApiRequest, params: dict[str, str]) -> ApiResponse:
+    """The first `limit` rows of the table a stage wrote, with its columns and row count."""
+    limit = int_param(req.query, "limit", DEFAULT_PREVIEW_ROWS, 1, MAX_PREVIEW_ROWS)
+    tenant_id = params["tenant_id"]
+    run = get_run(ctx.state, tenant_id, params["run_id"])
+    stage = run_stage(list_stages(ctx.state, run["run_id"]), params["stage_id"])
+    preview = stage_preview(lambda: ctx.warehouse_for(tenant_id), run, stage, limit)
+    return ApiResponse(200, {"run_id": run["run_id"], "limit": limit, **preview.as_dict()})
+
+
+PREVIEW_ROUTES: list[Route] = [
+    Route(
+        "GET",
+        "/api/v1/tenants/{tenant_id}/metadata/executions/{run_id}/stages/{stage_id}/preview",
+        preview_stage,
+        "tenant",
+        "The first rows of the table a stage wrote (as the table holds them now)",
+        "runs:read",
+        query=(
+            QueryParam(
+                "limit",
+                {"type": "integer", "minimum": 1, "maximum": MAX_PREVIEW_ROWS, "default": DEFAULT_PREVIEW_ROWS},
+                "Rows to return.",
+            ),
+        ),
+        errors=(404,),
+    ),
+]
