@@ -26,7 +26,7 @@ TENANT = "quotaco"
 def run(options: Options) -> list[Figure]:
     if not has_tenancy():
         raise NotMeasured("needs plans and quotas (tenancy, issue 4)")
-    from shared.tenancy.admission import admission_path
+    from shared.tenancy.admission import active_runs
     from shared.tenancy.plans import MAX_LIMIT
 
     limits = {"concurrent_runs": LIMIT, "runs_per_day": MAX_LIMIT, "runs_per_month": MAX_LIMIT}
@@ -47,7 +47,7 @@ def run(options: Options) -> list[Figure]:
         admitted_ids = [str(r.body["run_id"]) for r in responses if r.status == 202]
         runs = drill.wait_terminal(admitted_ids, 120, TENANT, headers)
         stored = sum(1 for _, doc in drill.state.list("runs") if doc.get("tenant_id") == TENANT)
-        active = (drill.state.get(admission_path(TENANT)) or {}).get("active") or {}
+        active = active_runs(drill.state, TENANT)
     admitted = statuses[202]
     refused = statuses[429] + statuses[503]
     server_errors = sum(n for s, n in statuses.items() if s >= 500 and s != 503)

@@ -2,35 +2,38 @@
 
 `admit_run` checks, in order: the pipeline exists, the tenant exists and is active, an idempotency key that already
 names a run (returned as is, costing no quota), then reserves the run against the tenant's plan - runs per UTC day,
-runs per UTC month and concurrent runs - in ONE compare-and-set on the tenant's admission document
-`tenants/{t}/usage/admission`:
+runs per UTC month and concurrent runs - before the run document is written:
 
-    {day, runs_today, month, runs_this_month, active: {run_id: reserved_at}}
+- the day and month quotas are sharded counters (`tenants/{t}/quota_shards/{day|month}-{i}`, shared.tenancy.
+  quota_shards): one random shard per admission, counted by a compare-and-set against that shard's share of the
+  limit, so the total is exact under races;
+- the concurrency limit is slot documents (`tenants/{t}/slots/{i}`, i < the limit, shared.tenancy.slots): the run
+  writes its id into a free slot with create() or a compare-and-set.
 
-Why one document and a compare-and-set (not a transaction, not three counters): the three limits must be reserved
-together or not at all, the state store's only multi-field atomic write is `update_if`, and Firestore's pessimistic
-transactions collapse under contention while a lost compare-and-set just re-reads and retries. The reservation
-happens before the run document is written; a request whose idempotency key turns out to name an existing run gives
-its reservation back. Retries are bounded by `CAS_BUDGET_S`: past it the caller gets 503 + Retry-After, never a 500
-and never an over-admission.
+Why no single admission document: Firestore sustains ~1 write/s per document, which capped one tenant near 0.5
+runs/s; shards and slots spread one tenant's admissions over ~100 documents. The shards and the slot are read first
+and written after, in that order, so a refusal (429) writes nothing; a write lost to a racing admission gives back
+what this attempt had taken and tries other, random documents. Retries are bounded by `CAS_BUDGET_S`: past it the
+caller gets 503 + Retry-After, never a 500 and never an over-admission. A request whose idempotency key turns out to
+name an existing run gives its reservation back.
 
-`release_run_slot` removes the run from `active` (a no-op when it is not there, so it is idempotent); the engine calls
-it from `finalize_run` for every terminal state. A slot whose run ended without finalising (or whose run document was
-never written after a crash) is reclaimed when the tenant next hits its concurrency limit.
+`release_run_slot` clears the run's slot (a no-op when it holds none, so it is idempotent); the engine calls it from
+`finalize_run` for every terminal state. A slot whose run ended without finalising (or whose run document was never
+written after a crash) is reclaimed when the tenant next finds every slot held.
 """
 
 from __future__ import annotations
 
 import random
 import time
-from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from shared.contracts.messages import Trigger
-from shared.errors import BadRequest, ServiceUnavailable, TooManyRequests, TransientError
+from shared.errors import BadRequest, ServiceUnavailable, TooManyRequests
 from shared.pipelines.bounds import check_run_parameters, spec_problem
-from shared.pipelines.loader import PipelineValidationError, find_pipeline, pipeline_path
+from shared.pipelines.loader import PipelineValidationError
 from shared.pipelines.parameters import validate_run_parameters
 from shared.pipelines.spec import PipelineSpec
 from shared.ports.state import Doc, StateStore
@@ -38,13 +41,15 @@ from shared.runs.machine import iso, parse_iso, run_path, set_fields_if, utc_now
 from shared.runs.states import is_terminal
 from shared.runs.store import CreatedRun, create_run, idempotency_path, new_run_id
 from shared.runtime.context import Context
+from shared.tenancy import quota_shards, slots
+from shared.tenancy.cache import CompiledPipeline, compiled_pipeline
 from shared.tenancy.plans import Plan, effective_plan
 from shared.tenancy.tenants import get_tenant, require_active
 
 CAS_BUDGET_S = 4.0
-"""How long one admission may keep retrying a lost compare-and-set before answering 503."""
+"""How long one admission may keep retrying lost compare-and-sets before answering 503."""
 ORPHAN_AFTER_S = 300.0
-"""A reserved slot whose run document still does not exist after this long was left by a crash: reclaim it."""
+"""A held slot whose run document still does not exist after this long was left by a crash: reclaim it."""
 CONCURRENCY_RETRY_AFTER_S = 5
 
 
@@ -52,8 +57,13 @@ class QuotaExceeded(TooManyRequests):
     pass
 
 
-def admission_path(tenant_id: str) -> str:
-    return f"tenants/{tenant_id}/usage/admission"
+@dataclass(frozen=True)
+class Reservation:
+    """What one admission took: give it all back if the run is not created."""
+
+    day: quota_shards.ShardClaim
+    month: quota_shards.ShardClaim
+    slot: int
 
 
 def admit_run(
@@ -69,15 +79,11 @@ def admit_run(
 
     `extra_fields` are stored on a newly created run document (e.g. `resume_from_run` for a re-run).
     """
-    try:
-        spec = find_pipeline(ctx.settings.config_dir, tenant_id, pipeline_id)
-    except PipelineValidationError as exc:  # the tenant's YAML is broken: their fix, never a 500
-        raise BadRequest(
-            f"pipeline {pipeline_id!r} is invalid; fix its YAML (`cloudact pipelines validate`)",
-            {"field": "pipeline_id", "issues": [str(issue) for issue in exc.issues][:50]},
-        ) from exc
+    pipeline = load_admitted_pipeline(ctx, tenant_id, pipeline_id)
+    spec = pipeline.spec
     tenant = get_tenant(ctx, tenant_id)
-    check_pipeline_bounds(ctx, tenant_id, spec, parameters, effective_plan(tenant))  # 400/413 naming the field
+    plan = effective_plan(tenant)
+    check_pipeline_bounds(pipeline, parameters, plan)  # 400/413 naming the field
     parameters = validate_run_parameters(spec, parameters)  # 400 naming parameters.<name>; canonical + defaults
     require_active(tenant)
     if idempotency_key:
@@ -85,63 +91,79 @@ def admit_run(
         if existing is not None:
             return CreatedRun(str(existing["run_id"]), False, existing), spec
     run_id = new_run_id()
-    _reserve(ctx.state, tenant_id, effective_plan(tenant), run_id, utc_now())
+    now = utc_now()
+    reservation = _reserve(ctx.state, tenant_id, plan, run_id, now)
     try:
         created = create_run(ctx.state, tenant_id, pipeline_id, parameters, trigger, idempotency_key, run_id=run_id)
         if created.created and extra_fields:
             set_fields_if(ctx.state, run_path(created.run_id), extra_fields, lambda d: d.get("status") == "QUEUED")
             created = CreatedRun(created.run_id, True, {**created.doc, **extra_fields})
     except BaseException:
-        _give_back(ctx.state, tenant_id, run_id, uncount=True)
+        _give_back(ctx.state, tenant_id, run_id, reservation, now)
         raise
     if not created.created:
-        _give_back(ctx.state, tenant_id, run_id, uncount=True)  # the key named a run made meanwhile: no charge
+        _give_back(ctx.state, tenant_id, run_id, reservation, now)  # the key named a run made meanwhile: no charge
     elif created.run_id != run_id:  # the key's crashed first attempt was repaired under its own run id
-        _mutate(ctx.state, admission_path(tenant_id), lambda d: _rename_slot(d, run_id, created.run_id))
+        slots.rename(ctx.state, tenant_id, reservation.slot, run_id, created.run_id)
     return created, spec
 
 
-def check_pipeline_bounds(
-    ctx: Context, tenant_id: str, spec: PipelineSpec, parameters: dict[str, Any], plan: Plan
-) -> None:
+def load_admitted_pipeline(ctx: Context, tenant_id: str, pipeline_id: str) -> CompiledPipeline:
+    """The pipeline as admission sees it (compiled once per file version); a broken YAML is the tenant's 400."""
+    try:
+        return compiled_pipeline(ctx.settings.config_dir, tenant_id, pipeline_id)
+    except PipelineValidationError as exc:  # the tenant's YAML is broken: their fix, never a 500
+        raise BadRequest(
+            f"pipeline {pipeline_id!r} is invalid; fix its YAML (`cloudact pipelines validate`)",
+            {"field": "pipeline_id", "issues": [str(issue) for issue in exc.issues][:50]},
+        ) from exc
+
+
+def check_pipeline_bounds(pipeline: CompiledPipeline, parameters: dict[str, Any], plan: Plan) -> None:
     """The plan of record's pipeline caps (the loader checked those of the plan tenant.yaml names): the parameters
     given (count, size of each value) and the pipeline itself, so a tenant.yaml edited to name a bigger plan buys
     nothing."""
     check_run_parameters(parameters, plan)
-    path = pipeline_path(ctx.settings.config_dir, tenant_id, spec.pipeline_id)
-    problem = spec_problem(spec, path.stat().st_size, plan)
+    problem = spec_problem(pipeline.spec, pipeline.size, plan)
     if problem:
         raise BadRequest(
-            f"pipeline {spec.pipeline_id!r} is over the tenant's plan: {problem}",
+            f"pipeline {pipeline.spec.pipeline_id!r} is over the tenant's plan: {problem}",
             {"field": "pipeline_id", "plan": plan.name},
         )
 
 
 def release_run_slot(ctx: Context, run: dict[str, Any]) -> None:
-    """Give back the concurrency slot of a terminal run. Idempotent: a second call finds nothing to remove."""
-    _give_back(ctx.state, str(run["tenant_id"]), str(run["run_id"]), uncount=False)
+    """Give back the concurrency slot of a terminal run. Idempotent: a second call finds nothing to clear."""
+    slots.release(ctx.state, str(run["tenant_id"]), str(run["run_id"]), utc_now())
+
+
+def active_runs(state: StateStore, tenant_id: str) -> dict[str, str]:
+    """The runs holding a slot: run id -> reserved_at."""
+    return {str(d["run_id"]): str(d.get("reserved_at", "")) for d in slots.held(state, tenant_id).values()}
 
 
 def usage(ctx: Context, tenant_id: str, now: datetime | None = None) -> dict[str, Any]:
-    """Today's and this month's admitted runs and the runs holding a slot, with the effective plan."""
+    """Today's and this month's admitted runs and the runs holding a slot, with the effective plan: two queries, over
+    the quota shards (at most 2 x quota_shards.SHARDS documents) and over the held slots."""
     now = now or utc_now()
     tenant = get_tenant(ctx, tenant_id)
     plan = effective_plan(tenant)
-    data = _rolled((ctx.state.get(admission_path(tenant_id)) or {}), now)
+    counted = quota_shards.totals(ctx.state, tenant_id, now)
+    active = active_runs(ctx.state, tenant_id)
     return {
         "tenant_id": tenant_id,
         "status": tenant.get("status"),
         "plan": plan.as_dict(),
-        "day": data["day"],
-        "runs_today": data["runs_today"],
-        "month": data["month"],
-        "runs_this_month": data["runs_this_month"],
-        "concurrent_runs": len(data["active"]),
-        "active_run_ids": sorted(data["active"]),
+        "day": quota_shards.period_of("day", now),
+        "runs_today": counted["day"],
+        "month": quota_shards.period_of("month", now),
+        "runs_this_month": counted["month"],
+        "concurrent_runs": len(active),
+        "active_run_ids": sorted(active),
         "remaining": {
-            "runs_today": max(0, plan.runs_per_day - data["runs_today"]),
-            "runs_this_month": max(0, plan.runs_per_month - data["runs_this_month"]),
-            "concurrent_runs": max(0, plan.concurrent_runs - len(data["active"])),
+            "runs_today": max(0, plan.runs_per_day - counted["day"]),
+            "runs_this_month": max(0, plan.runs_per_month - counted["month"]),
+            "concurrent_runs": max(0, plan.concurrent_runs - len(active)),
         },
     }
 
@@ -154,19 +176,6 @@ def _run_for_key(state: StateStore, tenant_id: str, key: str) -> Doc | None:
     return state.get(run_path(str(pointer["run_id"]))) if pointer else None
 
 
-def _rolled(data: Doc, now: datetime) -> Doc:
-    """The admission document as of `now`: counts start again on a new UTC day / month."""
-    day, month = now.date().isoformat(), now.strftime("%Y-%m")
-    same_day, same_month = data.get("day") == day, data.get("month") == month
-    return {
-        "day": day,
-        "runs_today": int(data.get("runs_today", 0)) if same_day else 0,
-        "month": month,
-        "runs_this_month": int(data.get("runs_this_month", 0)) if same_month else 0,
-        "active": dict(data.get("active") or {}),
-    }
-
-
 def _seconds_to_next_day(now: datetime) -> int:
     tomorrow = datetime(now.year, now.month, now.day, tzinfo=UTC) + timedelta(days=1)
     return max(1, int((tomorrow - now).total_seconds()) + 1)
@@ -177,38 +186,44 @@ def _seconds_to_next_month(now: datetime) -> int:
     return max(1, int((first - now).total_seconds()) + 1)
 
 
-def _check(data: Doc, plan: Plan, now: datetime) -> None:
-    if data["runs_today"] >= plan.runs_per_day:
-        raise QuotaExceeded(
-            f"daily run quota reached ({plan.runs_per_day} runs per UTC day)",
-            _seconds_to_next_day(now),
-            {"limit": "runs_per_day", "value": plan.runs_per_day, "used": data["runs_today"]},
-        )
-    if data["runs_this_month"] >= plan.runs_per_month:
-        raise QuotaExceeded(
-            f"monthly run quota reached ({plan.runs_per_month} runs per UTC month)",
-            _seconds_to_next_month(now),
-            {"limit": "runs_per_month", "value": plan.runs_per_month, "used": data["runs_this_month"]},
-        )
-    if len(data["active"]) >= plan.concurrent_runs:
-        raise QuotaExceeded(
+def _refusal(exc: quota_shards.Exhausted | slots.SlotsFull, plan: Plan, now: datetime) -> QuotaExceeded:
+    if isinstance(exc, slots.SlotsFull):
+        return QuotaExceeded(
             f"concurrent run limit reached ({plan.concurrent_runs} runs queued or running)",
             CONCURRENCY_RETRY_AFTER_S,
-            {"limit": "concurrent_runs", "value": plan.concurrent_runs, "used": len(data["active"])},
+            {"limit": "concurrent_runs", "value": plan.concurrent_runs, "used": exc.used},
         )
+    if exc.kind == "day":
+        return QuotaExceeded(
+            f"daily run quota reached ({plan.runs_per_day} runs per UTC day)",
+            _seconds_to_next_day(now),
+            {"limit": "runs_per_day", "value": plan.runs_per_day, "used": exc.used},
+        )
+    return QuotaExceeded(
+        f"monthly run quota reached ({plan.runs_per_month} runs per UTC month)",
+        _seconds_to_next_month(now),
+        {"limit": "runs_per_month", "value": plan.runs_per_month, "used": exc.used},
+    )
 
 
-def _reclaimable(state: StateStore, active: dict[str, str], now: datetime) -> list[str]:
-    """Slots held by runs that ended without releasing them, or whose run was never written (a crash)."""
-    out = []
-    for run_id, reserved_at in active.items():
-        run = state.get(run_path(run_id))
-        if run is None:
-            if (now - parse_iso(reserved_at)).total_seconds() > ORPHAN_AFTER_S:
-                out.append(run_id)
-        elif is_terminal(str(run.get("status"))):
-            out.append(run_id)
-    return out
+def _reclaimer(state: StateStore, now: datetime) -> slots.Reclaimable:
+    """Which held slots belong to runs that ended without releasing them, or whose run was never written (a crash).
+    Each run is read once per admission, however often the admission retries."""
+    verdicts: dict[str, bool] = {}
+
+    def ended(run_id: str, reserved_at: str) -> bool:
+        if run_id not in verdicts:
+            run = state.get(run_path(run_id))
+            if run is None:
+                verdicts[run_id] = (now - parse_iso(reserved_at)).total_seconds() > ORPHAN_AFTER_S
+            else:
+                verdicts[run_id] = is_terminal(str(run.get("status")))
+        return verdicts[run_id]
+
+    def reclaimable(held: dict[int, Doc]) -> list[int]:
+        return [i for i, doc in held.items() if ended(str(doc["run_id"]), str(doc.get("reserved_at") or iso(now)))]
+
+    return reclaimable
 
 
 def _backoff(attempt: int, deadline: float) -> None:
@@ -217,69 +232,53 @@ def _backoff(attempt: int, deadline: float) -> None:
     time.sleep(random.uniform(0, min(0.05, 0.0005 * 2 ** min(attempt, 7))))
 
 
-def _reserve(state: StateStore, tenant_id: str, plan: Plan, run_id: str, now: datetime) -> None:
-    path = admission_path(tenant_id)
+def _reserve(state: StateStore, tenant_id: str, plan: Plan, run_id: str, now: datetime) -> Reservation:
+    """Read a day shard, a month shard and a slot with room (429 if one has none), then take them in that order; a
+    write lost to another admission gives back what this attempt took, and the loop tries other documents."""
     deadline = time.monotonic() + CAS_BUDGET_S
-    stale: set[str] | None = None
+    reclaimable = _reclaimer(state, now)
     attempt = 0
     while True:
-        current = state.get_versioned(path)
-        data = _rolled(current.data if current else {}, now)
-        if len(data["active"]) >= plan.concurrent_runs and stale is None:
-            stale = set(_reclaimable(state, data["active"], now))
-        for run_id_to_drop in stale or ():
-            data["active"].pop(run_id_to_drop, None)
-        _check(data, plan, now)
-        data["runs_today"] += 1
-        data["runs_this_month"] += 1
-        data["active"][run_id] = iso(now)
-        data["updated_at"] = iso(now)
-        won = state.update_if(path, data, current.version) if current else state.create(path, data)
-        if won:
-            return
+        try:
+            day = quota_shards.pick(state, tenant_id, "day", plan.runs_per_day, now)
+            month = quota_shards.pick(state, tenant_id, "month", plan.runs_per_month, now)
+            slot = slots.pick(state, tenant_id, plan.concurrent_runs, reclaimable)
+        except (quota_shards.Exhausted, slots.SlotsFull) as exc:
+            raise _refusal(exc, plan, now) from None
+        reservation = _take(state, tenant_id, run_id, now, day, month, slot)
+        if reservation is not None:
+            return reservation
         attempt += 1
         _backoff(attempt, deadline)
 
 
-def _mutate(state: StateStore, path: str, change: Callable[[Doc], Doc | None]) -> None:
-    """Compare-and-set `change(doc)` until it sticks; `change` returning None means nothing to do."""
-    deadline = time.monotonic() + CAS_BUDGET_S
-    attempt = 0
-    while True:
-        current = state.get_versioned(path)
-        if current is None:
-            return
-        update = change(current.data)
-        if update is None or state.update_if(path, update, current.version):
-            return
-        attempt += 1
-        if time.monotonic() > deadline:
-            raise TransientError(f"{path}: too much contention releasing a slot", retry_after_seconds=1.0)
-        time.sleep(random.uniform(0, min(0.05, 0.0005 * 2 ** min(attempt, 7))))
-
-
-def _without_slot(data: Doc, run_id: str, uncount: bool) -> Doc | None:
-    active = dict(data.get("active") or {})
-    reserved_at = active.pop(run_id, None)
-    if reserved_at is None:
+def _take(
+    state: StateStore,
+    tenant_id: str,
+    run_id: str,
+    now: datetime,
+    day: quota_shards.ShardPick | None,
+    month: quota_shards.ShardPick | None,
+    slot: slots.SlotPick | None,
+) -> Reservation | None:
+    if day is None or month is None or slot is None:
         return None
-    update: Doc = {"active": active}
-    if uncount:  # a reservation that never became a run: its counts are given back too (same day/month only)
-        reserved = parse_iso(reserved_at)
-        if data.get("day") == reserved.date().isoformat():
-            update["runs_today"] = max(0, int(data.get("runs_today", 0)) - 1)
-        if data.get("month") == reserved.strftime("%Y-%m"):
-            update["runs_this_month"] = max(0, int(data.get("runs_this_month", 0)) - 1)
-    return update
-
-
-def _rename_slot(data: Doc, old: str, new: str) -> Doc | None:
-    active = dict(data.get("active") or {})
-    if old not in active:
+    day_claim = quota_shards.take(state, tenant_id, day, now)
+    if day_claim is None:
         return None
-    active[new] = active.pop(old)
-    return {"active": active}
+    month_claim = quota_shards.take(state, tenant_id, month, now)
+    if month_claim is None:
+        quota_shards.give_back(state, tenant_id, day_claim, now)
+        return None
+    if not slots.take(state, tenant_id, slot, run_id, now):
+        quota_shards.give_back(state, tenant_id, day_claim, now)
+        quota_shards.give_back(state, tenant_id, month_claim, now)
+        return None
+    return Reservation(day_claim, month_claim, slot.index)
 
 
-def _give_back(state: StateStore, tenant_id: str, run_id: str, uncount: bool) -> None:
-    _mutate(state, admission_path(tenant_id), lambda d: _without_slot(d, run_id, uncount))
+def _give_back(state: StateStore, tenant_id: str, run_id: str, reservation: Reservation, now: datetime) -> None:
+    """A reservation that never became a run: its slot and its counts are given back."""
+    slots.clear(state, tenant_id, reservation.slot, run_id, now)
+    quota_shards.give_back(state, tenant_id, reservation.day, now)
+    quota_shards.give_back(state, tenant_id, reservation.month, now)

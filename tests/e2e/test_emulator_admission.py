@@ -10,6 +10,7 @@ import uuid
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -114,20 +115,25 @@ def test_contention_on_firestore_is_a_503_with_retry_after(
     from shared.adapters.firestore_state import FirestoreStateStore
 
     class OutracedFirestore(FirestoreStateStore):
-        """The real emulator, with a competing write landing on the admission document after every read of it."""
+        """The real emulator, with a competing write landing on every quota shard and slot after each read of it,
+        and before each create() of it."""
 
         def get_versioned(self, path: str) -> Versioned | None:
             current = super().get_versioned(path)
-            if path.endswith("/usage/admission"):
+            if "/quota_shards/" in path or "/slots/" in path:
                 self.increment(path, "competing_writes")
             return current
+
+        def create(self, path: str, data: dict[str, Any]) -> bool:
+            if "/quota_shards/" in path or "/slots/" in path:
+                self.increment(path, "competing_writes")
+            return super().create(path, data)
 
     settings = _settings(tmp_path, config_dir)
     monkeypatch.setattr(admission, "CAS_BUDGET_S", 0.5)
     ctx = Context(settings, _state=OutracedFirestore(settings.project), _bus=InProcessBus())
     try:
         keys = bootstrap_local_tenants(ctx).api_keys
-        ctx.state.create(admission.admission_path("testco"), {"active": {}})
         response = handle(
             ctx,
             "POST",

@@ -16,8 +16,8 @@ from shared.ports.state import Versioned
 from shared.runs.machine import transition_run
 from shared.runtime.context import Context
 from shared.runtime.settings import Settings
-from shared.tenancy import admission
-from shared.tenancy.admission import QuotaExceeded, admission_path, admit_run, release_run_slot, usage
+from shared.tenancy import admission, quota_shards
+from shared.tenancy.admission import QuotaExceeded, admit_run, release_run_slot, usage
 from shared.tenancy.tenants import onboard_tenant, update_tenant
 
 API = Trigger(type="api")
@@ -97,23 +97,35 @@ def test_slot_of_a_run_that_ended_without_release_is_reclaimed(ctx: Context) -> 
 
 
 def test_counts_start_again_on_a_new_day(ctx: Context) -> None:
-    limit(ctx, runs_per_day=1)
+    limit(ctx, runs_per_day=1, runs_per_month=1)
     admit(ctx)
-    ctx.state.set(
-        admission_path("testco"),
-        {"day": "2000-01-01", "runs_today": 1, "month": "2000-01", "runs_this_month": 1, "active": {}},
-    )
+    with pytest.raises(QuotaExceeded):
+        admit(ctx)
+    for kind, period in (("day", "2000-01-01"), ("month", "2000-01")):  # what yesterday's admissions left
+        path = quota_shards.shard_path("testco", kind, 0)
+        ctx.state.set(path, {**(ctx.state.get(path) or {}), "period": period})
     assert admit(ctx).created
+    assert usage(ctx, "testco")["runs_today"] == 1 and usage(ctx, "testco")["runs_this_month"] == 1
+
+
+def contended(path: str) -> bool:
+    return "/quota_shards/" in path or "/slots/" in path
 
 
 class AlwaysOutraced(SqliteStateStore):
-    """A real store where another writer touches the admission document right after every read of it."""
+    """A real store where another writer touches every quota shard and slot right after this one reads it, and
+    makes it first whenever this one tries to create it."""
 
     def get_versioned(self, path: str) -> Versioned | None:
         current = super().get_versioned(path)
-        if path.endswith("/usage/admission"):
+        if contended(path):
             self.increment(path, "competing_writes")
         return current
+
+    def create(self, path: str, data: dict[str, Any]) -> bool:
+        if contended(path):
+            self.increment(path, "competing_writes")
+        return super().create(path, data)
 
 
 def test_contention_is_a_503_with_retry_after_not_a_500(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -121,7 +133,6 @@ def test_contention_is_a_503_with_retry_after_not_a_500(settings: Settings, monk
     ctx = Context(settings, _state=AlwaysOutraced(settings.home / "contended.sqlite3"))
     try:
         onboard_tenant(ctx, "testco", "starter")
-        ctx.state.create(admission_path("testco"), {"active": {}})
         with pytest.raises(ServiceUnavailable) as info:
             admit(ctx)
         assert info.value.retry_after_seconds >= 1
