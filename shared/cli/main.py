@@ -13,8 +13,10 @@ from shared.cli import render
 from shared.cli.dead_letters import dead_letters_group
 from shared.cli.notifications import notifications_group
 from shared.cli.pipelines import pipelines_group
+from shared.cli.query import query_cmd
 from shared.cli.samples import sample_data_group
 from shared.cli.schedule import schedule_group
+from shared.cli.tables import tables_cmd
 from shared.cli.tenants import keys_group, secrets_group, tenants_group
 from shared.cli.ui import ui_cmd
 
@@ -92,7 +94,9 @@ def runs_list(tenant_id: str | None, status: str | None, pipeline_id: str | None
 @runs_group.command("show")
 @click.argument("run_id")
 @click.option("--json", "as_json", is_flag=True, help="Print the run document as JSON.")
-def runs_show(run_id: str, as_json: bool) -> None:
+@click.option("--preview", is_flag=True, help="Also print the first rows of the table each stage wrote.")
+@click.option("--limit", default=5, show_default=True, type=click.IntRange(1, 100), help="Rows per stage (--preview).")
+def runs_show(run_id: str, as_json: bool, preview: bool, limit: int) -> None:
     """A run with its stage timeline (one bar per attempt), data-quality results and where notifications went."""
     from shared.cli.watch import RunNotFound, load_run
     from shared.notify.summary import run_notifications_line
@@ -106,6 +110,10 @@ def runs_show(run_id: str, as_json: bool) -> None:
             return
         render.run_detail(view)
         render.console.print(run_notifications_line(ctx, run_id), soft_wrap=True, markup=False)
+        if preview:
+            from shared.cli.tables import print_stage_previews
+
+            print_stage_previews(ctx, run_id, limit)
     except RunNotFound:
         raise click.ClickException(f"no run {run_id!r}") from None
     finally:
@@ -161,6 +169,8 @@ cli.add_command(keys_group)
 cli.add_command(secrets_group)
 cli.add_command(ui_cmd)
 cli.add_command(dead_letters_group)
+cli.add_command(tables_cmd)
+cli.add_command(query_cmd)
 
 
 def main() -> None:
