@@ -44,6 +44,7 @@ from sqlglot import exp
 from sqlglot.dialects.dialect import Dialect
 from sqlglot.errors import ErrorLevel, ParseError, SqlglotError, UnsupportedError
 
+from shared.adapters.googlesql_to_duckdb import rewrite, week_number
 from shared.errors import TerminalError
 
 StatementKind = Literal["query", "dml", "ddl", "transaction"]
@@ -85,8 +86,9 @@ def transpile(sql: str) -> tuple[Statement, ...]:
             raise TerminalError("empty SQL: no statement to run")
         out = []
         for tree in parsed:
-            names = tuple(dict.fromkeys(p.name for p in tree.find_all(exp.Parameter)))
             kind = _kind(tree)
+            names = tuple(dict.fromkeys(p.name for p in tree.find_all(exp.Parameter)))
+            tree = rewrite(tree)
             _patch(tree)
             out.append(_check_generated(Statement(_generate(tree), names, kind)))
         return tuple(out)
@@ -160,12 +162,19 @@ def _patch(tree: exp.Expr) -> None:
                 node.replace(exp.cast(week, "BIGINT"))
             elif part == "ISOWEEK":
                 node.set("this", exp.var("WEEK"))  # DuckDB's WEEK is the ISO week
+            else:
+                weekly = week_number(node)
+                if weekly is not None:
+                    node.replace(exp.paren(weekly, copy=False))
         elif isinstance(node, exp.DateTrunc):
             if not _is_timestamp(node.this):
                 node.replace(exp.cast(node.copy(), "DATE"))
         elif isinstance(node, exp.DataType):
-            if node.this == exp.DataType.Type.DECIMAL and not node.expressions:
-                node.replace(exp.DataType.build("DECIMAL(38, 9)"))  # NUMERIC; DuckDB's bare DECIMAL is (18, 3)
+            if (node.this == exp.DataType.Type.DECIMAL and not node.expressions) or (
+                node.this == exp.DataType.Type.BIGDECIMAL
+            ):
+                # NUMERIC (DuckDB's bare DECIMAL is (18, 3)); BIGNUMERIC too, DuckDB having no decimal wider than 38
+                node.replace(exp.DataType.build("DECIMAL(38, 9)"))
         elif (
             isinstance(node, exp.Literal)
             and not isinstance(node.parent, exp.Cast)

@@ -84,6 +84,8 @@ FUNCTIONS: frozenset[type[exp.Expr]] = frozenset(
         exp.TimeFromParts, exp.TimeAdd, exp.TimeSub, exp.TimeDiff, exp.TimeTrunc, exp.ParseTime, exp.Timestamp,
         exp.TimestampAdd, exp.TimestampSub, exp.TimestampDiff, exp.TimestampTrunc, exp.StrToTime, exp.UnixToTime,
         exp.UnixSeconds, exp.UnixMillis, exp.UnixMicros, exp.MakeInterval, exp.JustifyDays,
+        # DATETIME(ts, tz) / DATETIME(date, time); WEEK(<weekday>) as a DATE_TRUNC / EXTRACT part
+        exp.Datetime, exp.WeekStart,
         # arrays and structs
         exp.Array, exp.Struct, exp.Unnest, exp.ArrayConcat, exp.ArraySize, exp.ArrayReverse, exp.ArrayToString,
         exp.ArrayFirst, exp.ArrayLast, exp.ArraySlice, exp.GenerateSeries, exp.GenerateDateArray,

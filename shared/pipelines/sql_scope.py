@@ -86,7 +86,7 @@ def validate_sql_template(sql: str, scope: ValidationScope) -> list[tuple[int | 
     if not issues:
         for name in query_parameter_names(rendered.text):
             if name not in values:
-                match = re.search(rf"@{re.escape(name)}\b", sql)
+                match = re.search(rf"@{re.escape(name)}\b", sql, re.IGNORECASE)
                 problems.append(
                     (
                         match.start() if match else None,
@@ -102,7 +102,15 @@ def query_parameter_names(sql: str) -> list[str]:
         trees = [t for t in sqlglot.parse(sql, read="bigquery") if t is not None]
     except SqlglotError:
         return []
-    return list(dict.fromkeys(p.name for tree in trees for p in tree.find_all(exp.Parameter)))
+    return list(dict.fromkeys(p.name.lower() for tree in trees for p in tree.find_all(exp.Parameter)))
+
+
+def _lower_parameter_names(tree: exp.Expr) -> None:
+    """GoogleSQL query parameter names ignore case (`@START_DATE` is the parameter start_date): the SQL to send
+    spells them as the pipeline declares them, in lower case."""
+    for parameter in tree.find_all(exp.Parameter):
+        if isinstance(parameter.this, exp.Var) and parameter.name != parameter.name.lower():
+            parameter.set("this", exp.var(parameter.name.lower()))
 
 
 def render_checked_sql(
@@ -141,6 +149,7 @@ def checked_query(
     issues = _statement_issues(tree, scope, substituted)
     if issues:
         return None, issues
+    _lower_parameter_names(tree)
     try:
         canonical = tree.sql("bigquery", comments=False)
     except RecursionError:

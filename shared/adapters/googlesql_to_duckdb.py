@@ -1,0 +1,259 @@
+"""Rewrites of a parsed GoogleSQL statement so DuckDB answers it as BigQuery does, where sqlglot's own BigQuery ->
+DuckDB translation fails or answers differently. Applied to the already-checked tree, just before DuckDB SQL is
+generated (duckdb_sql), so nothing here widens what the tenant-isolation allow-list accepted: every rewrite only
+reshapes constructs that were checked.
+
+- `UNNEST(arr) AS x` in FROM/JOIN: DuckDB turns the alias into a column alias (`_t0(x)`), so a table column of the
+  same name (`LEFT JOIN UNNEST(labels) AS labels`) becomes ambiguous. The alias gets a name no column has, and every
+  reference to it in its scope (correlated subqueries included) follows.
+- `UNNEST(arr)` without an alias: BigQuery exposes the fields of a STRUCT element as columns
+  (`(SELECT SUM(amount) FROM UNNEST(credits))`); DuckDB's unnest gives one struct column. It becomes the derived
+  table `(SELECT UNNEST(arr, max_depth := 2))`, which spreads struct fields into columns (scalar arrays keep one).
+- `ARRAY_AGG(x ORDER BY y LIMIT n)`: DuckDB has no LIMIT there; the ordered list is sliced to its first n.
+- `APPROX_QUANTILES(x, n)`: exact discrete quantiles (`QUANTILE_DISC(x, [0, 1/n, ..., 1])`). BigQuery's answer is
+  approximate, and the exact one is within its error; DuckDB's own APPROX_QUANTILE is a different approximation.
+- `DATE_ADD`/`DATE_SUB` return DATE in BigQuery, a TIMESTAMP in DuckDB: cast back to DATE.
+- `EXTRACT(WEEK(<weekday>) FROM d)`: the week number with weeks starting on that weekday (0 before its first
+  occurrence in the year), computed from the day of year and the day of week.
+- `IEEE_DIVIDE(x, y)`: FLOAT64 division (inf / NaN on zero), which is DuckDB's `/` on doubles.
+- `BIGNUMERIC`: DuckDB's widest decimal is DECIMAL(38, s); it is computed as DECIMAL(38, 9), NUMERIC's type.
+- `_PARTITIONTIME` / `_PARTITIONDATE`: refused with the reason (tables here are partitioned by a column, where BigQuery
+  has no such pseudo-column either).
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+
+from sqlglot import exp
+
+from shared.errors import TerminalError
+
+_PSEUDO_COLUMNS = frozenset({"_PARTITIONTIME", "_PARTITIONDATE"})
+_WEEKDAYS = ("SUNDAY", "MONDAY", "TUESDAY", "WEDNESDAY", "THURSDAY", "FRIDAY", "SATURDAY")
+_MAX_QUANTILES = 1000
+
+
+def rewrite(tree: exp.Expr) -> exp.Expr:
+    """Apply every rewrite of the module docstring to `tree` (in place where possible); returns the root."""
+    _refuse_pseudo_columns(tree)
+    counter = itertools.count()
+    for select in list(tree.find_all(exp.Select)):
+        _rename_unnest_aliases(select, counter)
+    for unnest in list(tree.find_all(exp.Unnest)):
+        _spread_unaliased_unnest(unnest, counter)
+    for node in list(tree.find_all(exp.ArrayAgg, exp.ApproxQuantiles, exp.DateAdd, exp.DateSub, exp.Anonymous)):
+        replacement = _function_rewrite(node)
+        if replacement is not None:
+            if node is tree:
+                return replacement
+            node.replace(replacement)
+    return tree
+
+
+def week_number(node: exp.Extract) -> exp.Expr | None:
+    """`EXTRACT(WEEK(<weekday>) FROM d)` as DuckDB arithmetic, or None for any other EXTRACT."""
+    if not isinstance(node.this, exp.WeekStart):
+        return None
+    day = node.this.this.name.upper() if isinstance(node.this.this, exp.Var) else ""
+    if day not in _WEEKDAYS:
+        raise TerminalError(f"EXTRACT(WEEK({day or '?'})): the week must start on a weekday name (SUNDAY .. SATURDAY)")
+    value = node.expression.copy()
+    # days since the week's start (0..6), then the week of the year that start falls in (0 if in the previous year)
+    since_start = f"((CAST(STRFTIME(d, '%w') AS BIGINT) - {_WEEKDAYS.index(day)} + 7) % 7)"
+    formula = f"CAST((DAYOFYEAR(d) - {since_start} + 6) // 7 AS BIGINT)"
+    parsed: exp.Expr = exp.maybe_parse(formula, dialect="duckdb")
+    for column in list(parsed.find_all(exp.Column)):
+        if column.name == "d":
+            column.replace(value.copy())
+    return parsed
+
+
+# -- UNNEST ------------------------------------------------------------------------------------------------------
+
+
+def _sources(select: exp.Select) -> list[exp.Expr]:
+    """The FROM item and each JOIN's item, in order."""
+    items: list[exp.Expr] = []
+    from_ = select.args.get("from_")
+    if isinstance(from_, exp.From):
+        items.append(from_.this)
+    items.extend(join.this for join in select.args.get("joins") or [])
+    return items
+
+
+def _defined_names(select: exp.Select) -> set[str]:
+    """Lower-cased names a SELECT's own FROM/JOIN items define (table aliases, table names, UNNEST aliases)."""
+    names: set[str] = set()
+    for item in _sources(select):
+        alias = item.args.get("alias")
+        if isinstance(alias, exp.TableAlias):
+            names.update(c.name.lower() for c in alias.columns)
+            if alias.name:
+                names.add(alias.name.lower())
+        if isinstance(item, exp.Table):
+            names.add(item.name.lower())
+    return names
+
+
+def _rename_unnest_aliases(select: exp.Select, counter: itertools.count[int]) -> None:
+    items = _sources(select)
+    for position, item in enumerate(items):
+        if not isinstance(item, exp.Unnest):
+            continue
+        alias = item.args.get("alias")
+        names: list[tuple[exp.Identifier, bool]] = []
+        if isinstance(alias, exp.TableAlias) and len(alias.columns) == 1:
+            names.append((alias.columns[0], False))
+        offset = item.args.get("offset")
+        if isinstance(offset, exp.Identifier):
+            names.append((offset, True))
+        skip = {id(node) for earlier in items[:position] for node in earlier.walk()}
+        skip.update(id(node) for argument in item.expressions for node in argument.walk())
+        joined_by_name = _using_names(select)
+        for identifier, is_offset in names:
+            old = identifier.name
+            if old.lower() in joined_by_name and not is_offset:
+                continue  # `JOIN t USING (x)` needs the column to keep its name (and then nothing else can clash)
+            new = f"__{old}_u{next(counter)}"
+            identifier.replace(exp.to_identifier(new, quoted=True))
+            _rename_references(select, old.lower(), new, skip, is_offset)
+
+
+def _using_names(select: exp.Select) -> set[str]:
+    names: set[str] = set()
+    for join in select.args.get("joins") or []:
+        names.update(identifier.name.lower() for identifier in join.args.get("using") or [])
+    return names
+
+
+def _rename_references(select: exp.Select, old: str, new: str, skip: set[int], is_offset: bool) -> None:
+    """Point every column path starting with `old` inside `select` at `new`, except inside `skip` and inside nested
+    SELECTs that define `old` themselves (their own name shadows it). An offset counts from 0 in BigQuery and from 1
+    in DuckDB's WITH ORDINALITY, so its references become `new - 1`."""
+    pending: list[exp.Expr] = [select]
+    while pending:
+        node = pending.pop()
+        if id(node) in skip:
+            continue
+        if isinstance(node, exp.Select) and node is not select and old in _defined_names(node):
+            continue
+        if isinstance(node, exp.Column):
+            _rename_column(node, old, new, select, is_offset)
+            continue
+        pending.extend(node.iter_expressions())
+
+
+def _rename_column(column: exp.Column, old: str, new: str, select: exp.Select, is_offset: bool) -> None:
+    parts = [key for key in ("catalog", "db", "table", "this") if column.args.get(key) is not None]
+    head = parts[0]
+    if column.args[head].name.lower() != old:
+        return
+    bare = head == "this"
+    column.set(head, exp.to_identifier(new, quoted=True))
+    projected = bare and column.parent is select and column in select.expressions
+    replacement: exp.Expr = column
+    if is_offset and bare:
+        replacement = exp.paren(exp.Sub(this=column.copy(), expression=exp.Literal.number(1)), copy=False)
+        column.replace(replacement)
+    if projected:
+        replacement.replace(exp.alias_(replacement.copy(), old, quoted=False))  # the result keeps the user's name
+
+
+def _spread_unaliased_unnest(unnest: exp.Unnest, counter: itertools.count[int]) -> None:
+    if not isinstance(unnest.parent, exp.From | exp.Join) or unnest.args.get("alias") or unnest.args.get("offset"):
+        return
+    if len(unnest.expressions) != 1:
+        return
+    spread = exp.Anonymous(
+        this="UNNEST",
+        expressions=[
+            unnest.expressions[0].copy(),
+            exp.PropertyEQ(this=exp.var("max_depth"), expression=exp.Literal.number(2)),
+        ],
+    )
+    derived = exp.Subquery(
+        this=exp.Select(expressions=[spread]), alias=exp.TableAlias(this=exp.to_identifier(f"__u{next(counter)}"))
+    )
+    parent = unnest.parent
+    unnest.replace(derived)
+    if isinstance(parent, exp.Join) and parent.side and not parent.args.get("on") and not parent.args.get("using"):
+        parent.set("on", exp.true())
+
+
+# -- functions ---------------------------------------------------------------------------------------------------
+
+
+def _function_rewrite(node: exp.Expr) -> exp.Expr | None:
+    if isinstance(node, exp.ArrayAgg):
+        _array_agg_limit(node)
+        return None
+    if isinstance(node, exp.ApproxQuantiles):
+        return _quantiles(node)
+    if isinstance(node, exp.DateAdd | exp.DateSub):
+        if isinstance(node.parent, exp.Cast):
+            return None
+        return exp.cast(node.copy(), "DATE")
+    if isinstance(node, exp.Anonymous) and node.name.upper() == "IEEE_DIVIDE" and len(node.expressions) == 2:
+        x, y = (exp.cast(arg.copy(), "DOUBLE") for arg in node.expressions)
+        return exp.paren(exp.Div(this=x, expression=y))
+    return None
+
+
+def _array_agg_limit(node: exp.ArrayAgg) -> None:
+    limit = node.this
+    if not isinstance(limit, exp.Limit):
+        return
+    count = limit.expression
+    if not (isinstance(count, exp.Literal) and count.is_int):
+        raise TerminalError("ARRAY_AGG(... LIMIT n): n must be an integer literal")
+    node.set("this", limit.this)
+    outer: exp.Expr = node.parent if isinstance(node.parent, exp.IgnoreNulls | exp.RespectNulls) else node
+    sliced = exp.Anonymous(
+        this="LIST_SLICE", expressions=[outer.copy(), exp.Literal.number(1), exp.Literal.number(int(count.name))]
+    )
+    outer.replace(sliced)
+
+
+def _quantiles(node: exp.ApproxQuantiles) -> exp.Expr:
+    buckets = node.expression
+    if not (isinstance(buckets, exp.Literal) and buckets.is_int) or not 1 <= int(buckets.name) <= _MAX_QUANTILES:
+        raise TerminalError(
+            f"APPROX_QUANTILES(x, n): n must be an integer literal from 1 to {_MAX_QUANTILES} here "
+            "(DISTINCT and RESPECT NULLS are not supported locally)"
+        )
+    n = int(buckets.name)
+    points = [exp.cast(exp.Literal.number(repr(k / n)), "DOUBLE") for k in range(n + 1)]
+    return exp.Anonymous(this="QUANTILE_DISC", expressions=[node.this.copy(), exp.Array(expressions=points)])
+
+
+def _refuse_pseudo_columns(tree: exp.Expr) -> None:
+    for column in tree.find_all(exp.Column):
+        if column.name.upper() in _PSEUDO_COLUMNS:
+            raise TerminalError(
+                f"{column.name} is not available: it exists only on ingestion-time partitioned BigQuery tables, and "
+                "tables written here are partitioned by a column (destination.partition_field); filter on that "
+                "column instead, e.g. WHERE DATE(usage_start_time) >= @start_date"
+            )
+
+
+# -- error messages ----------------------------------------------------------------------------------------------
+
+_QUOTED_NAME = re.compile(r'(?:column|name|Table with name|function)\s+"?([A-Za-z_][A-Za-z0-9_]*)"?', re.IGNORECASE)
+
+
+def locate_in_source(google_sql: str, message: str) -> str:
+    """` at line L, column C of your SQL: <that line>` for the first name DuckDB's message quotes that occurs in
+    the user's GoogleSQL, or "" when none does (the message then stands alone)."""
+    for match in _QUOTED_NAME.finditer(message):
+        name = match.group(1)
+        found = re.search(rf"(?<![A-Za-z0-9_]){re.escape(name)}(?![A-Za-z0-9_])", google_sql, re.IGNORECASE)
+        if found:
+            line_no = google_sql.count("\n", 0, found.start()) + 1
+            line_start = google_sql.rfind("\n", 0, found.start()) + 1
+            line_end = google_sql.find("\n", found.start())
+            line = google_sql[line_start : None if line_end < 0 else line_end]
+            column = found.start() - line_start + 1
+            return f" (at line {line_no}, column {column} of your SQL: {line.strip()[:200]})"
+    return ""
