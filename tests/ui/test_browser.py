@@ -1,7 +1,7 @@
 """End to end in headless Chromium (Debian's chromium + chromedriver through selenium) against `cloudact ui`:
 a wrong key shows a clear error, a read-only key shows acme's runs with the demo run SUCCEEDED and its stages in the
-timeline, a retried/skipped run shows its attempts, quality results and notifications, and testco's run id shows
-nothing. Screenshots of the run pages land in test-artifacts/ (gitignored).
+timeline and the first rows of each stage's output, a retried/skipped run shows its attempts, quality results and
+notifications, and testco's run id shows nothing. Screenshots of the run pages land in test-artifacts/ (gitignored).
 
 Installed by scripts/browser.sh (called by scripts/test.sh). Without a browser the test is skipped with one loud
 line, except under CI=true, where a missing browser is a failure."""
@@ -198,6 +198,24 @@ def test_the_demo_run_page_shows_its_stages_in_the_timeline(browser: Any, served
         assert time_el.get_attribute("title").endswith(" UTC")
     shot = screenshot(browser, "ui-run-succeeded.png")
     assert shot.stat().st_size > 20_000
+
+
+def test_the_run_page_shows_the_first_rows_of_each_stage_output(browser: Any, served: ServedHistory) -> None:
+    browser.get(f"{served.url}/ui/#/runs/{served.demo_run}")
+    wait_for(browser, lambda d: by_css(d, "#outputs details.output"))
+    outputs = by_css(browser, "#outputs details.output")
+    assert len(outputs) == 4 and all(o.get_attribute("open") is not None for o in outputs)
+    assert (
+        "load_orders" in outputs[0].text
+        and "acme_sales.orders" in outputs[0].text
+        and "5 of 5,000 rows" in outputs[0].text
+    )
+    head = [th.text.split("\n")[0] for th in by_css(browser, 'table.preview[data-stage="load_orders"] thead th')]
+    assert head == ["order_id", "order_date", "region", "product", "amount"]
+    assert len(by_css(browser, 'table.preview[data-stage="load_orders"] tbody tr')) == 5
+    summary = by_css(browser, 'table.preview[data-stage="daily_summary"] tbody tr')
+    assert len(summary) == 1 and "4" in summary[0].text  # four regions
+    screenshot(browser, "ui-run-outputs.png")
 
 
 def test_a_retried_and_skipped_run_shows_attempts_quality_and_notifications(

@@ -1,7 +1,8 @@
-// One run: its facts, the stage timeline, its data-quality results and where its notifications went. Polls while
+// One run: its facts, the stage timeline, its data-quality results, its outputs and where its notifications went. Polls while
 // the run is queued or running and redraws the sections in place (the heading, and so the focus, stays).
 
 import { ACTIVE, badge, el, formatCount, formatDuration, timeEl } from "./format.js";
+import { outputsBlock } from "./outputs_view.js";
 import { timeline } from "./timeline.js";
 
 const RUN_ID = /^run_[0-9a-f]{1,64}$/;
@@ -169,6 +170,9 @@ export async function renderRun(root, ctx, runId) {
       ctx.api(`metadata/executions/${encodeURIComponent(runId)}/quality`),
       ctx.api("notifications", { run_id: runId }),
     ]);
+    // Outputs once the run has ended: a running run's tables are still being written (and polling them would cost
+    // a warehouse query per stage every few seconds).
+    const outputs = ACTIVE.has(run.status) ? null : await outputsBlock(ctx, run);
     if (!ctx.current()) return;
     const previous = body.querySelector("details.attempts");
     if (previous) openAttempts = previous.open;
@@ -177,12 +181,14 @@ export async function renderRun(root, ctx, runId) {
     const chart = timeline(run);
     const attempts = chart.querySelector("details.attempts");
     if (attempts) attempts.open = openAttempts;
-    body.replaceChildren(
+    const sections = [
       facts(run),
       section("timeline-title", "Stage timeline", chart),
       section("quality-title", "Data quality", qualityBlock(ctx, quality)),
+      outputs ? section("outputs-title", "Outputs (first rows)", outputs) : null,
       section("notifications-title", "Notifications", notificationsBlock(ctx, notes)),
-    );
+    ];
+    body.replaceChildren(...sections.filter(Boolean));
     if (ACTIVE.has(run.status)) ctx.later(draw, POLL_MS);
     else ctx.announce(`Run ${run.run_id} ${run.status}`);
   };
