@@ -146,15 +146,21 @@ class FirestoreStateStore:
             return False
         return True
 
-    def increment(self, path: str, field: str, amount: int = 1) -> None:
-        """A merge `set` keeps keys literal (no dotted paths), so `field` is always one top-level field."""
+    def increment(self, path: str, field: str, amount: int = 1) -> int | float:
+        """A merge `set` keeps keys literal (no dotted paths), so `field` is always one top-level field. The commit's
+        transform result is the field's value right after this write."""
         ref = self._doc(path)
         check_field_name(field)
         if isinstance(amount, bool) or not isinstance(amount, int):
             raise TypeError(f"increment amount must be an int, got {type(amount).__name__}")
         check_value(amount)
         payload = {field: self._firestore.Increment(amount)}
-        self._call("increment", lambda: ref.set(payload, merge=True, retry=None, timeout=RPC_TIMEOUT_S))
+        result = self._call("increment", lambda: ref.set(payload, merge=True, retry=None, timeout=RPC_TIMEOUT_S))
+        value = result.transform_results[0]._pb
+        number: int | float = (
+            value.double_value if value.WhichOneof("value_type") == "double_value" else value.integer_value
+        )
+        return number
 
     def delete(self, path: str) -> None:
         ref = self._doc(path)

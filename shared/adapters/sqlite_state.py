@@ -312,8 +312,9 @@ class SqliteStateStore:
             )
             return cur.rowcount == 1
 
-    def increment(self, path: str, field: str, amount: int = 1) -> None:
-        """One upsert statement. Like Firestore's Increment, a missing or non-numeric field starts from 0."""
+    def increment(self, path: str, field: str, amount: int = 1) -> int | float:
+        """One upsert statement, RETURNING the new value. Like Firestore's Increment, a missing or non-numeric field
+        starts from 0."""
         collection, doc_id = split_doc_path(path)
         check_field_name(field)
         if isinstance(amount, bool) or not isinstance(amount, int):
@@ -321,13 +322,15 @@ class SqliteStateStore:
         check_value(amount)
         p = _json_path((field,))
         with self._guard:
-            self._conn.execute(
+            row = self._conn.execute(
                 "INSERT INTO docs (collection, id, data, version) VALUES (?, ?, json_object(?, ?), ?) "
                 "ON CONFLICT (collection, id) DO UPDATE SET version = docs.version + 1, data = json_set(docs.data, ?, "
                 "CASE WHEN json_type(docs.data, ?) IN ('integer', 'real') THEN json_extract(docs.data, ?) ELSE 0 END"
-                " + ?)",
-                (collection, doc_id, field, amount, _new_version(), p, p, p, amount),
-            )
+                " + ?) RETURNING json_extract(data, ?)",
+                (collection, doc_id, field, amount, _new_version(), p, p, p, amount, p),
+            ).fetchone()
+        value: int | float = row[0]
+        return value
 
     def delete(self, path: str) -> None:
         collection, doc_id = split_doc_path(path)

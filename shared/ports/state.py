@@ -46,8 +46,9 @@ class StateStore(Protocol):
         """Merge top-level `fields` only if the document is still at `version`. False when it changed or vanished."""
         ...
 
-    def increment(self, path: str, field: str, amount: int = 1) -> None:
-        """Atomically add `amount` to a numeric field, creating the document/field as needed."""
+    def increment(self, path: str, field: str, amount: int = 1) -> int | float:
+        """Atomically add `amount` to a numeric field, creating the document/field as needed. Returns the field's
+        value right after this write (so concurrent callers each see a distinct count: a position, not a guess)."""
         ...
 
     def delete(self, path: str) -> None: ...

@@ -172,13 +172,13 @@ def test_update_if_needs_fields(state_store: StateStore) -> None:
 
 
 def test_increment_creates_and_adds(state_store: StateStore) -> None:
-    state_store.increment("counters/c1", "done")
+    assert state_store.increment("counters/c1", "done") == 1
     assert state_store.get("counters/c1") == {"done": 1}
     state_store.set("counters/c2", {"done": 5, "other": "x"})
     before = state_store.get_versioned("counters/c2")
-    state_store.increment("counters/c2", "done", 3)
-    state_store.increment("counters/c2", "done", -1)
-    state_store.increment("counters/c2", "failed", 2)
+    assert state_store.increment("counters/c2", "done", 3) == 8
+    assert state_store.increment("counters/c2", "done", -1) == 7
+    assert state_store.increment("counters/c2", "failed", 2) == 2
     after = state_store.get_versioned("counters/c2")
     assert after is not None and before is not None
     assert after.data == {"done": 7, "other": "x", "failed": 2}
@@ -187,8 +187,8 @@ def test_increment_creates_and_adds(state_store: StateStore) -> None:
 
 def test_increment_replaces_non_numeric_values_and_keeps_floats(state_store: StateStore) -> None:
     state_store.set("counters/c1", {"s": "text", "b": True, "f": 1.5, "m": {"x": 1}})
-    for field in ("s", "b", "f", "m"):
-        state_store.increment("counters/c1", field, 2)
+    returned = [state_store.increment("counters/c1", field, 2) for field in ("s", "b", "f", "m")]
+    assert returned == [2, 2, 3.5, 2]
     assert state_store.get("counters/c1") == {"s": 2, "b": 2, "f": 3.5, "m": 2}
 
 
@@ -376,12 +376,12 @@ def test_concurrent_update_if_has_exactly_one_winner(state_store: StateStore, ba
 def test_concurrent_increments_are_exact(state_store: StateStore, backend: str) -> None:
     threads, per_thread = (200, 5) if backend == "sqlite" else (50, 2)
 
-    def work(i: int) -> None:
-        for _ in range(per_thread):
-            state_store.increment("counters/hot", "n", 1)
+    def work(i: int) -> list[int | float]:
+        return [state_store.increment("counters/hot", "n", 1) for _ in range(per_thread)]
 
-    run_concurrently(threads, work)
+    seen = [value for values in run_concurrently(threads, work) for value in values]
     assert state_store.get("counters/hot") == {"n": threads * per_thread}
+    assert sorted(seen) == list(range(1, threads * per_thread + 1))  # each write saw its own position
 
 
 # ------------------------------------------------------------------------------------------------ SQLite only
