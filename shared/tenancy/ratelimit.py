@@ -1,9 +1,14 @@
 """Request rate limits: per tenant (shared by every API instance, in the state store) and global (per instance).
 
-Per tenant: a fixed one-minute window counted with the state store's atomic `increment`, then read back. Every
-request is counted, so the count read back is at least this request's position in the window: a request is refused
-when that count exceeds the limit. Two racing requests can both see a count past the limit when only one of them was,
-so the limiter may refuse slightly early under a burst, never late.
+Per tenant: fixed one-minute windows, each split over shard documents `ratelimits/{tenant}:{minute}:{shard}` so no
+document takes more than ~1 write/s (Firestore's sustained rate per document): a limit of L requests per minute gets
+max(1, L // SHARD_RPM) shards (at most MAX_SHARDS), shard i allowing its share `L // n + (i < L % n)`. A request is
+counted on a random shard with the store's atomic `increment`, which returns the request's position in that shard:
+it is allowed when the position is within the shard's share, else a second random shard is tried, else it is
+refused. Positions are distinct and counts only grow, so allowed requests never pass the sum of the shares, L: the
+limiter is never late. It may refuse a little early near the end of a busy window, when both shards drawn are spent
+while others are not (with one shard, limits under 2 x SHARD_RPM, it is exact). One write per request, no read.
+`X-RateLimit-Remaining` is the drawn shard's remaining share times the shard count.
 
 Global: an in-memory window per API instance (no state write), guarding an instance against floods of any traffic,
 unauthenticated included. The platform-wide ceiling is this times the function's max instances.
@@ -13,6 +18,7 @@ from __future__ import annotations
 
 import math
 import os
+import random
 import threading
 import time
 from dataclasses import dataclass
@@ -21,6 +27,11 @@ from shared.errors import TooManyRequests
 from shared.runtime.context import Context
 
 WINDOW_S = 60
+SHARD_RPM = 60
+"""Requests per minute one shard document takes at most: ~1 write/s."""
+MAX_SHARDS = 256
+PROBES = 2
+"""Shards tried before a request is refused."""
 GLOBAL_RPM_ENV = "CLOUDACT_GLOBAL_REQUESTS_PER_MINUTE"
 DEFAULT_GLOBAL_RPM = 60_000
 
@@ -51,16 +62,25 @@ def _window(now: float) -> tuple[int, int]:
     return index, max(1, reset)
 
 
+def shard_count(limit: int) -> int:
+    return max(1, min(MAX_SHARDS, limit // SHARD_RPM))
+
+
+def shard_share(limit: int, shards: int, index: int) -> int:
+    return limit // shards + (1 if index < limit % shards else 0)
+
+
 def check_tenant_rate(ctx: Context, tenant_id: str, limit: int, now: float | None = None) -> RateWindow:
     """Count this request in the tenant's current window; 429 when it is past `limit`."""
     index, reset = _window(time.time() if now is None else now)
-    path = f"ratelimits/{tenant_id}:{index}"
-    ctx.state.increment(path, "count")
-    count = int((ctx.state.get(path) or {}).get("count", 0))
-    window = RateWindow(limit, max(0, limit - count), reset)
-    if count > limit:
-        raise RateLimited(f"tenant {tenant_id!r} is over {limit} requests per minute", window, "tenant")
-    return window
+    shards = shard_count(limit)
+    for shard in random.sample(range(shards), min(PROBES, shards)):
+        count = int(ctx.state.increment(f"ratelimits/{tenant_id}:{index}:{shard}", "count"))
+        share = shard_share(limit, shards, shard)
+        if count <= share:
+            return RateWindow(limit, min(limit, (share - count) * shards), reset)
+    window = RateWindow(limit, 0, reset)
+    raise RateLimited(f"tenant {tenant_id!r} is over {limit} requests per minute", window, "tenant")
 
 
 class GlobalLimiter:

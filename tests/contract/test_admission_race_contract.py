@@ -26,7 +26,7 @@ from shared.ports.state import Filter, StateStore
 from shared.runs.machine import run_path
 from shared.runtime.context import Context
 from shared.runtime.settings import Settings
-from shared.tenancy import quota_shards
+from shared.tenancy import quota_shards, ratelimit
 from shared.tenancy.admission import active_runs, admit_run, release_run_slot, usage
 from shared.tenancy.tenants import onboard_tenant, update_tenant
 
@@ -132,3 +132,28 @@ def test_concurrency_limit_is_exact_and_release_frees_exactly_what_ended(ctx: Co
     held = active_runs(ctx.state, TENANT)
     assert sorted(held) == sorted(first[5:] + second)
     assert usage(ctx, TENANT)["runs_today"] == 17 and stored_runs(ctx) == 17
+
+
+def test_sharded_rate_limit_is_never_late_under_a_race(ctx: Context) -> None:
+    """1,000 requests at once against 600 a minute (10 shards of 60): exactly 600 allowed, all in one window."""
+    moment = 120 * 60 + 5.0  # a fixed instant: every request falls in the same one-minute window
+    assert ratelimit.shard_count(600) == 10
+    outcomes: Counter[str] = Counter()
+    lock = threading.Lock()
+
+    def request(_: int) -> None:
+        try:
+            ratelimit.check_tenant_rate(ctx, TENANT, 600, now=moment)
+            result = "allowed"
+        except ratelimit.RateLimited as exc:
+            assert exc.window.remaining == 0 and exc.status == 429
+            result = "refused"
+        with lock:
+            outcomes[result] += 1
+
+    with ThreadPoolExecutor(max_workers=threads_for(ctx)) as pool:
+        list(pool.map(request, range(1_000)))
+    assert outcomes == {"allowed": 600, "refused": 400}
+    with pytest.raises(ratelimit.RateLimited):  # the window stays spent
+        ratelimit.check_tenant_rate(ctx, TENANT, 600, now=moment)
+    assert ratelimit.check_tenant_rate(ctx, TENANT, 600, now=moment + 60).remaining > 0  # the next one is not
