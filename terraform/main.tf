@@ -22,6 +22,8 @@ module "platform" {
   maintenance_schedule = var.maintenance_schedule
   max_instances        = var.max_instances
   api_public           = var.api_public
+  api_invokers         = var.api_invokers
+  admin_token_sealed   = var.admin_token_sealed
   deletion_protection  = var.deletion_protection
 
   notification_channels = var.notification_channels

@@ -17,6 +17,16 @@ output "kms_secrets_key_id" {
   value       = module.platform.kms_secrets_key_id
 }
 
+output "function_timeouts" {
+  description = "Seconds: api timeout, event function timeout, push ack deadline (README \"Timeouts\")."
+  value       = module.platform.function_timeouts
+}
+
+output "function_service_accounts" {
+  description = "Function => the service account it runs as."
+  value       = module.platform.function_service_accounts
+}
+
 output "tenants" {
   description = "Tenant => its datasets, Scheduler jobs, service account and the buckets that account may read."
   value = {

@@ -16,9 +16,14 @@ variable "firestore_location" {
 }
 
 variable "bigquery_location" {
-  description = "Location of the tenant datasets."
+  description = "Location of the tenant datasets: EU, US or a region. Their KMS key ring follows it (EU -> europe, US -> us)."
   type        = string
   default     = "EU"
+
+  validation {
+    condition     = contains(["EU", "US"], var.bigquery_location) || can(regex("^[a-z]+-[a-z]+[0-9]+$", var.bigquery_location))
+    error_message = "bigquery_location is EU, US or a region such as europe-west1 (https://cloud.google.com/bigquery/docs/locations)."
+  }
 }
 
 variable "tenant_configs_dir" {
@@ -49,6 +54,19 @@ variable "api_public" {
   description = "Let anyone reach the api function (requests are still authenticated by X-API-Key)."
   type        = bool
   default     = true
+}
+
+variable "api_invokers" {
+  description = "With api_public = false: members that may invoke the api function (e.g. the deployer account, for the smoke test)."
+  type        = list(string)
+  default     = []
+}
+
+variable "admin_token_sealed" {
+  description = "The admin token sealed with the tenant-secrets key (`cloudact tenants seal-admin-token`); \"\" = admin routes answer 503."
+  type        = string
+  default     = ""
+  sensitive   = true
 }
 
 variable "deletion_protection" {

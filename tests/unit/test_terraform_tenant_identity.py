@@ -170,14 +170,20 @@ def test_functions_hold_only_token_creator_on_tenant_accounts(tenant_module: dic
 
 
 def test_no_function_holds_a_bigquery_or_storage_role_anywhere() -> None:
+    """Every platform grant, by whom it is for: the function accounts get no data role at all; the only storage
+    roles are the build account's read of the function sources (functions.tf)."""
     platform = load_hcl(MODULES / "platform")
     iam = _iam_resources(platform)
     telemetry_roles = set(_locals(platform)["telemetry_roles"])
     project_roles: set[str] = set()
+    build_grants: dict[str, str] = {}
     for (kind, name), body in iam.items():
         assert kind.endswith("_iam_member"), f"{kind}.{name}: authoritative IAM would erase other grants"
         role = body["role"]
         roles = telemetry_roles if role == "${each.value.role}" else {role}
+        if body["member"] == "${google_service_account.build.member}":
+            build_grants[name] = role
+            continue
         if kind == "google_project_iam_member":
             project_roles |= roles
         for r in roles:
@@ -186,5 +192,11 @@ def test_no_function_holds_a_bigquery_or_storage_role_anywhere() -> None:
                 assert kind == "google_service_account_iam_member", f"{kind}.{name}: Token Creator beyond an account"
                 assert "google_service_account.fn" not in body["member"], f"{kind}.{name}: a function may mint"
     assert project_roles == {"roles/datastore.user", *telemetry_roles}
+    assert build_grants == {
+        "build_logs": "roles/logging.logWriter",
+        "build_push": "roles/artifactregistry.writer",
+        "build_source": "roles/storage.objectViewer",
+        "build_function_sources": "roles/storage.objectViewer",
+    }
     root_resources = load_hcl(TERRAFORM).get("resource", [])
     assert root_resources == []  # every grant lives in the modules checked here

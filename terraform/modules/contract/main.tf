@@ -74,6 +74,20 @@ locals {
     }
   }
 
+  # How long one delivery may take (terraform/README.md "Timeouts"). Event functions are HTTP functions behind our push
+  # subscriptions: Cloud Run functions allow an HTTP function up to 3600 s, but Pub/Sub waits at most the
+  # subscription's ack deadline (600 s at most) for the push request before it counts as failed and redelivers. So an
+  # event function stops at 540 s, 60 s inside the ack deadline: a stage never runs twice because Pub/Sub gave up on a
+  # slow but live invocation. Work that can take longer runs asynchronously (a BigQuery job polled by later deliveries).
+  # https://cloud.google.com/functions/docs/configuring/timeout, https://cloud.google.com/pubsub/docs/push#ack_deadline
+  limits = {
+    http_function_timeout_seconds  = 60
+    event_function_timeout_seconds = 540
+    push_ack_deadline_seconds      = 600
+    max_push_ack_deadline_seconds  = 600
+    max_http_function_seconds      = 3600
+  }
+
   maintenance_job = {
     name     = "cdp-maintenance-watchdog"
     schedule = var.maintenance_schedule

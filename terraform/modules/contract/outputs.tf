@@ -21,6 +21,11 @@ output "functions" {
   value       = local.functions
 }
 
+output "limits" {
+  description = "Function timeouts and the push ack deadline (seconds), and the service maxima they must stay within."
+  value       = local.limits
+}
+
 output "maintenance_job" {
   value = local.maintenance_job
 }

@@ -28,7 +28,23 @@ output "kms_secrets_key_id" {
 }
 
 output "kms_bigquery_key_id" {
-  value = google_kms_crypto_key.bigquery.id
+  description = "Default key of the tenant datasets, read from BigQuery's grant on it: datasets wait for the grant."
+  value       = google_kms_crypto_key_iam_member.bigquery_agent.crypto_key_id
+  depends_on  = [google_kms_crypto_key_iam_member.bigquery_agent]
+}
+
+output "function_timeouts" {
+  description = "Seconds: the api's and the event functions' request timeouts and the push subscriptions' ack deadline."
+  value = {
+    http_function_timeout_seconds  = local.limits.http_function_timeout_seconds
+    event_function_timeout_seconds = local.event_timeout_seconds
+    push_ack_deadline_seconds      = local.push_ack_deadline_seconds
+  }
+}
+
+output "build_service_account" {
+  description = "The account Cloud Build builds the functions' containers as."
+  value       = google_service_account.build.email
 }
 
 output "source_bucket" {

@@ -10,15 +10,26 @@ resource "google_pubsub_topic" "topic" {
   kms_key_name               = google_kms_crypto_key.pubsub.id
   labels                     = { app = "cdp" }
 
+  # Messages are persisted only in the region of the functions and of the pubsub-messages key (kms.tf).
+  # https://cloud.google.com/pubsub/docs/resource-location-restriction
+  message_storage_policy {
+    allowed_persistence_regions = [var.region]
+  }
+
+  # The agent must be able to use the key before a topic names it.
   depends_on = [google_project_service.apis, google_kms_crypto_key_iam_member.pubsub_agent]
 }
 
 resource "google_pubsub_subscription" "push" {
-  for_each                   = module.contract.push_subscriptions
-  project                    = var.project_id
-  name                       = each.key
-  topic                      = google_pubsub_topic.topic[each.value.topic].id
-  ack_deadline_seconds       = 600
+  for_each = module.contract.push_subscriptions
+  project  = var.project_id
+  name     = each.key
+  topic    = google_pubsub_topic.topic[each.value.topic].id
+  # How long Pub/Sub waits for the push request to answer before it counts as a failure and is retried: the
+  # Pub/Sub maximum, 600 s (README "Timeouts"). The function's timeout must not exceed it, or a slow invocation is
+  # redelivered while it still runs.
+  # https://cloud.google.com/pubsub/docs/subscription-properties#ack_deadline
+  ack_deadline_seconds       = local.push_ack_deadline_seconds
   message_retention_duration = var.message_retention
   labels                     = { app = "cdp", function = replace(each.value.function, "_", "-") }
 
@@ -62,13 +73,19 @@ resource "google_pubsub_subscription" "dead_letter_inspect" {
   }
 }
 
-# Pub/Sub's own agent forwards dead letters (publisher on the topic, subscriber on each source subscription) and
-# mints the OIDC tokens of push requests.
+# Pub/Sub's own agent forwards dead letters: publisher on the dead-letter topic, subscriber on each source
+# subscription. https://cloud.google.com/pubsub/docs/handling-failures#grant_forwarding_permissions
+#
+# It is NOT granted Token Creator on the push identity: Pub/Sub signs the OIDC token of a push request without it for
+# every project that enabled Pub/Sub after April 8, 2021 (a fresh project), and a grant nothing uses is privilege to
+# remove. A project that enabled Pub/Sub before then needs `roles/iam.serviceAccountTokenCreator` for the agent on
+# cdp-pubsub-push by hand (README "First deploy").
+# https://cloud.google.com/pubsub/docs/authenticate-push-subscriptions, https://cloud.google.com/run/docs/tutorials/pubsub#integrating-pubsub
 resource "google_pubsub_topic_iam_member" "dead_letter_forwarder" {
   project = var.project_id
   topic   = google_pubsub_topic.topic[module.contract.dead_letter_topic].name
   role    = "roles/pubsub.publisher"
-  member  = local.pubsub_agent
+  member  = google_project_service_identity.pubsub.member
 }
 
 resource "google_pubsub_subscription_iam_member" "dead_letter_source" {
@@ -76,11 +93,5 @@ resource "google_pubsub_subscription_iam_member" "dead_letter_source" {
   project      = var.project_id
   subscription = google_pubsub_subscription.push[each.key].name
   role         = "roles/pubsub.subscriber"
-  member       = local.pubsub_agent
-}
-
-resource "google_service_account_iam_member" "pusher_token_creator" {
-  service_account_id = google_service_account.pusher.name
-  role               = "roles/iam.serviceAccountTokenCreator"
-  member             = local.pubsub_agent
+  member       = google_project_service_identity.pubsub.member
 }

@@ -41,9 +41,14 @@ variable "function_memory" {
 }
 
 variable "function_timeout_seconds" {
-  description = "Request timeout of the event functions (a stage must fit; 540 is the gen2 event maximum)."
+  description = "Request timeout of the event functions; null = the contract's 540 s (README \"Timeouts\"). At most the push ack deadline, 600 s."
   type        = number
-  default     = 540
+  default     = null
+
+  validation {
+    condition     = var.function_timeout_seconds == null ? true : (var.function_timeout_seconds >= 1 && var.function_timeout_seconds <= 600)
+    error_message = "function_timeout_seconds must be 1-600: Pub/Sub redelivers a push request still running after the ack deadline (600 s at most)."
+  }
 }
 
 variable "max_instances" {
@@ -68,6 +73,19 @@ variable "api_public" {
   description = "Let anyone reach the api function (requests are still authenticated by X-API-Key)."
   type        = bool
   default     = true
+}
+
+variable "api_invokers" {
+  description = "With api_public = false: members (e.g. serviceAccount:...) that may invoke the api function."
+  type        = list(string)
+  default     = []
+}
+
+variable "admin_token_sealed" {
+  description = "CLOUDACT_ADMIN_TOKEN_SEALED of the api function (`cloudact tenants seal-admin-token`); \"\" = admin routes answer 503."
+  type        = string
+  default     = ""
+  sensitive   = true
 }
 
 variable "trace_exporter" {

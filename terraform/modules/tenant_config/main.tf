@@ -10,13 +10,35 @@ locals {
     trimsuffix(basename(f), ".yaml") => yamldecode(file("${var.tenant_configs_dir}/${f}"))
   }
 
-  # `{tenant}_metadata` (run history) plus every `{tenant}_{dataset}` a pipeline step writes to.
-  destination_datasets = toset(flatten([
-    for p in values(local.pipelines) : [
-      for step in try(p.steps, []) : try(step.destination.dataset, null)
-      if can(regex("^[a-z][a-z0-9_]*$", try(step.destination.dataset, "")))
+  # `{tenant}_metadata` (run history) plus every `{tenant}_{dataset}` a pipeline step writes to. The runtime never
+  # creates a dataset (the tenant's account may not), so every one it will write to must be here. A name is what
+  # shared/pipelines/reserved.py DATASET_NAME accepts (letters, digits, '_'; case matters in BigQuery); a name with
+  # `{placeholders}` is filled from the pipeline's fixed `variables` and its parameters' defaults, and left out
+  # when a placeholder has neither (a per-run name: README "Security").
+  # Values as shared/pipelines/templating.py run_values orders them: variables, then parameters (here: their
+  # defaults), then the built-ins known before a run (tenant_id, pipeline_id). Booleans are never part of a name.
+  destination_templates = flatten([
+    for id, p in local.pipelines : [
+      for step in try(p.steps, []) : {
+        template = step.destination.dataset
+        values = merge(
+          { for name, value in try(p.variables, {}) : name => tostring(value) if can(tostring(value)) && !contains([true, false], value) },
+          { for name, param in try(p.parameters, {}) : name => tostring(param.default) if can(tostring(param.default)) && !contains([true, false], param.default) },
+          { tenant_id = var.tenant_id, pipeline_id = id },
+        )
+      } if can(tostring(step.destination.dataset))
     ]
-  ]))
+  ])
+  # Each template split into placeholders (`{name}`, group 1) and literal text (group 2); `{{`/`}}` escapes never
+  # make a dataset name, so such a template renders to something the name check below refuses.
+  destination_datasets = toset([
+    for name in [
+      for t in local.destination_templates : join("", [
+        for part in regexall("\\{([A-Za-z_][A-Za-z0-9_]*)\\}|([^{}]+|[{}])", t.template) :
+        part[0] != null ? lookup(t.values, part[0], "{") : part[1]
+      ])
+    ] : name if can(regex("^[A-Za-z_][A-Za-z0-9_]*$", name)) && length(name) <= 1024
+  ])
   datasets = toset(concat(
     ["${var.tenant_id}_metadata"],
     [for d in local.destination_datasets : "${var.tenant_id}_${d}"],
