@@ -16,6 +16,7 @@ from shared.cli.pipelines import pipelines_group
 from shared.cli.query import query_cmd
 from shared.cli.samples import sample_data_group
 from shared.cli.schedule import schedule_group
+from shared.cli.steps import steps_cmd
 from shared.cli.tables import tables_cmd
 from shared.cli.tenants import keys_group, secrets_group, tenants_group
 from shared.cli.ui import ui_cmd
@@ -171,6 +172,7 @@ cli.add_command(ui_cmd)
 cli.add_command(dead_letters_group)
 cli.add_command(tables_cmd)
 cli.add_command(query_cmd)
+cli.add_command(steps_cmd)
 
 
 def main() -> None:

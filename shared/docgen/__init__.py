@@ -36,10 +36,17 @@ def _metadata_schema() -> str:
     return render()
 
 
+def _steps() -> str:
+    from shared.docgen.steps_reference import render
+
+    return render()
+
+
 GENERATED: dict[str, tuple[str, Callable[[], str]]] = {
     "configuration.md": ("shared/runtime/settings.py and every os.environ read", _configuration),
     "metadata-schema.md": ("shared/runs/metadata.py", _metadata_schema),
     "api.md": ("the OpenAPI document of shared/api", _api_markdown),
+    "steps.md": ("the processors' settings models, shared/processors/expressions.py and quality_rules.py", _steps),
 }
 
 

@@ -157,3 +157,71 @@ def test_api_docs_page_escapes_what_it_renders() -> None:
     hostile = {**document, "info": {**document["info"], "description": '<script>alert(1)</script>"'}}
     page = render_html(hostile)
     assert "<script>" not in page and "&lt;script&gt;" in page
+
+
+# ------------------------------------------------------------------------------------------------ docs/steps.md
+def test_every_step_type_has_an_example_the_loader_accepts() -> None:
+    import textwrap
+
+    import yaml
+
+    from shared.docgen.steps_reference import EXAMPLES
+    from shared.pipelines.loader import parse_pipeline
+    from shared.processors.registry import known_types
+
+    assert sorted(EXAMPLES) == known_types()
+    for ps_type, example in EXAMPLES.items():
+        (step,) = yaml.safe_load(example)
+        assert step["ps_type"] == ps_type
+        upstream = "".join(f"  - {{step_id: {d}, ps_type: debug.noop}}\n" for d in step.get("depends_on", []))
+        spec = parse_pipeline(f"pipeline_id: ex\nsteps:\n{upstream}" + textwrap.indent(example, "  "), "ex.yaml",
+                              tenant_id="acme")  # fmt: skip
+        assert spec.steps[-1].ps_type == ps_type
+
+
+def test_steps_reference_lists_every_setting_of_every_step_type() -> None:
+    """Each field of each settings model is a row of its type's section (a new field needs `make docs`)."""
+    import importlib
+
+    from shared.processors import registry
+
+    text = (DOCS / "steps.md").read_text()
+    for ps_type in registry.known_types():
+        section = text.split(f"\n## {ps_type}\n", 1)[1].split("\n## ", 1)[0]
+        assert "```yaml\n- step_id:" in section, f"{ps_type} has no example"
+        models = getattr(importlib.import_module(registry._MODULES[ps_type]), "CONFIG_MODELS", None) or {}
+        for model in models.values():
+            if ps_type == "quality.check":
+                continue  # its checks have their own section, checked below
+            for name in model.model_fields:
+                assert f"| `{name}` |" in section, f"{ps_type}: {model.__name__}.{name} is not documented"
+
+
+def test_expression_functions_and_check_types_are_all_described() -> None:
+    from shared.docgen.steps_reference import CHECK_MEANING, EXPRESSION_FUNCTIONS, _check_models
+    from shared.processors.expressions import FUNCTIONS
+
+    assert set(EXPRESSION_FUNCTIONS) == set(FUNCTIONS)
+    kinds = {m.model_fields["type"].annotation.__args__[0] for m in _check_models()}  # type: ignore[union-attr]
+    assert set(CHECK_MEANING) == kinds and len(kinds) == 8
+    text = (DOCS / "steps.md").read_text()
+    for name in FUNCTIONS:
+        assert f"| `{name}` |" in text
+    for kind in kinds:
+        assert f"### {kind}\n" in text
+
+
+def test_cloudact_steps_prints_the_same_reference() -> None:
+    from click.testing import CliRunner
+
+    from shared.cli.main import cli
+    from shared.docgen.steps_reference import step_reference
+
+    one = CliRunner().invoke(cli, ["steps", "bigquery.query", "--markdown"])
+    assert one.exit_code == 0 and one.output == step_reference("bigquery.query") + "\n"
+    everything = CliRunner().invoke(cli, ["steps", "--markdown"])
+    assert everything.output == (DOCS / "steps.md").read_text().split("\n\n", 1)[1] + "\n"
+    rendered = CliRunner().invoke(cli, ["steps", "quality.check"])
+    assert rendered.exit_code == 0 and "freshness" in rendered.output and "max_age_hours" in rendered.output
+    unknown = CliRunner().invoke(cli, ["steps", "nope.step"])
+    assert unknown.exit_code == 2 and "known: arrow.transform" in unknown.output
