@@ -31,6 +31,15 @@ def fan_out(pipeline_id: str, branches: int) -> str:
     return "\n".join(lines) + "\n"
 
 
+def fan_in(pipeline_id: str, branches: int) -> str:
+    """One root, `branches` parallel stages, then one join that depends on all of them (a `branches`-way fan-in)."""
+    lines = fan_out(pipeline_id, branches).rstrip("\n").split("\n")
+    lines[1] = f"description: one root, {branches} parallel debug.noop stages, one join on all of them"
+    joined = ", ".join(f"b{i:03d}" for i in range(branches))
+    lines.append(f"  - {{step_id: join, ps_type: debug.noop, depends_on: [{joined}]}}")
+    return "\n".join(lines) + "\n"
+
+
 def write_bench_tenant(config_dir: Path, tenant_id: str = BENCH_TENANT) -> Path:
     """Write a tenant (default `benchco`) with seq10 and fan100 under `config_dir`; returns `config_dir`."""
     tenant = config_dir / tenant_id

@@ -95,14 +95,25 @@ class Drill:
         return dict(response.body)
 
     def wait_terminal(
-        self, run_ids: list[str], timeout_s: float, tenant: str = TENANT, headers: dict[str, str] | None = None
+        self,
+        run_ids: list[str],
+        timeout_s: float,
+        tenant: str = TENANT,
+        headers: dict[str, str] | None = None,
+        finalized: bool = False,
     ) -> dict[str, dict[str, Any]]:
-        """Every run's final view, after the bus went idle (or the timeout: then some runs are not terminal)."""
+        """Every run's final view, after the bus went idle (or the timeout: then some runs are not terminal).
+
+        With `finalized`, also until every run's history is written (the watchdog writes what a crash left)."""
+        started = time.monotonic()
         self.runtime.wait_idle(timeout_s)
-        deadline = time.monotonic() + 5
+        deadline = time.monotonic() + 5 if not finalized else started + timeout_s
         while True:  # the bus is idle once every run is done; allow a moment for a straggler all the same
             runs = {run_id: self.run(run_id, tenant, headers) for run_id in run_ids}
-            if all(r["status"] in TERMINAL for r in runs.values()) or time.monotonic() > deadline:
+            done = all(r["status"] in TERMINAL for r in runs.values())
+            if done and finalized:
+                done = all((self.state.get(f"runs/{run_id}") or {}).get("finalized") for run_id in run_ids)
+            if done or time.monotonic() > deadline:
                 return runs
             time.sleep(0.2)
 
@@ -112,8 +123,9 @@ class Drill:
 
 
 @contextlib.contextmanager
-def embedded_drill(**bus_options: Any) -> Iterator[Drill]:
-    """`bus_options` go to `embedded.start` (duplicate_deliveries, max_delivery_attempts, max_backoff_s, workers)."""
+def embedded_drill(maintenance_every_s: float | None = None, **bus_options: Any) -> Iterator[Drill]:
+    """`bus_options` go to `embedded.start` (duplicate_deliveries, max_delivery_attempts, max_backoff_s, workers);
+    with `maintenance_every_s` the watchdog runs on that tick, as Cloud Scheduler drives it on GCP."""
     from shared import logs
     from shared.runtime import embedded
     from shared.runtime.settings import Settings
@@ -127,6 +139,8 @@ def embedded_drill(**bus_options: Any) -> Iterator[Drill]:
         home = Path(tmp) / "home"
         runtime = embedded.start(Settings(runtime="embedded", home=home, config_dir=config_dir), **bus_options)
         drill = Drill(runtime, {}, home)
+        if maintenance_every_s:
+            runtime.start_maintenance_ticker(maintenance_every_s)
         try:
             drill.headers = onboard_unthrottled(runtime.context, TENANT)
             yield drill

@@ -110,27 +110,29 @@ class FaultInjector:
 
     # ------------------------------------------------------------------------------------------- wiring
     def install(self) -> None:
+        import shared.runs.dag as dag
         import shared.runs.engine as engine
+        import shared.runs.finalize as finalize
         import shared.runs.metadata as metadata
 
+        # Each seam is wrapped in every engine module that calls it (the engine, the DAG advance, the finaliser).
+        seams = (
+            (engine, "transition", self._transition),
+            (dag, "transition", self._transition),
+            (engine, "transition_run", self._transition_run),
+            (finalize, "transition_run", self._transition_run),
+            (dag, "publish_stage_tasks", self._publish_stage_tasks),
+            (engine, "publish_status_event", self._publish_status_event),
+            (finalize, "publish_status_event", self._publish_status_event),
+            (metadata, "record_run", self._record_run),
+        )
         missing = [
-            name
-            for module, name in (
-                (engine, "transition"),
-                (engine, "transition_run"),
-                (engine, "publish_stage_tasks"),
-                (engine, "publish_status_event"),
-                (metadata, "record_run"),
-            )
-            if not callable(getattr(module, name, None))
+            f"{module.__name__}.{name}" for module, name, _ in seams if not callable(getattr(module, name, None))
         ]
         if missing:
-            raise RuntimeError(f"crash seams missing in shared.runs.engine/metadata: {', '.join(missing)}")
-        self._wrap(engine, "transition", self._transition)
-        self._wrap(engine, "transition_run", self._transition_run)
-        self._wrap(engine, "publish_stage_tasks", self._publish_stage_tasks)
-        self._wrap(engine, "publish_status_event", self._publish_status_event)
-        self._wrap(metadata, "record_run", self._record_run)
+            raise RuntimeError(f"crash seams missing: {', '.join(missing)}")
+        for module, name, make in seams:
+            self._wrap(module, name, make)
 
     def uninstall(self) -> None:
         for module, name, original in reversed(self._restore):

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from bench.cases import p1_embedded, p2_emulators, p3_api_keys, p4_admission, p5_arrow, p6_schedules
+from bench.cases import p1_embedded, p1s_scaling, p2_emulators, p3_api_keys, p4_admission, p5_arrow, p6_schedules
 from bench.harness import Case
 
 CASES: tuple[Case, ...] = (
     p1_embedded.CASE,
+    p1s_scaling.CASE,
     p2_emulators.CASE,
     p3_api_keys.CASE,
     p4_admission.CASE,

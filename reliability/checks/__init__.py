@@ -18,12 +18,14 @@ from reliability.checks import (
     quota,
     secrets_at_rest,
     tenant_attacks,
+    warehouse_down,
 )
 from reliability.harness import Check
 
 CHECKS: tuple[Check, ...] = (
     Check("duplicates", duplicates.NAME, duplicates.run),
     Check("crashes", crashes.NAME, crashes.run),
+    Check("warehouse-down", warehouse_down.NAME, warehouse_down.run),
     Check("kill", kill_worker.NAME, kill_worker.run),
     Check("poison", poison.NAME, poison.run),
     Check("bad-yaml", bad_yaml.NAME, bad_yaml.run),

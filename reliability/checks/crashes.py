@@ -42,7 +42,7 @@ def run(options: Options) -> list[Figure]:
     injector = FaultInjector()
     injector.install()
     try:
-        with embedded_drill(max_backoff_s=1.0) as drill:
+        with embedded_drill(maintenance_every_s=2.0, max_backoff_s=1.0) as drill:
             started = time.monotonic()
             run_ids: dict[str, str] = {}
             for i, point in enumerate(points):
@@ -50,7 +50,7 @@ def run(options: Options) -> list[Figure]:
                 injector.plan(key, point)
                 run_ids[key] = drill.start("seq3", key=key)
             control = drill.start("seq3", key="control")
-            runs = drill.wait_terminal([*run_ids.values(), control], WAVE_TIMEOUT_S)
+            runs = drill.wait_terminal([*run_ids.values(), control], WAVE_TIMEOUT_S, finalized=True)
             elapsed = time.monotonic() - started
             fired = {key: injector.fired(key) for key in run_ids}
             events = {run_id: Counter(e["type"] for e in drill.events(run_id)) for run_id in runs}

@@ -139,7 +139,7 @@ def cancel_execution(ctx: Context, req: ApiRequest, params: dict[str, str]) -> A
 
     Idempotent: cancelling a CANCELLED run answers 200 with the run; any other terminal run is a 409.
     """
-    from shared.runs.engine import finalize_run
+    from shared.runs.finalize import finalize_run
 
     tenant_id, run_id = params["tenant_id"], params["run_id"]
     run = get_run(ctx.state, tenant_id, run_id)

@@ -28,6 +28,10 @@ def api_wsgi_app() -> Any:
     return functions_framework.create_app(target="api", source=source, signature_type="http")  # type: ignore[no-untyped-call]
 
 
+MAINTENANCE_EVERY_S = 60.0
+"""The local server runs the watchdog like Cloud Scheduler does on GCP (every 5 min there; sooner here)."""
+
+
 class UiServer:
     """The embedded runtime plus a threaded werkzeug server on 127.0.0.1 (port 0 picks a free one)."""
 
@@ -37,6 +41,7 @@ class UiServer:
         from shared.runtime import embedded
 
         self.runtime = embedded.start(settings)
+        self.runtime.start_maintenance_ticker(MAINTENANCE_EVERY_S)
         try:
             self.server = make_server("127.0.0.1", port, api_wsgi_app(), threaded=True)
         except BaseException:

@@ -4,18 +4,16 @@ Pub/Sub delivers at least once, so each entry point re-derives what to do from s
 - a stage attempt starts with a versioned compare-and-set QUEUED -> RUNNING(attempt n): one winner per attempt.
   A create()-only claim `claims/{run}:{stage}:{attempt}` turns a concurrent duplicate away early; a claim whose
   holder died before starting the attempt is taken over after CLAIM_GRACE_S (the compare-and-set still decides);
-- a ready stage is dispatched by whoever flags it first (`dispatched_by`); that same actor re-publishes on redelivery,
-  so a crash between flagging and publishing loses nothing, and a join fires once however many parents finish together;
-- a stage finishing only looks at its own descendants, and the run ends when no stage is QUEUED or RUNNING;
-- a finished run is finalised (metadata, event, quota slot) under a short lease until `finalized` is set, so a crash
-  there is redone by the next delivery (or the watchdog) and two deliveries never finalise at once.
+- a stage that ends touches only its direct dependants (shared/runs/dag.py): O(1) state work per transition, and the
+  delivery that completes a dependant's parents dispatches it, so a join fires once however many parents end together;
+- a finished run is finalised alert first, history last (shared/runs/finalize.py): a crash or a warehouse outage
+  there never loses the alert, and the watchdog writes history that could not be written.
 """
 
 from __future__ import annotations
 
-import secrets
 import time
-from datetime import date, datetime, timedelta
+from datetime import date, timedelta
 from typing import Any
 
 from shared import logs
@@ -26,28 +24,26 @@ from shared.observability import stage_span
 from shared.pipelines.loader import PipelineValidationError, find_pipeline, snapshot
 from shared.pipelines.parameters import resolve_run_parameters, typed_values
 from shared.pipelines.spec import PipelineSpec, StepSpec
-from shared.ports.state import Filter
 from shared.processors.base import StepContext
 from shared.processors.registry import get_processor
-from shared.runs import metadata
 from shared.runs.attempts import StageTimeout, attempt_record, call_with_timeout, give_up_message
-from shared.runs.events import publish_stage_tasks, publish_status_event
+from shared.runs.dag import advance
+from shared.runs.events import publish_status_event
+from shared.runs.finalize import finalize_if_needed
 from shared.runs.machine import (
     TransitionRequest,
     claim_path,
     iso,
     parse_iso,
     run_path,
-    set_fields_if,
     stage_path,
-    stages_collection,
     transition,
     transition_run,
     utc_now,
 )
-from shared.runs.plan import derive_run_status, run_plan, run_spec, should_run
+from shared.runs.plan import run_plan
 from shared.runs.states import is_terminal
-from shared.runs.store import carried_stages, create_run, list_stages, new_stage_doc
+from shared.runs.store import carried_stages, create_run, new_stage_doc
 from shared.runtime.context import Context
 
 log = logs.get_logger("cloudact.engine")
@@ -55,16 +51,6 @@ LEASE_GRACE_S = 60.0
 """A running attempt's lease outlives its timeout by this much before another delivery may take the stage over."""
 CLAIM_GRACE_S = 0.5
 """A claim older than this whose stage never started belongs to a worker that died between claim and start."""
-FINALIZE_LEASE_S = 30.0
-"""Long enough for BigQuery history DML; a finaliser that died is redone after it (or by the watchdog)."""
-ACTIVE_STAGE_STATUSES = ["QUEUED", "RUNNING"]
-_FEW_STAGES = 16
-RUN_EVENT_TYPES: dict[str, EventType] = {
-    "SUCCEEDED": "run.succeeded",
-    "FAILED": "run.failed",
-    "CANCELLED": "run.cancelled",
-    "TIMED_OUT": "run.timed_out",
-}
 
 
 # ---------------------------------------------------------------------------------------------------- start a run
@@ -87,9 +73,10 @@ def start_run(ctx: Context, req: RunRequest) -> None:
         now = iso(utc_now())
         carried = carried_stages(state, run.get("resume_from_run"), now)
         for step in spec.steps:
+            done = {d: str(carried[d]["status"]) for d in step.depends_on if d in carried}
             state.create(
                 stage_path(req.run_id, step.step_id),
-                {**new_stage_doc(run, step, now), **carried.get(step.step_id, {})},
+                {**new_stage_doc(run, step, now, done), **carried.get(step.step_id, {})},
             )
         result = transition_run(
             state,
@@ -127,8 +114,11 @@ def execute_stage(ctx: Context, task: StageTask) -> None:
         transition(state, spath, TransitionRequest("stage", "CANCELLED", only_from=frozenset({"QUEUED"})))
         finalize_if_needed(ctx, run)
         return
-    spec = run_spec(run)
-    step = spec.step(task.stage_id)
+    plan = run_plan(run)
+    spec = plan.spec
+    step = plan.steps.get(task.stage_id)
+    if step is None:
+        raise TerminalError(f"run {task.run_id} has no stage {task.stage_id}")
     current = state.get_versioned(spath)
     if current is None:
         raise TerminalError(f"run {task.run_id} has no stage {task.stage_id}")
@@ -330,107 +320,3 @@ def _finish_stage(
         log.error("stage %s: %s", status, error)
         event: EventType = "stage.timed_out" if status == "TIMED_OUT" else "stage.failed"
         publish_status_event(ctx.bus, run, event, status, moved.doc, error=error)
-
-
-# ---------------------------------------------------------------------------------------------------- advance the DAG
-def advance(ctx: Context, run: dict[str, Any], actor: str, finished: str | None = None) -> None:
-    """Skip what can no longer run, dispatch what is ready, finish the run when no stage is left active.
-
-    With `finished`, only that stage's descendants can have changed, so only they are examined (a 100-way fan-out
-    stays linear); without it (run start, maintenance) every stage is.
-    """
-    plan = run_plan(run)
-    run_id = str(run["run_id"])
-    if finished is None:
-        stages = {str(s["stage_id"]): s for s in list_stages(ctx.state, run_id)}
-        candidates = plan.order
-    else:
-        below = set(plan.descendants.get(finished, ()))
-        candidates = tuple(step for step in plan.order if step.step_id in below)
-        needed = below | {d for step in candidates for d in step.depends_on}
-        stages = _load_stages(ctx, run_id, needed)
-    ready: list[str] = []
-    for step in candidates:
-        stage = stages.get(step.step_id)
-        if stage is None or stage["status"] != "QUEUED":
-            continue
-        deps = [stages[d]["status"] for d in step.depends_on if d in stages]
-        if any(not is_terminal(s) for s in deps):
-            continue
-        if not should_run(step.trigger, deps):
-            moved = transition(
-                ctx.state,
-                stage_path(run_id, step.step_id),
-                TransitionRequest("stage", "SKIPPED", only_from=frozenset({"QUEUED"})),
-            )
-            stages[step.step_id] = moved.doc or {**stage, "status": moved.status}
-            continue
-        owner = stage.get("dispatched_by")
-        if owner is None and set_fields_if(
-            ctx.state,
-            stage_path(run_id, step.step_id),
-            {"dispatched_by": actor},
-            lambda d: d.get("dispatched_by") is None,
-        ):
-            owner = actor
-        if owner == actor:
-            ready.append(step.step_id)
-    publish_stage_tasks(ctx.bus, run, ready)
-    if finished is None:
-        if all(is_terminal(str(s["status"])) for s in stages.values()):
-            finish_run(ctx, run, list(stages.values()))
-    elif not ctx.state.list(stages_collection(run_id), [Filter("status", "in", ACTIVE_STAGE_STATUSES)], limit=1):
-        finish_run(ctx, run, list_stages(ctx.state, run_id))
-
-
-def _load_stages(ctx: Context, run_id: str, stage_ids: set[str]) -> dict[str, dict[str, Any]]:
-    """A few stages by id, or all of them in one query when that is cheaper."""
-    if len(stage_ids) > _FEW_STAGES:
-        return {str(s["stage_id"]): s for s in list_stages(ctx.state, run_id) if s["stage_id"] in stage_ids}
-    found = {sid: ctx.state.get(stage_path(run_id, sid)) for sid in stage_ids}
-    return {sid: doc for sid, doc in found.items() if doc is not None}
-
-
-# ---------------------------------------------------------------------------------------------------- finish a run
-def finish_run(ctx: Context, run: dict[str, Any], stages: list[dict[str, Any]]) -> None:
-    status, error = derive_run_status(stages)
-    failed = next((s["stage_id"] for s in stages if s["status"] in ("FAILED", "TIMED_OUT")), None)
-    result = transition_run(ctx.state, run["run_id"], status, error=error, failed_stage=failed)
-    if result.applied or is_terminal(result.status):
-        finalize_if_needed(ctx, result.doc, stages)
-
-
-def finalize_if_needed(ctx: Context, run: dict[str, Any], stages: list[dict[str, Any]] | None = None) -> None:
-    """Finalise a terminal run that is not finalised yet (its stages are listed when not given)."""
-    if is_terminal(str(run.get("status"))) and not run.get("finalized"):
-        finalize_run(ctx, run, stages if stages is not None else list_stages(ctx.state, str(run["run_id"])))
-
-
-def finalize_run(ctx: Context, run: dict[str, Any], stages: list[dict[str, Any]], now: datetime | None = None) -> None:
-    """Side effects of a terminal run, each idempotent, under a short lease until `finalized` is recorded.
-
-    The lease keeps two deliveries from finalising at once (their delete-then-insert of history rows would
-    interleave); a finaliser that dies lets the lease lapse and the next delivery or the watchdog redoes it all.
-    """
-    path = run_path(run["run_id"])
-    now = now or utc_now()
-
-    def lease_free(doc: dict[str, Any]) -> bool:
-        until = doc.get("finalizing_until")
-        return not doc.get("finalized") and (not until or parse_iso(until) <= now)
-
-    lease = {"finalizing_until": iso(now + timedelta(seconds=FINALIZE_LEASE_S)), "finalizing_by": secrets.token_hex(6)}
-    if not set_fields_if(ctx.state, path, lease, lease_free):
-        if (ctx.state.get(path) or {}).get("finalized"):
-            return
-        raise TransientError("another delivery is finalising this run", retry_after_seconds=1.0)
-    metadata.record_run(ctx, run, stages)
-    status = str(run["status"])
-    publish_status_event(
-        ctx.bus, run, RUN_EVENT_TYPES[status], status, error=run.get("error"), duration_ms=run.get("duration_ms")
-    )
-    from shared.tenancy.admission import release_run_slot
-
-    release_run_slot(ctx, run)
-    set_fields_if(ctx.state, path, {"finalized": True}, lambda d: not d.get("finalized"))
-    log.info("run %s in %s ms", status, run.get("duration_ms"))

@@ -19,8 +19,12 @@ class RunPlan:
     spec: PipelineSpec
     order: tuple[StepSpec, ...]
     """Topological: a step comes after everything it depends on (one pass can cascade skips)."""
-    descendants: dict[str, tuple[str, ...]]
-    """step_id -> every step downstream of it, in topological order."""
+    children: dict[str, tuple[str, ...]]
+    """step_id -> the steps that depend on it directly: all a finishing stage ever touches (O(1) per transition)."""
+    sinks: frozenset[str]
+    """Steps nothing depends on: the run can only have ended when one of them just ended."""
+    steps: dict[str, StepSpec]
+    """step_id -> its spec (a dict: a 1,000-step run looks steps up on every transition)."""
 
 
 _PLANS: OrderedDict[str, RunPlan] = OrderedDict()
@@ -30,16 +34,9 @@ _MAX_PLANS = 512
 
 def build_plan(spec: PipelineSpec) -> RunPlan:
     order = topological_order(spec)
-    position = {s.step_id: i for i, s in enumerate(order)}
-    dependants = spec.dependants()
-    descendants: dict[str, tuple[str, ...]] = {}
-    for step in reversed(order):
-        below: set[str] = set()
-        for child in dependants.get(step.step_id, []):
-            below.add(child)
-            below.update(descendants[child])
-        descendants[step.step_id] = tuple(sorted(below, key=position.__getitem__))
-    return RunPlan(spec, order, descendants)
+    children = {sid: tuple(kids) for sid, kids in spec.dependants().items()}
+    sinks = frozenset(sid for sid, kids in children.items() if not kids)
+    return RunPlan(spec, order, children, sinks, {s.step_id: s for s in spec.steps})
 
 
 def run_plan(run: dict[str, Any]) -> RunPlan:

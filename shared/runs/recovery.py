@@ -13,8 +13,9 @@ from typing import Any
 from shared import logs
 from shared.contracts.envelope import ReceivedMessage
 from shared.contracts.messages import StageTask
-from shared.runs.engine import advance, finalize_if_needed
+from shared.runs.dag import advance
 from shared.runs.events import publish_stage_tasks
+from shared.runs.finalize import finalize_if_needed
 from shared.runs.machine import TransitionRequest, parse_iso, run_path, stage_path, transition, utc_now
 from shared.runs.states import is_terminal
 from shared.runtime.context import Context

@@ -123,7 +123,11 @@ def public_run(doc: Doc, stages: list[Doc] | None = None) -> Doc:
     return out
 
 
-def new_stage_doc(run: dict[str, Any], step: StepSpec, now: str) -> dict[str, Any]:
+def new_stage_doc(
+    run: dict[str, Any], step: StepSpec, now: str, parents_done: dict[str, str] | None = None
+) -> dict[str, Any]:
+    """A QUEUED stage. `parents_done` (dependency -> its terminal status) is filled by each dependency as it ends, so
+    the last one to end sees the stage ready without reading its siblings; a re-run starts it with the carried ones."""
     return {
         "stage_id": step.step_id,
         "run_id": run["run_id"],
@@ -131,6 +135,8 @@ def new_stage_doc(run: dict[str, Any], step: StepSpec, now: str) -> dict[str, An
         "pipeline_id": run["pipeline_id"],
         "ps_type": step.ps_type,
         "depends_on": list(step.depends_on),
+        "parents_total": len(step.depends_on),
+        "parents_done": dict(parents_done or {}),
         "status": "QUEUED",
         "attempt": 0,
         "max_attempts": step.retries.max_attempts,

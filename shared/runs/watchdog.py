@@ -29,8 +29,9 @@ from shared.contracts.envelope import OutboundMessage, ReceivedMessage
 from shared.contracts.messages import RunRequest, Trigger
 from shared.errors import TransientError
 from shared.ports.state import Doc, Filter
-from shared.runs.engine import finalize_run, finish_run
+from shared.runs.dag import advance
 from shared.runs.events import publish_stage_tasks
+from shared.runs.finalize import finalize_run, finish_run
 from shared.runs.machine import (
     TransitionRequest,
     iso,
@@ -107,7 +108,7 @@ def _run_scope(run: Doc, stage_id: str | None = None) -> Iterator[None]:
 
 # ------------------------------------------------------------------------------------------------ RUNNING runs
 def _running_runs(ctx: Context, now: datetime, limits: WatchdogLimits) -> dict[str, int]:
-    counts = {"timed_out": 0, "redispatched": 0, "finished": 0}
+    counts = {"timed_out": 0, "redispatched": 0, "finished": 0, "dag_repaired": 0}
     for _, run in ctx.state.list("runs", [Filter("status", "==", "RUNNING")], limit=limits.scan_limit):
         with _run_scope(run):
             stages = list_stages(ctx.state, run["run_id"])
@@ -116,6 +117,14 @@ def _running_runs(ctx: Context, now: datetime, limits: WatchdogLimits) -> dict[s
                 counts["timed_out"] += 1
                 continue
             by_id = {str(s["stage_id"]): s for s in stages}
+            if any(_undecided(s, by_id, now, limits) for s in stages):
+                # A delivery died between its stage's end and recording it in a dependant, and was never redelivered
+                # (e.g. dead-lettered): record every ended stage again (idempotent), which decides what was missed.
+                log.warning("stage(s) whose dependencies all ended were never dispatched or skipped: repairing")
+                advance(ctx, run, actor="maintenance")
+                counts["dag_repaired"] += 1
+                stages = list_stages(ctx.state, run["run_id"])
+                by_id = {str(s["stage_id"]): s for s in stages}
             stuck = [s["stage_id"] for s in stages if _lost(s, now) or _stalled(run, s, by_id, now, limits)]
             if stuck:
                 log.warning("re-dispatching %d stage(s) nobody is working on: %s", len(stuck), ", ".join(stuck))
@@ -129,6 +138,17 @@ def _running_runs(ctx: Context, now: datetime, limits: WatchdogLimits) -> dict[s
 
 def _lost(stage: Doc, now: datetime) -> bool:
     return stage["status"] == "RUNNING" and bool(stage.get("lease_until")) and now > parse_iso(stage["lease_until"])
+
+
+def _undecided(stage: Doc, by_id: dict[str, Doc], now: datetime, limits: WatchdogLimits) -> bool:
+    """QUEUED, not dispatched, every dependency ended `stalled_dispatch_after` ago or more."""
+    if stage["status"] != "QUEUED" or stage.get("dispatched_by") or not stage.get("depends_on"):
+        return False
+    deps = [by_id.get(d) for d in stage["depends_on"]]
+    if any(d is None or not is_terminal(str(d["status"])) for d in deps):
+        return False
+    ended = max(str(d.get("ended_at") or "") for d in deps if d is not None)
+    return bool(ended) and now - parse_iso(ended) > limits.stalled_dispatch_after
 
 
 def _stalled(run: Doc, stage: Doc, by_id: dict[str, Doc], now: datetime, limits: WatchdogLimits) -> bool:

@@ -8,6 +8,7 @@ called with a real Flask request.
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -60,6 +61,22 @@ class EmbeddedRuntime:
     api_keys: dict[str, str] = field(default_factory=dict)
     """tenant_id -> an admin-scoped API key for each tenant in tenant_configs/ (see shared/tenancy/local.py)."""
     admin_token: str = ""
+    _stop_ticker: threading.Event = field(default_factory=threading.Event)
+
+    def start_maintenance_ticker(self, every_s: float) -> None:
+        """Publish a maintenance tick every `every_s`, as Cloud Scheduler does on GCP (platform/scheduler.tf).
+
+        The watchdog behind it finishes what crashed deliveries left: history rows a finaliser could not write, stages
+        nobody dispatched, runs past their deadline. Long-lived local processes (the UI server, drills) start it."""
+
+        def tick() -> None:
+            from shared.contracts.envelope import OutboundMessage
+            from shared.contracts.messages import MaintenanceTick
+
+            while not self._stop_ticker.wait(every_s):
+                self.bus.publish(topics.MAINTENANCE_TICKS, [OutboundMessage(MaintenanceTick().to_bytes())])
+
+        threading.Thread(target=tick, name="cloudact-maintenance-ticker", daemon=True).start()
 
     def call_api(
         self,
@@ -90,6 +107,7 @@ class EmbeddedRuntime:
         return self.bus.wait_idle(timeout)
 
     def close(self) -> None:
+        self._stop_ticker.set()
         self.bus.close()
         self.context.close()
         set_context(None)

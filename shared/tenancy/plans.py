@@ -55,7 +55,7 @@ _FREE_PIPELINES = PipelineLimits(128 << 10, steps=20, fan_out=10, fan_in=10, par
 _STARTER_PIPELINES = PipelineLimits(256 << 10, steps=50, fan_out=25, fan_in=25, parameters=50, parameter_bytes=4096)
 _PRO_PIPELINES = PipelineLimits(512 << 10, steps=200, fan_out=100, fan_in=100, parameters=100, parameter_bytes=4096)
 _ENTERPRISE_PIPELINES = PipelineLimits(
-    1 << 20, steps=500, fan_out=200, fan_in=200, parameters=200, parameter_bytes=4096
+    1 << 20, steps=2000, fan_out=1000, fan_in=1000, parameters=200, parameter_bytes=4096
 )  # 4,096: the longest string parameter any run takes (shared.pipelines.parameters.MAX_STRING_LENGTH)
 
 PLANS: dict[str, Plan] = {

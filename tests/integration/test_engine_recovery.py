@@ -6,6 +6,7 @@ from datetime import timedelta
 from typing import Any
 
 import shared.runs.engine as engine
+import shared.runs.finalize as finalize
 import shared.runs.metadata as metadata
 from shared.runs.machine import run_path, utc_now
 from shared.runs.watchdog import watchdog
@@ -50,7 +51,7 @@ def test_crash_during_finalisation_is_redone_once(runtime: Any, monkeypatch: Any
     doc = runtime.context.state.get(run_path(run_id))
     assert doc["status"] == "SUCCEEDED"
     if not doc.get("finalized"):  # the dead finaliser's lease still held: the watchdog redoes it after the lease
-        report = watchdog(runtime.context, now=utc_now() + timedelta(seconds=engine.FINALIZE_LEASE_S + 1))
+        report = watchdog(runtime.context, now=utc_now() + timedelta(seconds=finalize.FINALIZE_LEASE_S + 1))
         assert report["runs_finalized"] == 1
         assert runtime.wait_idle(30)
     assert runtime.context.state.get(run_path(run_id))["finalized"] is True

@@ -170,9 +170,9 @@ def test_fan_in_at_the_cap_is_accepted_and_one_more_dependency_is_refused(name: 
     limit = plan.pipelines.fan_in
     roots = [_noop(i) for i in range(limit + 1)]
     names = [f"s{i}" for i in range(limit + 1)]
-    ok = _pipeline([*roots[:limit], _noop(999, names[:limit])])
-    assert len(parse_pipeline(ok, "p.yaml", plan=plan).step("s999").depends_on) == limit
-    issues = _issues(_pipeline([*roots, _noop(999, names)]), plan)
+    ok = _pipeline([*roots[:limit], _noop(99999, names[:limit])])
+    assert len(parse_pipeline(ok, "p.yaml", plan=plan).step("s99999").depends_on) == limit
+    issues = _issues(_pipeline([*roots, _noop(99999, names)]), plan)
     assert (
         len(issues) == 1
         and f"steps[{limit + 1}].depends_on[{limit}]: {limit + 1} dependencies; plan {name!r}" in (issues[0])

@@ -1,0 +1,139 @@
+"""Advancing a run's DAG with O(1) state work per stage transition, whatever the fan-in or the length.
+
+A stage that ends records its terminal status in each direct dependant's `parents_done` map with one compare-and-set
+(a repeat finds itself there and changes nothing). The delivery whose record completes a dependant's map decides it
+in that same write: it flags the dependant `dispatched_by` itself (then publishes its task) or skips it (then
+records the skip in that stage's own dependants, and so on). No stage ever reads its siblings, so a 1,000-way join
+costs 1,000 small writes, not a million reads.
+
+The run can only have ended when a sink (a stage nothing depends on) just ended; then one `limit 1` query asks
+whether any stage is still QUEUED or RUNNING. Firestore queries are strongly consistent and every delivery records
+its own end before asking, so the last of two sinks ending together always sees both ended.
+
+A delivery that crashes part-way is redelivered (its stage already ended) and redoes the same records: each is
+idempotent, and the dispatcher it had flagged republishes, because `dispatched_by` names it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from shared.errors import TransientError
+from shared.ports.state import Filter
+from shared.runs.events import publish_stage_tasks
+from shared.runs.finalize import finish_run
+from shared.runs.machine import TransitionRequest, stage_path, stages_collection, transition
+from shared.runs.plan import RunPlan, run_plan, should_run
+from shared.runs.states import is_terminal
+from shared.runs.store import list_stages
+from shared.runtime.context import Context
+
+ACTIVE_STAGE_STATUSES = ["QUEUED", "RUNNING"]
+_CAS_RETRIES = 50
+"""A join's document takes one write per parent; parents that end together retry their compare-and-set."""
+
+
+def advance(ctx: Context, run: dict[str, Any], actor: str, finished: str | None = None) -> None:
+    """After `finished` ended: record it in its dependants, start or skip the ready ones, end the run after a sink.
+
+    Without `finished` (run start, maintenance, dead-letter recovery) every stage is listed once: roots are
+    dispatched and every ended stage is recorded again in its dependants, which repairs a delivery lost part-way.
+    """
+    plan = run_plan(run)
+    run_id = str(run["run_id"])
+    ready: list[str] = []
+    if finished is None:
+        stages = list_stages(ctx.state, run_id)
+        ended = [(str(s["stage_id"]), str(s["status"])) for s in stages if is_terminal(str(s["status"]))]
+        roots = [
+            str(s["stage_id"]) for s in stages if s["status"] == "QUEUED" and not plan.steps[s["stage_id"]].depends_on
+        ]
+        ready.extend(sid for sid in roots if _flag_dispatch(ctx, run_id, sid, actor))
+        sink_ended = _propagate(ctx, run_id, plan, actor, ended, ready) or not stages
+    else:
+        current = ctx.state.get(stage_path(run_id, finished))
+        if current is None or not is_terminal(str(current["status"])):
+            return
+        sink_ended = _propagate(ctx, run_id, plan, actor, [(finished, str(current["status"]))], ready)
+    publish_stage_tasks(ctx.bus, run, ready)
+    if sink_ended and not ctx.state.list(
+        stages_collection(run_id), [Filter("status", "in", ACTIVE_STAGE_STATUSES)], limit=1
+    ):
+        finish_run(ctx, run, list_stages(ctx.state, run_id))
+
+
+def _propagate(
+    ctx: Context, run_id: str, plan: RunPlan, actor: str, ended: list[tuple[str, str]], ready: list[str]
+) -> bool:
+    """Record each ended stage in its dependants (cascading skips); append the stages to dispatch to `ready`.
+
+    Returns whether a sink is among the ended stages (so the run may have ended)."""
+    sink_ended = False
+    work = list(ended)
+    while work:
+        parent, status = work.pop()
+        if parent in plan.sinks:
+            sink_ended = True
+        for child in plan.children.get(parent, ()):
+            doc = _record_parent(ctx, run_id, plan, child, parent, status, actor)
+            if doc is None or len(doc.get("parents_done") or {}) < int(doc.get("parents_total", 0)):
+                continue
+            if doc["status"] == "QUEUED" and doc.get("skip"):
+                moved = transition(
+                    ctx.state,
+                    stage_path(run_id, child),
+                    TransitionRequest("stage", "SKIPPED", only_from=frozenset({"QUEUED"})),
+                )
+                doc = moved.doc or {**doc, "status": moved.status}
+            if doc["status"] == "SKIPPED":  # ours or a crashed delivery's skip: its dependants learn it (idempotent)
+                work.append((child, "SKIPPED"))
+            elif doc["status"] == "QUEUED" and doc.get("dispatched_by") == actor:
+                ready.append(child)
+    return sink_ended
+
+
+def _record_parent(
+    ctx: Context, run_id: str, plan: RunPlan, child: str, parent: str, status: str, actor: str
+) -> dict[str, Any] | None:
+    """Add `parent: status` to the child's `parents_done`; the write that completes it also decides the child.
+
+    A child complete but undecided (a re-run's stage whose parents were all carried over) is decided here too."""
+    path = stage_path(run_id, child)
+    step = plan.steps[child]
+    for _ in range(_CAS_RETRIES):
+        current = ctx.state.get_versioned(path)
+        if current is None:
+            return None
+        doc = current.data
+        done = dict(doc.get("parents_done") or {})
+        fields: dict[str, Any] = {}
+        if parent not in done:
+            done[parent] = status
+            fields["parents_done"] = done
+        complete = len(done) >= int(doc.get("parents_total", len(step.depends_on)))
+        undecided = doc.get("dispatched_by") is None and not doc.get("skip")
+        if complete and undecided and doc.get("status") == "QUEUED":
+            if should_run(step.trigger, list(done.values())):
+                fields["dispatched_by"] = actor
+            else:
+                fields["skip"] = True
+        if not fields:
+            return doc
+        if ctx.state.update_if(path, fields, current.version):
+            return {**doc, **fields}
+    raise TransientError(f"{path}: too much contention recording {parent}", retry_after_seconds=0.5)
+
+
+def _flag_dispatch(ctx: Context, run_id: str, stage_id: str, actor: str) -> bool:
+    """A root stage is dispatched by whoever flags it first; that same actor republishes it on redelivery."""
+    path = stage_path(run_id, stage_id)
+    for _ in range(_CAS_RETRIES):
+        current = ctx.state.get_versioned(path)
+        if current is None or current.data.get("status") != "QUEUED":
+            return False
+        owner = current.data.get("dispatched_by")
+        if owner is not None:
+            return bool(owner == actor)
+        if ctx.state.update_if(path, {"dispatched_by": actor}, current.version):
+            return True
+    raise TransientError(f"{path}: too much contention dispatching", retry_after_seconds=0.5)
