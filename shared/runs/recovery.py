@@ -16,7 +16,7 @@ from shared.contracts.messages import StageTask
 from shared.runs.dag import advance
 from shared.runs.events import publish_stage_tasks
 from shared.runs.finalize import finalize_if_needed
-from shared.runs.machine import TransitionRequest, parse_iso, run_path, stage_path, transition, utc_now
+from shared.runs.machine import TransitionRequest, parse_iso, run_path, set_fields_if, stage_path, transition, utc_now
 from shared.runs.states import is_terminal
 from shared.runtime.context import Context
 
@@ -57,25 +57,49 @@ def handle_dead_letter(ctx: Context, received: ReceivedMessage) -> str:
 
 
 def _dead_stage_task(ctx: Context, task: StageTask, reason: str) -> str:
+    """A stage task whose deliveries ran out. Capacity throttling is never a failure: while the stage has not ended
+    it is re-dispatched (its own attempt accounting still decides retries and failures), up to
+    `settings.stage_redispatches` times, after which a task that keeps dying fails its stage."""
     with logs.log_context(run_id=task.run_id, tenant_id=task.tenant_id, stage_id=task.stage_id):
         run = ctx.state.get(run_path(task.run_id))
-        stage = ctx.state.get(stage_path(task.run_id, task.stage_id))
+        spath = stage_path(task.run_id, task.stage_id)
+        stage = ctx.state.get(spath)
         if run is None or stage is None or is_terminal(str(stage["status"])):
             return "ignored: stage already terminal"
-        if stage["status"] == "RUNNING" and utc_now() < parse_iso(stage["lease_until"]):
-            publish_stage_tasks(ctx.bus, run, [task.stage_id])
+        if is_terminal(str(run["status"])):  # its delivery would only cancel it
+            transition(ctx.state, spath, TransitionRequest("stage", "CANCELLED", only_from=frozenset({"QUEUED"})))
+            finalize_if_needed(ctx, run)
+            return f"ignored: run already {run['status']}"
+        now = utc_now()
+        if stage["status"] == "RUNNING" and stage.get("lease_until") and now < parse_iso(stage["lease_until"]):
+            publish_stage_tasks(ctx.bus, run, [task.stage_id])  # a live attempt: its lease bounds it, not this count
             return "republished: attempt still running"
-        if stage["status"] == "QUEUED" and stage.get("not_before") and utc_now() < parse_iso(stage["not_before"]):
+        if stage["status"] == "QUEUED" and stage.get("not_before") and now < parse_iso(stage["not_before"]):
             publish_stage_tasks(ctx.bus, run, [task.stage_id])  # a retry backoff longer than the redelivery window
             return "republished: waiting for its retry backoff"
+        done = int(stage.get("redispatched", 0))
+        if done < ctx.settings.stage_redispatches and set_fields_if(
+            ctx.state, spath, {"redispatched": done + 1}, lambda d: int(d.get("redispatched", 0)) == done
+        ):
+            publish_stage_tasks(ctx.bus, run, [task.stage_id])
+            log.warning(
+                "stage task ran out of deliveries (%s): re-dispatched (%d/%d)",
+                reason,
+                done + 1,
+                ctx.settings.stage_redispatches,
+            )
+            return f"republished: re-dispatch {done + 1} of {ctx.settings.stage_redispatches}"
         moved = transition(
             ctx.state,
-            stage_path(task.run_id, task.stage_id),
+            spath,
             TransitionRequest(
-                "stage", "FAILED", only_from=frozenset({"QUEUED", "RUNNING"}), fields={"error": f"stage task {reason}"}
+                "stage",
+                "FAILED",
+                only_from=frozenset({"QUEUED", "RUNNING"}),
+                fields={"error": f"stage task {reason}, re-dispatched {done} time(s)", "lease_until": None},
             ),
         )
         log.error("stage task dead-lettered: %s", reason)
-        if not is_terminal(str(run["status"])):
-            advance(ctx, run, actor="maintenance")
+        if moved.applied:
+            advance(ctx, run, actor="maintenance", finished=task.stage_id)
         return "stage failed" if moved.applied else f"stage already {moved.status}"

@@ -62,6 +62,10 @@ class Settings:
     egress_allow_private: tuple[str, ...] | None = None
     """CIDRs outbound HTTP (http.extract) may reach although not public, for local development; None: the runtime's
     default (loopback + RFC 1918 locally). Never honoured on `gcp`; metadata/link-local are refused everywhere."""
+    stage_redispatches: int = 3
+    """Times a stage task that ran out of deliveries (dead-lettered, e.g. refused for capacity by Cloud Run's 429s)
+    is re-dispatched before its stage is failed. Each cycle is a whole Pub/Sub retry policy (10 deliveries, 10-600 s
+    backoff on GCP), so 3 covers well over an hour of throttling; a worker that crashes on a task fails after 3."""
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -89,6 +93,7 @@ class Settings:
             trace_sample_ratio=float(e.get("CLOUDACT_TRACE_SAMPLE_RATIO", "1.0")),
             metrics_exporter=e.get("CLOUDACT_METRICS_EXPORTER", "none"),
             egress_allow_private=_egress_allow_private(runtime, e.get("CLOUDACT_EGRESS_ALLOW_PRIVATE")),
+            stage_redispatches=int(e.get("CLOUDACT_STAGE_REDISPATCHES", "3")),
         )
 
 

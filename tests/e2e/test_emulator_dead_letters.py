@@ -60,7 +60,8 @@ def STACK_EXTRA_ENV(root: Path) -> dict[str, str]:
     marker = root / "worker-bug-present"
     marker.write_text("the bug is deployed\n")
     _BUG_FILE[:] = [marker]
-    return {"PYTHONPATH": str(hook), "CLOUDACT_E2E_WORKER_BUG_FILE": str(marker)}
+    # A worker bug (not capacity): fail the stage at its first dead letter instead of re-dispatching it first.
+    return {"PYTHONPATH": str(hook), "CLOUDACT_E2E_WORKER_BUG_FILE": str(marker), "CLOUDACT_STAGE_REDISPATCHES": "0"}
 
 
 def _admin(stack: Any) -> dict[str, str]:

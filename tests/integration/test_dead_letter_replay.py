@@ -3,6 +3,7 @@ then succeeds exactly once, a finished stage's replay changing nothing, purge au
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from typing import Any
 
@@ -15,12 +16,19 @@ from shared.errors import NotFound
 from shared.runs import dead_letters
 from shared.runs.machine import run_path
 from shared.runs.store import list_runs, list_stages
+from shared.runtime.settings import Settings
 from shared.tenancy.audit import list_audit
 from tests.conftest import run_to_end
 
 
 class WorkerBug(BaseException):
     """A bug in the stage worker itself (not a step failure): every delivery of the task dies and is nacked."""
+
+
+@pytest.fixture
+def settings(settings: Settings) -> Settings:
+    """A worker bug, not capacity: the stage fails at its first dead letter instead of being re-dispatched first."""
+    return dataclasses.replace(settings, stage_redispatches=0)
 
 
 @pytest.fixture
