@@ -124,14 +124,25 @@ class StepEnv:
 
     def run(self, raw_step: dict[str, Any], **kwargs: Any) -> StepResult:
         step = StepSpec.model_validate(raw_step)
+        self.provision(step)
         return get_processor(step.ps_type).run(step, self.step_context(**kwargs))
+
+    def provision(self, step: StepSpec) -> None:
+        """What onboarding provisions for this step (shared/tenancy/provisioning.py): the tenant's metadata dataset
+        and the step's destination dataset when its name is fixed. Runs create none (on BigQuery they may not)."""
+        from shared.tenancy.provisioning import STATIC_DATASET
+
+        self.warehouse.create_dataset(f"{self.tenant_id}_metadata")
+        dataset = (step.destination or {}).get("dataset")
+        if isinstance(dataset, str) and STATIC_DATASET.match(dataset):
+            self.warehouse.create_dataset(f"{self.tenant_id}_{dataset}")
 
     def table(self, dataset: str, table: str, order_by: str | None = None) -> list[dict[str, Any]]:
         sql = f"SELECT * FROM {self.tenant_id}_{dataset}.{table}" + (f" ORDER BY {order_by}" if order_by else "")
         return self.warehouse.query(sql).to_pylist()
 
     def load(self, dataset: str, table: str, data: pa.Table) -> None:
-        self.warehouse.ensure_dataset(f"{self.tenant_id}_{dataset}")
+        self.warehouse.create_dataset(f"{self.tenant_id}_{dataset}")
         self.warehouse.write_table(f"{self.tenant_id}_{dataset}.{table}", data, "truncate")
 
 

@@ -36,7 +36,7 @@ def run(options: Options) -> list[Figure]:
     leaks: list[str] = []
     with embedded_drill() as drill:
         wh = drill.warehouse
-        wh.ensure_dataset("relyco_drill")
+        wh.create_dataset("relyco_drill")
         wh.write_table(CANARY, pa.table({"id": [1, 2, 3]}), "truncate")
         base = f"/api/v1/tenants/{TENANT}"
         for payload in PAYLOADS:

@@ -12,8 +12,16 @@ Choices that keep one code path valid on both real BigQuery and bqemulator:
   `QueryJobConfig(destination=...)`, which bqemulator ignores.
 - Loads go through `load_table_from_file` with a Parquet BytesIO and no `size=`, i.e. a resumable upload: the multipart
   upload the client picks when the size is known is rejected by bqemulator.
-- `ensure_dataset` looks the dataset up before creating it: on GCP datasets are provisioned by Terraform and a tenant's
-  identity may not create one (BigQuery checks `bigquery.datasets.create` on the project even with `exists_ok`).
+- Runtime paths never create datasets (`require_dataset` only looks them up): on GCP datasets are provisioned by
+  Terraform or onboarding, and a tenant's identity may not create one (BigQuery checks `bigquery.datasets.create` on
+  the project even with `exists_ok`, https://cloud.google.com/bigquery/docs/datasets#required_permissions).
+
+Jobs (https://cloud.google.com/bigquery/docs/running-jobs#generate-jobid): a step's handle (`for_step`) gives each
+job the id `cdp_{run}_{stage}_{attempt}_{n}_{hash}`. Job ids are unique per project: inserting one that exists answers
+409 Conflict, and the adapter then attaches to that job (jobs.get + wait) instead of running the statement twice.
+Every query carries `maximum_bytes_billed` (the tenant's plan cap): BigQuery fails a query that would bill more
+before it reads anything (https://cloud.google.com/bigquery/docs/best-practices-costs#limit_query_costs_by_restricting_the_number_of_bytes_billed),
+and the adapter turns that into a TerminalError naming the step, the bytes and the cap.
 
 Identity: on GCP each tenant's warehouse is built with `credentials=` the tenant's impersonated service account
 (shared/adapters/gcp_identity.py), so its jobs can touch only that tenant's datasets whatever SQL reaches them.
@@ -23,9 +31,14 @@ Identity: on GCP each tenant's warehouse is built with `credentials=` the tenant
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 import copy
+import hashlib
 import io
-from collections.abc import Iterator, Mapping, Sequence
+import itertools
+import json
+import re
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, date, datetime, time
 from decimal import Decimal
@@ -37,20 +50,26 @@ import pyarrow.parquet as pq
 from shared.adapters.gcp_identity import credentials_identity
 from shared.adapters.running_work import RunningWork, WorkCancelled
 from shared.errors import TerminalError, TransientError
-from shared.ports.warehouse import DryRun, TableInfo, WriteMode
+from shared.ports.warehouse import PROVISION_HINT, DryRun, StepJobs, TableInfo, WriteMode
 
 if TYPE_CHECKING:
     from google.auth.credentials import Credentials
     from google.cloud import bigquery
 
 _TRANSIENT_REASONS = frozenset({"rateLimitExceeded", "backendError", "internalError", "jobRateLimitExceeded"})
+_INSERT_BATCH = 500
+"""Rows per insertAll request (Google recommends about 500: https://cloud.google.com/bigquery/quotas#streaming_inserts)."""
+_BYTES_LIMIT = re.compile(r"limit for bytes billed: (\d+)\. (\d+) or higher required")
+"""BigQuery's bytesBilledLimitExceeded message: "Query exceeded limit for bytes billed: M. N or higher required." """
 
 
 class BigQueryWarehouse:
     """A `Warehouse` on BigQuery. `endpoint` (e.g. bqemulator's `http://127.0.0.1:9050`) switches to anonymous
     credentials (the emulator checks none); otherwise the client acts as `credentials` (a tenant's impersonated
     service account on GCP) or, without them, as the Application Default Credentials of the process.
-    `tenant_id` labels every job (`tenant`), next to the account it runs as (`identity`).
+    `tenant_id` labels every job (`tenant`), next to the account it runs as (`identity`). `max_bytes_billed` gives
+    the cap of the query about to start (called per query, so a plan change applies without a restart; None: none).
+    `dataset_writer` (a service account email) gets WRITER on each dataset `create_dataset` creates.
 
     Timeouts: `retry_deadline_s` bounds the retries of any one API call, `request_timeout_s` each HTTP request, and
     `job_timeout_s` the wait for a query or load job to finish.
@@ -66,6 +85,8 @@ class BigQueryWarehouse:
         job_timeout_s: float = 600.0,
         credentials: Credentials | None = None,
         tenant_id: str | None = None,
+        max_bytes_billed: Callable[[], int | None] | None = None,
+        dataset_writer: str | None = None,
     ) -> None:
         # Imported here so the embedded runtime never pays for (or needs) the BigQuery client.
         from google.cloud import bigquery
@@ -73,6 +94,10 @@ class BigQueryWarehouse:
         self._bq = bigquery
         self._work: RunningWork[bigquery.QueryJob] = RunningWork()
         self._is_session = False
+        self._step: StepJobs | None = None
+        self._sequence: Iterator[int] = itertools.count()
+        self._max_bytes_billed = max_bytes_billed
+        self._dataset_writer = dataset_writer
         self._project = project
         self._tenant_id = tenant_id
         self._location = location
@@ -100,9 +125,9 @@ class BigQueryWarehouse:
 
     # -- Warehouse -----------------------------------------------------------------------------------------------
 
-    def ensure_dataset(self, dataset: str) -> None:
-        """Check the dataset exists; create it only when missing (bqemulator, or an identity allowed to create)."""
-        from google.api_core.exceptions import Forbidden, NotFound
+    def require_dataset(self, dataset: str) -> None:
+        """Look the dataset up (bigquery.datasets.get, which a dataset-level role grants); never create it."""
+        from google.api_core.exceptions import NotFound
 
         ref = f"{self._project}.{_check(dataset)}"
         with _mapped_errors(f"dataset {dataset}", self.identity):
@@ -111,15 +136,27 @@ class BigQueryWarehouse:
                 return
             except NotFound:
                 pass
-            ds = self._bq.Dataset(ref)
-            ds.location = self._location
+        hint = PROVISION_HINT.format(tenant=self._tenant_id or "TENANT")
+        raise TerminalError(f"BigQuery dataset {ref} does not exist; {hint}")
+
+    def create_dataset(self, dataset: str) -> bool:
+        """Provisioning (onboarding, `cloudact tenants provision`): needs bigquery.datasets.create on the project,
+        which the tenant's own account does not hold: build this warehouse with the operator's or the onboarding
+        function's credentials."""
+        from google.api_core.exceptions import Conflict
+
+        ds = self._bq.Dataset(f"{self._project}.{_check(dataset)}")
+        ds.location = self._location
+        with _mapped_errors(f"creating dataset {dataset}", self.identity):
             try:
-                self._client.create_dataset(ds, exists_ok=True, retry=self._retry, timeout=self._timeout)
-            except Forbidden as e:
-                raise TerminalError(
-                    f"BigQuery dataset {dataset} does not exist and {self.identity} may not create it: datasets are "
-                    "provisioned by Terraform (terraform/modules/tenant: every dataset a pipeline writes to by name)"
-                ) from e
+                ds = self._client.create_dataset(ds, retry=self._retry, timeout=self._timeout)
+            except Conflict:
+                return False
+            if self._dataset_writer:  # read-modify-write of the access list: the creator's defaults are kept
+                entry = self._bq.AccessEntry("WRITER", "userByEmail", self._dataset_writer)
+                ds.access_entries = [*ds.access_entries, entry]
+                self._client.update_dataset(ds, ["access_entries"], retry=self._retry, timeout=self._timeout)
+        return True
 
     def list_datasets(self) -> list[str]:
         """The tenant's datasets: `{tenant}_...` (no tenant id's datasets can be another's, see onboarding)."""
@@ -208,7 +245,7 @@ class BigQueryWarehouse:
             self._client.create_table(bq_table, exists_ok=True, retry=self._retry, timeout=self._timeout)
 
     def query(self, sql: str, params: Mapping[str, Any] | None = None) -> pa.Table:
-        with _mapped_errors("query", self.identity):
+        with self._errors("query"):
             job = self._run(sql, params)
             rows = job.result(retry=self._retry, timeout=self._job_timeout, job_retry=None)
             result: pa.Table = rows.to_arrow(create_bqstorage_client=False)
@@ -218,24 +255,27 @@ class BigQueryWarehouse:
         self, sql: str, params: Mapping[str, Any] | None = None, batch_rows: int = 65_536
     ) -> Iterator[pa.RecordBatch]:
         """Stream the result page by page over the REST API (`page_size=batch_rows`); no Storage API client."""
-        with _mapped_errors("query", self.identity):
+        with self._errors("query"):
             job = self._run(sql, params)
             rows = job.result(retry=self._retry, timeout=self._job_timeout, job_retry=None, page_size=batch_rows)
             yield from rows.to_arrow_iterable()
 
     def execute(self, sql: str, params: Mapping[str, Any] | None = None) -> int:
         """Run DDL/DML; returns BigQuery's `num_dml_affected_rows` (None, i.e. 0, for DDL such as CREATE TABLE AS)."""
-        with _mapped_errors("execute", self.identity):
+        with self._errors("execute"):
             job = self._run(sql, params)
             job.result(retry=self._retry, timeout=self._job_timeout, job_retry=None)
         return int(job.num_dml_affected_rows or 0)
 
     def write_table(self, table: str, data: pa.Table, mode: WriteMode = "append") -> int:
-        """Load arrow rows as Parquet, creating the table from the arrow schema if missing.
+        """Load arrow rows as Parquet, creating the table from the arrow schema if missing (a load job: for bulk data;
+        small recurring writes go through `append_rows`, which no per-table daily load quota limits).
 
         The load names the table's own schema (REQUIRED modes, NUMERIC, partitioning all kept): a schema derived from
         the arrow data could differ in mode or type and make BigQuery reject the append or rewrite the table.
         """
+        from google.api_core.exceptions import Conflict
+
         if mode not in ("append", "truncate"):
             raise TerminalError(f"write mode must be 'append' or 'truncate', got {mode!r}")
         ref = self._ref(table)
@@ -256,10 +296,48 @@ class BigQueryWarehouse:
             # BigQuery stores microseconds; nanosecond arrow timestamps would be rejected.
             pq.write_table(data, buf, coerce_timestamps="us", allow_truncated_timestamps=True)
             buf.seek(0)
-            # No size= on purpose: a resumable upload (module docstring). load_table_from_file has no retry= argument.
-            job = self._client.load_table_from_file(buf, ref, job_config=config, timeout=self._timeout)
+            job_id = self._job_id(f"load {ref} {mode} {data.num_rows} {data.schema}")
+            try:
+                # No size= on purpose: a resumable upload (module docstring). No retry= argument exists here.
+                job = self._client.load_table_from_file(
+                    buf, ref, job_config=config, job_id=job_id, timeout=self._timeout
+                )
+            except Conflict:  # a redelivered attempt: this load was started before, wait for it
+                job = self._attach(job_id)
             job.result(retry=self._retry, timeout=self._job_timeout)
         return int(data.num_rows)
+
+    def append_rows(self, table: str, data: pa.Table, key_columns: Sequence[str]) -> int:
+        """A streaming insert (tabledata.insertAll) with each row's key as its insertId.
+
+        Why streaming and not a load job: loads count against 1,500 load jobs per table per day
+        (https://cloud.google.com/bigquery/quotas#load_jobs), which one history write per run exhausts at ~1,500 runs
+        a day per tenant; insertAll has no per-table daily cap (https://cloud.google.com/bigquery/quotas#streaming_inserts).
+        Why not the Storage Write API: exactly-once there needs application-created streams and protobuf row
+        descriptors (google-cloud-bigquery-storage), a second client and dependency for a few rows per run.
+        BigQuery drops a repeated insertId on a best-effort basis for about a minute
+        (https://cloud.google.com/bigquery/docs/streaming-data-into-bigquery#dataconsistency); rows in the streaming
+        buffer cannot be updated or deleted for up to 90 minutes, so these tables are append-only and their readers
+        take the latest row per key (shared/runs/metadata.py).
+        """
+        if not key_columns:
+            raise TerminalError("append_rows needs the key columns that make a row unique")
+        ref = self._ref(table)
+        rows = data.to_pylist()
+        row_ids = [_row_id(ref, key_columns, row) for row in rows]
+        with _mapped_errors(f"writing {table}", self.identity):
+            bq_table = self._client.get_table(ref, retry=self._retry, timeout=self._timeout)
+            for start in range(0, len(rows), _INSERT_BATCH):
+                errors = self._client.insert_rows(
+                    bq_table,
+                    rows[start : start + _INSERT_BATCH],
+                    row_ids=row_ids[start : start + _INSERT_BATCH],
+                    retry=self._retry,
+                    timeout=self._timeout,
+                )
+                if errors:
+                    raise TerminalError(f"BigQuery writing {table}: rows refused: {str(errors)[:500]}")
+        return len(rows)
 
     def session(self) -> BigQueryWarehouse:
         """A handle sharing this client for one step's work: `cancel_running` cancels the jobs it started, no others."""
@@ -267,6 +345,15 @@ class BigQueryWarehouse:
         session._work = RunningWork()
         session._is_session = True
         return session
+
+    def for_step(self, jobs: StepJobs) -> BigQueryWarehouse:
+        """This handle's client and running work (a cancel of the session still reaches these jobs), with the step's
+        labels and deterministic job ids: the n-th statement of an attempt always gets the same id."""
+        handle = copy.copy(self)
+        handle._step = jobs
+        handle._sequence = itertools.count()
+        handle.job_labels = {**self.job_labels, **jobs.labels()}
+        return handle
 
     def cancel_running(self) -> bool:
         """Cancel the query jobs this session started (jobs.cancel; a finished job ignores it) and refuse new ones.
@@ -292,12 +379,22 @@ class BigQueryWarehouse:
         return ".".join(_check(p) for p in parts)
 
     def _run(self, sql: str, params: Mapping[str, Any] | None) -> bigquery.QueryJob:
-        config = self._bq.QueryJobConfig(
-            query_parameters=[_parameter(self._bq, k, v) for k, v in (params or {}).items()],
-            labels=dict(self.job_labels),
-        )
+        from google.api_core.exceptions import Conflict
+
+        query_parameters = [_parameter(self._bq, k, v) for k, v in (params or {}).items()]
+        config = self._bq.QueryJobConfig(query_parameters=query_parameters, labels=dict(self.job_labels))
+        cap_of = self._step.max_bytes_billed if self._step and self._step.max_bytes_billed else self._max_bytes_billed
+        cap = cap_of() if cap_of else None
+        if cap is not None:
+            config.maximum_bytes_billed = cap
+        job_id = self._job_id(sql + "\n" + repr(sorted((params or {}).items(), key=lambda kv: kv[0])))
         self._work.check()
-        job = self._client.query(sql, job_config=config, retry=self._retry, timeout=self._timeout, job_retry=None)
+        try:
+            job = self._client.query(
+                sql, job_config=config, job_id=job_id, retry=self._retry, timeout=self._timeout, job_retry=None
+            )
+        except Conflict:  # this attempt already started this statement (a redelivery): wait for that job instead
+            job = self._attach(job_id)
         if self._is_session:  # a session lives for one step; the shared handle keeps no list of every job it ran
             try:
                 self._work.started(job)
@@ -305,6 +402,19 @@ class BigQueryWarehouse:
                 self._cancel_job(job)
                 raise
         return job
+
+    def _attach(self, job_id: str | None) -> Any:
+        """The job a Conflict said exists (jobs.get): a QueryJob or LoadJob, as the insert that collided."""
+        if job_id is None:  # only an id chosen here can collide: the client's random ones do not
+            raise TransientError("BigQuery answered 409 to a job insert with a random id; retrying")
+        return self._client.get_job(job_id, location=self._location, retry=self._retry, timeout=self._timeout)
+
+    def _job_id(self, text: str) -> str | None:
+        """The next job's id within a step's attempt; None (the client picks a random one) outside a step."""
+        return self._step.job_id(next(self._sequence), text) if self._step else None
+
+    def _errors(self, action: str) -> contextlib.AbstractContextManager[None]:
+        return _mapped_errors(action, self.identity, f"step {self._step.stage_id}" if self._step else "the query")
 
     def _cancel_job(self, job: bigquery.QueryJob) -> None:
         self._client.cancel_job(job.job_id, location=job.location, retry=self._retry, timeout=self._timeout)
@@ -399,6 +509,12 @@ def _bq_type(name: str, t: pa.DataType) -> str:
     raise TerminalError(f"column {name!r}: arrow type {t} has no BigQuery equivalent")
 
 
+def _row_id(table: str, key_columns: Sequence[str], row: Mapping[str, Any]) -> str:
+    """insertId of a row: the table and the row's key, hashed (insertIds are at most 128 characters)."""
+    key = json.dumps([table, *(row.get(c) for c in key_columns)], default=str, separators=(",", ":"))
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
 def _check(part: str) -> str:
     if not part or not all(c.isalnum() or c in "_-" for c in part):
         raise TerminalError(f"invalid project/dataset/table name part {part!r}")
@@ -406,6 +522,17 @@ def _check(part: str) -> str:
 
 
 # -- errors ------------------------------------------------------------------------------------------------------
+
+
+def _over_cap_message(who: str, error: str) -> str:
+    found = _BYTES_LIMIT.search(error)
+    if not found:
+        return f"{who} would bill more bytes than the plan's cap allows: {error}"
+    cap, needed = int(found.group(1)), int(found.group(2))
+    return (
+        f"{who} would bill {needed:,} bytes, over the plan's cap of {cap:,} bytes per query; narrow the query (a "
+        "partition filter, fewer columns) or raise the tenant's `bytes_billed_per_query` limit"
+    )
 
 
 def _job_labels(tenant_id: str | None, identity: str) -> dict[str, str]:
@@ -419,7 +546,7 @@ def _job_labels(tenant_id: str | None, identity: str) -> dict[str, str]:
 
 
 @contextmanager
-def _mapped_errors(action: str, identity: str | None = None) -> Iterator[None]:
+def _mapped_errors(action: str, identity: str | None = None, who: str = "the query") -> Iterator[None]:
     """Translate client exceptions into the pipeline's transient/terminal split.
 
     Bad SQL, missing tables and permissions are terminal (BigQuery's message is kept: it names the problem and its
@@ -435,6 +562,8 @@ def _mapped_errors(action: str, identity: str | None = None) -> Iterator[None]:
     except gexc.GoogleAPICallError as e:
         reasons = {str(err.get("reason", "")) for err in (e.errors or []) if isinstance(err, dict)}
         message = f"BigQuery {action}: {e}"
+        if "bytesBilledLimitExceeded" in reasons:  # `who` names the step: the tenant sees which one to narrow
+            raise TerminalError(_over_cap_message(who, str(e))) from e
         if isinstance(e, gexc.ServerError | gexc.TooManyRequests) or reasons & _TRANSIENT_REASONS:
             raise TransientError(message) from e
         if isinstance(e, gexc.Forbidden) and identity:

@@ -11,6 +11,7 @@ extensions, no setting changes from SQL).
 from __future__ import annotations
 
 import copy
+import threading
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import suppress
@@ -26,9 +27,11 @@ from shared.adapters.duckdb_errors import mapped_errors, streamed
 from shared.adapters.duckdb_sql import Statement, transpile
 from shared.adapters.running_work import RunningWork, WorkCancelled
 from shared.errors import PipelineError, TerminalError
-from shared.ports.warehouse import DryRun, TableInfo, WriteMode
+from shared.ports.warehouse import PROVISION_HINT, DryRun, StepJobs, TableInfo, WriteMode
 
 _SOURCE_PREFIX = "__cloudact_src_"
+_DATASET_LOCK = threading.Lock()
+"""Serialises schema creation in this process (see `create_dataset`)."""
 
 
 class DuckDBWarehouse:
@@ -40,11 +43,13 @@ class DuckDBWarehouse:
     statements and no one else's.
     """
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, create_missing_datasets: bool = True, tenant_id: str | None = None) -> None:
         with mapped_errors("opening DuckDB"):
             self._database = TenantDatabase(path)
         self._work: RunningWork[duckdb.DuckDBPyConnection] = RunningWork()
         self._is_session = False
+        self._create_missing = create_missing_datasets
+        self._tenant = tenant_id
 
     def session(self) -> DuckDBWarehouse:
         """A handle on the same database for one step's work: `cancel_running` stops that work and nothing else."""
@@ -60,10 +65,35 @@ class DuckDBWarehouse:
 
     # -- Warehouse -----------------------------------------------------------------------------------------------
 
-    def ensure_dataset(self, dataset: str) -> None:
+    def require_dataset(self, dataset: str) -> None:
+        """Created when missing if this warehouse creates missing datasets (the local runtime), else a TerminalError
+        naming it, as on BigQuery."""
         _check_name(dataset)
-        with self._cursor() as cur, mapped_errors(f"creating dataset {dataset}"):
-            cur.execute(f"CREATE SCHEMA IF NOT EXISTS {_quote(dataset)}")
+        if self._dataset_exists(dataset):
+            return
+        if not self._create_missing:
+            hint = PROVISION_HINT.format(tenant=self._tenant or "TENANT")
+            raise TerminalError(f"dataset {dataset} does not exist; {hint}")
+        self.create_dataset(dataset)
+
+    def create_dataset(self, dataset: str) -> bool:
+        """Under one process-wide lock, looked up first: parallel steps creating the same schema would otherwise
+        collide in DuckDB's catalog ("Catalog write-write conflict") and be retried."""
+        _check_name(dataset)
+        with _DATASET_LOCK:
+            if self._dataset_exists(dataset):
+                return False
+            with self._cursor() as cur, mapped_errors(f"creating dataset {dataset}"):
+                cur.execute(f"CREATE SCHEMA IF NOT EXISTS {_quote(dataset)}")
+        return True
+
+    def _dataset_exists(self, dataset: str) -> bool:
+        return dataset in self.list_datasets()
+
+    def for_step(self, jobs: StepJobs) -> DuckDBWarehouse:
+        """This handle itself: DuckDB runs statements, not labelled jobs, and a local query bills nothing, so the
+        bytes cap does not apply. Cancellation is unchanged (same handle)."""
+        return self
 
     def list_datasets(self) -> list[str]:
         with self._cursor() as cur, mapped_errors("listing datasets"):
@@ -213,6 +243,30 @@ class DuckDBWarehouse:
                 if mode == "truncate":
                     cur.execute(f"DELETE FROM {target}")
                 cur.execute(f"INSERT INTO {target} BY NAME SELECT * FROM {source}")
+                cur.execute("COMMIT")
+            except BaseException:
+                with suppress(duckdb.Error):
+                    cur.execute("ROLLBACK")
+                raise
+        return int(data.num_rows)
+
+    def append_rows(self, table: str, data: pa.Table, key_columns: Sequence[str]) -> int:
+        """Insert the rows whose key is not in the table yet, in one transaction: exactly idempotent, so a
+        redelivered write adds nothing (BigQuery's streaming insert dedups only within its window)."""
+        if not key_columns:
+            raise TerminalError("append_rows needs the key columns that make a row unique")
+        dataset, name = _split(table)
+        target = f"{_quote(dataset)}.{_quote(name)}"
+        with self._cursor() as cur, mapped_errors(f"writing {table}"):
+            source = _register(cur, data)
+            keys = ", ".join(map(_quote, key_columns))
+            same_key = " AND ".join(f"t.{_quote(c)} IS NOT DISTINCT FROM s.{_quote(c)}" for c in key_columns)
+            cur.execute("BEGIN TRANSACTION")
+            try:  # DISTINCT ON: a key repeated within `data` is one row too, as BigQuery's insertId dedup makes it
+                cur.execute(
+                    f"INSERT INTO {target} BY NAME SELECT * FROM (SELECT DISTINCT ON ({keys}) * FROM {source}) AS s "
+                    f"WHERE NOT EXISTS (SELECT 1 FROM {target} AS t WHERE {same_key})"
+                )
                 cur.execute("COMMIT")
             except BaseException:
                 with suppress(duckdb.Error):

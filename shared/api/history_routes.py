@@ -5,8 +5,9 @@ rate limits and the OpenAPI document come from the route entries below.
 
 - `GET .../notifications` is the delivery log (`notifications/{id}` documents) filtered to the key's tenant.
 - `GET .../metadata/executions/{run_id}/quality` reads `{tenant}_metadata.dq_results`, the table `quality.check`
-  steps write; the run is looked up first, so another tenant's run id is a 404 exactly like a missing one, and a run
-  without such a step costs no warehouse query (nor, locally, the DuckDB file lock).
+  steps append (the latest result per check is kept); the run is looked up first, so another tenant's run id is a
+  404 exactly like a missing one, and a run without such a step costs no warehouse query (nor, locally, the DuckDB
+  file lock).
 - `GET .../metadata/summary` buckets the tenant's recent runs per pipeline and calendar day (in the caller's UTC
   offset, so a browser's chart starts its days at the viewer's midnight): counts, success rate, durations. It reads
   the run documents of the state store (a range on `created_at`, served by the existing run-listing indexes), at
@@ -26,7 +27,7 @@ from shared.errors import BadRequest
 from shared.notify import list_deliveries
 from shared.pipelines.spec import IDENTIFIER
 from shared.runs.machine import iso, parse_iso, utc_now
-from shared.runs.metadata import metadata_dataset
+from shared.runs.metadata import read_dq_results
 from shared.runs.store import get_run, list_runs
 from shared.runtime.context import Context
 
@@ -90,16 +91,10 @@ def run_quality(ctx: Context, req: ApiRequest, params: dict[str, str]) -> ApiRes
         for step in (run.get("spec") or {}).get("steps", [])
         if isinstance(step, dict) and step.get("ps_type") == "quality.check" and "step_id" in step
     )
-    table = f"{metadata_dataset(tenant_id)}.dq_results"
     results: list[dict[str, Any]] = []
     if stages_with_checks:  # no warehouse round trip (nor, locally, opening the tenant's file) for a run without checks
-        warehouse = ctx.warehouse_for(tenant_id)
-        if warehouse.table_exists(table):
-            rows = warehouse.query(
-                f"SELECT {_DQ_COLUMNS} FROM {table} WHERE run_id = @run_id ORDER BY step_id, check_name",
-                {"run_id": run["run_id"]},
-            ).to_pylist()
-            results = [_dq_row(r) for r in rows]
+        rows = read_dq_results(ctx.warehouse_for(tenant_id), tenant_id, str(run["run_id"]), _DQ_COLUMNS)
+        results = [_dq_row(r) for r in rows]
     counts = {s: sum(r["status"] == s for r in results) for s in ("pass", "fail", "error")}
     return ApiResponse(
         200,

@@ -57,7 +57,7 @@ def _actor() -> str:
 
 @click.group("tenants")
 def tenants_group() -> None:
-    """Tenants: onboard, list, show, change plan/limits, suspend/activate; the admin credential."""
+    """Tenants: onboard, provision, list, show, change plan/limits, suspend/activate; the admin credential."""
 
 
 @tenants_group.command("onboard")
@@ -67,7 +67,8 @@ def tenants_group() -> None:
 @click.option("--email", default=None, help="Contact email.")
 @click.option("--limit", "limits", multiple=True, help="Per-tenant override, e.g. --limit runs_per_day=50.")
 def tenants_onboard(tenant_id: str, plan: str, name: str | None, email: str | None, limits: tuple[str, ...]) -> None:
-    """Onboard a tenant (idempotent): tenant record, {tenant}_metadata dataset, and its first API key, shown once."""
+    """Onboard a tenant (idempotent): tenant record, its datasets (`tenants provision`), and its first API key, shown
+    once."""
     from shared.tenancy.tenants import onboard_tenant
 
     profile = {k: v for k, v in {"name": name, "contact_email": email}.items() if v}
@@ -113,6 +114,19 @@ def tenants_update(tenant_id: str, plan: str | None, status: str | None, limits:
         if limits:
             changes["limits"] = {**(get_tenant(ctx, tenant_id).get("limits") or {}), **_limits(limits)}
         _echo(update_tenant(ctx, tenant_id, changes, _actor()))
+
+
+@tenants_group.command("provision")
+@click.argument("tenant_id")
+def tenants_provision(tenant_id: str) -> None:
+    """Create the tenant's missing datasets ({tenant}_metadata and every dataset its pipelines write to by name) and
+    history tables, as your own identity (on GCP: bigquery.datasets.create). Idempotent; onboarding does it too."""
+    from shared.tenancy.provisioning import provision_tenant
+    from shared.tenancy.tenants import get_tenant
+
+    with _context() as ctx:
+        get_tenant(ctx, tenant_id)  # an unknown tenant is an error, not a new set of datasets
+        _echo(provision_tenant(ctx, tenant_id).as_dict())
 
 
 @tenants_group.command("offboard")

@@ -63,7 +63,7 @@ COLUMNS: dict[str, dict[str, str]] = {
 WRITERS = {
     "pipeline_executions": "one row per run, written when the run ends (shared/runs/metadata.py record_run)",
     "step_executions": "one row per attempt of every step, written with the run's row",
-    "dq_results": "one row per check per quality.check step run (record_dq_results; replaced on a retry)",
+    "dq_results": "one row per check per quality.check step run (record_dq_results; a retry appends newer rows)",
 }
 
 
@@ -91,9 +91,11 @@ def render() -> str:
         "",
         "Run history and data-quality results live in each tenant's own dataset `{tenant}_metadata` (BigQuery on GCP,",
         "the tenant's DuckDB file locally), written through the tenant's own warehouse identity. Every table is",
-        f"partitioned by `{PARTITION}` (day) and clustered by {', '.join(f'`{c}`' for c in CLUSTER)}. Rows are",
-        "replaced, never duplicated, when a finalisation or a step is redone. The API reads them",
-        "(`/metadata/executions`, `/metadata/summary`, `.../quality`).",
+        f"partitioned by `{PARTITION}` (day) and clustered by {', '.join(f'`{c}`' for c in CLUSTER)}. Tables are",
+        "append-only (BigQuery streaming inserts keyed by each row's identity: no load job per run, and a redone",
+        "finalisation adds nothing within BigQuery's dedup window). A row written again later, or a run finalised",
+        "again with another outcome, leaves an older row behind: query the `<table>_latest` view of each table",
+        "(the latest row per run / attempt / check), as the API does (`.../quality`).",
     ]
     for name, schema in tables().items():
         described = COLUMNS[name]

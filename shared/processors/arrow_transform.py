@@ -129,7 +129,7 @@ class ArrowTransform:
         rows_in = [0]
         pipeline = Pipeline(cfg.config.operations, batch_rows=cfg.config.batch_rows)
         table = cfg.destination.qualified(ctx)
-        ctx.warehouse.ensure_dataset(ctx.dataset(cfg.destination.dataset))
+        ctx.warehouse.require_dataset(ctx.dataset(cfg.destination.dataset))
         sink = TableSink(ctx.warehouse, table, cfg.destination.write_mode, ctx.run_id, step.step_id)
         try:
             for batch in pipeline.apply(_counted(source, rows_in)):

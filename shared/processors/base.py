@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any, Protocol
@@ -10,7 +11,7 @@ from typing import Any, Protocol
 from shared.errors import TerminalError
 from shared.pipelines.reserved import dataset_name_problem, reserved_table_problem
 from shared.pipelines.spec import StepSpec
-from shared.ports.warehouse import Warehouse
+from shared.ports.warehouse import StepJobs, Warehouse
 
 
 @dataclass(frozen=True)
@@ -26,6 +27,15 @@ class StepContext:
     warehouse: Warehouse
     deadline_monotonic: float
     """time.monotonic() value after which the step must give up (its timeout)."""
+
+    def __post_init__(self) -> None:
+        # Every processor reaches the warehouse through `ctx.warehouse`: handing it the step-labelled handle here
+        # gives every BigQuery job of the step its labels and deterministic job id (Warehouse.for_step), whichever
+        # processor starts it. The handle shares the given one's running work, so the engine's cancel still stops it.
+        jobs = StepJobs(
+            self.tenant_id, self.pipeline_id, self.run_id, self.stage_id, self.attempt, _bytes_cap(self.tenant_id)
+        )
+        object.__setattr__(self, "warehouse", self.warehouse.for_step(jobs))
 
     def seconds_left(self) -> float:
         return self.deadline_monotonic - time.monotonic()
@@ -47,6 +57,18 @@ class StepContext:
         if problem:
             raise TerminalError(f"{where}: {problem}")
         return f"{dataset}.{table}"
+
+
+def _bytes_cap(tenant_id: str) -> Callable[[], int]:
+    """The tenant's per-query bytes cap, looked up only when a billing warehouse starts a query (DuckDB never asks)."""
+
+    def cap() -> int:
+        from shared.runtime.context import get_context
+        from shared.tenancy.tenants import query_bytes_cap
+
+        return query_bytes_cap(get_context(), tenant_id)
+
+    return cap
 
 
 @dataclass(frozen=True)

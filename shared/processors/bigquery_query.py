@@ -183,7 +183,7 @@ class BigQueryQuery:
         table = ctx.destination_table(dataset, render_identifier(dest.table, values, "destination.table"))
         writer = _Writer(ctx.warehouse, dataset, table, dest, _write_id(ctx, step))
         staging = f"{dataset}.{STAGING_PREFIX}{_safe(ctx.run_id)}_{step.step_id}_{ctx.attempt}"
-        ctx.warehouse.ensure_dataset(dataset)
+        ctx.warehouse.require_dataset(dataset)
         if dest.write_mode == "truncate" and not dest.partition_field and not dest.cluster_by:
             # The common case needs no staging table: one atomic statement, and the table follows the query.
             ctx.warehouse.execute(f"CREATE OR REPLACE TABLE {table} AS\n{sql}\n", params)

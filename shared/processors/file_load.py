@@ -111,7 +111,7 @@ class FileLoad:
             csv_skip_rows=cfg.source.csv.skip_rows,
         )
         table = cfg.destination.qualified(ctx)
-        ctx.warehouse.ensure_dataset(ctx.dataset(cfg.destination.dataset))
+        ctx.warehouse.require_dataset(ctx.dataset(cfg.destination.dataset))
         sink = TableSink(ctx.warehouse, table, cfg.destination.write_mode, ctx.run_id, step.step_id)
         try:
             # gs:// objects are read as the tenant's own service account on GCP (None elsewhere: the emulators check

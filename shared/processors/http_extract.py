@@ -254,7 +254,7 @@ class HttpExtract:
         )
         schema = pa.schema([(n, arrow_type(t)) for n, t in cfg.config.columns.items()]) if cfg.config.columns else None
         table = cfg.destination.qualified(ctx)
-        ctx.warehouse.ensure_dataset(ctx.dataset(cfg.destination.dataset))
+        ctx.warehouse.require_dataset(ctx.dataset(cfg.destination.dataset))
         sink = TableSink(ctx.warehouse, table, cfg.destination.write_mode, ctx.run_id, step.step_id)
         pages = 0
         columns = schema

@@ -1,12 +1,21 @@
 """Run history in the warehouse: `{tenant}_metadata.pipeline_executions` and `step_executions` (one row per attempt).
 
 Written once per run when it ends (batched: the hot path of a stage hop never touches the warehouse for metadata).
-Idempotent: the run's rows are deleted and re-inserted, so a redelivered finalisation never duplicates them.
+Append-only, idempotent by key (`Warehouse.append_rows`): on BigQuery a streaming insert whose insertIds are the rows'
+keys, so one write per run costs no load job (1,500 per table per day) and a redelivered finalisation within
+BigQuery's dedup window adds nothing; DuckDB skips a known key exactly. Rows are never deleted or updated (BigQuery
+refuses DML on rows still in the streaming buffer), so a row written twice beyond the window, or a run finalised
+again with another outcome, leaves two rows: readers take the latest per key, as the `*_latest` views do
+(`latest_sql`).
+
+The dataset and its tables are provisioned at onboarding (shared/tenancy/provisioning.py, with an identity that may
+create datasets); the runtime only checks the dataset (`require_dataset`) and creates missing tables in it.
 """
 
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
@@ -77,22 +86,65 @@ DQ_RESULTS = pa.schema(
 )
 """One row per data-quality check per step run (quality.check); status is pass | fail | error."""
 
+ALL_TABLES = {**TABLES, "dq_results": DQ_RESULTS}
+
+
+@dataclass(frozen=True)
+class RowKey:
+    """What makes a history row unique (its insertId / the key `append_rows` skips), and which rows readers keep."""
+
+    identity: tuple[str, ...]
+    """Columns naming the thing a row describes: readers keep one row per identity."""
+    latest_by: str
+    """The newest row of an identity has the largest value here."""
+    version: tuple[str, ...]
+    """Columns that change when a thing is recorded again with another outcome: part of the write key, so such a
+    row is added (and wins on read) instead of being dropped as a repeat."""
+
+    @property
+    def write_key(self) -> tuple[str, ...]:
+        return (*self.identity, *self.version)
+
+
+KEYS = {
+    "pipeline_executions": RowKey(("run_id",), "end_time", ("status", "end_time")),
+    "step_executions": RowKey(("run_id", "step_id", "attempt"), "end_time", ("status", "end_time")),
+    "dq_results": RowKey(("run_id", "step_id", "check_name"), "checked_at", ("checked_at",)),
+}
+
+
+def latest_sql(table: str, where: str = "TRUE") -> str:
+    """GoogleSQL for the rows of `{dataset}.{name}` that readers keep: the latest per identity (module docstring).
+    `where` filters the table first (it may use @parameters)."""
+    key = KEYS[table.rsplit(".", 1)[-1]]
+    return (
+        f"SELECT * EXCEPT (_cdp_rank) FROM (SELECT *, ROW_NUMBER() OVER (PARTITION BY {', '.join(key.identity)} "
+        f"ORDER BY {key.latest_by} DESC) AS _cdp_rank FROM {table} WHERE {where}) WHERE _cdp_rank = 1"
+    )
+
 
 def metadata_dataset(tenant_id: str) -> str:
     return f"{tenant_id}_metadata"
 
 
-def ensure_metadata_tables(ctx: Context, tenant_id: str) -> None:
-    ensured: set[str] = ctx.extras.setdefault("metadata_tables", set())
-    if tenant_id in ensured:
-        return
+def create_metadata_tables(warehouse: Warehouse, tenant_id: str) -> None:
+    """The history tables and their `*_latest` views, in a dataset that exists (each call idempotent)."""
     dataset = metadata_dataset(tenant_id)
-    warehouse = ctx.warehouse_for(tenant_id)
-    warehouse.ensure_dataset(dataset)
-    for name, schema in TABLES.items():
+    for name, schema in ALL_TABLES.items():
         warehouse.create_table(
             f"{dataset}.{name}", schema, partition_field="execution_date", cluster_by=("pipeline_id", "status")
         )
+        warehouse.execute(f"CREATE VIEW IF NOT EXISTS {dataset}.{name}_latest AS {latest_sql(f'{dataset}.{name}')}")
+
+
+def ensure_metadata_tables(ctx: Context, tenant_id: str) -> None:
+    """Runtime: check the provisioned dataset (never create it) and create missing tables, once per process."""
+    ensured: set[str] = ctx.extras.setdefault("metadata_tables", set())
+    if tenant_id in ensured:
+        return
+    warehouse = ctx.warehouse_for(tenant_id)
+    warehouse.require_dataset(metadata_dataset(tenant_id))
+    create_metadata_tables(warehouse, tenant_id)
     ensured.add(tenant_id)
 
 
@@ -155,30 +207,39 @@ def step_rows(run: dict[str, Any], stages: list[dict[str, Any]]) -> list[dict[st
 
 
 def record_run(ctx: Context, run: dict[str, Any], stages: list[dict[str, Any]]) -> None:
+    """Append the run's row and its attempts' rows; a repeated finalisation adds nothing (module docstring)."""
     tenant_id = str(run["tenant_id"])
     ensure_metadata_tables(ctx, tenant_id)
     dataset = metadata_dataset(tenant_id)
     rows = {"pipeline_executions": [run_row(run)], "step_executions": step_rows(run, stages)}
     warehouse = ctx.warehouse_for(tenant_id)
     for name, schema in TABLES.items():
-        table = f"{dataset}.{name}"
-        warehouse.execute(f"DELETE FROM {table} WHERE run_id = @run_id", {"run_id": run["run_id"]})
         if rows[name]:
-            warehouse.write_table(table, pa.Table.from_pylist(rows[name], schema=schema), "append")
+            data = pa.Table.from_pylist(rows[name], schema=schema)
+            warehouse.append_rows(f"{dataset}.{name}", data, KEYS[name].write_key)
 
 
 def record_dq_results(
     warehouse: Warehouse, tenant_id: str, run_id: str, step_id: str, rows: list[dict[str, Any]]
 ) -> None:
-    """Replace this run's results for this step: a retried or redelivered step never leaves two rows per check.
+    """Append this step's check results (`rows` all of `run_id`'s `step_id`): a retried step appends newer ones and
+    readers keep the latest per check (`read_dq_results`).
 
     Takes the warehouse (not the Context) because processors only get a StepContext."""
     dataset = metadata_dataset(tenant_id)
     table = f"{dataset}.dq_results"
-    warehouse.ensure_dataset(dataset)
+    warehouse.require_dataset(dataset)
     warehouse.create_table(table, DQ_RESULTS, partition_field="execution_date", cluster_by=("pipeline_id", "status"))
-    warehouse.execute(
-        f"DELETE FROM {table} WHERE run_id = @run_id AND step_id = @step_id", {"run_id": run_id, "step_id": step_id}
-    )
     if rows:
-        warehouse.write_table(table, pa.Table.from_pylist(rows, schema=DQ_RESULTS), "append")
+        data = pa.Table.from_pylist(rows, schema=DQ_RESULTS)
+        warehouse.append_rows(table, data, KEYS["dq_results"].write_key)
+
+
+def read_dq_results(warehouse: Warehouse, tenant_id: str, run_id: str, columns: str) -> list[dict[str, Any]]:
+    """The latest result of each check of the run (`columns` of dq_results), by step and check; [] without a table."""
+    table = f"{metadata_dataset(tenant_id)}.dq_results"
+    if not warehouse.table_exists(table):
+        return []
+    sql = f"SELECT {columns} FROM ({latest_sql(table, 'run_id = @run_id')}) ORDER BY step_id, check_name"
+    rows: list[dict[str, Any]] = warehouse.query(sql, {"run_id": run_id}).to_pylist()
+    return rows

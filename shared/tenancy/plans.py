@@ -46,6 +46,11 @@ class Plan:
     """Authenticated API requests per minute (fixed one-minute windows)."""
     pipelines: PipelineLimits
     """Caps on pipeline files and run parameters (shared.pipelines.bounds)."""
+    bytes_billed_per_query: int
+    """BigQuery bytes one query may bill (its job's `maximum_bytes_billed`): a step over it fails with an error
+    naming the bytes it needed, before BigQuery reads anything. At on-demand pricing ($6.25 per TiB in the US,
+    https://cloud.google.com/bigquery/pricing#on_demand_pricing) 10 GiB is about $0.06 and 1 TiB $6.25 per query.
+    Not applied by the embedded DuckDB warehouse (a local query bills nothing)."""
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -66,6 +71,7 @@ PLANS: dict[str, Plan] = {
         concurrent_runs=2,
         requests_per_minute=60,
         pipelines=_FREE_PIPELINES,
+        bytes_billed_per_query=10 << 30,
     ),
     "starter": Plan(
         "starter",
@@ -74,6 +80,7 @@ PLANS: dict[str, Plan] = {
         concurrent_runs=10,
         requests_per_minute=600,
         pipelines=_STARTER_PIPELINES,
+        bytes_billed_per_query=100 << 30,
     ),
     "professional": Plan(
         "professional",
@@ -82,6 +89,7 @@ PLANS: dict[str, Plan] = {
         concurrent_runs=50,
         requests_per_minute=3000,
         pipelines=_PRO_PIPELINES,
+        bytes_billed_per_query=500 << 30,
     ),
     "enterprise": Plan(
         "enterprise",
@@ -90,12 +98,15 @@ PLANS: dict[str, Plan] = {
         concurrent_runs=200,
         requests_per_minute=12000,
         pipelines=_ENTERPRISE_PIPELINES,
+        bytes_billed_per_query=1 << 40,
     ),
 }
 DEFAULT_PLAN = "starter"
 """The plan of a tenant whose tenant.yaml names none (the embedded runtime onboards it on this plan too)."""
-LIMIT_FIELDS = ("runs_per_day", "runs_per_month", "concurrent_runs", "requests_per_minute")
+LIMIT_FIELDS = ("runs_per_day", "runs_per_month", "concurrent_runs", "requests_per_minute", "bytes_billed_per_query")
 MAX_LIMIT = 10_000_000
+MAX_BYTES_BILLED = 1 << 50
+"""The largest `bytes_billed_per_query` override (1 PiB): counts are capped at MAX_LIMIT, bytes are not counts."""
 
 
 def get_plan(name: str) -> Plan:
@@ -111,8 +122,9 @@ def check_limit_overrides(limits: dict[str, Any]) -> dict[str, int]:
     for key, value in limits.items():
         if key not in LIMIT_FIELDS:
             raise BadRequest(f"unknown limit {key!r}; limits: {', '.join(LIMIT_FIELDS)}", {"field": f"limits.{key}"})
-        if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_LIMIT:
-            raise BadRequest(f"limits.{key} must be an integer in [0, {MAX_LIMIT}]", {"field": f"limits.{key}"})
+        top = MAX_BYTES_BILLED if key == "bytes_billed_per_query" else MAX_LIMIT
+        if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= top:
+            raise BadRequest(f"limits.{key} must be an integer in [0, {top}]", {"field": f"limits.{key}"})
         out[key] = value
     return out
 

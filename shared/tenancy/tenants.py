@@ -1,7 +1,8 @@
 """Tenants in the state store (`tenants/{tenant_id}`): profile, plan, per-tenant limit overrides, status.
 
-Onboarding is idempotent: the tenant document is created with create() (a repeat finds it), the `{tenant}_metadata`
-dataset and tables are ensured on every call (so a crash between the two is repaired by the next call), and the
+Onboarding is idempotent: the tenant document is created with create() (a repeat finds it), the tenant's datasets
+(`{tenant}_metadata` and its pipelines' destinations) and history tables are provisioned on every call
+(shared/tenancy/provisioning.py; a crash between the two is repaired by the next call), and the
 tenant's first API key is issued exactly once (claimed with a compare-and-set on `first_key_id`). Nothing here deletes:
 suspension is the strongest change, and it is reversible.
 """
@@ -13,14 +14,15 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from shared.errors import BadRequest, Conflict, Forbidden, NotFound
+from shared.pipelines.bounds import declared_plan
 from shared.ports.state import Filter
 from shared.runs.machine import iso, set_fields_if, utc_now
-from shared.runs.metadata import ensure_metadata_tables
 from shared.runtime.context import Context
 from shared.tenancy.apikeys import IssuedKey, issue_key, revoke_key
 from shared.tenancy.audit import record_audit
 from shared.tenancy.cache import TtlCache
-from shared.tenancy.plans import check_limit_overrides, get_plan
+from shared.tenancy.plans import check_limit_overrides, effective_plan, get_plan
+from shared.tenancy.provisioning import provision_tenant
 
 TENANT_ID = re.compile(r"^[a-z][a-z0-9_]{2,49}$")
 """Also a valid BigQuery dataset prefix: `{tenant_id}_metadata` stays within BigQuery's 1024-character limit."""
@@ -84,7 +86,7 @@ def onboard_tenant(
     user_id: str | None = None,
     limits: dict[str, Any] | None = None,
 ) -> Onboarded:
-    """Create the tenant (or find it), ensure its metadata dataset, issue its first key once.
+    """Create the tenant (or find it), provision its datasets, issue its first key once.
 
     A repeat with a different plan is a 409: changing a plan is a separate, audited call (`update_tenant`).
     """
@@ -126,7 +128,7 @@ def onboard_tenant(
                 {"field": "plan"},
             )
         doc = existing
-    ensure_metadata_tables(ctx, tenant_id)
+    provision_tenant(ctx, tenant_id)
     first_key = None
     if not doc.get("first_key_id"):
         first_key = issue_key(ctx, tenant_id, "initial admin key", ["admin"], created_by=user_id or actor)
@@ -167,6 +169,16 @@ def get_tenant_cached(ctx: Context, tenant_id: str) -> dict[str, Any]:
         doc = get_tenant(ctx, tenant_id)
         cache.put(tenant_id, doc)
     return doc
+
+
+def query_bytes_cap(ctx: Context, tenant_id: str) -> int:
+    """Bytes one BigQuery query of the tenant may bill: its effective plan's cap (override included); a tenant with
+    no document yet gets the plan its tenant.yaml names."""
+    try:
+        tenant = get_tenant_cached(ctx, tenant_id)
+    except NotFound:
+        return declared_plan(ctx.settings.config_dir, tenant_id).bytes_billed_per_query
+    return effective_plan(tenant).bytes_billed_per_query
 
 
 def require_active(tenant: dict[str, Any]) -> None:

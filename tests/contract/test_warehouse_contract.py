@@ -21,8 +21,9 @@ import pyarrow as pa
 import pytest
 
 from shared.adapters.bigquery_warehouse import BigQueryWarehouse
+from shared.adapters.duckdb_warehouse import DuckDBWarehouse
 from shared.errors import TerminalError, TransientError
-from shared.ports.warehouse import Warehouse
+from shared.ports.warehouse import StepJobs, Warehouse
 from tests.processor_support import BQ_PROJECT, engine_fixture, open_warehouse  # noqa: F401
 
 UTC = dt.UTC
@@ -73,7 +74,7 @@ def wh(engine: str, tmp_path: Path) -> Iterator[Warehouse]:
 def dataset(wh: Warehouse, engine: str) -> Iterator[str]:
     """A fresh dataset per test; on BigQuery it is dropped with its contents afterwards (bqemulator has no reset)."""
     name = f"contract_{uuid.uuid4().hex[:12]}"
-    wh.ensure_dataset(name)
+    assert wh.create_dataset(name)
     yield name
     if engine == "bigquery":
         from google.api_core.client_options import ClientOptions
@@ -98,11 +99,30 @@ def count(wh: Warehouse, table: str) -> int:
 # -- datasets and tables -----------------------------------------------------------------------------------------
 
 
-def test_ensure_dataset_is_idempotent(wh: Warehouse, dataset: str) -> None:
+def test_create_dataset_is_idempotent_and_require_dataset_only_checks(wh: Warehouse, dataset: str) -> None:
     wh.create_table(f"{dataset}.t", SCHEMA)
-    wh.ensure_dataset(dataset)
-    wh.ensure_dataset(dataset)
+    assert wh.create_dataset(dataset) is False  # there already: nothing created, nothing dropped
+    wh.require_dataset(dataset)
     assert wh.table_exists(f"{dataset}.t")
+
+
+def test_a_missing_dataset_is_refused_naming_it_and_what_to_provision(engine: str, tmp_path: Path) -> None:
+    """Runtime paths never create datasets (a tenant's BigQuery identity may not): the error says what to do. The
+    embedded warehouse does the same when built without `create_missing_datasets` (the local runtime's default)."""
+    wh: DuckDBWarehouse | BigQueryWarehouse
+    if engine == "duckdb":
+        wh = DuckDBWarehouse(tmp_path / "strict.duckdb", create_missing_datasets=False, tenant_id="acme")
+    else:
+        endpoint = os.environ["CLOUDACT_BIGQUERY_ENDPOINT"]
+        wh = BigQueryWarehouse(BQ_PROJECT, endpoint=endpoint, retry_deadline_s=5, tenant_id="acme")
+    missing = f"acme_missing_{uuid.uuid4().hex[:8]}"
+    try:
+        with pytest.raises(TerminalError, match=rf"{missing} does not exist.*cloudact tenants provision acme"):
+            wh.require_dataset(missing)
+        if isinstance(wh, DuckDBWarehouse):
+            assert missing not in wh.list_datasets()  # nothing was created on the way
+    finally:
+        wh.close()
 
 
 def test_create_table_then_table_exists(wh: Warehouse, dataset: str) -> None:
@@ -146,6 +166,52 @@ def test_write_table_creates_a_missing_table(wh: Warehouse, dataset: str) -> Non
     assert wh.write_table(table, rows(range(2))) == 2
     assert wh.table_exists(table)
     assert count(wh, table) == 2
+
+
+# -- append-only history rows ------------------------------------------------------------------------------------
+
+HISTORY = pa.schema([("run_id", pa.string()), ("status", pa.string()), ("end_time", pa.timestamp("us", tz="UTC"))])
+
+
+def _history(*runs: tuple[str, str, int]) -> pa.Table:
+    return pa.Table.from_pylist(
+        [{"run_id": r, "status": s, "end_time": dt.datetime(2026, 11, 2, h, tzinfo=UTC)} for r, s, h in runs],
+        schema=HISTORY,
+    )
+
+
+def test_append_rows_then_latest_per_key_survives_a_repeated_write(wh: Warehouse, dataset: str) -> None:
+    """A redelivered history write appends the same rows again: DuckDB skips known keys; BigQuery drops repeated
+    insertIds only within its dedup window (bqemulator never does), so what readers see is the latest row per run."""
+    table = f"{dataset}.history"
+    wh.create_table(table, HISTORY)
+    key = ("run_id", "status", "end_time")
+    assert wh.append_rows(table, _history(("r1", "SUCCEEDED", 1), ("r2", "FAILED", 2)), key) == 2
+    assert wh.append_rows(table, _history(("r1", "SUCCEEDED", 1), ("r2", "FAILED", 2)), key) == 2  # redelivered
+    assert wh.append_rows(table, _history(("r2", "SUCCEEDED", 5)), key) == 1  # r2 finalised again, later
+    latest = (
+        "SELECT run_id, status FROM (SELECT *, ROW_NUMBER() OVER (PARTITION BY run_id ORDER BY end_time DESC) AS rn "
+        f"FROM {table}) WHERE rn = 1 ORDER BY run_id"
+    )
+    assert wh.query(latest).to_pylist() == [
+        {"run_id": "r1", "status": "SUCCEEDED"},
+        {"run_id": "r2", "status": "SUCCEEDED"},
+    ]
+    assert count(wh, table) == (3 if isinstance(wh, DuckDBWarehouse) else 5)  # DuckDB: exactly idempotent by key
+
+
+# -- step jobs ---------------------------------------------------------------------------------------------------
+
+
+def test_a_step_handle_answers_the_same_and_is_cancelled_with_its_session(wh: Warehouse, dataset: str) -> None:
+    session = wh.session()
+    step = session.for_step(StepJobs("acme", "daily", "run_abc", "load", 1))
+    assert step.query("SELECT 1 AS x").to_pylist() == [{"x": 1}]
+    assert step.execute(f"CREATE TABLE {dataset}.made AS SELECT 1 AS x") == 0
+    assert count(wh, f"{dataset}.made") == 1
+    session.cancel_running()  # the engine cancels the session it made; the step's handle shares its work
+    with pytest.raises(TerminalError, match="cancelled"):
+        step.query("SELECT 2 AS x")
 
 
 # -- queries -----------------------------------------------------------------------------------------------------

@@ -39,7 +39,7 @@ def secret_file(tmp_path: Path) -> Path:
 @pytest.fixture
 def acme(ctx: Context) -> Warehouse:
     wh = ctx.warehouse_for("acme")
-    wh.ensure_dataset("acme_sales")
+    wh.create_dataset("acme_sales")
     wh.write_table("acme_sales.orders", pa.table({"id": [1, 2], "secret": ["acme-only", "acme-only"]}))
     return wh
 
@@ -48,7 +48,7 @@ def acme(ctx: Context) -> Warehouse:
 def globex(ctx: Context, acme: Warehouse) -> Warehouse:
     """A second tenant, opened while acme's data exists in the same process and folder."""
     wh = ctx.warehouse_for("globex")
-    wh.ensure_dataset("globex_sales")
+    wh.create_dataset("globex_sales")
     wh.write_table("globex_sales.orders", pa.table({"id": [7]}))
     return wh
 

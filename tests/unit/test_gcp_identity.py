@@ -174,9 +174,9 @@ def _tenant_warehouse(url: str, tenant_id: str) -> BigQueryWarehouse:
 
 def test_each_tenants_bigquery_requests_carry_a_token_minted_for_its_own_account(fake_google: str) -> None:
     acme, globex = _tenant_warehouse(fake_google, "acme"), _tenant_warehouse(fake_google, "globex")
-    acme.ensure_dataset("acme_sales")
+    acme.require_dataset("acme_sales")
     assert not acme.table_exists("acme_sales.orders")
-    globex.ensure_dataset("globex_costs")
+    globex.require_dataset("globex_costs")
 
     mints = [r for r in _FakeGoogle.seen if r["path"].endswith(":generateAccessToken")]
     assert [m["path"].split("/")[-1].split(":")[0] for m in mints] == [
@@ -196,7 +196,7 @@ def test_each_tenants_bigquery_requests_carry_a_token_minted_for_its_own_account
 def test_a_tenant_without_an_account_fails_and_never_falls_back_to_the_functions_identity(fake_google: str) -> None:
     ghost = _tenant_warehouse(fake_google, "ghost")
     with pytest.raises(TerminalError, match=r"cannot act as cdp-t-ghost@cdp-prod\.iam\.gserviceaccount\.com"):
-        ghost.ensure_dataset("ghost_metadata")
+        ghost.require_dataset("ghost_metadata")
     assert not [r for r in _FakeGoogle.seen if r["path"].startswith("/bigquery/")]  # nothing reached BigQuery
 
 

@@ -48,6 +48,7 @@ def tenant(engine: str, tmp_path: Path) -> Iterator[str]:
 @pytest.fixture
 def wh(engine: str, tenant: str, tmp_path: Path) -> Iterator[Warehouse]:
     warehouse = open_warehouse(engine, tmp_path / "warehouse.duckdb", request_timeout_s=10, job_timeout_s=60)
+    warehouse.create_dataset(f"{tenant}_sales")  # provisioned at onboarding: `sales` is the steps' fixed destination
     yield warehouse
     if engine == "bigquery":
         client = warehouse._client  # type: ignore[attr-defined]

@@ -82,7 +82,7 @@ def test_an_injection_attempt_through_a_parameter_stays_a_value(runtime: Any, sh
 
 def test_a_cross_tenant_reference_made_at_run_time_is_refused(runtime: Any, shop_pipelines: Path) -> None:
     wh = runtime.context.warehouse_for("testco_eu")  # its own file: testco cannot name it
-    wh.ensure_dataset("testco_eu_sales")  # tenant testco_eu's `sales` dataset
+    wh.create_dataset("testco_eu_sales")  # tenant testco_eu's `sales` dataset
     wh.write_table("testco_eu_sales.orders", pa.table({"secret": ["eu only"]}))
     run = run_to_end(runtime, "testco", "peek", parameters={"area": "eu_sales"})
     assert run["status"] == "FAILED"
@@ -134,9 +134,9 @@ def test_the_processor_refuses_out_of_scope_sql_before_running_anything(
     deployment: Settings, tmp_path: Path, query: str, message: str
 ) -> None:
     wh = DuckDBWarehouse(tmp_path / "wh.duckdb")
-    wh.ensure_dataset("acme_sales")
+    wh.create_dataset("acme_sales")
     wh.write_table("acme_sales.orders", pa.table({"id": [1]}))
-    wh.ensure_dataset("globex_sales")
+    wh.create_dataset("globex_sales")
     wh.write_table("globex_sales.orders", pa.table({"id": [2]}))
     step = StepSpec(
         step_id="s",

@@ -13,6 +13,7 @@ from shared.errors import TerminalError
 from shared.pipelines.spec import StepSpec
 from shared.pipelines.templating import ValidationScope
 from shared.processors import quality_check
+from shared.runs.metadata import latest_sql, read_dq_results
 from tests.processor_support import StepEnv, engine_fixture, env_fixture, warehouse_fixture  # noqa: F401
 
 UTC = dt.UTC
@@ -118,14 +119,21 @@ def test_an_error_check_fails_the_step_after_recording_everything(env: StepEnv) 
     assert json.loads(got["not_null_day_project"]["observed"]) == {"nulls": {"day": 1, "project": 0}}
 
 
-def test_a_rerun_replaces_its_results_instead_of_adding_rows(env: StepEnv) -> None:
+def test_a_rerun_leaves_readers_one_result_per_check(env: StepEnv) -> None:
+    """Results are appended (no DELETE: BigQuery refuses DML on streamed rows); readers keep the latest per check."""
     env.load("billing", "costs", _costs())
     for _ in range(2):
         env.run(_step([ALL_CHECKS[1], ALL_CHECKS[5]]), run_id="run_same")
     env.run(_step([ALL_CHECKS[5]]), run_id="run_other")
-    total = env.warehouse.query(f"SELECT COUNT(*) AS n FROM {env.tenant_id}_metadata.dq_results")
+    latest = latest_sql(f"{env.tenant_id}_metadata.dq_results")
+    total = env.warehouse.query(f"SELECT COUNT(*) AS n FROM ({latest})")
     assert total.column("n")[0].as_py() == 3
-    assert set(_results(env, "run_same")) == {"unique_day_project", "row_count"}
+    same = read_dq_results(env.warehouse, env.tenant_id, "run_same", "check_name, checked_at")
+    assert sorted(r["check_name"] for r in same) == ["row_count", "unique_day_project"]
+    every = env.warehouse.query(
+        f"SELECT MAX(checked_at) AS last FROM {env.tenant_id}_metadata.dq_results WHERE run_id = 'run_same'"
+    )
+    assert {r["checked_at"] for r in same} == {every.column("last")[0].as_py()}  # the second run's rows won
 
 
 def test_a_broken_check_is_an_error_result_not_a_crash(env: StepEnv) -> None:

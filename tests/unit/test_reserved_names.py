@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from shared.adapters.duckdb_warehouse import DuckDBWarehouse
 from shared.errors import TerminalError
 from shared.pipelines import reserved
 from shared.pipelines.loader import PipelineValidationError, parse_pipeline
@@ -25,9 +26,9 @@ NOT_NAMES = ["meta.data", "metadata;", "\uff2dETADATA", "metadat\u0430", "", "1m
 
 
 def _context(tenant_id: str = "acme") -> StepContext:
-    no_warehouse: Any = None  # never reached: every name here is decided before a warehouse is needed
+    unused = DuckDBWarehouse(":memory:")  # never queried: every name here is decided before a warehouse is needed
     return StepContext(
-        tenant_id, "p", "r", "s", 1, date(2026, 1, 1), {}, {}, no_warehouse, deadline_monotonic=time.monotonic() + 60
+        tenant_id, "p", "r", "s", 1, date(2026, 1, 1), {}, {}, unused, deadline_monotonic=time.monotonic() + 60
     )
 
 

@@ -215,7 +215,7 @@ QUERIES_TO_RUN = [
 @pytest.mark.parametrize("sql", QUERIES_TO_RUN)
 def test_the_regenerated_sql_returns_the_same_rows_as_the_query_written(sql: str, tmp_path: Path) -> None:
     wh = DuckDBWarehouse(tmp_path / "wh.duckdb")
-    wh.ensure_dataset("acme_sales")
+    wh.create_dataset("acme_sales")
     orders = {
         "id": [1, 2, 3],
         "region": ["emea", "amer", "emea"],

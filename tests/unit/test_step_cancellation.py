@@ -79,7 +79,7 @@ def test_cancelling_one_step_leaves_another_steps_query_running(wh: DuckDBWareho
 
 
 def test_a_cancelled_session_stops_a_batch_stream_and_multi_statement_scripts(wh: DuckDBWarehouse) -> None:
-    wh.ensure_dataset("acme_work")
+    wh.create_dataset("acme_work")
     session = wh.session()
     batches = session.query_batches("SELECT x FROM UNNEST(GENERATE_ARRAY(1, 10000)) AS x", batch_rows=100)
     next(batches)
