@@ -48,7 +48,11 @@ def emulator_stack(request: pytest.FixtureRequest, tmp_path_factory: pytest.Temp
         "CLOUDACT_LOG_LEVEL": "INFO",
         "CLOUDACT_ADMIN_TOKEN": "e2e-admin-" + uuid.uuid4().hex + uuid.uuid4().hex,  # as production: from a secret
     }
-    env.update(getattr(request.module, "STACK_EXTRA_ENV", lambda _root: {})(root))  # e.g. a trace exporter
+    extra = getattr(request.module, "STACK_EXTRA_ENV", lambda _root: {})(root)  # e.g. a trace exporter
+    if "PYTHONPATH" in extra and os.environ.get("PYTHONPATH"):
+        # A test's own start-up hook goes after the caller's (make gcp-parity's API recorder, which chains to it).
+        extra["PYTHONPATH"] = os.pathsep.join([os.environ["PYTHONPATH"], extra["PYTHONPATH"]])
+    env.update(extra)
     stack = start_stack(project, env, Path(os.environ.get("CLOUDACT_TEST_ARTIFACTS", root)) / "function-logs")
     stack.env = {**env, "CLOUDACT_PROJECT": project}
     try:
