@@ -25,6 +25,8 @@ from __future__ import annotations
 
 import itertools
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from sqlglot import exp
 
@@ -40,6 +42,7 @@ def rewrite(tree: exp.Expr) -> exp.Expr:
     _refuse_pseudo_columns(tree)
     counter = itertools.count()
     for select in list(tree.find_all(exp.Select)):
+        _name_path_projections(select)
         _rename_unnest_aliases(select, counter)
     for unnest in list(tree.find_all(exp.Unnest)):
         _spread_unaliased_unnest(unnest, counter)
@@ -71,6 +74,14 @@ def week_number(node: exp.Extract) -> exp.Expr | None:
 
 
 # -- UNNEST ------------------------------------------------------------------------------------------------------
+
+
+def _name_path_projections(select: exp.Select) -> None:
+    """`SELECT labels.key ... ORDER BY key`: BigQuery names a path's result column after its last part and lets
+    ORDER BY/GROUP BY use that name; DuckDB only knows explicit aliases, so the name is written out."""
+    for projection in list(select.expressions):
+        if isinstance(projection, exp.Column) and not isinstance(projection.this, exp.Star) and projection.table:
+            projection.replace(exp.alias_(projection.copy(), projection.name, quoted=True))
 
 
 def _sources(select: exp.Select) -> list[exp.Expr]:
@@ -240,7 +251,24 @@ def _refuse_pseudo_columns(tree: exp.Expr) -> None:
 
 # -- error messages ----------------------------------------------------------------------------------------------
 
-_QUOTED_NAME = re.compile(r'(?:column|name|Table with name|function)\s+"?([A-Za-z_][A-Za-z0-9_]*)"?', re.IGNORECASE)
+_INTERNAL_NAME = re.compile(r"__([A-Za-z_][A-Za-z0-9_]*?)_u\d+")
+"""The names `rewrite` gives UNNEST aliases (`__labels_u0`): shown to the user as the alias they wrote."""
+
+
+@contextmanager
+def in_user_terms(google_sql: str) -> Iterator[None]:
+    """A terminal error raised inside (DuckDB's own, already mapped) names what the user wrote: the renamed aliases
+    become theirs again, and the line and column of the name it complains about in their GoogleSQL is added."""
+    try:
+        yield
+    except TerminalError as exc:
+        if type(exc) is not TerminalError:
+            raise
+        message = _INTERNAL_NAME.sub(r"\1", str(exc))
+        raise TerminalError(message + locate_in_source(google_sql, message)) from exc
+
+
+_QUOTED_NAME = re.compile(r'(?:column|name|key|function)\s+"?([A-Za-z_][A-Za-z0-9_]*)"?', re.IGNORECASE)
 
 
 def locate_in_source(google_sql: str, message: str) -> str:

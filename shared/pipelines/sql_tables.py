@@ -93,7 +93,50 @@ def table_issues(tree: exp.Expr, scope: TableScope) -> list[SqlIssue]:
         problem = _table_problem(table, scope)
         if problem:
             issues.append(SqlIssue(node_offset(table), problem))
+    for unnest in tree.find_all(exp.Unnest):
+        for argument in unnest.expressions:
+            problem = _unnest_problem(argument, scope)
+            if problem:
+                issues.append(SqlIssue(node_offset(argument), problem))
     return issues
+
+
+def _range_variables(node: exp.Expr) -> set[str]:
+    """Lower-cased aliases of the FROM/JOIN items of every SELECT around `node`: names a path may start with."""
+    names: set[str] = set()
+    parent = node.parent
+    while parent is not None:
+        if isinstance(parent, exp.Select):
+            from_ = parent.args.get("from_")
+            items = [from_.this] if isinstance(from_, exp.From) else []
+            items += [join.this for join in parent.args.get("joins") or []]
+            names.update(item.alias_or_name.lower() for item in items if item.alias_or_name)
+        parent = parent.parent
+    return names
+
+
+def _unnest_problem(argument: exp.Expr, scope: TableScope) -> str | None:
+    """UNNEST takes an array: a column or a path into a STRUCT (`credits`, `e.credits`, `project.labels`), an array
+    literal, parameter or function. A path that starts with a dataset or project name would name a table, which no
+    engine reads as an array; it is refused by name rather than left to each engine's name resolution."""
+    if not isinstance(argument, exp.Column) or not (argument.table or argument.db or argument.catalog):
+        return None
+    head = next(argument.args[k] for k in ("catalog", "db", "table") if argument.args.get(k) is not None).name
+    folded = head.lower()
+    datasetish = (
+        folded.startswith(scope.tenant_marker.lower() + "_")
+        or head in scope.project_markers
+        or folded == "information_schema"
+        or folded.startswith("region-")
+        or any(folded == o.lower() or folded.startswith(o.lower() + "_") for o in scope.other_tenants)
+    )
+    if not datasetish or folded in _range_variables(argument):
+        return None
+    shown = scope.describe(argument.sql("bigquery"))[:80]
+    return (
+        f"UNNEST({shown}) names a table, not an array: UNNEST takes an array column or path (join the table and "
+        "UNNEST its array column: FROM {tenant_id}_<dataset>.<table> AS t, UNNEST(t.<array_column>) AS x)"
+    )
 
 
 def node_offset(node: exp.Expr) -> int | None:
