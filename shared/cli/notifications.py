@@ -47,7 +47,8 @@ def notifications_list(
     if not deliveries:
         console.print("no notifications" + (f" for run {run_id}" if run_id else "") + " yet")
     for d in deliveries:
-        style = _STYLE.get(str(d.get("status")), "white")
+        label = str(d.get("label") or d.get("status"))
+        style = "white" if label == "QUEUED" else _STYLE.get(str(d.get("status")), "white")
         tries = int(d.get("attempts") or 0)
         head = [
             str(d.get("created_at", ""))[:19].replace("T", " "),
@@ -56,13 +57,10 @@ def notifications_list(
             str(d.get("event_type") or d.get("source") or "-"),
             f"{d.get('rule') or d.get('source')} -> {d.get('channel')}",
         ]
-        console.print(
-            escape("  ".join(head)) + f"  [{style}]{str(d.get('status')).upper()}[/]"
-            f" ({tries} attempt{'s' if tries != 1 else ''})"
-        )
+        console.print(escape("  ".join(head)) + f"  [{style}]{label}[/] ({tries} attempt{'s' if tries != 1 else ''})")
         target = d.get("target")
         if d.get("outbox_path"):
-            target = f"{target} {display_path(str(d['outbox_path']))}"
+            target = f"written to {display_path(str(d['outbox_path']))}, not sent (no channel configured)"
         for line in (target, d.get("error"), d.get("note")):
             if line:
                 console.print(f"    {escape(str(line))}")

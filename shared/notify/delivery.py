@@ -239,7 +239,10 @@ def give_up_event(store: StateStore, event_id: str, reason: str) -> int:
 
 
 def public_delivery(doc: Doc) -> Doc:
-    return {k: v for k, v in doc.items() if k not in ("lease_owner", "lease_until")}
+    """The log entry without lease fields, with `label`: QUEUED for a message only written to the local outbox."""
+    from shared.notify.outbox import delivery_label
+
+    return {**{k: v for k, v in doc.items() if k not in ("lease_owner", "lease_until")}, "label": delivery_label(doc)}
 
 
 def list_deliveries(

@@ -11,6 +11,7 @@ import hashlib
 import os
 import re
 from pathlib import Path
+from typing import Any
 
 from shared.runtime.settings import Settings
 
@@ -48,3 +49,12 @@ def display_path(path: str | Path) -> str:
         return str(p.resolve().relative_to(Path.cwd().resolve()))
     except ValueError:
         return str(p)
+
+
+def delivery_label(delivery: dict[str, Any]) -> str:
+    """What happened to a notification, in words a reader can trust: a message written to the local outbox went to
+    no one yet, so it is QUEUED (in the outbox), not SENT; otherwise the delivery log's status (SENT, FAILED, ...)."""
+    status = str(delivery.get("status") or "queued")
+    if status == "sent" and (delivery.get("outbox_path") or delivery.get("transport") == "outbox"):
+        return "QUEUED"
+    return status.upper()

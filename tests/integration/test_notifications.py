@@ -345,7 +345,10 @@ def test_demo_ends_with_where_notifications_went(settings: Settings, capsys: Any
     status = run_and_follow(settings, "acme", "daily_sales", {}, None, 60.0, True)
     assert status == "SUCCEEDED" and time.monotonic() - started < 60
     last = capsys.readouterr().out.strip().splitlines()[-1]
-    assert last.startswith("  notifications: sales_team -> local outbox ") and last.rstrip().endswith(")")
+    assert last.startswith("  notifications: sales_team QUEUED in the local outbox ") and last.rstrip().endswith(")")
+    listed = CliRunner().invoke(_cli(), ["notifications", "list"], env=_cli_env(settings), catch_exceptions=False)
+    assert "QUEUED (1 attempt)" in listed.output and "SENT" not in listed.output, listed.output
+    assert "not sent (no channel configured)" in " ".join(listed.output.split())
     files = sorted((settings.home / "outbox").iterdir())
     assert len(files) == 1 and files[0].suffix == ".eml" and files[0].name in last
     eml = files[0].read_text()

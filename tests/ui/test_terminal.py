@@ -90,7 +90,8 @@ def test_runs_show_draws_attempts_retries_waits_and_skips(runtime: Any, cli_env:
     assert "1 (" not in row(out, "extract") and "█" in row(out, "extract")
     assert "transform: step transform is configured to fail" in out
     assert "data quality:" in out and re.search(r"check\s+range_id\s+warn\s+fail\s+20", out), out
-    assert "notifications: alerts_slack -> local outbox" in out or "notifications: oncall_email" in out
+    assert "notifications: alerts_slack QUEUED in the local outbox" in out or "notifications: oncall_email" in out
+    assert "SENT" not in out.split("notifications:")[1]  # written to the outbox is not sent
     assert "█ attempt succeeded" in out  # the legend says what the glyphs mean
 
 
