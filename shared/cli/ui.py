@@ -3,7 +3,8 @@
 The process hosts the embedded runtime (SQLite state and DuckDB under `.cloudact/`, every function over the
 in-process bus) and puts functions-framework's own WSGI app for `functions/api.py` behind werkzeug on the loopback
 address only, so the page and the API behave as they do when deployed. Runs started through this server's API run
-in this process.
+in this process; while it serves, `.cloudact/server.json` names it, so `cloudact run` (and runs cancel / rerun,
+backfill) in another terminal send their requests here instead of opening the DuckDB warehouse this process holds.
 """
 
 from __future__ import annotations
@@ -48,11 +49,18 @@ class UiServer:
             self.runtime.close()
             raise
         self.url = f"http://127.0.0.1:{self.server.server_port}"
+        self.settings = settings
+        from shared.cli.local_api import announce_server
+
+        announce_server(settings, self.url)  # the socket listens already: a request now waits for serve_forever
 
     def serve_forever(self) -> None:
         self.server.serve_forever(poll_interval=0.2)
 
     def close(self) -> None:
+        from shared.cli.local_api import withdraw_server
+
+        withdraw_server(self.settings)
         self.server.shutdown()
         self.server.server_close()
         self.runtime.close()
@@ -68,8 +76,8 @@ def banner(server: UiServer, settings: Settings) -> list[str]:
         f"  tenants   {', '.join(tenants) or 'none (add a folder to tenant_configs/)'}",
         f"  API key   {credentials} holds a local admin key per tenant under api_keys.<tenant> (mode 0600);",
         f"            read-only: cloudact keys create {first} --name ui --scope runs:read --scope pipelines:read",
-        f"  runs      POST {server.url}/api/v1/tenants/{first}/pipelines/execute runs them in this process",
-        "            (one process at a time can use the DuckDB warehouse: `cloudact run` beside it may find it locked)",
+        f"  runs      `cloudact run {first} PIPELINE` in another terminal sends the run here (this process holds the",
+        f"            DuckDB warehouse), as does POST {server.url}/api/v1/tenants/{first}/pipelines/execute",
         "  Ctrl-C stops it.",
     ]
 
