@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 import sqlglot
 from sqlglot import exp
@@ -48,6 +48,7 @@ from shared.pipelines.loader import (
 )
 from shared.pipelines.parameters import typed
 from shared.pipelines.spec import PipelineSpec, StepSpec
+from shared.pipelines.sql_engine_messages import clean, offset_of_name
 from shared.pipelines.sql_scope import TableScope, checked_query, query_parameter_names
 from shared.pipelines.sql_tables import node_offset
 from shared.pipelines.templating import TemplateError, render, sentinel
@@ -124,10 +125,10 @@ def check_pipeline(path: Path, spec: PipelineSpec, warehouse: Warehouse, project
     problems: list[tuple[Severity, YamlPath, str, int | None]] = []
     for text in sql_texts(spec):
         where = ("steps", text.step_index, *text.path)
-        for severity, message, offset in context.check(text):
-            problems.append((severity, where, message, offset))
-        report.dry_runs += context.dry_ran
-        report.known_later += context.waited
+        verdict = context.check(text)
+        problems += [(severity, where, message, offset) for severity, message, offset in verdict.findings]
+        report.dry_runs += verdict.dry_ran
+        report.known_later += verdict.waits
     report.findings = _located(path, problems)
     return report
 
@@ -161,8 +162,8 @@ def _translation_issues_cached(
         try:
             translate(prepared.canonical)
         except TerminalError as exc:
-            message = _clean(str(exc))
-            offset = _offset_of_name(message, prepared.rendered)
+            message = clean(str(exc))
+            offset = offset_of_name(message, prepared.rendered)
             at = None if offset is None else prepared.template_offset(offset)
             problems.append(("error", ("steps", text.step_index, *text.path), message, at))
     return tuple(f.issue for f in _located(file, problems))
@@ -176,6 +177,13 @@ def _located(path: Path, problems: list[tuple[Severity, YamlPath, str, int | Non
         text, display_name(path), [(where, message, offset) for _, where, message, offset in problems]
     )
     return [SqlFinding(severity, issue) for (severity, *_), issue in zip(problems, issues, strict=True)]
+
+
+class _Verdict(NamedTuple):
+    findings: list[tuple[Severity, str, int | None]]
+    dry_ran: int = 0
+    waits: int = 0
+    """1 when a table the query reads is known only later (an upstream step creates it, or its name is per run)."""
 
 
 @dataclass(frozen=True)
@@ -208,8 +216,6 @@ class _Context:
         self.producers = self._producers()
         self.ancestors = _ancestors(spec)
         self._tables: dict[str, set[str]] = {}
-        self.dry_ran = 0
-        self.waited = 0
 
     def _values(self) -> dict[str, Any]:
         """Placeholder values: known ones as they are, a sentinel for those known only per run."""
@@ -270,11 +276,10 @@ class _Context:
             rendered.text, rendered.template_offset, canonical, self._params(query_parameter_names(canonical))
         )
 
-    def check(self, text: SqlText) -> list[tuple[Severity, str, int | None]]:
-        self.dry_ran = self.waited = 0
+    def check(self, text: SqlText) -> _Verdict:
         prepared = self.prepare(text)
         if prepared is None or self.warehouse is None:
-            return []
+            return _Verdict([])
         found: list[tuple[Severity, str, int | None]] = []
         waiting = False
         for dataset, table, offset in _tables_read(prepared.rendered):
@@ -287,7 +292,9 @@ class _Context:
                 if table.lower() in self._dataset_tables(dataset):
                     continue
             except PipelineError as exc:
-                return [("note", f"tables not checked: the warehouse did not answer ({_clean(str(exc))})", None)]
+                return _Verdict(
+                    [("note", f"tables not checked: the warehouse did not answer ({clean(str(exc))})", None)]
+                )
             writers = [step_id for pattern, step_id in self.producers if pattern.match(full.lower())]
             upstream = [w for w in writers if w in self.ancestors.get(text.step.step_id, set())]
             if upstream:
@@ -304,24 +311,21 @@ class _Context:
                 )
             else:
                 found.append(("error", f"table `{full}` does not exist and no step of this pipeline creates it", at))
-        if found and any(severity == "error" for severity, *_ in found):
-            return found
+        if any(severity == "error" for severity, *_ in found):
+            return _Verdict(found)
         if waiting:
-            self.waited = 1
-            return found
+            return _Verdict(found, waits=1)
         try:
             self.warehouse.dry_run(prepared.canonical, prepared.params)
         except TerminalError as exc:
-            message = _clean(str(exc))
-            offset = _offset_of_name(message, prepared.rendered)
-            return [
-                *found,
-                ("error", f"dry run: {message}", None if offset is None else prepared.template_offset(offset)),
-            ]
+            message = clean(str(exc))
+            offset = offset_of_name(message, prepared.rendered)
+            at = None if offset is None else prepared.template_offset(offset)
+            return _Verdict([*found, ("error", f"dry run: {message}", at)])
         except PipelineError as exc:  # transient: the warehouse is busy (a local server holds the file) or away
-            return [*found, ("note", f"dry run skipped: the warehouse did not answer ({_clean(str(exc))})", None)]
-        self.dry_ran = 1
-        return found
+            note = f"dry run skipped: the warehouse did not answer ({clean(str(exc))})"
+            return _Verdict([*found, ("note", note, None)])
+        return _Verdict(found, dry_ran=1)
 
     def _dataset_tables(self, dataset: str) -> set[str]:
         if dataset not in self._tables:
@@ -359,39 +363,6 @@ def _tables_read(sql: str) -> list[tuple[str, str, int | None]]:
     return [
         (t.db, t.name, node_offset(t)) for t in tree.find_all(exp.Table) if t.db and isinstance(t.this, exp.Identifier)
     ]
-
-
-_NAMED = (
-    re.compile(r'Referenced column "([^"]+)" not found'),
-    re.compile(r"Table with name (\w+) does not exist"),
-    re.compile(r"(?:Scalar|Aggregate|Table) Function with name (\w+) does not exist"),
-    re.compile(r"Unrecognized name: (\w+)"),
-    re.compile(r"Name (\w+) not found inside"),
-    re.compile(r"Function not found: (\w+)"),
-    re.compile(r"Field name (\w+) does not exist"),
-    re.compile(r"Not found: Table [\w.:-]+?\.(\w+) was not found"),
-    re.compile(r"translated for DuckDB: (\w+) (?:is not supported|cannot be transpiled)"),
-)
-
-
-def _offset_of_name(message: str, sql: str) -> int | None:
-    """Where the name an engine's message complains about first appears in the query (both engines name it; their
-    own positions refer to the translated or regenerated text, not what the user wrote)."""
-    for pattern in _NAMED:
-        match = pattern.search(message)
-        if match:
-            found = re.search(rf"(?<![A-Za-z0-9_]){re.escape(match.group(1))}(?![A-Za-z0-9_])", sql, re.IGNORECASE)
-            if found:
-                return found.start()
-    return None
-
-
-def _clean(message: str) -> str:
-    """An engine's message without the SQL it quotes (a translation error quotes the whole statement) and on one
-    line."""
-    message = message.split("\n[SQL:", 1)[0]
-    message = re.sub(r"^(DuckDB dry run|BigQuery dry run): ", "", message)
-    return " ".join(message.split())[:500]
 
 
 def require_translatable(
