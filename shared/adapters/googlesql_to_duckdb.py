@@ -12,6 +12,8 @@ reshapes constructs that were checked.
 - `ARRAY_AGG(x ORDER BY y LIMIT n)`: DuckDB has no LIMIT there; the ordered list is sliced to its first n.
 - `APPROX_QUANTILES(x, n)`: exact discrete quantiles (`QUANTILE_DISC(x, [0, 1/n, ..., 1])`). BigQuery's answer is
   approximate, and the exact one is within its error; DuckDB's own APPROX_QUANTILE is a different approximation.
+- `APPROX_COUNT_DISTINCT(x)`: exact `COUNT(DISTINCT x)`, likewise within BigQuery's error (DuckDB's own HyperLogLog
+  is another estimate).
 - `DATE_ADD`/`DATE_SUB` return DATE in BigQuery, a TIMESTAMP in DuckDB: cast back to DATE.
 - `EXTRACT(WEEK(<weekday>) FROM d)`: the week number with weeks starting on that weekday (0 before its first
   occurrence in the year), computed from the day of year and the day of week.
@@ -46,7 +48,9 @@ def rewrite(tree: exp.Expr) -> exp.Expr:
         _rename_unnest_aliases(select, counter)
     for unnest in list(tree.find_all(exp.Unnest)):
         _spread_unaliased_unnest(unnest, counter)
-    for node in list(tree.find_all(exp.ArrayAgg, exp.ApproxQuantiles, exp.DateAdd, exp.DateSub, exp.Anonymous)):
+    for node in list(
+        tree.find_all(exp.ArrayAgg, exp.ApproxQuantiles, exp.ApproxDistinct, exp.DateAdd, exp.DateSub, exp.Anonymous)
+    ):
         replacement = _function_rewrite(node)
         if replacement is not None:
             if node is tree:
@@ -202,6 +206,8 @@ def _function_rewrite(node: exp.Expr) -> exp.Expr | None:
         return None
     if isinstance(node, exp.ApproxQuantiles):
         return _quantiles(node)
+    if isinstance(node, exp.ApproxDistinct):
+        return exp.Count(this=exp.Distinct(expressions=[node.this.copy()]))
     if isinstance(node, exp.DateAdd | exp.DateSub):
         if isinstance(node.parent, exp.Cast):
             return None

@@ -226,3 +226,8 @@ def test_errors_name_the_users_sql_not_the_translation(wh: DuckDBWarehouse) -> N
     message = str(caught.value)
     assert "__labels_u" not in message and "line 2, column" in message and "labels.nope AS x" in message
     assert locate_in_source("SELECT a\nFROM t", 'Referenced column "zzz" not found') == ""
+
+
+def test_approx_count_distinct_is_the_exact_count(wh: DuckDBWarehouse) -> None:
+    got = rows(wh, "SELECT APPROX_COUNT_DISTINCT(t) AS n FROM acme_b.t, UNNEST(tags) AS t")
+    assert got == [{"n": 6}]
