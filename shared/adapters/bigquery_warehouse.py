@@ -214,6 +214,14 @@ class BigQueryWarehouse:
             scanned = job.total_bytes_processed
         return DryRun(columns, int(scanned) if scanned is not None else None)
 
+    def preview(self, table: str, limit: int) -> pa.Table:
+        with _mapped_errors(f"reading {table}", self.identity):
+            rows = self._client.list_rows(
+                self._ref(table), max_results=max(0, int(limit)), retry=self._retry, timeout=self._timeout
+            )
+            result: pa.Table = rows.to_arrow(create_bqstorage_client=False)
+        return result
+
     def table_exists(self, table: str) -> bool:
         from google.api_core.exceptions import NotFound
 

@@ -142,6 +142,10 @@ class DuckDBWarehouse:
             described = cur.execute(f"DESCRIBE {stmt.sql}", values).fetchall()
         return DryRun(tuple((str(row[0]), str(row[1])) for row in described), None)
 
+    def preview(self, table: str, limit: int) -> pa.Table:
+        dataset, name = _split(table)
+        return self.query(f"SELECT * FROM {dataset}.{name} LIMIT {max(0, int(limit))}")
+
     def table_exists(self, table: str) -> bool:
         dataset, name = _split(table)
         with self._cursor() as cur, mapped_errors(f"looking up {table}"):

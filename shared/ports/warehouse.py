@@ -196,3 +196,9 @@ class WarehouseCatalog(Protocol):
         tables, columns and types (DuckDB: the translated statement is bound and planned; BigQuery: a dry-run job).
         Raises TerminalError naming the problem."""
         ...
+
+    def preview(self, table: str, limit: int) -> pa.Table:
+        """The first `limit` rows of `dataset.table` as stored, in no particular order, without a query job
+        (BigQuery: tabledata.list, which bills nothing where `SELECT * ... LIMIT` bills a scan of every column;
+        DuckDB: a LIMIT scan)."""
+        ...

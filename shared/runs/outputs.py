@@ -21,7 +21,7 @@ from typing import Any
 from shared.errors import NotFound
 from shared.pipelines.sql_tables import PLAIN_NAME
 from shared.ports.state import Doc
-from shared.ports.warehouse import Warehouse
+from shared.ports.warehouse import Warehouse, WarehouseCatalog
 
 MAX_PREVIEW_ROWS = 100
 DEFAULT_PREVIEW_ROWS = 10
@@ -85,7 +85,10 @@ def stage_preview(
     if not warehouse.table_exists(table):
         return Preview(stage_id, table, note="the table no longer exists")
     limit = max(1, min(int(limit), MAX_PREVIEW_ROWS))
-    data = warehouse.query(f"SELECT * FROM {table} LIMIT {limit}")
+    # tabledata.list on BigQuery: `SELECT * ... LIMIT` would bill a scan of every column of the table
+    data = warehouse.preview(table, limit) if isinstance(warehouse, WarehouseCatalog) else None
+    if data is None:
+        return Preview(stage_id, table, note="this warehouse cannot show rows")
     total = warehouse.query(f"SELECT COUNT(*) AS n FROM {table}").column("n")[0].as_py()
     columns = [{"name": f.name, "type": str(f.type)} for f in data.schema]
     rows = [{k: json_value(v) for k, v in row.items()} for row in data.to_pylist()]

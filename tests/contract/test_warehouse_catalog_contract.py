@@ -80,3 +80,13 @@ def test_dry_run_refuses_what_would_fail(wh: Warehouse, dataset: str, sql: str, 
     wh.write_table(f"{dataset}.facts", rows(range(1)))
     with pytest.raises(TerminalError, match=named):
         catalog(wh).dry_run(sql.format(ds=dataset))
+
+
+def test_preview_returns_the_first_rows_with_the_tables_columns(wh: Warehouse, dataset: str) -> None:
+    wh.write_table(f"{dataset}.facts", rows(range(12)))
+    first = catalog(wh).preview(f"{dataset}.facts", 5)
+    assert first.num_rows == 5 and first.schema.names == rows(range(1)).schema.names
+    assert set(first.column("id").to_pylist()) <= set(range(12))
+    assert catalog(wh).preview(f"{dataset}.facts", 100).num_rows == 12
+    with pytest.raises(TerminalError):
+        catalog(wh).preview(f"{dataset}.nope", 5)
