@@ -29,13 +29,14 @@ locals {
       } if can(tostring(step.destination.dataset))
     ]
   ])
-  # Each template split into placeholders (`{name}`, group 1) and literal text (group 2); `{{`/`}}` escapes never
-  # make a dataset name, so such a template renders to something the name check below refuses.
+  # Each template split into placeholders (`{name}`, group 1) and literal text (group 2); braces are written \x7B and
+  # \x7D (some HCL parsers, checkov's among them, stumble on them in strings). An unknown placeholder renders as "!"
+  # and a `{{`/`}}` escape keeps its braces: the name check below refuses both.
   destination_datasets = toset([
     for name in [
       for t in local.destination_templates : join("", [
-        for part in regexall("\\{([A-Za-z_][A-Za-z0-9_]*)\\}|([^{}]+|[{}])", t.template) :
-        part[0] != null ? lookup(t.values, part[0], "{") : part[1]
+        for part in regexall("\\x7B([A-Za-z_][A-Za-z0-9_]*)\\x7D|([^\\x7B\\x7D]+|[\\x7B\\x7D])", t.template) :
+        part[0] != null ? lookup(t.values, part[0], "!") : part[1]
       ])
     ] : name if can(regex("^[A-Za-z_][A-Za-z0-9_]*$", name)) && length(name) <= 1024
   ])
@@ -48,13 +49,11 @@ locals {
   # it). An account id is 6-30 characters of [a-z0-9-], starting with a letter and not ending with '-' (IAM
   # CreateServiceAccountRequest.account_id). `cdp-t-<tenant, '_' as '-'>` when that fits; otherwise its first 15
   # characters (trailing '-' trimmed) and 8 hex digits of sha256(tenant_id), so long ids stay distinct.
-  account_name     = replace(var.tenant_id, "_", "-")
-  readable_account = "cdp-t-${local.account_name}"
-  service_account_id = (
-    length(local.readable_account) <= 30 && !endswith(local.readable_account, "-")
-    ? local.readable_account
-    : "cdp-t-${trim(substr(local.account_name, 0, 15), "-")}-${substr(sha256(var.tenant_id), 0, 8)}"
-  )
+  account_name       = replace(var.tenant_id, "_", "-")
+  readable_account   = "cdp-t-${local.account_name}"
+  readable_fits      = length(local.readable_account) <= 30 && !endswith(local.readable_account, "-")
+  shortened_account  = "cdp-t-${trim(substr(local.account_name, 0, 15), "-")}-${substr(sha256(var.tenant_id), 0, 8)}"
+  service_account_id = local.readable_fits ? local.readable_account : local.shortened_account
 
   # `sources.gcs_buckets` of tenant.yaml (shared/tenancy/sources.py validates it): the only buckets the tenant's
   # account may read, and the only ones file.load accepts.
