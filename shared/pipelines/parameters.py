@@ -125,29 +125,53 @@ def to_bad_request(exc: ParameterError) -> BadRequest:
 def resolve_run_parameters(spec: PipelineSpec, given: Mapping[str, Any] | None) -> dict[str, Any]:
     """A run's parameters for `spec` in canonical form (ParameterError naming the parameter otherwise).
 
-    A parameter some step uses as a `{name}` placeholder (in source or destination) must also be usable in an
-    identifier, so a value like `x; DROP TABLE y` is refused here, before the run is even queued.
+    A parameter some step uses as a `{name}` placeholder must also be usable where it is pasted: in a table name
+    (an identifier fragment, so a value like `x; DROP TABLE y` is refused) or in a file path / URL (no '/'), and is
+    refused here, before the run is even queued, naming the step and key that use it.
     """
     from shared.pipelines.reserved import run_value_problem
-    from shared.pipelines.templating import TemplateError, identifier_fragment, placeholders_in
 
     canonical = resolve(spec.parameters, given)
-    in_names: set[str] = set()
-    for step in spec.steps:
-        in_names |= placeholders_in(step.source) | placeholders_in(step.destination or {})
-    for name in sorted(in_names & set(spec.parameters)):
+    for name, where in _placeholder_uses(spec):
         if canonical.get(name) is None:
             continue
-        try:
-            identifier_fragment(name, typed(spec.parameters[name].type, canonical[name]))
-        except TemplateError as exc:
-            raise ParameterError(name, f"is used in a table name as {{{name}}}: {exc}") from None
+        problem = _use_problem(name, where, typed(spec.parameters[name].type, canonical[name]))
+        if problem is not None:
+            raise ParameterError(name, problem)
     values = {**spec.variables, **typed_values(spec.parameters, canonical)}
     for step in spec.steps:  # ds=metadata: refused before the run is queued (and again when the step runs)
         found = run_value_problem(step.destination, values, spec.parameters)
         if found is not None:
             raise ParameterError(found[0], f"steps.{step.step_id}: {found[1]}")
     return canonical
+
+
+def _placeholder_uses(spec: PipelineSpec) -> list[tuple[str, tuple[str | int, ...]]]:
+    """(parameter, key path such as ("steps", "load", "source", "path")) for each placeholder naming a parameter."""
+    from shared.pipelines.templating import placeholder_locations
+
+    uses: list[tuple[str, tuple[str | int, ...]]] = []
+    for step in spec.steps:
+        for section, value in (("source", step.source), ("destination", step.destination or {})):
+            for name, where in placeholder_locations(value, ("steps", step.step_id, section)):
+                if name in spec.parameters:
+                    uses.append((name, where))
+    return uses
+
+
+def _use_problem(name: str, where: tuple[str | int, ...], value: Any) -> str | None:
+    """Why `value` cannot stand for {name} at `where`, in words that say where it is used, or None."""
+    from shared.pipelines.templating import PATH_KEYS, TemplateError, identifier_fragment, path_fragment_problem
+
+    location = ".".join(str(part) for part in where)
+    if where[2] == "source" and len(where) > 3 and where[3] in PATH_KEYS:
+        problem = path_fragment_problem(value)
+        return None if problem is None else f"is used in a file path or URL ({location}) as {{{name}}}: {problem}"
+    try:
+        identifier_fragment(name, value)
+    except TemplateError as exc:
+        return f"is used in a table name ({location}) as {{{name}}}: {exc}"
+    return None
 
 
 def validate_run_parameters(spec: PipelineSpec, given: Mapping[str, Any] | None) -> dict[str, Any]:

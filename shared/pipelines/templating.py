@@ -20,6 +20,10 @@ from shared.errors import TerminalError
 PLACEHOLDER = re.compile(r"\{\{([A-Za-z_][A-Za-z0-9_]*)\}\}|\{([A-Za-z_][A-Za-z0-9_]*)\}")
 FRAGMENT = re.compile(r"^[A-Za-z0-9_]{1,256}$")
 """What a substituted value may look like: letters, digits and underscores only."""
+PATH_FRAGMENT = re.compile(r"^[A-Za-z0-9_.=\-]+$")
+"""What a value substituted into a file path or URL may look like: no '/', so it cannot walk into another folder."""
+PATH_KEYS = frozenset({"path", "url", "params"})
+"""Keys of a step's `source` whose placeholders are filled as path/URL text (render_path_template), not identifiers."""
 _SENTINEL = "zzcdph{}zz"
 """Validation-time stand-in for a placeholder whose value is not known yet (an identifier fragment itself)."""
 
@@ -53,6 +57,27 @@ def placeholders(text: str) -> Iterator[tuple[str, int]]:
     for match in PLACEHOLDER.finditer(text):
         if match.group(2) is not None:
             yield match.group(2), match.start()
+
+
+def path_fragment_problem(value: Any) -> str | None:
+    """Why `value` cannot be pasted into a file path or URL, or None when it can."""
+    text = str(value)
+    if not PATH_FRAGMENT.match(text) or text in (".", ".."):
+        return f"{text[:80]!r} is not allowed in a path or URL (letters, digits and _ . = - only)"
+    return None
+
+
+def placeholder_locations(value: Any, where: tuple[str | int, ...]) -> Iterator[tuple[str, tuple[str | int, ...]]]:
+    """(name, key path) of each placeholder in a nested structure, e.g. ("run_date", ("source", "path"))."""
+    if isinstance(value, str):
+        for name, _ in placeholders(value):
+            yield name, where
+    elif isinstance(value, Mapping):
+        for key, item in value.items():
+            yield from placeholder_locations(item, (*where, str(key)))
+    elif isinstance(value, list | tuple):
+        for index, item in enumerate(value):
+            yield from placeholder_locations(item, (*where, index))
 
 
 def placeholders_in(value: Any) -> set[str]:

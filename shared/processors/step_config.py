@@ -17,6 +17,7 @@ from shared.errors import TerminalError
 from shared.pipelines.reserved import reserved_problem
 from shared.pipelines.spec import IDENTIFIER, StepSpec
 from shared.pipelines.sql_scope import TableScope, dataset_problem
+from shared.pipelines.templating import path_fragment_problem
 from shared.processors.base import StepContext
 from shared.runtime.context import get_context
 
@@ -25,7 +26,6 @@ Issue = tuple[tuple[str | int, ...], str]
 
 COLUMN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,299}$")
 _PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
-_SAFE_PATH_VALUE = re.compile(r"^[A-Za-z0-9_.=\-]+$")
 
 WriteMode = Literal["append", "truncate"]
 
@@ -196,10 +196,10 @@ def render_path_template(template: str, ctx: StepContext) -> str:
         name = match.group(1)
         if name not in values:
             raise TerminalError(f"unknown placeholder {{{name}}}; known: {', '.join(sorted(values))}")
-        text = str(values[name])
-        if not _SAFE_PATH_VALUE.match(text) or text in (".", ".."):
-            raise TerminalError(f"placeholder {{{name}}} = {text!r} is not allowed in a path (letters, digits, _.=-)")
-        return text
+        problem = path_fragment_problem(values[name])
+        if problem is not None:
+            raise TerminalError(f"placeholder {{{name}}} = {problem}")
+        return str(values[name])
 
     return _PLACEHOLDER.sub(sub, template)
 

@@ -184,3 +184,48 @@ steps:
     assert run["status"] == "SUCCEEDED", run
     rows = runtime.context.warehouse_for("testco").query("SELECT * FROM testco_vars.report_prod").to_pylist()
     assert rows == [{"doubled": 5.0, "since": "2026-11-01", "pipeline": "with_vars"}]
+
+
+FILE_AND_TABLE = """pipeline_id: by_folder
+parameters:
+  folder: {type: string, default: exports}
+  shard: {type: string, default: a}
+steps:
+  - step_id: load
+    ps_type: file.load
+    source: {path: "landing/{folder}/orders.csv"}
+    destination: {dataset: raw, table: orders}
+  - step_id: copy
+    ps_type: bigquery.query
+    depends_on: [load]
+    source: {query: "SELECT * FROM {tenant_id}_raw.orders"}
+    destination: {dataset: shards, table: "part_{shard}"}
+"""
+
+
+@pytest.mark.parametrize(
+    ("given", "message"),
+    [
+        (
+            {"folder": "../../etc"},
+            "parameters.folder: is used in a file path or URL (steps.load.source.path) as {folder}: "
+            "'../../etc' is not allowed in a path or URL",
+        ),
+        (
+            {"shard": "a-b"},
+            "parameters.shard: is used in a table name (steps.copy.destination.table) as {shard}: "
+            "{shard} = 'a-b' cannot be part of a table name",
+        ),
+    ],
+)
+def test_a_refused_placeholder_value_names_where_it_is_used(given: dict[str, str], message: str) -> None:
+    spec = parse_pipeline(FILE_AND_TABLE, "by_folder.yaml")
+    with pytest.raises(ParameterError) as caught:
+        resolve_run_parameters(spec, given)
+    assert f"parameters.{caught.value.name}: {caught.value.reason}".startswith(message), caught.value.reason
+
+
+def test_a_path_placeholder_takes_what_a_path_may_hold() -> None:
+    spec = parse_pipeline(FILE_AND_TABLE, "by_folder.yaml")
+    # '-' and '.' are fine in a folder name, though not in a table name
+    assert resolve_run_parameters(spec, {"folder": "2026-12-01.v2"})["folder"] == "2026-12-01.v2"
