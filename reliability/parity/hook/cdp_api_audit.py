@@ -283,10 +283,14 @@ def _install_key_stand_in() -> None:
 
 
 def install() -> None:
+    """Record in function processes (functions-framework --target NAME) and the pytest process; any other Python
+    process that inherits the environment (bqemulator in its own virtualenv, helper scripts) is left alone."""
     global _out, FUNCTION
+    FUNCTION = _function_name()
+    if "--target" not in sys.argv and FUNCTION != "pytest":
+        return
     directory = os.environ["CLOUDACT_API_AUDIT_DIR"]
     os.makedirs(directory, exist_ok=True)
-    FUNCTION = _function_name()
     _out = open(os.path.join(directory, f"{FUNCTION}-{os.getpid()}.jsonl"), "a", encoding="utf-8")  # noqa: SIM115
     failures = []
     for step in (_install_grpc, _install_requests, _install_tenant_tags, _install_key_stand_in):
