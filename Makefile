@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 
-.PHONY: install install-dev demo test lint fmt bench reliability security dev clean schemas
+.PHONY: install install-dev demo test lint fmt bench reliability security gcp-parity dev clean schemas
 
 $(BIN)/python:
 	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11+ is required"'
@@ -45,6 +45,9 @@ reliability: install-dev ## reliability/security drills, one figure per line; no
 
 security: install-dev    ## tenant-vs-tenant attack drill (issue 13): attacks tried / blocked / breached; non-zero on any breach
 	$(BIN)/python -m reliability --only attacks,cross-tenant
+
+gcp-parity: install-dev  ## would it work on GCP? IAM grants, Firestore indexes, service limits; starts its own emulators
+	$(BIN)/python -m reliability.parity
 
 schemas: install         ## regenerate shared/contracts/schemas/*.json from the pydantic contracts
 	$(BIN)/cloudact contracts export
