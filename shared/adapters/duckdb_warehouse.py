@@ -11,6 +11,7 @@ extensions, no setting changes from SQL).
 from __future__ import annotations
 
 import copy
+import re
 import threading
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
@@ -25,6 +26,7 @@ import pyarrow as pa
 from shared.adapters.duckdb_connection import TenantDatabase
 from shared.adapters.duckdb_errors import mapped_errors, streamed
 from shared.adapters.duckdb_sql import Statement, transpile
+from shared.adapters.googlesql_to_duckdb import in_user_terms
 from shared.adapters.running_work import RunningWork, WorkCancelled
 from shared.errors import PipelineError, TerminalError
 from shared.ports.warehouse import PROVISION_HINT, DryRun, StepJobs, TableInfo, WriteMode
@@ -137,10 +139,10 @@ class DuckDBWarehouse:
             raise TerminalError("a dry run takes exactly one SELECT statement")
         stmt = statements[0]
         values = _pick(_bind_values(params), stmt)
-        with self._cursor() as cur, mapped_errors("dry run"):
+        with self._cursor() as cur, in_user_terms(sql), mapped_errors("dry run"):
             cur.execute(f"EXPLAIN {stmt.sql}", values)
             described = cur.execute(f"DESCRIBE {stmt.sql}", values).fetchall()
-        return DryRun(tuple((str(row[0]), str(row[1])) for row in described), None)
+        return DryRun(tuple((str(row[0]), googlesql_type(str(row[1]))) for row in described), None)
 
     def preview(self, table: str, limit: int) -> pa.Table:
         dataset, name = _split(table)
@@ -183,7 +185,7 @@ class DuckDBWarehouse:
         """Run GoogleSQL; the last statement's rows come back as arrow, widened to BigQuery's column types."""
         statements = transpile(sql)
         values = _bind_values(params)
-        with self._cursor() as cur, mapped_errors("query"):
+        with self._cursor() as cur, in_user_terms(sql), mapped_errors("query"):
             for stmt in statements[:-1]:
                 cur.execute(stmt.sql, _pick(values, stmt))
                 self._work.check()  # an interrupt that fell between two statements still stops the next one
@@ -207,7 +209,7 @@ class DuckDBWarehouse:
             raise TerminalError("query_batches takes exactly one SELECT statement")
         stmt = statements[0]
         values = _pick(_bind_values(params), stmt)
-        with self._cursor() as cur, mapped_errors("query"):
+        with self._cursor() as cur, in_user_terms(sql), mapped_errors("query"):
             reader = cur.sql(stmt.sql, params=values).to_arrow_reader(batch_rows)
             for batch in streamed(reader):
                 self._work.check()  # the consumer may keep pulling batches after its step was cancelled
@@ -219,7 +221,7 @@ class DuckDBWarehouse:
         statements = transpile(sql)
         values = _bind_values(params)
         affected = 0
-        with self._cursor() as cur, mapped_errors("execute"):
+        with self._cursor() as cur, in_user_terms(sql), mapped_errors("execute"):
             for stmt in statements:
                 self._work.check()
                 cursor = cur.execute(stmt.sql, _pick(values, stmt))
@@ -339,7 +341,8 @@ def _pick(values: Mapping[str, Any], stmt: Statement) -> dict[str, Any] | None:
     """Only the parameters this statement names: DuckDB rejects extra ones, BigQuery ignores them."""
     if not stmt.params:
         return None
-    return {name: values[name] for name in stmt.params if name in values}
+    by_name = {name.lower(): value for name, value in values.items()}  # GoogleSQL parameter names ignore case
+    return {name: by_name[name.lower()] for name in stmt.params if name.lower() in by_name}
 
 
 def _register(cur: duckdb.DuckDBPyConnection, data: pa.Table) -> str:
@@ -384,3 +387,34 @@ def _split(table: str) -> tuple[str, str]:
 
 def _quote(identifier: str) -> str:
     return '"' + identifier.replace('"', '""') + '"'
+
+
+_GOOGLESQL_TYPES = {
+    **dict.fromkeys(
+        ("BIGINT", "INTEGER", "SMALLINT", "TINYINT", "HUGEINT", "UBIGINT", "UINTEGER", "USMALLINT", "UTINYINT"), "INT64"
+    ),
+    "DOUBLE": "FLOAT64",
+    "FLOAT": "FLOAT64",
+    "VARCHAR": "STRING",
+    "BOOLEAN": "BOOL",
+    "DATE": "DATE",
+    "TIME": "TIME",
+    "TIMESTAMP WITH TIME ZONE": "TIMESTAMP",
+    "TIMESTAMP": "DATETIME",
+    "BLOB": "BYTES",
+    "JSON": "JSON",
+}
+_DECIMAL = re.compile(r"^DECIMAL\((\d+),\s*(\d+)\)$")
+
+
+def googlesql_type(duckdb_type: str) -> str:
+    """A DuckDB column type (as DESCRIBE names it) by its GoogleSQL name, as a BigQuery dry run would name the same
+    column: a naive TIMESTAMP is GoogleSQL's DATETIME, `X[]` is ARRAY<X>. A type GoogleSQL has no name for (STRUCT,
+    MAP, ...) keeps DuckDB's."""
+    text = duckdb_type.strip().upper()
+    if text.endswith("[]"):
+        return f"ARRAY<{googlesql_type(text[:-2])}>"
+    decimal = _DECIMAL.match(text)
+    if decimal:
+        return "NUMERIC" if int(decimal.group(1)) <= 38 and int(decimal.group(2)) <= 9 else "BIGNUMERIC"
+    return _GOOGLESQL_TYPES.get(text, duckdb_type)
