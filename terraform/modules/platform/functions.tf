@@ -11,8 +11,6 @@ locals {
   limits                    = module.contract.limits
   push_ack_deadline_seconds = local.limits.push_ack_deadline_seconds
   event_timeout_seconds     = coalesce(var.function_timeout_seconds, local.limits.event_function_timeout_seconds)
-  # Only the api function opens the admin routes; the sealed admin token is given to it alone (shared/tenancy/credentials.py).
-  admin_env = var.admin_token_sealed == "" ? {} : { CLOUDACT_ADMIN_TOKEN_SEALED = var.admin_token_sealed }
 }
 
 resource "google_service_account" "fn" {
@@ -139,18 +137,17 @@ resource "google_cloudfunctions2_function" "fn" {
     ingress_settings                 = each.value.trigger == "http" ? "ALLOW_ALL" : "ALLOW_INTERNAL_ONLY"
     all_traffic_on_latest_revision   = true
     max_instance_request_concurrency = 1
-    environment_variables = merge(
-      {
-        CLOUDACT_RUNTIME           = "gcp"
-        CLOUDACT_PROJECT           = var.project_id
-        CLOUDACT_KMS_KEY           = google_kms_crypto_key.secrets.id
-        CLOUDACT_BIGQUERY_LOCATION = var.bigquery_location
-        CLOUDACT_TRACE_EXPORTER    = var.trace_exporter
-        CLOUDACT_METRICS_EXPORTER  = var.metrics_exporter
-        CLOUDACT_FUNCTION          = each.key
-      },
-      each.key == "api" ? local.admin_env : {},
-    )
+    environment_variables = {
+      CLOUDACT_RUNTIME           = "gcp"
+      CLOUDACT_PROJECT           = var.project_id
+      CLOUDACT_KMS_KEY           = google_kms_crypto_key.secrets.id
+      CLOUDACT_BIGQUERY_LOCATION = var.bigquery_location
+      CLOUDACT_TRACE_EXPORTER    = var.trace_exporter
+      CLOUDACT_METRICS_EXPORTER  = var.metrics_exporter
+      CLOUDACT_FUNCTION          = each.key
+      # Only the api opens the admin routes; "" (every other function, or no token yet) counts as unset.
+      CLOUDACT_ADMIN_TOKEN_SEALED = each.key == "api" ? var.admin_token_sealed : ""
+    }
   }
 
   lifecycle {
