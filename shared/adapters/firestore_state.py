@@ -23,6 +23,7 @@ that the two stores accept exactly the same documents: see `shared.adapters.sqli
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from shared.adapters.sqlite_state import (
@@ -36,7 +37,7 @@ from shared.adapters.sqlite_state import (
     split_doc_path,
 )
 from shared.errors import TransientError
-from shared.ports.state import Doc, Filter, Versioned
+from shared.ports.state import EXPIRE_AT, Doc, Filter, Versioned
 
 RPC_TIMEOUT_S = 10.0
 """Per-call deadline. Pub/Sub-triggered functions must fail fast and be redelivered rather than hang."""
@@ -104,21 +105,20 @@ class FirestoreStateStore:
         snap = self._call("get", lambda: ref.get(retry=self._retry, timeout=RPC_TIMEOUT_S))
         if not snap.exists:
             return None
-        data: Doc = snap.to_dict() or {}
-        return data
+        return _as_read(snap.to_dict() or {})
 
     def get_versioned(self, path: str) -> Versioned | None:
         ref = self._doc(path)
         snap = self._call("get", lambda: ref.get(retry=self._retry, timeout=RPC_TIMEOUT_S))
         if not snap.exists:
             return None
-        return Versioned(snap.to_dict() or {}, str(snap.update_time.rfc3339()))
+        return Versioned(_as_read(snap.to_dict() or {}), str(snap.update_time.rfc3339()))
 
     def create(self, path: str, data: Doc) -> bool:
         ref = self._doc(path)
         check_doc(data)
         try:
-            self._call("create", lambda: ref.create(data, retry=None, timeout=RPC_TIMEOUT_S))
+            self._call("create", lambda: ref.create(_as_stored(data), retry=None, timeout=RPC_TIMEOUT_S))
         except self._already_exists:
             return False
         return True
@@ -126,7 +126,7 @@ class FirestoreStateStore:
     def set(self, path: str, data: Doc) -> None:
         ref = self._doc(path)
         check_doc(data)
-        self._call("set", lambda: ref.set(data, retry=self._retry, timeout=RPC_TIMEOUT_S))
+        self._call("set", lambda: ref.set(_as_stored(data), retry=self._retry, timeout=RPC_TIMEOUT_S))
 
     def update_if(self, path: str, fields: Doc, version: str) -> bool:
         """`update()` reads keys as dotted field paths, so each top-level key is quoted into a one-segment path."""
@@ -139,14 +139,14 @@ class FirestoreStateStore:
         except (TypeError, ValueError):
             return False  # not a version this store ever issued
         option = self._client.write_option(last_update_time=last_update.timestamp_pb())
-        updates = {self._api_path((key,)): value for key, value in fields.items()}
+        updates = {self._api_path((key,)): value for key, value in _as_stored(fields).items()}
         try:
             self._call("update", lambda: ref.update(updates, option=option, retry=None, timeout=RPC_TIMEOUT_S))
         except self._precondition_failed:
             return False
         return True
 
-    def increment(self, path: str, field: str, amount: int = 1) -> int | float:
+    def increment(self, path: str, field: str, amount: int = 1, expire_at: str | None = None) -> int | float:
         """A merge `set` keeps keys literal (no dotted paths), so `field` is always one top-level field. The commit's
         transform result is the field's value right after this write."""
         ref = self._doc(path)
@@ -154,7 +154,9 @@ class FirestoreStateStore:
         if isinstance(amount, bool) or not isinstance(amount, int):
             raise TypeError(f"increment amount must be an int, got {type(amount).__name__}")
         check_value(amount)
-        payload = {field: self._firestore.Increment(amount)}
+        payload = _as_stored(
+            {field: self._firestore.Increment(amount), **({EXPIRE_AT: expire_at} if expire_at else {})}
+        )
         result = self._call("increment", lambda: ref.set(payload, merge=True, retry=None, timeout=RPC_TIMEOUT_S))
         value = result.transform_results[0]._pb
         number: int | float = (
@@ -165,6 +167,10 @@ class FirestoreStateStore:
     def delete(self, path: str) -> None:
         ref = self._doc(path)
         self._call("delete", lambda: ref.delete(retry=self._retry, timeout=RPC_TIMEOUT_S))
+
+    def purge_expired(self, now: str) -> int:
+        """Nothing to do: Firestore's TTL policies on `expire_at` delete expired documents (shared.ports.state)."""
+        return 0
 
     def list(
         self,
@@ -191,9 +197,26 @@ class FirestoreStateStore:
             query = query.limit(limit)
 
         def run() -> list[tuple[str, Doc]]:
-            return [(snap.id, snap.to_dict() or {}) for snap in query.stream(retry=self._retry, timeout=RPC_TIMEOUT_S)]
+            snaps = query.stream(retry=self._retry, timeout=RPC_TIMEOUT_S)
+            return [(snap.id, _as_read(snap.to_dict() or {})) for snap in snaps]
 
         return self._call("list", run)
 
     def close(self) -> None:
         self._client.close()
+
+
+def _as_stored(data: Doc) -> Doc:
+    """`expire_at` as a Timestamp, the only type a TTL policy acts on (shared.ports.state); the rest unchanged."""
+    value = data.get(EXPIRE_AT)
+    if not isinstance(value, str):
+        return data
+    return {**data, EXPIRE_AT: datetime.fromisoformat(value)}
+
+
+def _as_read(data: Doc) -> Doc:
+    """`expire_at` back as the ISO string it was written as: callers see JSON-native values only."""
+    value = data.get(EXPIRE_AT)
+    if not isinstance(value, datetime):
+        return data
+    return {**data, EXPIRE_AT: value.astimezone(UTC).isoformat(timespec="microseconds")}

@@ -34,7 +34,7 @@ from types import TracebackType
 from typing import Any
 
 from shared.errors import TransientError
-from shared.ports.state import Doc, Filter, Versioned
+from shared.ports.state import EXPIRE_AT, Doc, Filter, Versioned
 
 _INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
 _LEAVES = frozenset((str, bool, type(None)))
@@ -188,6 +188,11 @@ _TYPE_RANK = (
 _dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode
 
 
+def _paths(expiry: tuple[str, ...]) -> tuple[str, ...]:
+    """The (json path, value) pair of `expire_at` for json_set, from its (key, value) pair for json_object."""
+    return (_json_path((expiry[0],)), expiry[1]) if expiry else ()
+
+
 def _json_path(segments: Sequence[str]) -> str:
     return "$" + "".join(f'."{s}"' for s in segments)
 
@@ -312,7 +317,7 @@ class SqliteStateStore:
             )
             return cur.rowcount == 1
 
-    def increment(self, path: str, field: str, amount: int = 1) -> int | float:
+    def increment(self, path: str, field: str, amount: int = 1, expire_at: str | None = None) -> int | float:
         """One upsert statement, RETURNING the new value. Like Firestore's Increment, a missing or non-numeric field
         starts from 0."""
         collection, doc_id = split_doc_path(path)
@@ -321,13 +326,15 @@ class SqliteStateStore:
             raise TypeError(f"increment amount must be an int, got {type(amount).__name__}")
         check_value(amount)
         p = _json_path((field,))
+        expiry = (EXPIRE_AT, expire_at) if expire_at is not None else ()  # one more key of json_object / json_set
+        marks = ", ?, ?" if expiry else ""
         with self._guard:
             row = self._conn.execute(
-                "INSERT INTO docs (collection, id, data, version) VALUES (?, ?, json_object(?, ?), ?) "
+                f"INSERT INTO docs (collection, id, data, version) VALUES (?, ?, json_object(?, ?{marks}), ?) "
                 "ON CONFLICT (collection, id) DO UPDATE SET version = docs.version + 1, data = json_set(docs.data, ?, "
                 "CASE WHEN json_type(docs.data, ?) IN ('integer', 'real') THEN json_extract(docs.data, ?) ELSE 0 END"
-                " + ?) RETURNING json_extract(data, ?)",
-                (collection, doc_id, field, amount, _new_version(), p, p, p, amount, p),
+                f" + ?{marks}) RETURNING json_extract(data, ?)",
+                (collection, doc_id, field, amount, *expiry, _new_version(), p, p, p, amount, *_paths(expiry), p),
             ).fetchone()
         value: int | float = row[0]
         return value
@@ -336,6 +343,17 @@ class SqliteStateStore:
         collection, doc_id = split_doc_path(path)
         with self._guard:
             self._conn.execute("DELETE FROM docs WHERE collection = ? AND id = ?", (collection, doc_id))
+
+    def purge_expired(self, now: str) -> int:
+        """Delete every document whose `expire_at` string sorts before `now` (same format: see `expires_in`). A full
+        scan of one table; the embedded maintenance tick runs it, not the hot path."""
+        with self._guard:
+            cur = self._conn.execute(
+                "DELETE FROM docs WHERE json_type(data, '$.expire_at') = 'text' "
+                "AND json_extract(data, '$.expire_at') < ?",
+                (now,),
+            )
+            return int(cur.rowcount)
 
     def list(
         self,

@@ -26,6 +26,7 @@ from shared.notify.config import (
 from shared.notify.delivery import Delivery, Outcome, deliver, delivery_id, give_up_event, list_deliveries
 from shared.notify.message import Message, event_message, inspect_lines
 from shared.notify.routing import operator_channels, resolve_routes
+from shared.ports.state import EXPIRE_AT, expires_in
 from shared.runs.machine import iso, run_path, set_fields_if, utc_now
 from shared.runtime.context import Context
 
@@ -58,7 +59,11 @@ def deliver_event(ctx: Context, event: StatusEvent) -> None:
     tenant, root, problem = load_configs(ctx.settings.config_dir, event.tenant_id)
     routes = resolve_routes(event.tenant_id, event.type, event.pipeline_id, tenant, root)
     path = event_path(event.event_id)
-    received = {**event.model_dump(mode="json", exclude_none=True), "received_at": iso(utc_now())}
+    received = {
+        **event.model_dump(mode="json", exclude_none=True),
+        "received_at": iso(utc_now()),
+        EXPIRE_AT: expires_in(ctx.settings.notification_retention_days),  # Firestore TTL (shared.ports.state)
+    }
     if not ctx.state.create(path, {**received, "notified": not routes}):  # no route: done in one write
         existing = ctx.state.get(path) or {}
         if existing.get("notified"):

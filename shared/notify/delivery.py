@@ -31,7 +31,7 @@ from shared.notify.config import RootNotifications
 from shared.notify.errors import ChannelError
 from shared.notify.message import Message
 from shared.notify.routing import ChannelTarget
-from shared.ports.state import Doc, Filter, StateStore
+from shared.ports.state import EXPIRE_AT, Doc, Filter, StateStore, expires_in
 from shared.runs.machine import iso, parse_iso, set_fields_if, utc_now
 from shared.runtime.context import Context
 
@@ -106,7 +106,7 @@ def deliver(ctx: Context, d: Delivery, root: RootNotifications, deadline: float)
     path = delivery_path(d.delivery_id)
     token = secrets.token_hex(8)
     lease_s = policy.inline_wait_seconds + 3 * policy.timeout_seconds + 30
-    claimed = _claim(store, path, d, token, lease_s)
+    claimed = _claim(store, path, d, token, lease_s, expires_in(ctx.settings.notification_retention_days))
     if isinstance(claimed, Outcome):
         return claimed
     message = d.message
@@ -171,11 +171,13 @@ def deliver(ctx: Context, d: Delivery, root: RootNotifications, deadline: float)
         return Outcome("sent", d.delivery_id)
 
 
-def _claim(store: StateStore, path: str, d: Delivery, token: str, lease_s: float) -> Doc | Outcome:
-    """The delivery document under this invocation's lease, or the Outcome that says why not."""
+def _claim(store: StateStore, path: str, d: Delivery, token: str, lease_s: float, expire_at: str) -> Doc | Outcome:
+    """The delivery document under this invocation's lease, or the Outcome that says why not. A new document carries
+    `expire_at` (Firestore TTL: the delivery log is kept notification_retention_days)."""
     now = utc_now()
     lease = {"lease_owner": token, "lease_until": iso(now + timedelta(seconds=lease_s)), "updated_at": iso(now)}
     doc: Doc = {**d.log_fields(), "status": "queued", "attempts": 0, "created_at": iso(now), **lease}
+    doc[EXPIRE_AT] = expire_at
     for _ in range(_CAS_RETRIES):
         if store.create(path, doc):
             return doc

@@ -4,16 +4,33 @@ Paths alternate collection/document like Firestore: `runs/{run_id}`, `runs/{run_
 The only atomic primitives are `create` (fails when the document exists: claims and idempotency keys),
 `update_if` (compare-and-set on the version of a document: guarded state transitions) and `increment`.
 Hot-document transactions are avoided on purpose (see the Firestore emulator's contention collapse).
+
+Expiry: a document of a collection that grows forever carries `expire_at` (EXPIRE_AT), written as an ISO-8601 UTC
+string like every time (`expires_in`). Firestore's TTL policies (declared in Terraform on that field name) delete only
+documents whose field holds a Timestamp, so the Firestore adapter stores this one top-level field as a Timestamp and
+reads it back as the same string (https://cloud.google.com/firestore/docs/ttl#ttl_policies). TTL deletion is not
+instant (typically within 24 h of the time): readers must not rely on an expired document being gone. The SQLite
+adapter deletes expired documents in `purge_expired` (the embedded maintenance tick calls it).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any, Literal, Protocol
 
 Doc = dict[str, Any]
 FilterOp = Literal["==", "!=", "<", "<=", ">", ">=", "in"]
+EXPIRE_AT = "expire_at"
+"""The field Firestore's TTL policies watch (terraform/modules/platform: one policy per growing collection)."""
+
+
+def expires_in(days: float, now: datetime | None = None) -> str:
+    """`expire_at` for a document to be deleted `days` after `now` (UTC, ISO-8601, microseconds: strings of this form
+    order like the times they name, which `purge_expired` relies on)."""
+    at = (now or datetime.now(UTC)).astimezone(UTC) + timedelta(days=days)
+    return at.isoformat(timespec="microseconds")
 
 
 @dataclass(frozen=True)
@@ -46,12 +63,18 @@ class StateStore(Protocol):
         """Merge top-level `fields` only if the document is still at `version`. False when it changed or vanished."""
         ...
 
-    def increment(self, path: str, field: str, amount: int = 1) -> int | float:
+    def increment(self, path: str, field: str, amount: int = 1, expire_at: str | None = None) -> int | float:
         """Atomically add `amount` to a numeric field, creating the document/field as needed. Returns the field's
-        value right after this write (so concurrent callers each see a distinct count: a position, not a guess)."""
+        value right after this write (so concurrent callers each see a distinct count: a position, not a guess).
+        `expire_at` (given the same on every call for one document) is written in the same write."""
         ...
 
     def delete(self, path: str) -> None: ...
+
+    def purge_expired(self, now: str) -> int:
+        """Delete documents whose `expire_at` is before `now` (an `expires_in`-style string); returns how many. A
+        store with TTL of its own (Firestore) deletes nothing here: its TTL policies do it."""
+        ...
 
     def list(
         self,

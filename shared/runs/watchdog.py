@@ -28,7 +28,7 @@ from shared.contracts import topics
 from shared.contracts.envelope import OutboundMessage, ReceivedMessage
 from shared.contracts.messages import RunRequest, Trigger
 from shared.errors import TransientError
-from shared.ports.state import Doc, Filter
+from shared.ports.state import EXPIRE_AT, Doc, Filter, expires_in
 from shared.runs.dag import advance
 from shared.runs.events import publish_stage_tasks
 from shared.runs.finalize import finalize_run, finish_run
@@ -75,6 +75,7 @@ def watchdog(ctx: Context, now: datetime | None = None, limits: WatchdogLimits |
     report.update(_claims(ctx, now, limits))
     report.update(_unfinalized_runs(ctx, now, limits))
     report.update(dead_letter_backlog(ctx, now, limits))
+    report["expired_documents_purged"] = ctx.state.purge_expired(expires_in(0, now))  # SQLite; Firestore: its TTL
     if report.get("dead_letters_unresolved"):
         log.warning("dead-letter backlog: %d message(s) need an operator", report["dead_letters_unresolved"])
     return report
@@ -277,6 +278,7 @@ def record_dead_letter(ctx: Context, received: ReceivedMessage, outcome: str) ->
             or f"{attrs.get('CloudPubSubDeadLetterSourceDeliveryCount', '?')} failed deliveries",
             "outcome": outcome,
             "resolved": outcome != "logged",
+            EXPIRE_AT: expires_in(ctx.settings.notification_retention_days),  # Firestore TTL (shared.ports.state)
         },
     )
 

@@ -66,6 +66,14 @@ class Settings:
     """Times a stage task that ran out of deliveries (dead-lettered, e.g. refused for capacity by Cloud Run's 429s)
     is re-dispatched before its stage is failed. Each cycle is a whole Pub/Sub retry policy (10 deliveries, 10-600 s
     backoff on GCP), so 3 covers well over an hour of throttling; a worker that crashes on a task fails after 3."""
+    run_retention_days: float = 400.0
+    """Days a run's state documents (the run, its stages, claims, its idempotency key) are kept after the run is
+    created: they carry `expire_at` and Firestore's TTL policies delete them after it (the embedded store purges
+    them in maintenance). Run history in `{tenant}_metadata` is not affected. 400: a year of runs plus a month."""
+    audit_retention_days: float = 400.0
+    """Days an audit record (`audit/...`) is kept: a year of admin changes plus a month, then TTL-deleted."""
+    notification_retention_days: float = 90.0
+    """Days notification records, delivery logs and dead-letter records are kept before TTL deletes them."""
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -94,6 +102,9 @@ class Settings:
             metrics_exporter=e.get("CLOUDACT_METRICS_EXPORTER", "none"),
             egress_allow_private=_egress_allow_private(runtime, e.get("CLOUDACT_EGRESS_ALLOW_PRIVATE")),
             stage_redispatches=int(e.get("CLOUDACT_STAGE_REDISPATCHES", "3")),
+            run_retention_days=float(e.get("CLOUDACT_RUN_RETENTION_DAYS", "400")),
+            audit_retention_days=float(e.get("CLOUDACT_AUDIT_RETENTION_DAYS", "400")),
+            notification_retention_days=float(e.get("CLOUDACT_NOTIFICATION_RETENTION_DAYS", "90")),
         )
 
 

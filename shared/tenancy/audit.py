@@ -11,7 +11,7 @@ import time
 from typing import Any
 
 from shared import logs
-from shared.ports.state import Filter
+from shared.ports.state import EXPIRE_AT, Filter, expires_in
 from shared.runs.machine import iso, utc_now
 from shared.runtime.context import Context
 
@@ -35,6 +35,7 @@ def record_audit(
         "user_id": user_id,
         "details": details or {},
         "at": iso(utc_now()),
+        EXPIRE_AT: expires_in(ctx.settings.audit_retention_days),  # Firestore TTL (shared.ports.state)
     }
     ctx.state.create(f"audit/{audit_id}", doc)
     log.info("audit %s", action, extra={"fields": {"audit": doc}})

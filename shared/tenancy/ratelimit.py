@@ -22,8 +22,10 @@ import random
 import threading
 import time
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from shared.errors import TooManyRequests
+from shared.ports.state import expires_in
 from shared.runtime.context import Context
 
 WINDOW_S = 60
@@ -74,8 +76,11 @@ def check_tenant_rate(ctx: Context, tenant_id: str, limit: int, now: float | Non
     """Count this request in the tenant's current window; 429 when it is past `limit`."""
     index, reset = _window(time.time() if now is None else now)
     shards = shard_count(limit)
+    # A day after its window ends, Firestore's TTL deletes the shard (the same value on every write of the window).
+    expire_at = expires_in(1, datetime.fromtimestamp((index + 1) * WINDOW_S, UTC))
     for shard in random.sample(range(shards), min(PROBES, shards)):
-        count = int(ctx.state.increment(f"ratelimits/{tenant_id}:{index}:{shard}", "count"))
+        path = f"ratelimits/{tenant_id}:{index}:{shard}"
+        count = int(ctx.state.increment(path, "count", expire_at=expire_at))
         share = shard_share(limit, shards, shard)
         if count <= share:
             return RateWindow(limit, min(limit, (share - count) * shards), reset)

@@ -20,7 +20,7 @@ from uuid import uuid4
 import pytest
 
 from shared.adapters.sqlite_state import SqliteStateStore
-from shared.ports.state import Filter, StateStore
+from shared.ports.state import EXPIRE_AT, Filter, StateStore, expires_in
 
 T = TypeVar("T")
 
@@ -428,3 +428,43 @@ def test_sqlite_warm_latency(tmp_path: Path, in_memory: bool) -> None:
         assert get_s < 0.0002, f"get took {get_s * 1e6:.0f} us on {target}"
     finally:
         store.close()
+
+
+# ------------------------------------------------------------------------------------------------ expiry (TTL)
+
+
+def test_expire_at_reads_back_as_written_and_firestore_holds_a_timestamp(backend: str, state_store: StateStore) -> None:
+    """Firestore's TTL policies act only on Timestamp fields: the adapter stores `expire_at` as one, callers keep
+    seeing the ISO string they wrote, whichever write wrote it (create, set, update_if, increment)."""
+    base = datetime(2026, 11, 2, 12, 30, tzinfo=UTC)
+    at, later = expires_in(30, base), expires_in(31, base)
+    assert state_store.create("audit/a1", {"x": 1, EXPIRE_AT: at})
+    state_store.set("audit/a2", {"x": 2, EXPIRE_AT: at})
+    current = state_store.get_versioned("audit/a1")
+    assert current is not None and current.data[EXPIRE_AT] == at
+    assert state_store.update_if("audit/a1", {EXPIRE_AT: later}, current.version)
+    assert state_store.increment("ratelimits/t:1:0", "count", expire_at=at) == 1
+    assert state_store.increment("ratelimits/t:1:0", "count", expire_at=at) == 2
+    assert state_store.get("audit/a1") == {"x": 1, EXPIRE_AT: later}
+    assert state_store.get("ratelimits/t:1:0") == {"count": 2, EXPIRE_AT: at}
+    assert dict(state_store.list("audit")) == {"a1": {"x": 1, EXPIRE_AT: later}, "a2": {"x": 2, EXPIRE_AT: at}}
+    if backend == "firestore":
+        client = state_store._client  # type: ignore[attr-defined]
+        for path, expected in (("audit/a1", later), ("audit/a2", at), ("ratelimits/t:1:0", at)):
+            stored = client.document(path).get().to_dict()[EXPIRE_AT]
+            assert isinstance(stored, datetime) and stored == datetime.fromisoformat(expected)
+
+
+def test_purge_expired_deletes_on_sqlite_and_leaves_it_to_the_ttl_policy_on_firestore(
+    backend: str, state_store: StateStore
+) -> None:
+    now = datetime(2026, 11, 2, 12, tzinfo=UTC)
+    state_store.create("claims/old", {EXPIRE_AT: expires_in(-1, now)})
+    state_store.create("claims/fresh", {EXPIRE_AT: expires_in(1, now)})
+    state_store.create("claims/kept", {"no": "expiry"})
+    purged = state_store.purge_expired(expires_in(0, now))
+    left = sorted(doc_id for doc_id, _ in state_store.list("claims"))
+    if backend == "sqlite":
+        assert (purged, left) == (1, ["fresh", "kept"])
+    else:  # Firestore deletes expired documents itself, typically within 24 h: nothing is done (or promised) here
+        assert (purged, left) == (0, ["fresh", "kept", "old"])
