@@ -210,7 +210,7 @@ class BigQueryWarehouse:
         )
         with _mapped_errors("dry run", self.identity):
             job = self._client.query(sql, job_config=config, retry=self._retry, timeout=self._timeout, job_retry=None)
-            columns = tuple((str(f.name), str(f.field_type)) for f in (job.schema or []))
+            columns = tuple((str(f.name), _googlesql_type(f)) for f in (job.schema or []))
             scanned = job.total_bytes_processed
         return DryRun(columns, int(scanned) if scanned is not None else None)
 
@@ -470,6 +470,16 @@ def _parameter(bq: Any, name: str, value: Any) -> Any:
         return bq.ArrayQueryParameter(name, kind, [_scalar_value(v) for v in items])
     kind = "STRING" if value is None else _scalar_type(value)
     return bq.ScalarQueryParameter(name, kind, _scalar_value(value))
+
+
+_STANDARD_NAMES = {"INTEGER": "INT64", "FLOAT": "FLOAT64", "BOOLEAN": "BOOL", "RECORD": "STRUCT"}
+"""The API's legacy type names of a schema field, by their GoogleSQL names."""
+
+
+def _googlesql_type(field: Any) -> str:
+    """A schema field's type as GoogleSQL names it (ARRAY<...> for a REPEATED field; STRUCT without its fields)."""
+    kind = _STANDARD_NAMES.get(str(field.field_type), str(field.field_type))
+    return f"ARRAY<{kind}>" if field.mode == "REPEATED" else kind
 
 
 def to_bigquery_schema(schema: pa.Schema) -> list[bigquery.SchemaField]:

@@ -178,7 +178,8 @@ class DryRun:
     """What a query would return and read, found without running it."""
 
     columns: tuple[tuple[str, str], ...]
-    """(name, engine type name) of each result column."""
+    """(name, type) of each result column; the type by its GoogleSQL name (INT64, STRING, FLOAT64, NUMERIC, BOOL,
+    DATE, TIMESTAMP, DATETIME, ARRAY<...>) on both engines, or the engine's own name where GoogleSQL has none."""
     bytes_processed: int | None
     """BigQuery's estimate of the bytes the query would scan (what it is billed on); None on DuckDB."""
 

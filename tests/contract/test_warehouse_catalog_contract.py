@@ -90,3 +90,21 @@ def test_preview_returns_the_first_rows_with_the_tables_columns(wh: Warehouse, d
     assert catalog(wh).preview(f"{dataset}.facts", 100).num_rows == 12
     with pytest.raises(TerminalError):
         catalog(wh).preview(f"{dataset}.nope", 5)
+
+
+def test_dry_run_names_column_types_as_googlesql_on_both_engines(wh: Warehouse, dataset: str) -> None:
+    wh.write_table(f"{dataset}.facts", rows(range(3)))
+    result = catalog(wh).dry_run(
+        f"SELECT id, name, score, day, ts, amount, active, tags, DATETIME(ts) AS local_ts FROM {dataset}.facts"
+    )
+    assert dict(result.columns) == {
+        "id": "INT64",
+        "name": "STRING",
+        "score": "FLOAT64",
+        "day": "DATE",
+        "ts": "TIMESTAMP",
+        "amount": "NUMERIC",
+        "active": "BOOL",
+        "tags": "ARRAY<STRING>",
+        "local_ts": "DATETIME",
+    }
