@@ -5,8 +5,10 @@ what needs one, reported at the YAML file:line:column of the query like the load
 
 - translation (embedded warehouse): the GoogleSQL must translate to DuckDB (`duckdb_sql.transpile`);
 - tables: every `{tenant_id}_<dataset>.<table>` a query reads must exist, unless a step this one depends on
-  (directly or not) writes it: such a table is *known later* and the query's dry run waits for a real run. A table
-  written only by a step this one does not depend on is an error (the run could read it before it exists);
+  (directly or not) writes it. If that step is a bigquery.query whose own dry run passed, its result columns stand
+  in for the table (sql_stand_ins), so the query is still dry-run; otherwise the table is *known later* and the
+  query waits for a real run. A table written only by a step this one does not depend on is an error (the run could
+  read it before it exists);
 - a dry run: DuckDB binds and plans the translated statement (EXPLAIN); BigQuery runs a dry-run job. Unknown columns,
   functions and type errors are found here, without reading a row.
 
@@ -33,10 +35,6 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal, NamedTuple
 
-import sqlglot
-from sqlglot import exp
-from sqlglot.errors import SqlglotError
-
 from shared.errors import BadRequest, ClientError, PipelineError, TerminalError
 from shared.pipelines.loader import (
     PipelineValidationError,
@@ -50,7 +48,7 @@ from shared.pipelines.parameters import typed
 from shared.pipelines.spec import PipelineSpec, StepSpec
 from shared.pipelines.sql_engine_messages import clean, offset_of_name
 from shared.pipelines.sql_scope import TableScope, checked_query, query_parameter_names
-from shared.pipelines.sql_tables import node_offset
+from shared.pipelines.sql_stand_ins import Columns, tables_read, with_stand_ins
 from shared.pipelines.templating import TemplateError, render, sentinel
 from shared.ports.warehouse import Warehouse, WarehouseCatalog
 from shared.yaml_source import SourceIssue
@@ -123,13 +121,15 @@ def check_pipeline(path: Path, spec: PipelineSpec, warehouse: Warehouse, project
         return report
     context = _Context(tenant_id, others, project, spec, warehouse)
     problems: list[tuple[Severity, YamlPath, str, int | None]] = []
-    for text in sql_texts(spec):
+    # upstream steps first (a step has more ancestors than each of its own): their result columns stand in for the
+    # tables they will write when their dependants are checked
+    for text in sorted(sql_texts(spec), key=lambda t: len(context.ancestors.get(t.step.step_id, ()))):
         where = ("steps", text.step_index, *text.path)
         verdict = context.check(text)
         problems += [(severity, where, message, offset) for severity, message, offset in verdict.findings]
         report.dry_runs += verdict.dry_ran
         report.known_later += verdict.waits
-    report.findings = _located(path, problems)
+    report.findings = sorted(_located(path, problems), key=lambda f: (f.issue.line, f.issue.column))
     return report
 
 
@@ -213,9 +213,12 @@ class _Context:
             warehouse,
         )
         self.values = self._values()
+        self.destination_of: dict[str, str] = {}
         self.producers = self._producers()
         self.ancestors = _ancestors(spec)
         self._tables: dict[str, set[str]] = {}
+        self.written: dict[str, Columns] = {}
+        """Tables a checked bigquery.query step will write (lower-cased `dataset.table`) -> its result columns."""
 
     def _values(self) -> dict[str, Any]:
         """Placeholder values: known ones as they are, a sentinel for those known only per run."""
@@ -260,6 +263,8 @@ class _Context:
             pattern = re.escape(name.lower())
             pattern = re.sub(r"zzcdph\d+zz", "[a-z0-9_]+", pattern)
             out.append((re.compile(f"^{pattern}$"), step.step_id))
+            if step.ps_type == "bigquery.query" and _SENTINEL_MARK not in name:
+                self.destination_of[step.step_id] = name.lower()
         return out
 
     def prepare(self, text: SqlText) -> _Prepared | None:
@@ -282,7 +287,8 @@ class _Context:
             return _Verdict([])
         found: list[tuple[Severity, str, int | None]] = []
         waiting = False
-        for dataset, table, offset in _tables_read(prepared.rendered):
+        stand_ins: dict[str, Columns] = {}
+        for dataset, table, offset in tables_read(prepared.rendered):
             at = None if offset is None else prepared.template_offset(offset)
             full = f"{dataset}.{table}"
             if _SENTINEL_MARK in full:
@@ -297,7 +303,11 @@ class _Context:
                 )
             writers = [step_id for pattern, step_id in self.producers if pattern.match(full.lower())]
             upstream = [w for w in writers if w in self.ancestors.get(text.step.step_id, set())]
-            if upstream:
+            if upstream and full.lower() in self.written:
+                stand_ins[full.lower()] = self.written[full.lower()]
+                note = f"`{full}` does not exist yet: checked against the columns step {upstream[0]!r} writes"
+                found.append(("note", note, at))
+            elif upstream:
                 waiting = True
                 found.append(("note", f"`{full}` is known later: step {upstream[0]!r} creates it", at))
             elif writers:
@@ -313,10 +323,11 @@ class _Context:
                 found.append(("error", f"table `{full}` does not exist and no step of this pipeline creates it", at))
         if any(severity == "error" for severity, *_ in found):
             return _Verdict(found)
-        if waiting:
+        sql = with_stand_ins(prepared.rendered, stand_ins) if stand_ins else prepared.canonical
+        if waiting or sql is None:
             return _Verdict(found, waits=1)
         try:
-            self.warehouse.dry_run(prepared.canonical, prepared.params)
+            result = self.warehouse.dry_run(sql, prepared.params)
         except TerminalError as exc:
             message = clean(str(exc))
             offset = offset_of_name(message, prepared.rendered)
@@ -325,6 +336,8 @@ class _Context:
         except PipelineError as exc:  # transient: the warehouse is busy (a local server holds the file) or away
             note = f"dry run skipped: the warehouse did not answer ({clean(str(exc))})"
             return _Verdict([*found, ("note", note, None)])
+        if text.path == ("source", "query") and text.step.step_id in self.destination_of:
+            self.written[self.destination_of[text.step.step_id]] = result.columns
         return _Verdict(found, dry_ran=1)
 
     def _dataset_tables(self, dataset: str) -> set[str]:
@@ -352,17 +365,6 @@ def _ancestors(spec: PipelineSpec) -> dict[str, set[str]]:
     for step in spec.steps:
         walk(step.step_id, frozenset({step.step_id}))
     return out
-
-
-def _tables_read(sql: str) -> list[tuple[str, str, int | None]]:
-    """(dataset, table, offset in `sql`) of every dataset-qualified table the query reads (CTE names excluded)."""
-    try:
-        tree = sqlglot.parse_one(sql, read="bigquery")
-    except SqlglotError:
-        return []
-    return [
-        (t.db, t.name, node_offset(t)) for t in tree.find_all(exp.Table) if t.db and isinstance(t.this, exp.Identifier)
-    ]
 
 
 def require_translatable(

@@ -38,5 +38,7 @@ def clean(message: str) -> str:
     """An engine's message without the SQL it quotes (a translation error quotes the whole statement) and on one
     line."""
     message = message.split("\n[SQL:", 1)[0]
+    # the adapter's own pointer into the SQL it was given (regenerated from the template): the YAML position replaces it
+    message = re.sub(r" \(at line \d+, column \d+ of your SQL: .*\)$", "", message, flags=re.DOTALL)
     message = re.sub(r"^(DuckDB dry run|BigQuery dry run): ", "", message)
     return " ".join(message.split())[:500]

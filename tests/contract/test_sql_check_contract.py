@@ -40,8 +40,13 @@ steps:
   - step_id: later
     ps_type: bigquery.query
     depends_on: [good]
-    source: {query: "SELECT * FROM {tenant_id}_sales.totals"}
+    source: {query: "SELECT region, total * 2 AS doubled FROM {tenant_id}_sales.totals"}
     destination: {dataset: sales, table: t3}
+  - step_id: later_bad
+    ps_type: bigquery.query
+    depends_on: [good]
+    source: {query: "SELECT region, amount FROM {tenant_id}_sales.totals"}
+    destination: {dataset: sales, table: t4}
 """
 
 
@@ -52,7 +57,9 @@ def test_dry_run_verdicts_are_the_same_on_both_warehouses(tenant: tuple[str, War
     path = folder / "p.yaml"
     path.write_text(PIPELINE)
     report = check_pipeline(path, load_pipeline(path), wh, BQ_PROJECT)
-    assert report.dry_runs == 1 and report.known_later == 1
-    (error,) = report.errors
-    assert (error.issue.line, error.issue.column) == (9, 37)  # `amount_usd` in the query
-    assert error.issue.key == "steps[1].source.query" and "amount_usd" in error.issue.message
+    assert report.dry_runs == 2 and report.known_later == 0  # `later` read the columns `good` returns
+    first, second = report.errors
+    assert (first.issue.line, first.issue.column) == (9, 37)  # `amount_usd` in the query
+    assert first.issue.key == "steps[1].source.query" and "amount_usd" in first.issue.message
+    assert (second.issue.line, second.issue.column) == (19, 37)  # `amount`: not a column `good` returns
+    assert second.issue.key == "steps[3].source.query" and "amount" in second.issue.message

@@ -98,10 +98,31 @@ def test_an_unknown_table_is_reported_at_the_table(config: Path, warehouse: Duck
     assert "table `acme_sales.ordrs` does not exist and no step of this pipeline creates it" in finding.issue.message
 
 
-def test_a_table_an_upstream_step_creates_is_known_later(config: Path, warehouse: DuckDBWarehouse) -> None:
-    downstream = step("b", "SELECT order_id, no_such_column FROM {tenant_id}_sales.fresh", depends_on="load")
-    report = check(write(config, HEAD + ORDERS_STEP + downstream), warehouse)
-    assert report.errors == [] and report.known_later == 1 and report.dry_runs == 1
+def test_a_table_an_upstream_query_creates_is_checked_against_its_columns(
+    config: Path, warehouse: DuckDBWarehouse
+) -> None:
+    """`fresh` does not exist before the first run: the columns `load`'s query returns stand in for it."""
+    good = step("b", "SELECT order_id, UPPER(region) AS r FROM {tenant_id}_sales.fresh", depends_on="load")
+    report = check(write(config, HEAD + ORDERS_STEP + good), warehouse)
+    assert report.errors == [] and report.dry_runs == 2 and report.known_later == 0
+    (note,) = report.findings
+    assert "`acme_sales.fresh` does not exist yet: checked against the columns step 'load' writes" in str(note)
+    bad = step("b", "SELECT order_id,\n       amount\nFROM {tenant_id}_sales.fresh", depends_on="load", table="b")
+    path = write(config, HEAD + ORDERS_STEP + bad)
+    (error,) = check(path, warehouse).errors
+    assert (error.issue.line, error.issue.column) == position(path, "amount")
+    assert 'Referenced column "amount" not found' in error.issue.message
+
+
+def test_a_table_an_upstream_file_load_creates_is_known_later(config: Path, warehouse: DuckDBWarehouse) -> None:
+    """A loaded file's columns are not known before it is read: the query waits for a real run."""
+    load = (
+        "  - step_id: load\n    ps_type: file.load\n    source: {path: exports/x.parquet}\n"
+        "    destination: {dataset: sales, table: fresh}\n"
+    )
+    downstream = step("b", "SELECT no_such_column FROM {tenant_id}_sales.fresh", depends_on="load")
+    report = check(write(config, HEAD + load + downstream), warehouse)
+    assert report.errors == [] and report.known_later == 1 and report.dry_runs == 0
     (note,) = report.findings
     assert note.severity == "note" and "`acme_sales.fresh` is known later: step 'load' creates it" in str(note)
 
@@ -160,5 +181,6 @@ def test_cli_validate_creates_no_warehouse_for_a_tenant_without_one(
     monkeypatch.setenv("CLOUDACT_HOME", str(tmp_path / "fresh_home"))
     result = CliRunner().invoke(cli, ["pipelines", "validate", "-v", str(config)])
     assert result.exit_code == 0, result.output
-    assert "1 SQL quer(ies) dry-run on duckdb, 1 known later" in result.output
+    assert "2 SQL quer(ies) dry-run on duckdb, 0 known later" in result.output
+    assert "checked against the columns step 'load' writes (note)" in result.output
     assert not (tmp_path / "fresh_home").exists()
