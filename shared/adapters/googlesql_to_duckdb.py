@@ -14,6 +14,9 @@ reshapes constructs that were checked.
   approximate, and the exact one is within its error; DuckDB's own APPROX_QUANTILE is a different approximation.
 - `APPROX_COUNT_DISTINCT(x)`: exact `COUNT(DISTINCT x)`, likewise within BigQuery's error (DuckDB's own HyperLogLog
   is another estimate).
+- `PARSE_NUMERIC(s)` / `PARSE_BIGNUMERIC(s)`: DuckDB has neither; a cast of the text without spaces to
+  DECIMAL(38, 9) (`SAFE.` makes it a TRY_CAST).
+- `SAFE.<function>(...)`: DuckDB read `SAFE.` as a schema; it becomes `TRY(<function>(...))`, NULL on error.
 - `DATE_ADD`/`DATE_SUB` return DATE in BigQuery, a TIMESTAMP in DuckDB: cast back to DATE.
 - `EXTRACT(WEEK(<weekday>) FROM d)`: the week number with weeks starting on that weekday (0 before its first
   occurrence in the year), computed from the day of year and the day of week.
@@ -49,13 +52,26 @@ def rewrite(tree: exp.Expr) -> exp.Expr:
     for unnest in list(tree.find_all(exp.Unnest)):
         _spread_unaliased_unnest(unnest, counter)
     for node in list(
-        tree.find_all(exp.ArrayAgg, exp.ApproxQuantiles, exp.ApproxDistinct, exp.DateAdd, exp.DateSub, exp.Anonymous)
+        tree.find_all(
+            exp.ArrayAgg,
+            exp.ApproxQuantiles,
+            exp.ApproxDistinct,
+            exp.DateAdd,
+            exp.DateSub,
+            exp.Anonymous,
+            exp.ParseNumeric,
+            exp.ParseBignumeric,
+        )
     ):
         replacement = _function_rewrite(node)
         if replacement is not None:
+            if isinstance(replacement, exp.TryCast) and isinstance(node.parent, exp.SafeFunc):
+                node = node.parent  # SAFE.PARSE_NUMERIC(...) is the TRY_CAST as a whole
             if node is tree:
                 return replacement
             node.replace(replacement)
+    for safe in list(tree.find_all(exp.SafeFunc)):
+        safe.replace(exp.Anonymous(this="TRY", expressions=[safe.this.copy()]))
     return tree
 
 
@@ -206,6 +222,13 @@ def _function_rewrite(node: exp.Expr) -> exp.Expr | None:
         return None
     if isinstance(node, exp.ApproxQuantiles):
         return _quantiles(node)
+    if isinstance(node, exp.ParseNumeric | exp.ParseBignumeric):
+        # BigQuery allows spaces around the sign and digits; DECIMAL(38, 9) as for NUMERIC (BIGNUMERIC: see above)
+        text = exp.Anonymous(
+            this="REPLACE", expressions=[node.this.copy(), exp.Literal.string(" "), exp.Literal.string("")]
+        )
+        cast = exp.TryCast if isinstance(node.parent, exp.SafeFunc) else exp.Cast
+        return cast(this=text, to=exp.DataType.build("DECIMAL(38, 9)"))
     if isinstance(node, exp.ApproxDistinct):
         return exp.Count(this=exp.Distinct(expressions=[node.this.copy()]))
     if isinstance(node, exp.DateAdd | exp.DateSub):

@@ -236,3 +236,14 @@ def test_errors_name_the_users_sql_not_the_translation(wh: DuckDBWarehouse) -> N
 def test_approx_count_distinct_is_the_exact_count(wh: DuckDBWarehouse) -> None:
     got = rows(wh, "SELECT APPROX_COUNT_DISTINCT(t) AS n FROM acme_b.t, UNNEST(tags) AS t")
     assert got == [{"n": 6}]
+
+
+def test_parse_numeric_and_safe_functions(wh: DuckDBWarehouse) -> None:
+    got = rows(
+        wh,
+        "SELECT PARSE_NUMERIC(' - 1.25') AS n, PARSE_BIGNUMERIC('2.5') AS b, SAFE.PARSE_NUMERIC('x') AS bad, "
+        "SAFE.PARSE_DATE('%Y-%m-%d', 'not a date') AS no_date, SAFE.PARSE_DATE('%Y-%m-%d', '2026-10-01') AS day",
+    )
+    assert got == [
+        {"n": Decimal("-1.25"), "b": Decimal("2.5"), "bad": None, "no_date": None, "day": dt.date(2026, 10, 1)}
+    ]
