@@ -35,7 +35,19 @@ TENANT_ONLY = {"list_audit"}
 # (list_deliveries with a run_id sorts the run's handful of deliveries itself).
 UNORDERED_FILTERS = {("shared/notify/delivery.py", "list_deliveries"): {"run_id"}}
 
-TTL_COLLECTIONS = {"ratelimits", "claims", "idempotency", "runs", "stages", "notifications", "audit", "dead_letters"}
+TTL_COLLECTIONS = {
+    "ratelimits",
+    "claims",
+    "idempotency",
+    "runs",
+    "stages",
+    "events",
+    "notifications",
+    "audit",
+    "dead_letters",
+}
+# Collections written by a module that sets `expire_at`, which need no TTL: bounded, not growing with traffic.
+NOT_EXPIRING = {"notification_cooldowns"}  # one per (tenant, rule, pipeline, event type, channel)
 
 
 def _string(node: ast.AST, module: ast.Module) -> str | None:
@@ -132,6 +144,47 @@ def test_ttl_policies_on_expire_at_for_every_growing_collection(platform: dict[s
     code = "\n".join(p.read_text() for p in SHARED.rglob("*.py"))
     for collection in TTL_COLLECTIONS:  # each is a collection (group) the code really writes
         assert re.search(rf"""f?["']{collection}/|["']{collection}["']|/{collection}["']""", code), collection
+
+
+def _collections_written(module: ast.Module) -> set[str]:
+    """Collections a module names in document paths: "name/..." literals, f"name/{...}" and f"{CONST}/{...}"."""
+    consts = {
+        target.id: node.value.value
+        for node in module.body
+        if isinstance(node, ast.Assign) and isinstance(node.value, ast.Constant) and isinstance(node.value.value, str)
+        for target in node.targets
+        if isinstance(target, ast.Name)
+    }
+    names: set[str] = set()
+    for node in ast.walk(module):
+        head: str | None = None
+        if isinstance(node, ast.JoinedStr) and node.values:
+            first = node.values[0]
+            if isinstance(first, ast.Constant) and isinstance(first.value, str):
+                head = first.value
+            elif isinstance(first, ast.FormattedValue) and isinstance(first.value, ast.Name) and len(node.values) > 1:
+                after = node.values[1]
+                if isinstance(after, ast.Constant) and str(after.value).startswith("/"):
+                    head = f"{consts.get(first.value.id, '')}/"
+        elif isinstance(node, ast.BinOp) and isinstance(node.left, ast.Constant) and isinstance(node.left.value, str):
+            head = node.left.value
+        match = re.match(r"^([a-z_]+)/", head or "")
+        if match:
+            names.add(match.group(1))
+    return names
+
+
+def test_every_collection_written_with_expire_at_has_a_ttl_policy() -> None:
+    """A module that writes `expire_at` (expires_in / EXPIRE_AT) writes it for the collections it names."""
+    expiring: set[str] = set()
+    for path in sorted(SHARED.rglob("*.py")):
+        if path.parent.name in ("ports", "adapters"):
+            continue
+        text = path.read_text()
+        if "expires_in(" in text or "EXPIRE_AT" in text:
+            expiring |= _collections_written(ast.parse(text))
+    assert expiring, "no module writes expire_at"
+    assert expiring - NOT_EXPIRING <= TTL_COLLECTIONS, f"no TTL policy for {expiring - NOT_EXPIRING - TTL_COLLECTIONS}"
 
 
 def test_index_exemptions_name_fields_no_query_uses(platform: dict[str, Any]) -> None:
