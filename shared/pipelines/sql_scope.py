@@ -90,7 +90,8 @@ def validate_sql_template(sql: str, scope: ValidationScope) -> list[tuple[int | 
                 problems.append(
                     (
                         match.start() if match else None,
-                        f"@{name} is not a parameter, variable or built-in ({', '.join(sorted(BUILTIN_NAMES))})",
+                        f"{match.group(0) if match else '@' + name} is not a parameter, variable or built-in "
+                        f"({', '.join(sorted(BUILTIN_NAMES))})",
                     )
                 )
     return problems

@@ -247,3 +247,14 @@ def test_parse_numeric_and_safe_functions(wh: DuckDBWarehouse) -> None:
     assert got == [
         {"n": Decimal("-1.25"), "b": Decimal("2.5"), "bad": None, "no_date": None, "day": dt.date(2026, 10, 1)}
     ]
+
+
+def test_validation_accepts_upper_case_parameters_and_names_unknown_ones() -> None:
+    from shared.pipelines.sql_scope import validate_sql_template
+    from shared.pipelines.templating import ValidationScope
+
+    scope = ValidationScope(tenant_id="acme", parameter_types={"start_date": "date"})
+    sql = "SELECT * FROM {tenant_id}_b.t WHERE day >= @START_DATE AND day < @Run_Date"
+    assert validate_sql_template(sql, scope) == []
+    problems = validate_sql_template("SELECT * FROM {tenant_id}_b.t WHERE day >= @END_DATE", scope)
+    assert len(problems) == 1 and problems[0][0] == 43 and "@END_DATE is not a parameter" in problems[0][1]
