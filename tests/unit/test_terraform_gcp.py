@@ -107,6 +107,13 @@ def test_service_agents_exist_before_they_are_granted_anything(platform: dict[st
         "cloudscheduler": "cloudscheduler.googleapis.com",
     }
     assert all(body["provider"] == "google-beta" for body in identities.values())
+    # Scheduler jobs (the watchdog's here, the tenants' through the topic output) wait for Scheduler's agent.
+    job = resources(platform, "google_cloud_scheduler_job")["maintenance"]
+    assert "${google_project_service_identity.cloudscheduler}" in job["depends_on"]
+    outputs = {name: body for block in platform["output"] for name, body in block.items()}
+    assert outputs["schedule_ticks_topic_id"]["depends_on"] == ["${google_project_service_identity.cloudscheduler}"]
+    root = {name: body for block in load_hcl(TERRAFORM)["module"] for name, body in block.items()}
+    assert root["tenant"]["schedule_ticks_topic_id"] == "${module.platform.schedule_ticks_topic_id}"
     text = platform_text()
     # Every grant to Pub/Sub's agent goes through the identity resource, never a hand-built e-mail address.
     assert "gcp-sa-pubsub" not in text

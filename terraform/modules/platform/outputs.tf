@@ -16,7 +16,9 @@ output "topic_ids" {
 }
 
 output "schedule_ticks_topic_id" {
-  value = google_pubsub_topic.topic["cdp-schedule-ticks"].id
+  description = "Topic of the tenants' Scheduler jobs; ready once Scheduler's service agent exists (main.tf)."
+  value       = google_pubsub_topic.topic["cdp-schedule-ticks"].id
+  depends_on  = [google_project_service_identity.cloudscheduler]
 }
 
 output "subscriptions" {

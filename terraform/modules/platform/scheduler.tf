@@ -19,5 +19,6 @@ resource "google_cloud_scheduler_job" "maintenance" {
     retry_count = 1
   }
 
-  depends_on = [google_project_service.apis]
+  # Scheduler publishes as its service agent: it must exist first (main.tf).
+  depends_on = [google_project_service.apis, google_project_service_identity.cloudscheduler]
 }
