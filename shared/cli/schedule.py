@@ -113,8 +113,7 @@ def _print_outcomes(outcomes: list[Any], at: datetime) -> None:
     for outcome in outcomes:
         p = outcome.pipeline
         if not outcome.runs:
-            why = f"misfire skipped (newer slot {_when(outcome.previous)} already fired)"
-            table.add_row(p.tenant_id, p.pipeline_id, _when(outcome.slot), "-", "-", why)
+            table.add_row(p.tenant_id, p.pipeline_id, _when(outcome.slot), "-", "-", outcome.skipped_because)
         for run in outcome.runs:
             note = "new" if run["new"] else "already fired: same run"
             table.add_row(

@@ -9,15 +9,17 @@ A *slot* is one scheduled time of a pipeline (an aware datetime in the schedule'
   still runs every hour. A Scheduler tick for the second occurrence maps onto the first, so admission dedups it.
 
 The misfire policy decides what a tick fires besides its own slot, given the newest slot already fired (the cursor):
-`skip` fires only the tick's slot and drops a tick older than the cursor; `catch_up` also fires every slot missed
-since the cursor (at most MAX_CATCH_UP, the newest ones) and still runs a late, older tick.
+`skip` fires only the tick's slot, and only when the tick was published within MISFIRE_GRACE of that slot: a tick
+older than the cursor, or published long after its slot (a Scheduler outage, `cloudact schedule tick` run hours
+after a daily slot), fires nothing. `catch_up` also fires every slot missed since the cursor (at most MAX_CATCH_UP,
+the newest ones) and still runs a late, older tick.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -35,6 +37,9 @@ MACROS = {
 }
 SLOT_TOLERANCE = timedelta(seconds=10)
 """A tick published up to this long before a slot belongs to that slot (clock skew between Scheduler and us)."""
+MISFIRE_GRACE = timedelta(hours=1)
+"""Under `misfire: skip`, how late a tick may be published after its slot and still fire it (what Kubernetes calls
+startingDeadlineSeconds). Later than that the slot counts as missed: it is skipped, never run hours late."""
 MAX_CATCH_UP = 100
 """Most slots one tick fires under `catch_up`; older missed slots are dropped (and logged) beyond that."""
 _SCAN_LIMIT = 100_000
@@ -126,13 +131,37 @@ class CronSchedule:
         return out[::-1]
 
 
-def slots_to_fire(schedule: CronSchedule, last_fired: datetime | None, slot: datetime) -> list[datetime]:
-    """What a tick for `slot` fires, given the newest slot already fired. A repeat of the cursor's own slot fires it
-    again: admission dedups it, and a crash between admitting and publishing is repaired by the redelivery."""
-    if last_fired is None or slot == last_fired:
+def slots_to_fire(
+    schedule: CronSchedule, last_fired: datetime | None, slot: datetime, ticked_at: datetime | None = None
+) -> list[datetime]:
+    """What a tick for `slot`, published at `ticked_at`, fires, given the newest slot already fired. A repeat of the
+    cursor's own slot fires it again: admission dedups it, and a crash between admitting and publishing is repaired
+    by the redelivery."""
+    # compared in UTC: Python never finds a repeated-hour time equal to the same instant in another zone (PEP 495)
+    if last_fired is not None and slot.astimezone(UTC) == last_fired.astimezone(UTC):
         return [slot]
-    if slot < last_fired:
-        return [slot] if schedule.misfire == "catch_up" else []
     if schedule.misfire == "catch_up":
+        if last_fired is None or slot < last_fired:
+            return [slot]
         return schedule.slots_between(last_fired, slot)
+    if last_fired is not None and slot < last_fired:
+        return []
+    if ticked_at is not None and ticked_at - slot > MISFIRE_GRACE:
+        return []
     return [slot]
+
+
+def misfire_reason(schedule: CronSchedule, last_fired: datetime | None, slot: datetime, ticked_at: datetime) -> str:
+    """Why a `skip` tick fired nothing, in words for logs and `cloudact schedule tick`."""
+    if last_fired is not None and slot < last_fired:
+        return f"misfire skipped: newer slot {last_fired.isoformat(timespec='minutes')} already fired"
+    late = ticked_at - slot
+    return (
+        f"misfire skipped: slot is {_duration(late)} old; `misfire: skip` fires a slot at most "
+        f"{_duration(MISFIRE_GRACE)} late (`misfire: catch_up` runs it)"
+    )
+
+
+def _duration(delta: timedelta) -> str:
+    minutes = int(delta.total_seconds() // 60)
+    return f"{minutes // 60} h {minutes % 60:02d} min" if minutes >= 60 else f"{minutes} min"

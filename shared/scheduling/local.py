@@ -19,8 +19,8 @@ from shared.pipelines.loader import PipelineValidationError, list_pipeline_files
 from shared.runs.machine import iso, run_path
 from shared.runs.store import idempotency_path
 from shared.runtime.context import Context
-from shared.scheduling.cron import CronSchedule, ScheduleError, slots_to_fire
-from shared.scheduling.trigger import last_fired, schedule_idempotency_key
+from shared.scheduling.cron import CronSchedule, ScheduleError, misfire_reason, slots_to_fire
+from shared.scheduling.trigger import TICKED_AT_ATTRIBUTE, last_fired, schedule_idempotency_key
 
 
 @dataclass(frozen=True)
@@ -43,6 +43,8 @@ class TickOutcome:
     existed_before: set[datetime] = field(default_factory=set)
     runs: list[dict[str, Any]] = field(default_factory=list)
     """After the tick: `{slot, run_id, status, new}` per expected slot."""
+    skipped_because: str = ""
+    """Why the tick fires nothing (misfire policy), when `expected` is empty."""
 
 
 def scheduled_pipelines(config_dir: Path, tenant_id: str | None = None) -> tuple[list[ScheduledPipeline], list[str]]:
@@ -66,11 +68,15 @@ def scheduled_pipelines(config_dir: Path, tenant_id: str | None = None) -> tuple
     return found, problems
 
 
-def tick_message(tenant_id: str, pipeline_id: str, slot: datetime) -> OutboundMessage:
-    """A ScheduleTick as Cloud Scheduler's job publishes it, with the slot made explicit."""
+def tick_message(
+    tenant_id: str, pipeline_id: str, slot: datetime, ticked_at: datetime | None = None
+) -> OutboundMessage:
+    """A ScheduleTick as Cloud Scheduler's job publishes it, with the slot made explicit and dated `ticked_at` (the
+    `--at` of `cloudact schedule tick`; by default the slot itself, as Scheduler fires on time)."""
     tick = ScheduleTick(tenant_id=tenant_id, pipeline_id=pipeline_id, scheduled_for=slot)
     attributes = {"tenant_id": tenant_id, "pipeline_id": pipeline_id, "kind": "schedule.tick"}
     attributes["scheduled_for"] = iso(slot)
+    attributes[TICKED_AT_ATTRIBUTE] = iso(ticked_at or slot)
     return OutboundMessage(tick.to_bytes(), with_trace_context(attributes))
 
 
@@ -85,9 +91,10 @@ def plan_ticks(ctx: Context, pipelines: list[ScheduledPipeline], at: datetime) -
     for pipeline in pipelines:
         slot = pipeline.schedule.latest_at_or_before(at)
         previous = last_fired(ctx, pipeline.tenant_id, pipeline.pipeline_id)
-        expected = slots_to_fire(pipeline.schedule, previous, slot)
+        expected = slots_to_fire(pipeline.schedule, previous, slot, at)
         existed = {s for s in expected if run_for_slot(ctx, pipeline.tenant_id, pipeline.pipeline_id, s)}
-        out.append(TickOutcome(pipeline, slot, previous, expected, existed))
+        skipped = "" if expected else misfire_reason(pipeline.schedule, previous, slot, at)
+        out.append(TickOutcome(pipeline, slot, previous, expected, existed, skipped_because=skipped))
     return out
 
 
@@ -98,8 +105,9 @@ def fire_due(runtime: Any, at: datetime | None = None, tenant_id: str | None = N
     """
     ctx: Context = runtime.context
     pipelines, problems = scheduled_pipelines(ctx.settings.config_dir, tenant_id)
-    outcomes = plan_ticks(ctx, pipelines, at or datetime.now(UTC))
-    messages = [tick_message(o.pipeline.tenant_id, o.pipeline.pipeline_id, o.slot) for o in outcomes]
+    outcomes = plan_ticks(ctx, pipelines, at or datetime.now(UTC))  # a skipped misfire is not published at all
+    now = at or datetime.now(UTC)
+    messages = [tick_message(o.pipeline.tenant_id, o.pipeline.pipeline_id, o.slot, now) for o in outcomes if o.expected]
     if messages:
         runtime.bus.publish(topics.SCHEDULE_TICKS, messages)
     drained = bool(runtime.wait_idle(timeout))

@@ -25,7 +25,7 @@ from shared.observability import timed_admission, with_trace_context
 from shared.pipelines.loader import find_pipeline
 from shared.runs.machine import iso, parse_iso, set_fields_if, utc_now
 from shared.runtime.context import Context
-from shared.scheduling.cron import CronSchedule, ScheduleError, slots_to_fire
+from shared.scheduling.cron import CronSchedule, ScheduleError, misfire_reason, slots_to_fire
 from shared.tenancy.admission import admit_run
 
 log = logs.get_logger("cloudact.scheduling")
@@ -68,10 +68,17 @@ def pipeline_schedule(ctx: Context, tenant_id: str, pipeline_id: str) -> CronSch
         raise TerminalError(f"pipeline {tenant_id}/{pipeline_id}: {exc}") from exc
 
 
+TICKED_AT_ATTRIBUTE = "ticked_at"
+"""Set by the local stand-in for Cloud Scheduler (`cloudact schedule tick --at`): the time the tick stands for."""
+
+
 def publish_time_of(cloud_event: Any) -> datetime | None:
-    """The Pub/Sub publish time of the event (what a static Scheduler tick is dated by); None if unreadable."""
+    """When the tick was published: the Pub/Sub publish time (what a static Scheduler tick is dated by), or the local
+    scheduler's `ticked_at` attribute; None if unreadable."""
     try:
-        return parse_iso(decode_cloud_event(cloud_event).publish_time.replace("Z", "+00:00"))
+        message = decode_cloud_event(cloud_event)
+        ticked_at = message.attributes.get(TICKED_AT_ATTRIBUTE)
+        return parse_iso(ticked_at or message.publish_time.replace("Z", "+00:00"))
     except (UndecodableMessage, ValueError):
         return None
 
@@ -82,11 +89,11 @@ def trigger_scheduled_run(ctx: Context, tick: ScheduleTick, published_at: dateti
     moment = tick.scheduled_for or published_at or utc_now()
     slot = schedule.slot_for(moment)
     previous = last_fired(ctx, tick.tenant_id, tick.pipeline_id)
-    slots = slots_to_fire(schedule, previous, slot)
+    ticked_at = published_at or utc_now()
+    slots = slots_to_fire(schedule, previous, slot, ticked_at)
     if not slots:
-        log.warning(
-            "misfire skipped: slot %s is older than the newest slot fired (%s); policy skip", iso(slot), previous
-        )
+        log.warning("%s/%s slot %s: %s", tick.tenant_id, tick.pipeline_id, iso(slot),
+                    misfire_reason(schedule, previous, slot, ticked_at))  # fmt: skip
         return []
     if len(slots) > 1:
         log.info("catching up %d missed slot(s) since %s", len(slots) - 1, previous and iso(previous))

@@ -3,6 +3,7 @@ deleted only with the tenant id as confirmation, everything idempotent and audit
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -10,6 +11,7 @@ from click.testing import CliRunner
 
 from shared.contracts.messages import ScheduleTick
 from shared.errors import TerminalError
+from shared.scheduling.cron import CronSchedule
 from shared.scheduling.trigger import trigger_scheduled_run
 from shared.secrets.store import list_secret_names, put_secret
 from shared.tenancy.audit import list_audit
@@ -40,12 +42,13 @@ def test_offboarding_revokes_and_stops_and_deletes_only_when_confirmed(runtime: 
     assert body["would_delete"] == {"datasets": datasets, "secrets": ["slack_webhook"]}
     assert _datasets(runtime, "acme") == datasets and list_secret_names(ctx, "acme") == ["slack_webhook"]
 
-    # nothing the tenant had still works: its key, a run through the admin path, its schedule
+    # nothing the tenant had still works: its key, a run through the admin path, its schedule (ticked on time)
+    on_time = CronSchedule("0 3 * * *", "Europe/Brussels").latest_at_or_before(datetime.now(UTC))
     refused = runtime.call_api("GET", "/api/v1/tenants/acme/pipelines", headers=key_headers)
     assert refused.status in (401, 403), refused.body
     assert execute(runtime, "acme", "daily_sales").status in (401, 403)
     with pytest.raises(TerminalError, match="offboarded"):
-        trigger_scheduled_run(ctx, ScheduleTick(tenant_id="acme", pipeline_id="daily_sales"))
+        trigger_scheduled_run(ctx, ScheduleTick(tenant_id="acme", pipeline_id="daily_sales"), on_time)
     reactivate = runtime.call_api("PATCH", "/api/v1/admin/tenants/acme", {"status": "active"}, admin(runtime))
     assert reactivate.status == 409 and reactivate.body["details"]["field"] == "tenant_id"
 

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from shared.scheduling.cron import CronSchedule, ScheduleError, slots_to_fire
+from shared.scheduling.cron import MISFIRE_GRACE, CronSchedule, ScheduleError, misfire_reason, slots_to_fire
 
 BRUSSELS = "Europe/Brussels"
 
@@ -75,6 +75,25 @@ def test_misfire_policy_skip_and_catch_up() -> None:
     assert slots_to_fire(skip, d[3], d[1]) == []  # a late tick older than the newest fired one is dropped
     assert slots_to_fire(catch_up, d[3], d[1]) == [d[1]]  # ... or still runs
     assert slots_to_fire(skip, d[3], d[3]) == [d[3]]  # a redelivery fires again: admission dedups it
+
+
+def test_misfire_skip_fires_a_slot_only_within_the_grace() -> None:
+    skip = CronSchedule("0 3 * * *", "Europe/Brussels", "skip")
+    catch_up = CronSchedule("0 3 * * *", "Europe/Brussels", "catch_up")
+    slot = datetime.fromisoformat("2026-12-01T03:00:00+01:00")
+    on_time, late = slot + timedelta(seconds=2), slot + MISFIRE_GRACE
+    sixteen_hours = slot + timedelta(hours=16)
+    assert slots_to_fire(skip, None, slot, on_time) == [slot]
+    assert slots_to_fire(skip, None, slot, late) == [slot]  # the grace is inclusive
+    assert slots_to_fire(skip, None, slot, late + timedelta(seconds=1)) == []
+    assert slots_to_fire(skip, slot - timedelta(days=1), slot, sixteen_hours) == []
+    assert slots_to_fire(catch_up, None, slot, sixteen_hours) == [slot]  # catch_up runs it late
+    assert slots_to_fire(skip, slot, slot, sixteen_hours) == [slot]  # a repeat of the fired slot: same run
+    reason = misfire_reason(skip, None, slot, sixteen_hours)
+    assert reason == (
+        "misfire skipped: slot is 16 h 00 min old; `misfire: skip` fires a slot at most 1 h 00 min late "
+        "(`misfire: catch_up` runs it)"
+    )
 
 
 def test_catch_up_after_a_long_outage_is_bounded_to_the_newest_slots() -> None:

@@ -127,15 +127,43 @@ def test_cloudact_schedule_tick_fires_what_is_due_once(settings: Any, config_dir
     monkeypatch.setenv("CLOUDACT_CONFIG_DIR", str(config_dir))
     monkeypatch.setenv("CLOUDACT_RUNTIME", "embedded")
     runner = CliRunner()
-    first = runner.invoke(cli, ["schedule", "tick", "--at", "2026-10-25T04:00:00+01:00", "--tenant", "testco"])
+    first = runner.invoke(cli, ["schedule", "tick", "--at", "2026-10-25T02:50:00+02:00", "--tenant", "testco"])
     assert first.exit_code == 0, first.output
     assert "nightly" in first.output and "2026-10-25T02:30+02:00" in first.output and "SUCCEEDED" in first.output
     again = runner.invoke(cli, ["schedule", "tick", "--at", "2026-10-25T05:00:00+01:00", "--tenant", "testco"])
     assert again.exit_code == 0, again.output
-    assert "already fired: same run" in again.output
+    assert "already fired: same run" in again.output, again.output
     listed = runner.invoke(cli, ["schedule", "list", "--at", "2026-10-25T05:00:00+01:00"])
     assert listed.exit_code == 0 and "2026-10-26T02:30+01:00" in listed.output, listed.output
     bad = runner.invoke(cli, ["schedule", "tick", "--at", "yesterday"])
     assert bad.exit_code == 2 and "ISO 8601" in bad.output
     state = Context(settings).state
     assert len(list_runs(state, "testco", pipeline_id="nightly")) == 1
+
+
+def test_schedule_tick_hours_after_a_skip_slot_fires_nothing(settings: Any, config_dir: Path, monkeypatch: Any) -> None:
+    """acme's daily_sales runs at 03:00 Brussels with `misfire: skip`: a tick at 19:00 must not run the 03:00 slot."""
+    from shared.cli.main import cli
+
+    monkeypatch.setenv("CLOUDACT_HOME", str(settings.home))
+    monkeypatch.setenv("CLOUDACT_CONFIG_DIR", str(config_dir))
+    monkeypatch.setenv("CLOUDACT_RUNTIME", "embedded")
+    late = CliRunner().invoke(cli, ["schedule", "tick", "--at", "2026-12-01T19:00:00+01:00", "--tenant", "acme"])
+    assert late.exit_code == 0, late.output
+    assert "misfire skipped: slot is 16 h 00 min old" in " ".join(late.output.split()), late.output
+    state = Context(settings).state
+    assert list_runs(state, "acme", pipeline_id="daily_sales") == []
+    on_time = CliRunner().invoke(cli, ["schedule", "tick", "--at", "2026-12-02T03:00:05+01:00", "--tenant", "acme"])
+    assert on_time.exit_code == 0 and "SUCCEEDED" in on_time.output, on_time.output
+    (run,) = list_runs(state, "acme", pipeline_id="daily_sales")
+    assert run["trigger"]["scheduled_for"] == "2026-12-02T03:00:00+01:00"
+
+
+def test_a_static_scheduler_tick_delivered_late_fires_nothing_under_skip(make_runtime: Any, config_dir: Path) -> None:
+    add_pipelines(config_dir, NIGHTLY)
+    runtime = make_runtime()
+    late = tick_message("testco", "nightly", utc(2026, 6, 10, 0, 30), ticked_at=utc(2026, 6, 10, 16, 30))
+    runtime.bus.publish(topics.SCHEDULE_TICKS, [late])
+    assert runtime.wait_idle(30)
+    assert scheduled_runs(runtime, "nightly") == []
+    assert runtime.bus.stats.dead_lettered == 0 and runtime.bus.stats.nacked == 0  # acked: nothing to retry
