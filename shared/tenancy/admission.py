@@ -4,15 +4,15 @@
 names a run (returned as is, costing no quota), then reserves the run against the tenant's plan - runs per UTC day,
 runs per UTC month and concurrent runs - before the run document is written:
 
-- the day and month quotas are sharded counters (`tenants/{t}/quota_shards/{day|month}-{i}`, shared.tenancy.
-  quota_shards): one random shard per admission, counted by a compare-and-set against that shard's share of the
-  limit, so the total is exact under races;
+- the day and month quotas are sharded counters (`tenants/{t}/quota_shards/{i}`, shared.tenancy.quota_shards):
+  one random shard per admission counts both, by a compare-and-set against that shard's share of each limit, so
+  the totals are exact under races;
 - the concurrency limit is slot documents (`tenants/{t}/slots/{i}`, i < the limit, shared.tenancy.slots): the run
   writes its id into a free slot with create() or a compare-and-set.
 
 Why no single admission document: Firestore sustains ~1 write/s per document, which capped one tenant near 0.5
-runs/s; shards and slots spread one tenant's admissions over ~100 documents. The shards and the slot are read first
-and written after, in that order, so a refusal (429) writes nothing; a write lost to a racing admission gives back
+runs/s; shards and slots spread one tenant's admissions over hundreds of documents. The shard and the slot are read
+first and written after, in that order, so a refusal (429) writes nothing; a write lost to a racing admission gives back
 what this attempt had taken and tries other, random documents. Retries are bounded by `CAS_BUDGET_S`: past it the
 caller gets 503 + Retry-After, never a 500 and never an over-admission. A request whose idempotency key turns out to
 name an existing run gives its reservation back.
@@ -61,8 +61,7 @@ class QuotaExceeded(TooManyRequests):
 class Reservation:
     """What one admission took: give it all back if the run is not created."""
 
-    day: quota_shards.ShardClaim
-    month: quota_shards.ShardClaim
+    quota: quota_shards.QuotaClaim
     slot: int
 
 
@@ -240,12 +239,11 @@ def _reserve(state: StateStore, tenant_id: str, plan: Plan, run_id: str, now: da
     attempt = 0
     while True:
         try:
-            day = quota_shards.pick(state, tenant_id, "day", plan.runs_per_day, now)
-            month = quota_shards.pick(state, tenant_id, "month", plan.runs_per_month, now)
+            quota = quota_shards.pick(state, tenant_id, plan.runs_per_day, plan.runs_per_month, now)
             slot = slots.pick(state, tenant_id, plan.concurrent_runs, reclaimable)
         except (quota_shards.Exhausted, slots.SlotsFull) as exc:
             raise _refusal(exc, plan, now) from None
-        reservation = _take(state, tenant_id, run_id, now, day, month, slot)
+        reservation = _take(state, tenant_id, run_id, now, quota, slot)
         if reservation is not None:
             return reservation
         attempt += 1
@@ -257,28 +255,21 @@ def _take(
     tenant_id: str,
     run_id: str,
     now: datetime,
-    day: quota_shards.ShardPick | None,
-    month: quota_shards.ShardPick | None,
+    quota: quota_shards.QuotaPick | None,
     slot: slots.SlotPick | None,
 ) -> Reservation | None:
-    if day is None or month is None or slot is None:
+    if quota is None or slot is None:
         return None
-    day_claim = quota_shards.take(state, tenant_id, day, now)
-    if day_claim is None:
-        return None
-    month_claim = quota_shards.take(state, tenant_id, month, now)
-    if month_claim is None:
-        quota_shards.give_back(state, tenant_id, day_claim, now)
+    claim = quota_shards.take(state, tenant_id, quota, now)
+    if claim is None:
         return None
     if not slots.take(state, tenant_id, slot, run_id, now):
-        quota_shards.give_back(state, tenant_id, day_claim, now)
-        quota_shards.give_back(state, tenant_id, month_claim, now)
+        quota_shards.give_back(state, tenant_id, claim, now)
         return None
-    return Reservation(day_claim, month_claim, slot.index)
+    return Reservation(claim, slot.index)
 
 
 def _give_back(state: StateStore, tenant_id: str, run_id: str, reservation: Reservation, now: datetime) -> None:
     """A reservation that never became a run: its slot and its counts are given back."""
     slots.clear(state, tenant_id, reservation.slot, run_id, now)
-    quota_shards.give_back(state, tenant_id, reservation.day, now)
-    quota_shards.give_back(state, tenant_id, reservation.month, now)
+    quota_shards.give_back(state, tenant_id, reservation.quota, now)

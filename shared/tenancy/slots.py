@@ -14,6 +14,7 @@ up to the old limit.
 
 from __future__ import annotations
 
+import collections
 import random
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -22,16 +23,22 @@ from datetime import datetime
 from shared.errors import TransientError
 from shared.ports.state import Doc, Filter, StateStore
 from shared.runs.machine import iso
-from shared.tenancy.cache import KnownPaths
+from shared.tenancy.cache import KnownPaths, TtlCache
 
 SPREAD = 256
-"""Fast-path slots are drawn from the first SPREAD indexes: a tenant with a huge limit reuses a bounded set of
-documents instead of creating one per run, and SPREAD slots keep each under ~1 write/s at 100 admissions/s."""
-FAST_PROBES = 4
+"""Fast-path slots are drawn from the first max(SPREAD, 2 x the runs last seen holding one) indexes: a tenant with a
+huge limit reuses a bounded set of documents instead of creating one per run, at most half of them held, and SPREAD
+slots keep each under ~1 write/s at 100 admissions/s."""
+FAST_PROBES = 8
+"""Slots read (one get each) before listing the held ones: a list costs a read per held slot."""
 RELEASE_ATTEMPTS = 50
 
 known_slots = KnownPaths()
 """Slot documents this process has seen exist: a slot not in it is claimed with create() without reading it first."""
+_held_hint: TtlCache[int] = TtlCache(ttl_s=600.0, max_entries=100_000)
+"""Per tenant, how many slots were held when this process last listed them (widens the fast path's range)."""
+_freed: dict[str, collections.deque[int]] = collections.defaultdict(lambda: collections.deque(maxlen=64))
+"""Per tenant, slots this process cleared lately: tried first (likely still free), saving the probes of held ones."""
 
 
 class SlotsFull(Exception):
@@ -84,12 +91,19 @@ def pick(state: StateStore, tenant_id: str, limit: int, reclaimable: Reclaimable
     taken while being read (a lost race: the caller tries again)."""
     if limit <= 0:
         raise SlotsFull(0)
-    spread = min(limit, SPREAD)
+    spread = min(limit, max(SPREAD, 2 * (_held_hint.get(tenant_id) or 0)))
+    recent = _freed.get(tenant_id)
+    index = _pop(recent) if recent else None
+    if index is not None and index < limit:
+        found = _probe(state, tenant_id, index)
+        if found is not None:
+            return found
     for index in random.sample(range(spread), min(FAST_PROBES, spread)):
         found = _probe(state, tenant_id, index)
         if found is not None:
             return found
     occupied = held(state, tenant_id)
+    _held_hint.put(tenant_id, len(occupied))
     if len(occupied) >= limit:
         for index in reclaimable(occupied):
             current = state.get_versioned(slot_path(tenant_id, index))
@@ -97,7 +111,7 @@ def pick(state: StateStore, tenant_id: str, limit: int, reclaimable: Reclaimable
             if current is not None and current.data.get("run_id") == holder:
                 return SlotPick(index, current.version, str(holder))
         raise SlotsFull(len(occupied))
-    free = _free_indexes(occupied, limit, SPREAD)
+    free = _free_indexes(occupied, limit, max(SPREAD, len(occupied)))
     for index in random.sample(free, min(FAST_PROBES, len(free))):
         found = _probe(state, tenant_id, index)
         if found is not None:
@@ -142,6 +156,14 @@ def _set_holder(state: StateStore, tenant_id: str, index: int, expected: str, fi
 
 def clear(state: StateStore, tenant_id: str, index: int, run_id: str, now: datetime) -> None:
     _set_holder(state, tenant_id, index, run_id, {"run_id": None, "released_at": iso(now)})
+    _freed[tenant_id].append(index)
+
+
+def _pop(recent: collections.deque[int]) -> int | None:
+    try:
+        return recent.pop()
+    except IndexError:  # another thread took the last one
+        return None
 
 
 def rename(state: StateStore, tenant_id: str, index: int, old: str, new: str) -> None:

@@ -13,7 +13,7 @@ from shared.api.http import handle
 from shared.contracts.messages import Trigger
 from shared.errors import Forbidden, NotFound, ServiceUnavailable
 from shared.ports.state import Versioned
-from shared.runs.machine import transition_run
+from shared.runs.machine import transition_run, utc_now
 from shared.runtime.context import Context
 from shared.runtime.settings import Settings
 from shared.tenancy import admission, quota_shards
@@ -101,11 +101,25 @@ def test_counts_start_again_on_a_new_day(ctx: Context) -> None:
     admit(ctx)
     with pytest.raises(QuotaExceeded):
         admit(ctx)
-    for kind, period in (("day", "2000-01-01"), ("month", "2000-01")):  # what yesterday's admissions left
-        path = quota_shards.shard_path("testco", kind, 0)
-        ctx.state.set(path, {**(ctx.state.get(path) or {}), "period": period})
+    path = quota_shards.shard_path("testco", 0)  # the only shard of a limit of 1, as last month's admission left it
+    ctx.state.set(path, {**(ctx.state.get(path) or {}), "day": "2000-01-01", "month": "2000-01"})
     assert admit(ctx).created
     assert usage(ctx, "testco")["runs_today"] == 1 and usage(ctx, "testco")["runs_this_month"] == 1
+
+
+def test_day_and_month_are_counted_on_two_shards_when_no_shard_has_room_for_both(ctx: Context) -> None:
+    """Earlier days spread the month unevenly: shard 0 has month room but its day share is used, shard 1 the
+    reverse. The run is admitted (day on 1, month on 0), not refused while both limits have room."""
+    limit(ctx, runs_per_day=2, runs_per_month=2)
+    today, month = utc_now().date().isoformat(), utc_now().strftime("%Y-%m")
+    ctx.state.set(quota_shards.shard_path("testco", 0), {"day": today, "day_used": 1, "month": month, "month_used": 0})
+    ctx.state.set(quota_shards.shard_path("testco", 1), {"day": today, "day_used": 0, "month": month, "month_used": 1})
+    assert admit(ctx).created
+    shards = [ctx.state.get(quota_shards.shard_path("testco", i)) or {} for i in (0, 1)]
+    assert [(d["day_used"], d["month_used"]) for d in shards] == [(1, 1), (1, 1)]
+    with pytest.raises(QuotaExceeded) as info:
+        admit(ctx)
+    assert info.value.details["limit"] == "runs_per_day"
 
 
 def contended(path: str) -> bool:
