@@ -72,8 +72,9 @@ def _bq_healthy() -> bool:
 
 
 @contextlib.contextmanager
-def emulator_servers(who: str) -> Iterator[EmulatorServers]:
-    """Start this run's emulators (and bqemulator if none runs); stop what was started here, and only that."""
+def emulator_servers(who: str, bigquery: bool = True) -> Iterator[EmulatorServers]:
+    """Start this run's emulators (and bqemulator if none runs and `bigquery`); stop what was started here, and only
+    that. Cases that never touch a warehouse pass bigquery=False and get DuckDB."""
     pubsub_port, firestore_port = free_port(), free_port()
     progress(f"{who}: starting Pub/Sub + Firestore emulators on :{pubsub_port} / :{firestore_port}")
     started = _emulators_script("start", pubsub_port, firestore_port)
@@ -84,7 +85,9 @@ def emulator_servers(who: str) -> Iterator[EmulatorServers]:
         raise RuntimeError(f"emulators did not start (rc={started.returncode}): {started.stderr[-1500:]}")
     servers = EmulatorServers(pubsub_port, firestore_port, None, False)
     try:
-        if _bq_healthy():
+        if not bigquery:
+            servers.notes.append("no warehouse needed: bqemulator not started")
+        elif _bq_healthy():
             servers.bigquery_endpoint = _bq_url()
             servers.notes.append("bqemulator already running: reused")
         else:

@@ -2,7 +2,16 @@
 
 from __future__ import annotations
 
-from bench.cases import p1_embedded, p1s_scaling, p2_emulators, p3_api_keys, p4_admission, p5_arrow, p6_schedules
+from bench.cases import (
+    p1_embedded,
+    p1s_scaling,
+    p2_emulators,
+    p3_api_keys,
+    p4_admission,
+    p5_arrow,
+    p6_schedules,
+    p7_admission_rate,
+)
 from bench.harness import Case
 
 CASES: tuple[Case, ...] = (
@@ -13,4 +22,5 @@ CASES: tuple[Case, ...] = (
     p4_admission.CASE,
     p5_arrow.CASE,
     p6_schedules.CASE,
+    p7_admission_rate.CASE,
 )
