@@ -41,4 +41,9 @@ def clean(message: str) -> str:
     # the adapter's own pointer into the SQL it was given (regenerated from the template): the YAML position replaces it
     message = re.sub(r" \(at line \d+, column \d+ of your SQL: .*\)$", "", message, flags=re.DOTALL)
     message = re.sub(r"^(DuckDB dry run|BigQuery dry run): ", "", message)
+    # BigQuery's HTTP framing, job location/id and positions in the SQL it was sent (not the user's)
+    message = re.sub(r"^\d{3} [A-Z]+ \S+: ", "", message)
+    message = re.sub(r"\s*Location: \S+\s*Job ID: \S+", "", message)
+    message = re.sub(r"\s*LINE \d+:.*$", "", message, flags=re.DOTALL)
+    message = re.sub(r" at \[\d+:\d+\]", "", message)
     return " ".join(message.split())[:500]

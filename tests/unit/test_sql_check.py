@@ -184,3 +184,25 @@ def test_cli_validate_creates_no_warehouse_for_a_tenant_without_one(
     assert "2 SQL quer(ies) dry-run on duckdb, 0 known later" in result.output
     assert "checked against the columns step 'load' writes (note)" in result.output
     assert not (tmp_path / "fresh_home").exists()
+
+
+@pytest.mark.parametrize(
+    ("raw", "shown"),
+    [
+        (
+            "BigQuery dry run: 400 POST https://bigquery.googleapis.com/bigquery/v2/projects/p/jobs?prettyPrint=false: "
+            "Unrecognized name: regionx at [1:19]\n\nLocation: US\nJob ID: 0c1d",
+            "Unrecognized name: regionx",
+        ),
+        (
+            'DuckDB dry run: Binder Error: Referenced column "x" not found in FROM clause!\nLINE 1: SELECT x FROM t\n'
+            "       ^ (at line 1, column 8 of your SQL: SELECT x FROM t)",
+            'Binder Error: Referenced column "x" not found in FROM clause!',
+        ),
+        ("GoogleSQL could not be translated for DuckDB: SOUNDEX is not supported\n[SQL: SELECT SOUNDEX(a)]", None),
+    ],
+)
+def test_engine_messages_are_shown_without_what_the_user_did_not_write(raw: str, shown: str | None) -> None:
+    from shared.pipelines.sql_engine_messages import clean
+
+    assert clean(raw) == (shown or "GoogleSQL could not be translated for DuckDB: SOUNDEX is not supported")
