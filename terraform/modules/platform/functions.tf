@@ -64,7 +64,7 @@ resource "google_artifact_registry_repository" "functions" {
     action = "DELETE"
     condition {
       tag_state  = "ANY"
-      older_than = "2592000s" # 30 days
+      older_than = "30d"
     }
   }
 
