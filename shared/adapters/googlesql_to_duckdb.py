@@ -16,6 +16,8 @@ reshapes constructs that were checked.
   is another estimate).
 - `PARSE_NUMERIC(s)` / `PARSE_BIGNUMERIC(s)`: DuckDB has neither; a cast of the text without spaces to
   DECIMAL(38, 9) (`SAFE.` makes it a TRY_CAST).
+- NUMERIC divided by NUMERIC or INT64, and `AVG` of NUMERIC, are NUMERIC in BigQuery and DOUBLE in DuckDB: where the
+  SQL itself makes the operands NUMERIC (casts, PARSE_NUMERIC, sums of those), the result is cast to DECIMAL(38, 9).
 - `SAFE.<function>(...)`: DuckDB read `SAFE.` as a schema; it becomes `TRY(<function>(...))`, NULL on error.
 - `DATE_ADD`/`DATE_SUB` return DATE in BigQuery, a TIMESTAMP in DuckDB: cast back to DATE.
 - `EXTRACT(WEEK(<weekday>) FROM d)`: the week number with weeks starting on that weekday (0 before its first
@@ -70,6 +72,9 @@ def rewrite(tree: exp.Expr) -> exp.Expr:
             if node is tree:
                 return replacement
             node.replace(replacement)
+    for quotient in list(tree.find_all(exp.Div, exp.Avg)):
+        if isinstance(quotient, exp.Div | exp.Avg) and _numeric_result(quotient):
+            quotient.replace(exp.cast(quotient.copy(), "DECIMAL(38, 9)"))
     for safe in list(tree.find_all(exp.SafeFunc)):
         safe.replace(exp.Anonymous(this="TRY", expressions=[safe.this.copy()]))
     return tree
@@ -211,6 +216,49 @@ def _spread_unaliased_unnest(unnest: exp.Unnest, counter: itertools.count[int]) 
     unnest.replace(derived)
     if isinstance(parent, exp.Join) and parent.side and not parent.args.get("on") and not parent.args.get("using"):
         parent.set("on", exp.true())
+
+
+# -- NUMERIC division --------------------------------------------------------------------------------------------
+
+_DECIMAL_TYPES = (exp.DataType.Type.DECIMAL, exp.DataType.Type.BIGDECIMAL)
+_INTEGER_TYPES = (exp.DataType.Type.BIGINT, exp.DataType.Type.INT)
+
+
+def _numeric_result(node: exp.Div | exp.Avg) -> bool:
+    """BigQuery's NUMERIC / NUMERIC-or-INT64 and AVG(NUMERIC) are NUMERIC; DuckDB divides decimals as doubles. Where
+    the operands are NUMERIC by the SQL itself (a cast, PARSE_NUMERIC, arithmetic and aggregates of those), the
+    result is cast back to DECIMAL(38, 9); a column's type is unknown here, so `numeric_column / 2` stays FLOAT64."""
+    if isinstance(node, exp.Avg):
+        return _kind(node.this) == "numeric"
+    kinds = {_kind(node.this), _kind(node.expression)}
+    return "numeric" in kinds and kinds <= {"numeric", "int"}
+
+
+def _kind(node: exp.Expr) -> str:
+    """ "numeric", "int" or "other" (unknown included), from the expression's own syntax."""
+    if isinstance(node, exp.Paren):
+        return _kind(node.this)
+    if isinstance(node, exp.Cast | exp.TryCast):
+        if node.to.this in _DECIMAL_TYPES:
+            return "numeric"
+        return "int" if node.to.this in _INTEGER_TYPES else "other"
+    if isinstance(node, exp.ParseNumeric | exp.ParseBignumeric):
+        return "numeric"
+    if isinstance(node, exp.Literal):
+        return "int" if node.is_int else "other"
+    if isinstance(node, exp.Count | exp.CountIf):
+        return "int"
+    if isinstance(node, exp.Sum | exp.Min | exp.Max | exp.AnyValue | exp.Abs | exp.Neg | exp.Round):
+        return _kind(node.this)
+    if isinstance(node, exp.Add | exp.Sub | exp.Mul):
+        kinds = {_kind(node.this), _kind(node.expression)}
+        if kinds == {"int"}:
+            return "int"
+        return "numeric" if "numeric" in kinds and kinds <= {"numeric", "int"} else "other"
+    if isinstance(node, exp.Coalesce):
+        kinds = {_kind(node.this), *(_kind(e) for e in node.expressions)}
+        return kinds.pop() if len(kinds) == 1 else "other"
+    return "other"
 
 
 # -- functions ---------------------------------------------------------------------------------------------------

@@ -258,3 +258,15 @@ def test_validation_accepts_upper_case_parameters_and_names_unknown_ones() -> No
     assert validate_sql_template(sql, scope) == []
     problems = validate_sql_template("SELECT * FROM {tenant_id}_b.t WHERE day >= @END_DATE", scope)
     assert len(problems) == 1 and problems[0][0] == 43 and "@END_DATE is not a parameter" in problems[0][1]
+
+
+def test_numeric_division_and_average_stay_numeric(wh: DuckDBWarehouse) -> None:
+    got = rows(
+        wh,
+        "SELECT AVG(CAST(cost AS NUMERIC)) AS a, SUM(CAST(cost AS NUMERIC)) / COUNT(*) AS per_row, "
+        "SUM(CAST(cost AS NUMERIC)) / 3 AS third, SUM(CAST(cost AS NUMERIC)) / 2.5 AS by_float, cost / 4 AS plain "
+        "FROM acme_b.t GROUP BY cost ORDER BY cost LIMIT 1",
+    )[0]
+    assert got["a"] == Decimal("10") and isinstance(got["a"], Decimal) and isinstance(got["per_row"], Decimal)
+    assert got["third"] == Decimal("3.333333333")  # NUMERIC / INT64 is NUMERIC, rounded at 9 decimals
+    assert isinstance(got["by_float"], float) and isinstance(got["plain"], float)  # FLOAT64 operands stay FLOAT64
