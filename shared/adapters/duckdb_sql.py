@@ -17,7 +17,10 @@ Patched so DuckDB answers like BigQuery:
   argument also comes back as a DATE here; use `TIMESTAMP_TRUNC` for timestamps, as on BigQuery).
 - Non-integer numeric literals (`1.5`) are FLOAT64 in BigQuery but DECIMAL in DuckDB: they are cast to DOUBLE.
 - `NUMERIC` is DECIMAL(38, 9) in BigQuery but a bare DECIMAL is (18, 3) in DuckDB: it is spelled DECIMAL(38, 9).
-- `EXTRACT(ISOWEEK ...)` is DuckDB's `WEEK`.
+- `EXTRACT(ISOWEEK ...)` is DuckDB's `WEEK`; `EXTRACT(WEEK(<weekday>) ...)` is computed (googlesql_to_duckdb).
+- `BIGNUMERIC` is DECIMAL(38, 9) too (sqlglot's DECIMAL(38, 5) dropped digits; DuckDB has nothing wider).
+- Correlated UNNEST, ARRAY_AGG ... LIMIT, APPROX_*, DATE_ADD, PARSE_NUMERIC, SAFE., NUMERIC division and the rest are
+  rewritten by `googlesql_to_duckdb.rewrite` first (see there, and docs/sql-compatibility.md).
 - Result columns are widened to BigQuery's types: small ints -> int64, float32 -> float64, and the HUGEINT that DuckDB
   gives for `SUM(INT64)` (decimal128(38, 0)) -> int64.
 - Naive `datetime` parameters are taken as UTC (BigQuery's TIMESTAMP rule); the session time zone is UTC.
@@ -25,8 +28,8 @@ Patched so DuckDB answers like BigQuery:
 Known differences left as they are (write SQL that avoids them):
 - Division by zero gives inf/NULL in DuckDB; BigQuery raises. Use SAFE_DIVIDE, which agrees on both.
 - `PARSE_TIMESTAMP` returns a naive timestamp; unaliased expression columns are named differently on each engine.
-- Scripting (`DECLARE`/`SET` variables), `EXTRACT(WEEK(<weekday>) ...)` and partition decorators are not supported;
-  a multi-statement call runs its statements one by one, not atomically.
+- Scripting (`DECLARE`/`SET` variables), partition decorators and `_PARTITIONTIME` are not supported; a
+  multi-statement call runs its statements one by one, not atomically.
 - Partitioning and clustering are accepted by `create_table` and ignored: DuckDB has neither.
 - Constructs sqlglot reports it cannot translate faithfully fail with TerminalError instead of running as something
   else (the one exception: its EXTRACT-from-TIMESTAMPTZ warning, moot in a UTC session).
