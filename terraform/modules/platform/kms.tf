@@ -7,8 +7,8 @@
 #   `europe` KMS multi-region, `US` -> `us`, a regional dataset a key of that same region.
 #   https://cloud.google.com/bigquery/docs/customer-managed-encryption#before_you_begin (key location),
 #   https://cloud.google.com/kms/docs/locations
-#   Hence a second key ring, `cdp-bigquery`, in the location modules/kms_location maps it to (key ring names are per location, and a
-#   ring cannot move: https://cloud.google.com/kms/docs/create-key-ring).
+#   Hence a second key ring, `cdp-bigquery`, in the location modules/kms_location maps it to (key ring names are
+#   per location, and a ring cannot move: https://cloud.google.com/kms/docs/create-key-ring).
 # - Pub/Sub: the topics' messages are stored only in var.region (message_storage_policy, pubsub.tf), the region of
 #   the `cdp` ring, so the key is always local to where the messages it protects are persisted.
 #   https://cloud.google.com/pubsub/docs/encryption, https://cloud.google.com/pubsub/docs/resource-location-restriction
