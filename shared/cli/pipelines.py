@@ -74,9 +74,8 @@ class _WarehouseChecks:
             return True
         try:
             warehouse = self._warehouse(tenant_id)
-        except PipelineError as exc:  # e.g. the local file is held by `cloudact ui`
-            if verbose:
-                click.echo(f"{display_name(path)}: note: warehouse checks skipped: {exc}", err=True)
+        except PipelineError as exc:  # e.g. the local file is held by `cloudact ui`: said even without -v
+            click.echo(f"{display_name(path)}: note: warehouse checks skipped: {exc}", err=True)
             return True
         report = check_pipeline(path, spec, warehouse, self.settings.project)
         self.dry_runs += report.dry_runs
