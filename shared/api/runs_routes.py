@@ -6,27 +6,23 @@ Every run-creating route goes through `admit_run` (the same gate as scheduled ru
 
 from __future__ import annotations
 
-import hashlib
-import json
-from datetime import date, timedelta
+from datetime import date
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from shared.api.base import ApiRequest, ApiResponse, QueryParam, Route, int_param, timestamp_param, validate_body
-from shared.contracts import topics
-from shared.contracts.envelope import OutboundMessage
-from shared.contracts.messages import RunRequest, Trigger
-from shared.errors import BadRequest, Conflict, ServiceUnavailable, TooManyRequests, TransientError
-from shared.observability import timed_admission, with_trace_context
+from shared.contracts.messages import Trigger
+from shared.errors import BadRequest
+from shared.observability import timed_admission
 from shared.pipelines.loader import PipelineValidationError, list_pipeline_files, load_pipeline
 from shared.pipelines.spec import IDENTIFIER
 from shared.pipelines.sql_check import require_translatable
-from shared.runs.machine import TransitionRequest, parse_iso, stage_path, transition, transition_run
+from shared.runs.operations import cancel, rerun, start_run
 from shared.runs.states import RunStatus
 from shared.runs.store import CreatedRun, get_run, list_runs, list_stages, public_run
 from shared.runtime.context import Context
-from shared.tenancy.admission import admit_run, usage
+from shared.tenancy.admission import load_admitted_pipeline, usage
 
 MAX_BACKFILL_DAYS = 366
 RUN_STATUSES = [s.value for s in RunStatus]
@@ -44,6 +40,11 @@ class RerunBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     idempotency_key: str | None = Field(default=None, min_length=1, max_length=200)
+    from_failure: bool = Field(
+        default=True,
+        description="true: carry over the stages that SUCCEEDED (the source run must have failed, timed out or been "
+        "cancelled); false: run every stage again (any finished run).",
+    )
 
 
 class BackfillBody(BaseModel):
@@ -55,35 +56,15 @@ class BackfillBody(BaseModel):
     backfill_id: str = Field(
         default="default",
         pattern=r"^[A-Za-z0-9_\-]{1,64}$",
-        description="Runs are idempotent per (backfill_id, pipeline, date, parameters): repeat to resume.",
+        description="Runs are idempotent per (backfill_id, pipeline, date, parameters): repeat to resume and to "
+        "retry the dates whose run failed.",
     )
-
-
-def publish_run_request(ctx: Context, created: CreatedRun, trigger: Trigger, retryable: bool) -> None:
-    """Publish `run.requested` for a QUEUED run; a run nobody can retry is failed rather than left QUEUED."""
-    run = created.doc
-    if run["status"] != "QUEUED":  # run_starter ignores a request for a run that already started
-        return
-    message = RunRequest(
-        run_id=created.run_id,
-        tenant_id=run["tenant_id"],
-        pipeline_id=run["pipeline_id"],
-        parameters=dict(run.get("parameters") or {}),
-        trigger=trigger,
-        requested_at=parse_iso(run["created_at"]),
+    max_active_runs: int = Field(
+        default=16, ge=1, le=MAX_BACKFILL_DAYS, description="At most this many of its runs QUEUED or RUNNING at once."
     )
-    attributes = {
-        "tenant_id": run["tenant_id"],
-        "run_id": created.run_id,
-        "pipeline_id": run["pipeline_id"],
-        "kind": "run.requested",
-    }
-    try:
-        ctx.bus.publish(topics.RUN_REQUESTS, [OutboundMessage(message.to_bytes(), with_trace_context(attributes))])
-    except TransientError as exc:
-        if not retryable:
-            transition_run(ctx.state, created.run_id, "FAILED", error=f"could not enqueue: {exc}")
-        raise ServiceUnavailable("could not enqueue the run; retry with the same idempotency_key", 2) from exc
+    retry_failed: bool = Field(
+        default=True, description="Give the dates whose run FAILED, TIMED_OUT or was CANCELLED a new attempt."
+    )
 
 
 def _accepted(tenant_id: str, created: CreatedRun) -> ApiResponse:
@@ -95,6 +76,7 @@ def _accepted(tenant_id: str, created: CreatedRun) -> ApiResponse:
 
 
 def execute_pipeline(ctx: Context, req: ApiRequest, params: dict[str, str]) -> ApiResponse:
+    """A repeated idempotency_key answers the first run (200); the same key with a different body is a 409."""
     body: ExecuteBody = validate_body(ExecuteBody, req.json_body)
     tenant_id = params["tenant_id"]
     trigger = Trigger(type="api", user_id=req.user_id)
@@ -103,34 +85,19 @@ def execute_pipeline(ctx: Context, req: ApiRequest, params: dict[str, str]) -> A
 
         require_translatable(ctx.settings.config_dir, tenant_id, body.pipeline_id, ctx.settings.project, transpile)
     with timed_admission("api"):
-        created, _ = admit_run(ctx, tenant_id, body.pipeline_id, body.parameters, trigger, body.idempotency_key)
-    publish_run_request(ctx, created, trigger, retryable=bool(body.idempotency_key))
+        created = start_run(ctx, tenant_id, body.pipeline_id, body.parameters, trigger, body.idempotency_key)
     return _accepted(tenant_id, created)
 
 
 def rerun_execution(ctx: Context, req: ApiRequest, params: dict[str, str]) -> ApiResponse:
-    """A new run of the same pipeline and parameters whose stages that SUCCEEDED in the source run are carried over."""
+    """A new run of the same pipeline and parameters; with from_failure (the default) the stages that SUCCEEDED in
+    the source run are carried over."""
     body: RerunBody = validate_body(RerunBody, req.json_body)
     tenant_id = params["tenant_id"]
-    source = get_run(ctx.state, tenant_id, params["run_id"])
-    if source["status"] not in ("FAILED", "TIMED_OUT", "CANCELLED"):
-        raise Conflict(
-            f"run {source['run_id']} is {source['status']}; only a FAILED, TIMED_OUT or CANCELLED run can be re-run",
-            {"field": "run_id", "status": source["status"]},
-        )
     trigger = Trigger(type="rerun", user_id=req.user_id)
-    created, _ = admit_run(
-        ctx,
-        tenant_id,
-        str(source["pipeline_id"]),
-        dict(source.get("parameters") or {}),
-        trigger,
-        body.idempotency_key,
-        extra_fields={"resume_from_run": source["run_id"]},
-    )
-    publish_run_request(ctx, created, trigger, retryable=bool(body.idempotency_key))
+    created = rerun(ctx, tenant_id, params["run_id"], trigger, body.idempotency_key, body.from_failure)
     response = _accepted(tenant_id, created)
-    response.body["resume_from_run"] = source["run_id"]
+    response.body["resume_from_run" if body.from_failure else "rerun_of"] = params["run_id"]
     return response
 
 
@@ -139,35 +106,16 @@ def cancel_execution(ctx: Context, req: ApiRequest, params: dict[str, str]) -> A
 
     Idempotent: cancelling a CANCELLED run answers 200 with the run; any other terminal run is a 409.
     """
-    from shared.runs.finalize import finalize_run
-
-    tenant_id, run_id = params["tenant_id"], params["run_id"]
-    run = get_run(ctx.state, tenant_id, run_id)
     who = req.user_id or (req.principal.key_id if req.principal else "api")
-    result = transition_run(ctx.state, run_id, "CANCELLED", error=f"cancelled by {who}", cancelled_by=who)
-    if not result.applied and result.status != "CANCELLED":
-        raise Conflict(f"run {run_id} is already {result.status}", {"field": "run_id", "status": result.status})
-    if result.applied or not result.doc.get("finalized"):
-        for stage in list_stages(ctx.state, run_id):
-            if stage["status"] == "QUEUED":
-                transition(
-                    ctx.state,
-                    stage_path(run_id, str(stage["stage_id"])),
-                    TransitionRequest("stage", "CANCELLED", only_from=frozenset({"QUEUED"})),
-                )
-        run = get_run(ctx.state, tenant_id, run_id)
-        finalize_run(ctx, run, list_stages(ctx.state, run_id))
-    run = get_run(ctx.state, tenant_id, run_id)
-    return ApiResponse(200, public_run(run, list_stages(ctx.state, run_id)))
-
-
-def _backfill_key(body: BackfillBody, pipeline_id: str, day: date) -> str:
-    digest = hashlib.sha256(json.dumps(body.parameters, sort_keys=True, default=str).encode()).hexdigest()[:16]
-    return f"backfill:{body.backfill_id}:{pipeline_id}:{day.isoformat()}:{digest}"
+    return ApiResponse(200, cancel(ctx, params["tenant_id"], params["run_id"], who))
 
 
 def backfill_pipeline(ctx: Context, req: ApiRequest, params: dict[str, str]) -> ApiResponse:
-    """One idempotent run per date in [start_date, end_date]. Stops at the first quota refusal; repeat to resume."""
+    """One idempotent run per date in [start_date, end_date], at most max_active_runs at once (the rest start as the
+    maintenance tick or a repeat finds room). A repeat retries the dates whose run failed and resumes after a quota
+    stop (shared/scheduling/backfill.py)."""
+    from shared.scheduling.backfill import BackfillRequest, submit
+
     body: BackfillBody = validate_body(BackfillBody, req.json_body)
     tenant_id, pipeline_id = params["tenant_id"], params["pipeline_id"]
     days = (body.end_date - body.start_date).days + 1
@@ -175,45 +123,14 @@ def backfill_pipeline(ctx: Context, req: ApiRequest, params: dict[str, str]) -> 
         raise BadRequest("end_date must not be before start_date", {"field": "end_date"})
     if days > MAX_BACKFILL_DAYS:
         raise BadRequest(f"a backfill covers at most {MAX_BACKFILL_DAYS} days", {"field": "end_date"})
-    trigger = Trigger(type="backfill", user_id=req.user_id)
-    runs: list[dict[str, Any]] = []
-    pending: list[str] = []
-    refusal: TooManyRequests | None = None
-    for offset in range(days):
-        day = body.start_date + timedelta(days=offset)
-        if refusal is not None:
-            pending.append(day.isoformat())
-            continue
-        parameters = {**body.parameters, "run_date": day.isoformat()}
-        try:
-            created, _ = admit_run(
-                ctx, tenant_id, pipeline_id, parameters, trigger, _backfill_key(body, pipeline_id, day)
-            )
-        except TooManyRequests as exc:
-            refusal = exc
-            pending.append(day.isoformat())
-            continue
-        publish_run_request(ctx, created, trigger, retryable=True)
-        runs.append(
-            {
-                "run_date": day.isoformat(),
-                "run_id": created.run_id,
-                "status": created.doc["status"],
-                "created": created.created,
-            }
-        )
-    if refusal is not None and not runs:
-        raise refusal
-    out: dict[str, Any] = {
-        "pipeline_id": pipeline_id,
-        "backfill_id": body.backfill_id,
-        "runs": runs,
-        "pending_dates": pending,
-        "complete": not pending,
-    }
-    if refusal is not None:
-        out["stopped_because"] = refusal.to_body()
-    return ApiResponse(202 if any(r["created"] for r in runs) else 200, out)
+    load_admitted_pipeline(ctx, tenant_id, pipeline_id)  # 404 for an unknown pipeline before anything is recorded
+    request = BackfillRequest(
+        tenant_id, pipeline_id, body.start_date, body.end_date, body.parameters, body.backfill_id, body.max_active_runs
+    )
+    state = submit(ctx, request, req.user_id, body.retry_failed)
+    if state.stopped_because is not None and not state.runs:
+        raise state.stopped_because
+    return ApiResponse(202 if state.created_any else 200, state.as_body(pipeline_id, body.backfill_id))
 
 
 def list_executions(ctx: Context, req: ApiRequest, params: dict[str, str]) -> ApiResponse:
@@ -263,13 +180,15 @@ _T = "/api/v1/tenants/{tenant_id}"
 _EXEC = f"{_T}/metadata/executions"
 RUN_ROUTES: list[Route] = [
     Route(
-        "POST", f"{_T}/pipelines/execute", execute_pipeline, "tenant", "Execute a pipeline", "pipelines:execute",
-        ExecuteBody, success=202, errors=(404, 429, 503),
+        "POST", f"{_T}/pipelines/execute", execute_pipeline, "tenant",
+        "Execute a pipeline (a repeated idempotency_key: 200 with its run; with another body: 409)",
+        "pipelines:execute", ExecuteBody, success=202, errors=(404, 409, 429, 503),
     ),
     Route(
         "POST", f"{_T}/pipelines/{{pipeline_id}}/backfill", backfill_pipeline, "tenant",
-        "Backfill a pipeline over a date range (one idempotent run per date; repeat to resume)", "pipelines:execute",
-        BackfillBody, success=202, errors=(404, 429, 503),
+        "Backfill a pipeline over a date range (one idempotent run per date, max_active_runs at once; repeat to "
+        "resume and retry failed dates)", "pipelines:execute",
+        BackfillBody, success=202, errors=(404, 409, 429, 503),
     ),
     Route("GET", f"{_T}/pipelines", list_pipelines, "tenant", "List the tenant's pipelines", "pipelines:read",
           tag="pipelines"),
@@ -289,7 +208,8 @@ RUN_ROUTES: list[Route] = [
           errors=(404, 409, 503)),
     Route(
         "POST", f"{_EXEC}/{{run_id}}/rerun", rerun_execution, "tenant",
-        "Re-run a failed execution from its failed step (stages that succeeded are carried over)",
+        "Re-run an execution: from its failed step (from_failure, the default: stages that succeeded are carried "
+        "over) or in full",
         "pipelines:execute", RerunBody, success=202, errors=(404, 409, 429, 503),
     ),
     Route("GET", f"{_T}/usage", get_usage, "tenant", "Quota usage and plan limits", "usage:read", tag="tenancy"),

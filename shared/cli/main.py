@@ -14,6 +14,7 @@ from shared.cli.dead_letters import dead_letters_group
 from shared.cli.notifications import notifications_group
 from shared.cli.pipelines import pipelines_group
 from shared.cli.query import query_cmd
+from shared.cli.run_operations import backfill_cmd, runs_cancel, runs_rerun
 from shared.cli.samples import sample_data_group
 from shared.cli.schedule import schedule_group
 from shared.cli.steps import steps_cmd
@@ -173,6 +174,9 @@ cli.add_command(dead_letters_group)
 cli.add_command(tables_cmd)
 cli.add_command(query_cmd)
 cli.add_command(steps_cmd)
+cli.add_command(backfill_cmd)
+runs_group.add_command(runs_cancel)
+runs_group.add_command(runs_rerun)
 
 
 def main() -> None:
