@@ -10,9 +10,23 @@ import http.client
 import json
 import threading
 import urllib.parse
+from collections.abc import Iterator
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+
+import pytest
+
+
+@pytest.fixture(name="recorder")
+def recorder_fixture() -> Iterator[BigQueryRecorder]:
+    """A recorder in front of bqemulator (skips the test when bqemulator is not running; fails under CI=true)."""
+    from tests.processor_support import require_bigquery
+
+    proxy = BigQueryRecorder(require_bigquery())
+    yield proxy
+    proxy.close()
+
 
 _HOP_HEADERS = {"connection", "transfer-encoding", "keep-alive", "content-length", "host"}
 
@@ -32,6 +46,9 @@ class BigQueryRecorder:
         self.upstream = urllib.parse.urlsplit(upstream)
         self.requests: list[Recorded] = []
         self.job_ids: set[str] = set()
+        self.refuse_dataset_creation = False
+        """Answer datasets.insert with BigQuery's 403, as for an identity without bigquery.datasets.create (bqemulator
+        checks no IAM)."""
         self._lock = threading.Lock()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
@@ -71,6 +88,14 @@ class BigQueryRecorder:
                 length = int(self.headers.get("Content-Length") or 0)
                 raw = self.rfile.read(length) if length else b""
                 body = _json(raw)
+                if (
+                    recorder.refuse_dataset_creation
+                    and self.command == "POST"
+                    and self.path.split("?")[0].endswith("/datasets")
+                ):
+                    recorder._record(self.command, self.path, body, 403)
+                    self._answer(403, _access_denied(), {"Content-Type": "application/json"})
+                    return
                 if self.command == "POST" and _is_job_insert(self.path) and isinstance(body, dict):
                     job_id = str((body.get("jobReference") or {}).get("jobId") or "")
                     with recorder._lock:
@@ -133,3 +158,11 @@ def _already_exists(job_id: str) -> bytes:
         "errors": [{"message": message, "domain": "global", "reason": "duplicate"}],
     }
     return json.dumps({"error": {**error, "status": "ALREADY_EXISTS"}}).encode()
+
+
+def _access_denied() -> bytes:
+    message = "Access Denied: Project cloudact-test: User does not have bigquery.datasets.create permission"
+    errors = [{"message": message, "domain": "global", "reason": "accessDenied"}]
+    return json.dumps(
+        {"error": {"code": 403, "message": message, "errors": errors, "status": "PERMISSION_DENIED"}}
+    ).encode()

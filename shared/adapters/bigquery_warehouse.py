@@ -30,37 +30,29 @@ Identity: on GCP each tenant's warehouse is built with `credentials=` the tenant
 
 from __future__ import annotations
 
-import concurrent.futures
 import contextlib
 import copy
-import hashlib
 import io
 import itertools
-import json
-import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
-from datetime import UTC, date, datetime, time
-from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from shared.adapters.bigquery_errors import mapped_errors
+from shared.adapters.bigquery_values import checked_name, googlesql_type, parameter, row_id, to_bigquery_schema
 from shared.adapters.gcp_identity import credentials_identity
 from shared.adapters.running_work import RunningWork, WorkCancelled
 from shared.errors import TerminalError, TransientError
-from shared.ports.warehouse import PROVISION_HINT, DryRun, StepJobs, TableInfo, WriteMode
+from shared.ports.warehouse import PROVISION_HINT, DatasetCreationRefused, DryRun, StepJobs, TableInfo, WriteMode
 
 if TYPE_CHECKING:
     from google.auth.credentials import Credentials
     from google.cloud import bigquery
 
-_TRANSIENT_REASONS = frozenset({"rateLimitExceeded", "backendError", "internalError", "jobRateLimitExceeded"})
 _INSERT_BATCH = 500
 """Rows per insertAll request (Google recommends about 500: https://cloud.google.com/bigquery/quotas#streaming_inserts)."""
-_BYTES_LIMIT = re.compile(r"limit for bytes billed: (\d+)\. (\d+) or higher required")
-"""BigQuery's bytesBilledLimitExceeded message: "Query exceeded limit for bytes billed: M. N or higher required." """
 
 
 class BigQueryWarehouse:
@@ -129,8 +121,8 @@ class BigQueryWarehouse:
         """Look the dataset up (bigquery.datasets.get, which a dataset-level role grants); never create it."""
         from google.api_core.exceptions import NotFound
 
-        ref = f"{self._project}.{_check(dataset)}"
-        with _mapped_errors(f"dataset {dataset}", self.identity):
+        ref = f"{self._project}.{checked_name(dataset)}"
+        with mapped_errors(f"dataset {dataset}", self.identity):
             try:
                 self._client.get_dataset(ref, retry=self._retry, timeout=self._timeout)
                 return
@@ -143,15 +135,21 @@ class BigQueryWarehouse:
         """Provisioning (onboarding, `cloudact tenants provision`): needs bigquery.datasets.create on the project,
         which the tenant's own account does not hold: build this warehouse with the operator's or the onboarding
         function's credentials."""
-        from google.api_core.exceptions import Conflict
+        from google.api_core.exceptions import Conflict, Forbidden
 
-        ds = self._bq.Dataset(f"{self._project}.{_check(dataset)}")
+        ds = self._bq.Dataset(f"{self._project}.{checked_name(dataset)}")
         ds.location = self._location
-        with _mapped_errors(f"creating dataset {dataset}", self.identity):
+        with mapped_errors(f"creating dataset {dataset}", self.identity):
             try:
                 ds = self._client.create_dataset(ds, retry=self._retry, timeout=self._timeout)
             except Conflict:
                 return False
+            except Forbidden as exc:  # checked before existence: also what a Terraform-made dataset answers
+                raise DatasetCreationRefused(
+                    f"BigQuery refused to create dataset {dataset} as {self.identity} (bigquery.datasets.create on "
+                    f"project {self._project}); {PROVISION_HINT.format(tenant=self._tenant_id or 'TENANT')} as an "
+                    "identity that holds it"
+                ) from exc
             if self._dataset_writer:  # read-modify-write of the access list: the creator's defaults are kept
                 entry = self._bq.AccessEntry("WRITER", "userByEmail", self._dataset_writer)
                 ds.access_entries = [*ds.access_entries, entry]
@@ -163,7 +161,7 @@ class BigQueryWarehouse:
         if not self._tenant_id:
             raise TerminalError("this warehouse belongs to no tenant: it cannot tell which datasets are whose")
         prefix = f"{self._tenant_id}_"
-        with _mapped_errors("listing datasets", self.identity):
+        with mapped_errors("listing datasets", self.identity):
             found = self._client.list_datasets(self._project, retry=self._retry, timeout=self._timeout)
             return sorted(d.dataset_id for d in found if d.dataset_id.startswith(prefix))
 
@@ -172,8 +170,8 @@ class BigQueryWarehouse:
 
         if dataset not in self.list_datasets():
             return False
-        ref = f"{self._project}.{_check(dataset)}"
-        with _mapped_errors(f"dropping dataset {dataset}", self.identity):
+        ref = f"{self._project}.{checked_name(dataset)}"
+        with mapped_errors(f"dropping dataset {dataset}", self.identity):
             try:
                 self._client.delete_dataset(ref, delete_contents=True, retry=self._retry, timeout=self._timeout)
             except NotFound:
@@ -184,9 +182,9 @@ class BigQueryWarehouse:
         """Tables and views of one dataset; row counts from each table's metadata (numRows: no query, no cost)."""
         from google.api_core.exceptions import NotFound
 
-        ref = f"{self._project}.{_check(dataset)}"
+        ref = f"{self._project}.{checked_name(dataset)}"
         out: list[TableInfo] = []
-        with _mapped_errors(f"listing tables of {dataset}", self.identity):
+        with mapped_errors(f"listing tables of {dataset}", self.identity):
             try:
                 items = list(self._client.list_tables(ref, retry=self._retry, timeout=self._timeout))
             except NotFound:
@@ -205,17 +203,17 @@ class BigQueryWarehouse:
         config = self._bq.QueryJobConfig(
             dry_run=True,
             use_query_cache=False,
-            query_parameters=[_parameter(self._bq, k, v) for k, v in (params or {}).items()],
+            query_parameters=[parameter(self._bq, k, v) for k, v in (params or {}).items()],
             labels=dict(self.job_labels),
         )
-        with _mapped_errors("dry run", self.identity):
+        with mapped_errors("dry run", self.identity):
             job = self._client.query(sql, job_config=config, retry=self._retry, timeout=self._timeout, job_retry=None)
-            columns = tuple((str(f.name), _googlesql_type(f)) for f in (job.schema or []))
+            columns = tuple((str(f.name), googlesql_type(f)) for f in (job.schema or []))
             scanned = job.total_bytes_processed
         return DryRun(columns, int(scanned) if scanned is not None else None)
 
     def preview(self, table: str, limit: int) -> pa.Table:
-        with _mapped_errors(f"reading {table}", self.identity):
+        with mapped_errors(f"reading {table}", self.identity):
             rows = self._client.list_rows(
                 self._ref(table), max_results=max(0, int(limit)), retry=self._retry, timeout=self._timeout
             )
@@ -226,7 +224,7 @@ class BigQueryWarehouse:
         from google.api_core.exceptions import NotFound
 
         try:
-            with _mapped_errors(f"looking up {table}", self.identity):
+            with mapped_errors(f"looking up {table}", self.identity):
                 self._client.get_table(self._ref(table), retry=self._retry, timeout=self._timeout)
         except TerminalError as e:
             if isinstance(e.__cause__, NotFound):
@@ -249,7 +247,7 @@ class BigQueryWarehouse:
             )
         if cluster_by:
             bq_table.clustering_fields = list(cluster_by)
-        with _mapped_errors(f"creating {table}", self.identity):
+        with mapped_errors(f"creating {table}", self.identity):
             self._client.create_table(bq_table, exists_ok=True, retry=self._retry, timeout=self._timeout)
 
     def query(self, sql: str, params: Mapping[str, Any] | None = None) -> pa.Table:
@@ -289,7 +287,7 @@ class BigQueryWarehouse:
         ref = self._ref(table)
         if not self.table_exists(table):
             self.create_table(table, data.schema)
-        with _mapped_errors(f"writing {table}", self.identity):
+        with mapped_errors(f"writing {table}", self.identity):
             schema = self._client.get_table(ref, retry=self._retry, timeout=self._timeout).schema
             config = self._bq.LoadJobConfig(
                 source_format=self._bq.SourceFormat.PARQUET,
@@ -332,8 +330,8 @@ class BigQueryWarehouse:
             raise TerminalError("append_rows needs the key columns that make a row unique")
         ref = self._ref(table)
         rows = data.to_pylist()
-        row_ids = [_row_id(ref, key_columns, row) for row in rows]
-        with _mapped_errors(f"writing {table}", self.identity):
+        row_ids = [row_id(ref, key_columns, row) for row in rows]
+        with mapped_errors(f"writing {table}", self.identity):
             bq_table = self._client.get_table(ref, retry=self._retry, timeout=self._timeout)
             for start in range(0, len(rows), _INSERT_BATCH):
                 errors = self._client.insert_rows(
@@ -384,12 +382,12 @@ class BigQueryWarehouse:
             parts = [self._project, *parts]
         if len(parts) != 3:
             raise TerminalError(f"table must be named 'dataset.table', got {table!r}")
-        return ".".join(_check(p) for p in parts)
+        return ".".join(checked_name(p) for p in parts)
 
     def _run(self, sql: str, params: Mapping[str, Any] | None) -> bigquery.QueryJob:
         from google.api_core.exceptions import Conflict
 
-        query_parameters = [_parameter(self._bq, k, v) for k, v in (params or {}).items()]
+        query_parameters = [parameter(self._bq, k, v) for k, v in (params or {}).items()]
         config = self._bq.QueryJobConfig(query_parameters=query_parameters, labels=dict(self.job_labels))
         cap_of = self._step.max_bytes_billed if self._step and self._step.max_bytes_billed else self._max_bytes_billed
         cap = cap_of() if cap_of else None
@@ -422,135 +420,13 @@ class BigQueryWarehouse:
         return self._step.job_id(next(self._sequence), text) if self._step else None
 
     def _errors(self, action: str) -> contextlib.AbstractContextManager[None]:
-        return _mapped_errors(action, self.identity, f"step {self._step.stage_id}" if self._step else "the query")
+        return mapped_errors(action, self.identity, f"step {self._step.stage_id}" if self._step else "the query")
 
     def _cancel_job(self, job: bigquery.QueryJob) -> None:
         self._client.cancel_job(job.job_id, location=job.location, retry=self._retry, timeout=self._timeout)
 
 
-# -- parameters and schemas --------------------------------------------------------------------------------------
-
-
-def _scalar_type(value: Any) -> str:
-    """GoogleSQL type of a Python value. Order matters: bool is an int, datetime is a date."""
-    if isinstance(value, bool):
-        return "BOOL"
-    if isinstance(value, int):
-        return "INT64"
-    if isinstance(value, float):
-        return "FLOAT64"
-    if isinstance(value, Decimal):
-        return "NUMERIC"
-    if isinstance(value, str):
-        return "STRING"
-    if isinstance(value, bytes):
-        return "BYTES"
-    if isinstance(value, datetime):
-        return "TIMESTAMP"
-    if isinstance(value, date):
-        return "DATE"
-    if isinstance(value, time):
-        return "TIME"
-    raise TerminalError(f"unsupported query parameter type {type(value).__name__}")
-
-
-def _scalar_value(value: Any) -> Any:
-    """Naive datetimes are UTC, as BigQuery reads a TIMESTAMP without an offset (and as the DuckDB adapter does)."""
-    if isinstance(value, datetime) and value.tzinfo is None:
-        return value.replace(tzinfo=UTC)
-    return value
-
-
-def _parameter(bq: Any, name: str, value: Any) -> Any:
-    """A named query parameter; a list/tuple becomes an ARRAY typed by its first non-null element (STRING if none)."""
-    if isinstance(value, list | tuple | set | frozenset):
-        items = list(value)
-        first = next((v for v in items if v is not None), None)
-        kind = "STRING" if first is None else _scalar_type(first)
-        return bq.ArrayQueryParameter(name, kind, [_scalar_value(v) for v in items])
-    kind = "STRING" if value is None else _scalar_type(value)
-    return bq.ScalarQueryParameter(name, kind, _scalar_value(value))
-
-
-_STANDARD_NAMES = {"INTEGER": "INT64", "FLOAT": "FLOAT64", "BOOLEAN": "BOOL", "RECORD": "STRUCT"}
-"""The API's legacy type names of a schema field, by their GoogleSQL names."""
-
-
-def _googlesql_type(field: Any) -> str:
-    """A schema field's type as GoogleSQL names it (ARRAY<...> for a REPEATED field; STRUCT without its fields)."""
-    kind = _STANDARD_NAMES.get(str(field.field_type), str(field.field_type))
-    return f"ARRAY<{kind}>" if field.mode == "REPEATED" else kind
-
-
-def to_bigquery_schema(schema: pa.Schema) -> list[bigquery.SchemaField]:
-    """Arrow schema -> BigQuery schema: non-nullable fields are REQUIRED, list<T> is REPEATED T, struct is RECORD."""
-    from google.cloud import bigquery
-
-    return [_field(bigquery, f) for f in schema]
-
-
-def _field(bq: Any, f: pa.Field) -> Any:
-    t = f.type
-    mode = "NULLABLE" if f.nullable else "REQUIRED"
-    if pa.types.is_list(t) or pa.types.is_large_list(t):
-        inner = t.value_field
-        if pa.types.is_list(inner.type) or pa.types.is_large_list(inner.type):
-            raise TerminalError(f"column {f.name!r}: BigQuery has no ARRAY of ARRAY")
-        element = _field(bq, pa.field(f.name, inner.type, nullable=True))
-        return bq.SchemaField(f.name, element.field_type, mode="REPEATED", fields=element.fields)
-    if pa.types.is_struct(t):
-        return bq.SchemaField(f.name, "RECORD", mode=mode, fields=[_field(bq, t.field(i)) for i in range(t.num_fields)])
-    return bq.SchemaField(f.name, _bq_type(f.name, t), mode=mode)
-
-
-def _bq_type(name: str, t: pa.DataType) -> str:
-    if isinstance(t, pa.JsonType):
-        return "JSON"
-    if pa.types.is_dictionary(t):
-        return _bq_type(name, t.value_type)
-    checks: list[tuple[Any, str]] = [
-        (pa.types.is_boolean, "BOOL"),
-        (pa.types.is_integer, "INT64"),
-        (pa.types.is_floating, "FLOAT64"),
-        (lambda x: pa.types.is_string(x) or pa.types.is_large_string(x) or pa.types.is_string_view(x), "STRING"),
-        (lambda x: pa.types.is_binary(x) or pa.types.is_large_binary(x) or pa.types.is_fixed_size_binary(x), "BYTES"),
-        (pa.types.is_date, "DATE"),
-        (pa.types.is_time, "TIME"),
-        (lambda x: pa.types.is_timestamp(x) and x.tz is not None, "TIMESTAMP"),
-        (pa.types.is_timestamp, "DATETIME"),
-        (lambda x: pa.types.is_decimal(x) and x.precision <= 38 and x.scale <= 9, "NUMERIC"),
-        (pa.types.is_decimal, "BIGNUMERIC"),
-    ]
-    for check, bq_type in checks:
-        if check(t):
-            return bq_type
-    raise TerminalError(f"column {name!r}: arrow type {t} has no BigQuery equivalent")
-
-
-def _row_id(table: str, key_columns: Sequence[str], row: Mapping[str, Any]) -> str:
-    """insertId of a row: the table and the row's key, hashed (insertIds are at most 128 characters)."""
-    key = json.dumps([table, *(row.get(c) for c in key_columns)], default=str, separators=(",", ":"))
-    return hashlib.sha256(key.encode()).hexdigest()
-
-
-def _check(part: str) -> str:
-    if not part or not all(c.isalnum() or c in "_-" for c in part):
-        raise TerminalError(f"invalid project/dataset/table name part {part!r}")
-    return part
-
-
-# -- errors ------------------------------------------------------------------------------------------------------
-
-
-def _over_cap_message(who: str, error: str) -> str:
-    found = _BYTES_LIMIT.search(error)
-    if not found:
-        return f"{who} would bill more bytes than the plan's cap allows: {error}"
-    cap, needed = int(found.group(1)), int(found.group(2))
-    return (
-        f"{who} would bill {needed:,} bytes, over the plan's cap of {cap:,} bytes per query; narrow the query (a "
-        "partition filter, fewer columns) or raise the tenant's `bytes_billed_per_query` limit"
-    )
+# -- labels --------------------------------------------------------------------------------------------------------
 
 
 def _job_labels(tenant_id: str | None, identity: str) -> dict[str, str]:
@@ -561,47 +437,3 @@ def _job_labels(tenant_id: str | None, identity: str) -> dict[str, str]:
     if "@" in identity:
         labels["identity"] = identity.split("@", 1)[0]
     return labels
-
-
-@contextmanager
-def _mapped_errors(action: str, identity: str | None = None, who: str = "the query") -> Iterator[None]:
-    """Translate client exceptions into the pipeline's transient/terminal split.
-
-    Bad SQL, missing tables and permissions are terminal (BigQuery's message is kept: it names the problem and its
-    position; a 403 also names the identity refused). 5xx, 429, rate limits, exhausted retries, timeouts and
-    connection failures are transient. A token that cannot be minted for the tenant's account (no such account, no
-    Token Creator on it) is terminal unless google-auth marks it retryable: nothing falls back to another identity.
-    """
-    from google.api_core import exceptions as gexc
-    from google.auth.exceptions import RefreshError, TransportError
-
-    try:
-        yield
-    except gexc.GoogleAPICallError as e:
-        reasons = {str(err.get("reason", "")) for err in (e.errors or []) if isinstance(err, dict)}
-        message = f"BigQuery {action}: {e}"
-        if "bytesBilledLimitExceeded" in reasons:  # `who` names the step: the tenant sees which one to narrow
-            raise TerminalError(_over_cap_message(who, str(e))) from e
-        if isinstance(e, gexc.ServerError | gexc.TooManyRequests) or reasons & _TRANSIENT_REASONS:
-            raise TransientError(message) from e
-        if isinstance(e, gexc.Forbidden) and identity:
-            message += f" (acting as {identity})"
-        raise TerminalError(message) from e
-    except RefreshError as e:
-        message = (
-            f"BigQuery {action}: cannot act as {identity or 'the configured identity'}: {e} (the account must exist, "
-            "terraform/modules/tenant, and the function's account needs roles/iam.serviceAccountTokenCreator on it)"
-        )
-        if getattr(e, "retryable", False):
-            raise TransientError(message) from e
-        raise TerminalError(message) from e
-    except gexc.RetryError as e:
-        raise TransientError(f"BigQuery {action}: retries exhausted: {e.cause or e}") from e
-    except (concurrent.futures.TimeoutError, ConnectionError, TransportError) as e:
-        raise TransientError(f"BigQuery {action}: {type(e).__name__}: {e}") from e
-    except Exception as e:
-        import requests
-
-        if isinstance(e, requests.exceptions.ConnectionError | requests.exceptions.Timeout):
-            raise TransientError(f"BigQuery {action}: {type(e).__name__}: {e}") from e
-        raise

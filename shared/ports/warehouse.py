@@ -14,6 +14,8 @@ from typing import Any, Literal, Protocol, runtime_checkable
 
 import pyarrow as pa
 
+from shared.errors import TerminalError
+
 WriteMode = Literal["append", "truncate"]
 
 PROVISION_HINT = (
@@ -70,6 +72,10 @@ def label_value(value: str) -> str:
     if len(clean) <= MAX_LABEL_VALUE:
         return clean
     return clean[:54] + "-" + hashlib.sha256(value.encode()).hexdigest()[:8]
+
+
+class DatasetCreationRefused(TerminalError):
+    """The identity provisioning runs as may not create datasets (BigQuery 403 on datasets.insert)."""
 
 
 class Warehouse(Protocol):

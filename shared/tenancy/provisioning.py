@@ -26,7 +26,7 @@ import yaml
 
 from shared import logs
 from shared.pipelines.loader import list_pipeline_files
-from shared.ports.warehouse import Warehouse
+from shared.ports.warehouse import DatasetCreationRefused, Warehouse
 from shared.runs.metadata import create_metadata_tables, metadata_dataset
 from shared.runtime.context import Context
 from shared.runtime.settings import Settings
@@ -44,9 +44,12 @@ class Provisioned:
     """Datasets this call created."""
     existing: list[str]
     """Datasets that were there already."""
+    refused: str | None = None
+    """Why nothing (more) was provisioned: this identity may not create datasets (onboarding only; see below)."""
 
     def as_dict(self) -> dict[str, Any]:
-        return {"tenant_id": self.tenant_id, "created": self.created, "existing": self.existing}
+        out: dict[str, Any] = {"tenant_id": self.tenant_id, "created": self.created, "existing": self.existing}
+        return out | ({"refused": self.refused} if self.refused else {})
 
 
 def tenant_datasets(config_dir: Path, tenant_id: str) -> list[str]:
@@ -85,24 +88,35 @@ def _admin_bigquery(settings: Settings, tenant_id: str) -> Warehouse:
     )
 
 
-def provision_tenant(ctx: Context, tenant_id: str) -> Provisioned:
+def provision_tenant(ctx: Context, tenant_id: str, strict: bool = True) -> Provisioned:
     """Create the tenant's missing datasets and its history tables; idempotent (a repeat creates nothing). Embedded,
-    the tenant's own DuckDB file is used (its local user owns it)."""
+    the tenant's own DuckDB file is used (its local user owns it).
+
+    `strict=False` (onboarding): an identity BigQuery refuses dataset creation to (an API function deployed without
+    bigquery.datasets.create, where Terraform's tenant module owns the datasets) logs a warning and provisions nothing,
+    instead of failing the onboarding; a run then names any dataset still missing. `cloudact tenants provision` is
+    strict: the refusal is its answer."""
     if ctx.settings.warehouse != "bigquery":
-        return _provision(ctx.warehouse_for(tenant_id), ctx.settings.config_dir, tenant_id)
+        return _provision(ctx.warehouse_for(tenant_id), ctx.settings.config_dir, tenant_id, strict)
     warehouse = _admin_bigquery(ctx.settings, tenant_id)
     try:
-        return _provision(warehouse, ctx.settings.config_dir, tenant_id)
+        return _provision(warehouse, ctx.settings.config_dir, tenant_id, strict)
     finally:
         warehouse.close()
 
 
-def _provision(warehouse: Warehouse, config_dir: Path, tenant_id: str) -> Provisioned:
+def _provision(warehouse: Warehouse, config_dir: Path, tenant_id: str, strict: bool) -> Provisioned:
     created: list[str] = []
     existing: list[str] = []
-    for dataset in tenant_datasets(config_dir, tenant_id):
-        (created if warehouse.create_dataset(dataset) else existing).append(dataset)
-    create_metadata_tables(warehouse, tenant_id)
+    try:
+        for dataset in tenant_datasets(config_dir, tenant_id):
+            (created if warehouse.create_dataset(dataset) else existing).append(dataset)
+        create_metadata_tables(warehouse, tenant_id)
+    except DatasetCreationRefused as exc:
+        if strict:
+            raise
+        log.warning("tenant %s: datasets not provisioned by onboarding: %s", tenant_id, exc)
+        return Provisioned(tenant_id, created, existing, refused=str(exc))
     if created:
         log.info("tenant %s: provisioned datasets %s", tenant_id, ", ".join(created))
     return Provisioned(tenant_id, created, existing)

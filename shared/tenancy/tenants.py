@@ -128,7 +128,7 @@ def onboard_tenant(
                 {"field": "plan"},
             )
         doc = existing
-    provision_tenant(ctx, tenant_id)
+    provision_tenant(ctx, tenant_id, strict=False)  # on GCP Terraform's tenant module may own them (provisioning.py)
     first_key = None
     if not doc.get("first_key_id"):
         first_key = issue_key(ctx, tenant_id, "initial admin key", ["admin"], created_by=user_id or actor)

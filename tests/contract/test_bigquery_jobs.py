@@ -19,17 +19,10 @@ from shared.ports.warehouse import StepJobs
 from shared.processors.base import StepContext
 from shared.runtime.context import Context, set_context
 from shared.runtime.settings import Settings
-from tests.bigquery_recorder import BigQueryRecorder
-from tests.processor_support import BQ_PROJECT, require_bigquery
+from tests.bigquery_recorder import BigQueryRecorder, recorder_fixture  # noqa: F401
+from tests.processor_support import BQ_PROJECT
 
 pytestmark = pytest.mark.bqemulator
-
-
-@pytest.fixture
-def recorder() -> Iterator[BigQueryRecorder]:
-    proxy = BigQueryRecorder(require_bigquery())
-    yield proxy
-    proxy.close()
 
 
 @pytest.fixture

@@ -59,6 +59,7 @@ from reliability.attacks.step_corpus import (
     ssrf_urls,
 )
 from shared.runtime.local_stack import http_json
+from shared.tenancy.provisioning import provision_tenant
 from tests.conftest import REPO
 from tests.e2e.conftest import stack_context
 
@@ -220,7 +221,13 @@ class Ground:
         folder.mkdir(parents=True, exist_ok=True)
         text = yaml.safe_dump(doc, allow_unicode=True, sort_keys=False, width=10_000)
         (folder / f"{doc['pipeline_id']}.yaml").write_text(text, encoding="utf-8")
+        # As an operator does after adding a pipeline (`cloudact tenants provision`): runs never create datasets.
+        provision_tenant(self.context or self._new_context(), tenant)
         return str(doc["pipeline_id"])
+
+    def _new_context(self) -> Any:
+        self.context = stack_context(self.stack)
+        return self.context
 
     def new_id(self, prefix: str) -> str:
         self.counter += 1
@@ -233,9 +240,7 @@ class Ground:
         return text.replace(str(self.pipelines) + "/", "<pipelines>/")
 
     def warehouse(self, tenant: str = ATTACKER) -> Any:
-        if self.context is None:
-            self.context = stack_context(self.stack)
-        return self.context.warehouse_for(tenant)
+        return (self.context or self._new_context()).warehouse_for(tenant)
 
     def table_text(self, table: str) -> str:
         wh = self.warehouse()

@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from shared.adapters.bigquery_warehouse import _mapped_errors
+from shared.adapters.bigquery_errors import mapped_errors
 from shared.errors import TerminalError
 from shared.ports.warehouse import StepJobs, label_value
 
@@ -18,7 +18,7 @@ def test_a_query_over_the_cap_is_terminal_naming_the_step_the_bytes_and_the_cap(
 
     message = "Query exceeded limit for bytes billed: 10485760. 20971520 or higher required."
     error = gexc.BadRequest(message, errors=[{"reason": "bytesBilledLimitExceeded", "message": message}])
-    with pytest.raises(TerminalError) as caught, _mapped_errors("query", "acme", "step load_orders"):
+    with pytest.raises(TerminalError) as caught, mapped_errors("query", "acme", "step load_orders"):
         raise error
     assert str(caught.value).startswith(
         "step load_orders would bill 20,971,520 bytes, over the plan's cap of 10,485,760 bytes per query"
