@@ -118,9 +118,8 @@ def main(argv: list[str] | None = None) -> int:
             static, dynamic = indexes.static_shapes(REPO)
             shapes = [*indexes.recorded_shapes(audit_dir), *static]
             report_i = indexes.audit(shapes, declared, exempt, problems + more)
-            lines.append(
-                report_i.line() + f" ({len(dynamic)} call sites with run-time filters: covered by the recording)"
-            )
+            note = f" ({len(dynamic)} call sites build filters at run time: audited where the e2e run reached them)"
+            lines.append(report_i.line() + note)
             details += report_i.details()
             ok &= report_i.ok
         if "limits" in wanted:

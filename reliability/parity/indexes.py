@@ -17,6 +17,7 @@ Rules (https://cloud.google.com/firestore/docs/query-data/index-overview, .../qu
 from __future__ import annotations
 
 import ast
+import dataclasses
 import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -228,6 +229,7 @@ class IndexReport:
     exempted_hits: list[str]
     dynamic_sites: list[str]
     problems: list[str]
+    serving: dict[str, list[str]] = dataclasses.field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -242,7 +244,11 @@ class IndexReport:
         )
 
     def details(self) -> list[str]:
-        out = []
+        out = [
+            f"  composite {s.describe()} served by {', '.join(self.serving.get(s.describe(), []))}"
+            for s in self.needing
+            if s not in self.missing
+        ]
         for s in self.missing:
             fields = ", ".join([f"{f} ASCENDING" for f in s.equalities] + [f"{f} {d}" for f, d in s.sort])
             out.append(f"  MISSING google_firestore_index collection={s.collection} fields=[{fields}] ({s.source})")
@@ -269,4 +275,5 @@ def audit(
                 hits.append(
                     f"{s.describe()} needs the automatic index of {s.collection}.{field}, exempted ({s.source})"
                 )
-    return IndexReport(all_shapes, needing, missing, hits, [], list(problems))
+    serving = {s.describe(): [i.address for i in served_by(s, indexes)] for s in needing}
+    return IndexReport(all_shapes, needing, missing, hits, [], list(problems), serving)
