@@ -16,8 +16,9 @@ reshapes constructs that were checked.
   is another estimate).
 - `PARSE_NUMERIC(s)` / `PARSE_BIGNUMERIC(s)`: DuckDB has neither; a cast of the text without spaces to
   DECIMAL(38, 9) (`SAFE.` makes it a TRY_CAST).
-- NUMERIC divided by NUMERIC or INT64, and `AVG` of NUMERIC, are NUMERIC in BigQuery and DOUBLE in DuckDB: where the
-  SQL itself makes the operands NUMERIC (casts, PARSE_NUMERIC, sums of those), the result is cast to DECIMAL(38, 9).
+- NUMERIC divided by NUMERIC or INT64, and `AVG` of NUMERIC, are NUMERIC in BigQuery and DOUBLE in DuckDB, and
+  NUMERIC * NUMERIC keeps 18 decimals in DuckDB: where the SQL itself makes the operands NUMERIC (casts,
+  PARSE_NUMERIC, sums of those), the result is cast to DECIMAL(38, 9).
 - `SAFE.<function>(...)`: DuckDB read `SAFE.` as a schema; it becomes `TRY(<function>(...))`, NULL on error.
 - `DATE_ADD`/`DATE_SUB` return DATE in BigQuery, a TIMESTAMP in DuckDB: cast back to DATE.
 - `EXTRACT(WEEK(<weekday>) FROM d)`: the week number with weeks starting on that weekday (0 before its first
@@ -53,16 +54,19 @@ def rewrite(tree: exp.Expr) -> exp.Expr:
         _rename_unnest_aliases(select, counter)
     for unnest in list(tree.find_all(exp.Unnest)):
         _spread_unaliased_unnest(unnest, counter)
-    for node in list(
-        tree.find_all(
-            exp.ArrayAgg,
-            exp.ApproxQuantiles,
-            exp.ApproxDistinct,
-            exp.DateAdd,
-            exp.DateSub,
-            exp.Anonymous,
-            exp.ParseNumeric,
-            exp.ParseBignumeric,
+    # deepest first (find_all is breadth-first): an outer node's copy then already holds its rewritten children
+    for node in reversed(
+        list(
+            tree.find_all(
+                exp.ArrayAgg,
+                exp.ApproxQuantiles,
+                exp.ApproxDistinct,
+                exp.DateAdd,
+                exp.DateSub,
+                exp.Anonymous,
+                exp.ParseNumeric,
+                exp.ParseBignumeric,
+            )
         )
     ):
         replacement = _function_rewrite(node)
@@ -72,9 +76,9 @@ def rewrite(tree: exp.Expr) -> exp.Expr:
             if node is tree:
                 return replacement
             node.replace(replacement)
-    for quotient in list(tree.find_all(exp.Div, exp.Avg)):
-        if isinstance(quotient, exp.Div | exp.Avg) and _numeric_result(quotient):
-            quotient.replace(exp.cast(quotient.copy(), "DECIMAL(38, 9)"))
+    for arithmetic in reversed(list(tree.find_all(exp.Div, exp.Avg, exp.Mul))):
+        if isinstance(arithmetic, exp.Div | exp.Avg | exp.Mul) and _numeric_result(arithmetic):
+            arithmetic.replace(exp.cast(arithmetic.copy(), "DECIMAL(38, 9)"))
     for safe in list(tree.find_all(exp.SafeFunc)):
         safe.replace(exp.Anonymous(this="TRY", expressions=[safe.this.copy()]))
     return tree
@@ -224,13 +228,17 @@ _DECIMAL_TYPES = (exp.DataType.Type.DECIMAL, exp.DataType.Type.BIGDECIMAL)
 _INTEGER_TYPES = (exp.DataType.Type.BIGINT, exp.DataType.Type.INT)
 
 
-def _numeric_result(node: exp.Div | exp.Avg) -> bool:
-    """BigQuery's NUMERIC / NUMERIC-or-INT64 and AVG(NUMERIC) are NUMERIC; DuckDB divides decimals as doubles. Where
-    the operands are NUMERIC by the SQL itself (a cast, PARSE_NUMERIC, arithmetic and aggregates of those), the
-    result is cast back to DECIMAL(38, 9); a column's type is unknown here, so `numeric_column / 2` stays FLOAT64."""
+def _numeric_result(node: exp.Div | exp.Avg | exp.Mul) -> bool:
+    """BigQuery's NUMERIC / NUMERIC-or-INT64 and AVG(NUMERIC) are NUMERIC; DuckDB divides decimals as doubles. And
+    NUMERIC * NUMERIC is rounded to 9 decimals in BigQuery, kept at 18 in DuckDB (so a SUM of products differs).
+    Where the operands are NUMERIC by the SQL itself (a cast, PARSE_NUMERIC, arithmetic and aggregates of those), the
+    result is cast to DECIMAL(38, 9), which rounds half away from zero as BigQuery does; a column's type is unknown
+    here, so `numeric_column / 2` stays FLOAT64."""
     if isinstance(node, exp.Avg):
         return _kind(node.this) == "numeric"
     kinds = {_kind(node.this), _kind(node.expression)}
+    if isinstance(node, exp.Mul):
+        return kinds == {"numeric"}
     return "numeric" in kinds and kinds <= {"numeric", "int"}
 
 

@@ -270,3 +270,15 @@ def test_numeric_division_and_average_stay_numeric(wh: DuckDBWarehouse) -> None:
     assert got["a"] == Decimal("10") and isinstance(got["a"], Decimal) and isinstance(got["per_row"], Decimal)
     assert got["third"] == Decimal("3.333333333")  # NUMERIC / INT64 is NUMERIC, rounded at 9 decimals
     assert isinstance(got["by_float"], float) and isinstance(got["plain"], float)  # FLOAT64 operands stay FLOAT64
+
+
+def test_numeric_products_are_rounded_to_nine_decimals(wh: DuckDBWarehouse) -> None:
+    got = rows(
+        wh,
+        "SELECT CAST('0.000000001' AS NUMERIC) * CAST('0.5' AS NUMERIC) AS half_up, "
+        "CAST('-0.000000001' AS NUMERIC) * CAST('0.5' AS NUMERIC) AS half_down, "
+        "SUM(CAST(cost AS NUMERIC) * CAST('0.333333333' AS NUMERIC)) AS summed FROM acme_b.t",
+    )[0]
+    assert got["half_up"] == Decimal("0.000000001") and got["half_down"] == Decimal("-0.000000001")
+    # each product rounded first: 3.33333333 + 6.66666666 + 9.99999999 + 13.33333332
+    assert got["summed"] == Decimal("33.33333330")
