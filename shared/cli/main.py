@@ -110,7 +110,12 @@ def runs_show(run_id: str, as_json: bool, preview: bool, limit: int) -> None:
         if as_json:
             click.echo(json.dumps(view, indent=2, default=str))
             return
+        from shared.cli.run_quality import fill_failed_quality_results
+
+        note = fill_failed_quality_results(ctx.settings, view)  # a failed check's table is in the warehouse only
         render.run_detail(view)
+        if note:
+            render.console.print(note, soft_wrap=True, markup=False)
         render.console.print(run_notifications_line(ctx, run_id), soft_wrap=True, markup=False)
         if preview:
             from shared.cli.tables import print_stage_previews

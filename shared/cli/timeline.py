@@ -171,8 +171,16 @@ def timeline_table(run: dict[str, Any], now: datetime | None = None, width: int 
 
 
 def stage_errors(run: dict[str, Any]) -> list[Text]:
+    """Each stage's error, preceded by the errors of its attempts that were retried (a stage that succeeded on a
+    later attempt still shows why the earlier ones failed). The last attempt's error is in the stage's own."""
     out = []
     for stage in run.get("stages", []):
+        attempts = [a for a in stage.get("attempts") or [] if isinstance(a, dict) and a.get("error")]
+        if stage.get("error") and attempts and attempts[-1] is (stage.get("attempts") or [None])[-1]:
+            attempts = attempts[:-1]
+        for attempt in attempts:
+            label = f"  {stage['stage_id']} attempt {attempt.get('attempt')} ({str(attempt.get('status')).lower()}): "
+            out.append(Text.assemble(label, (str(attempt["error"]), "yellow")))
         if stage.get("error"):
             out.append(Text.assemble(f"  {stage['stage_id']}: ", (str(stage["error"]), "red")))
     return out
