@@ -71,7 +71,7 @@ def test_a_timed_out_query_stops_using_the_cpu(runtime: Any, runaway_pipeline: s
     started = execute(runtime, "testco", runaway_pipeline)
     assert started.status == 202, started.body
     wait_for(lambda: any(t.name == "cloudact-step" for t in threading.enumerate()), timeout=10)
-    busy = cpu_seconds_over(1.0)  # the query running: about one core (less on a loaded machine)
+    busy = cpu_seconds_over(1.0)  # the query running: about one core, far less on a loaded shared machine
     assert runtime.wait_idle(30)
     idle = cpu_seconds_over(1.0)  # right after TIMED_OUT
     print(f"runaway query: {busy:.2f} CPU-s/s while running, {idle:.3f} CPU-s/s after TIMED_OUT")
@@ -79,5 +79,7 @@ def test_a_timed_out_query_stops_using_the_cpu(runtime: Any, runaway_pipeline: s
         "GET", f"/api/v1/tenants/testco/metadata/executions/{started.body['run_id']}", headers=auth(runtime, "testco")
     )
     assert got.body["stages"][0]["status"] == "TIMED_OUT", got.body
-    assert busy > 0.25 and idle < 0.15, (busy, idle)
+    # The query ran (it used CPU) and, TIMED_OUT, uses none: the second figure is the point. The first is only a
+    # sign of life, so it asks little (a 2-core host shared with other jobs may give it a tenth of a core).
+    assert busy > 0.02 and idle < 0.15, (busy, idle)
     wait_for(lambda: not any(t.name == "cloudact-step" for t in threading.enumerate()), timeout=5)  # thread ended too
