@@ -22,7 +22,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=RESULTS_DIR, help="folder for the JSON record")
     args = parser.parse_args(argv)
     wanted = {c.strip().upper() for c in args.only.split(",") if c.strip()}
-    unknown = wanted - {c.case_id for c in CASES}
+    unknown = wanted - {c.case_id.upper() for c in CASES}
     if unknown:
         parser.error(f"unknown case(s): {', '.join(sorted(unknown))}; known: {', '.join(c.case_id for c in CASES)}")
     started_at = utc_now()
@@ -30,7 +30,7 @@ def main(argv: list[str] | None = None) -> int:
     options = Options(quick=args.quick)
     results = []
     for case in CASES:
-        if wanted and case.case_id not in wanted:
+        if wanted and case.case_id.upper() not in wanted:
             continue
         progress(f"{case.case_id}: {case.title}")
         results.append(case.run(options))
