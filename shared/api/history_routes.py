@@ -28,7 +28,7 @@ from shared.notify import list_deliveries
 from shared.pipelines.spec import IDENTIFIER
 from shared.runs.machine import iso, parse_iso, utc_now
 from shared.runs.metadata import read_dq_results
-from shared.runs.store import get_run, list_runs
+from shared.runs.store import get_run, list_runs, load_run_spec
 from shared.runtime.context import Context
 
 DELIVERY_STATUSES = ["queued", "retrying", "sent", "failed", "suppressed"]
@@ -88,7 +88,7 @@ def run_quality(ctx: Context, req: ApiRequest, params: dict[str, str]) -> ApiRes
     run = get_run(ctx.state, tenant_id, params["run_id"])
     stages_with_checks = sorted(
         str(step["step_id"])
-        for step in (run.get("spec") or {}).get("steps", [])
+        for step in load_run_spec(ctx.state, run).get("steps", [])
         if isinstance(step, dict) and step.get("ps_type") == "quality.check" and "step_id" in step
     )
     results: list[dict[str, Any]] = []

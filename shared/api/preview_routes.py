@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from shared.api.base import ApiRequest, ApiResponse, QueryParam, Route, int_param
 from shared.runs.outputs import DEFAULT_PREVIEW_ROWS, MAX_PREVIEW_ROWS, run_stage, stage_preview
-from shared.runs.store import get_run, list_stages
+from shared.runs.store import get_run, list_stages, load_run_spec
 from shared.runtime.context import Context
 
 
@@ -19,7 +19,8 @@ def preview_stage(ctx: Context, req: ApiRequest, params: dict[str, str]) -> ApiR
     tenant_id = params["tenant_id"]
     run = get_run(ctx.state, tenant_id, params["run_id"])
     stage = run_stage(list_stages(ctx.state, run["run_id"]), params["stage_id"])
-    preview = stage_preview(lambda: ctx.warehouse_for(tenant_id), run, stage, limit)
+    spec = load_run_spec(ctx.state, run)
+    preview = stage_preview(lambda: ctx.warehouse_for(tenant_id), run, spec, stage, limit)
     return ApiResponse(200, {"run_id": run["run_id"], "limit": limit, **preview.as_dict()})
 
 

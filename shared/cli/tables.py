@@ -118,17 +118,18 @@ def print_stage_previews(ctx: Any, run_id: str, limit: int) -> None:
     """`runs show --preview`: the first rows of the table each stage wrote, stage by stage."""
     from shared.runs.machine import run_path
     from shared.runs.outputs import stage_preview
-    from shared.runs.store import list_stages
+    from shared.runs.store import list_stages, load_run_spec
 
     run = ctx.state.get(run_path(run_id))
     if run is None:
         return
     tenant_id = str(run["tenant_id"])
-    order = [str(s.get("step_id")) for s in (run.get("spec") or {}).get("steps", []) if isinstance(s, dict)]
+    spec = load_run_spec(ctx.state, run)
+    order = [str(s.get("step_id")) for s in spec.get("steps", []) if isinstance(s, dict)]
     stages = list_stages(ctx.state, run_id)
     stages.sort(key=lambda s: order.index(str(s.get("stage_id"))) if s.get("stage_id") in order else len(order))
     for stage in stages:
-        preview = stage_preview(lambda: ctx.warehouse_for(tenant_id), run, stage, limit)
+        preview = stage_preview(lambda: ctx.warehouse_for(tenant_id), run, spec, stage, limit)
         if preview.table is None:
             continue
         title = f"{preview.stage_id} -> {preview.table}"

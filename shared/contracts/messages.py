@@ -55,6 +55,11 @@ class StageTask(Message):
     tenant_id: str
     pipeline_id: str
     stage_id: str
+    poll_seq: int | None = Field(
+        default=None,
+        description="A re-check of the stage's running job: the poll round it is for. A duplicate of an older "
+        "round finds the stage past it and does nothing, so the chain of re-checks never forks.",
+    )
 
 
 EventType = Literal[

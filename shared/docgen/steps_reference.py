@@ -86,6 +86,11 @@ EXAMPLES: dict[str, str] = {
   ps_type: notify.email
   config: {channel: sales_team, subject: "Daily sales {run_date}", message: "Run {run_id} finished.", severity: info}
 """,
+    "debug.job": """\
+- step_id: long_job
+  ps_type: debug.job
+  config: {duration_s: 30, rows: 10}
+""",
     "debug.noop": """\
 - step_id: wait_a_bit
   ps_type: debug.noop

@@ -18,6 +18,7 @@ from shared.processors.base import Processor
 
 _MODULES: dict[str, str] = {
     "bigquery.query": "shared.processors.bigquery_query",
+    "debug.job": "shared.processors.debug_job",
     "debug.noop": "shared.processors.debug_noop",
     "notify.slack": "shared.processors.notify_slack",
     "notify.email": "shared.processors.notify_email",

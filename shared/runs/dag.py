@@ -39,7 +39,7 @@ def advance(ctx: Context, run: dict[str, Any], actor: str, finished: str | None 
     Without `finished` (run start, maintenance, dead-letter recovery) every stage is listed once: roots are
     dispatched and every ended stage is recorded again in its dependants, which repairs a delivery lost part-way.
     """
-    plan = run_plan(run)
+    plan = run_plan(run, ctx.state)
     run_id = str(run["run_id"])
     ready: list[str] = []
     if finished is None:

@@ -13,7 +13,9 @@ Pub/Sub delivers at least once, so each entry point re-derives what to do from s
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from datetime import date, timedelta
+from functools import cache
 from typing import Any
 
 from shared import logs
@@ -23,9 +25,12 @@ from shared.errors import ClientError, TerminalError, TransientError
 from shared.observability import stage_span
 from shared.pipelines.loader import PipelineValidationError, find_pipeline, snapshot
 from shared.pipelines.parameters import resolve_run_parameters, typed_values
-from shared.pipelines.spec import PipelineSpec, StepSpec
-from shared.processors.base import StepContext
+from shared.pipelines.spec import StepSpec
+from shared.ports.warehouse import Warehouse
+from shared.processors.base import StepContext, StepResult
+from shared.processors.jobs import JobProcessor, stage_job_id
 from shared.processors.registry import get_processor
+from shared.runs import stage_jobs
 from shared.runs.attempts import StageTimeout, attempt_record, call_with_timeout, give_up_message
 from shared.runs.dag import advance
 from shared.runs.events import publish_status_event
@@ -43,7 +48,7 @@ from shared.runs.machine import (
 )
 from shared.runs.plan import run_plan
 from shared.runs.states import is_terminal
-from shared.runs.store import carried_stages, create_run, new_stage_doc
+from shared.runs.store import carried_stages, create_run, new_stage_doc, save_run_spec
 from shared.runtime.context import Context
 
 log = logs.get_logger("cloudact.engine")
@@ -78,11 +83,11 @@ def start_run(ctx: Context, req: RunRequest) -> None:
                 stage_path(req.run_id, step.step_id),
                 {**new_stage_doc(run, step, now, done), **carried.get(step.step_id, {})},
             )
+        save_run_spec(state, req.run_id, snapshot(spec))
         result = transition_run(
             state,
             req.run_id,
             "RUNNING",
-            spec=snapshot(spec),
             parameters=params,
             stage_order=[s.step_id for s in spec.steps],
             deadline_at=iso(utc_now() + timedelta(minutes=spec.timeout_minutes)),
@@ -114,8 +119,7 @@ def execute_stage(ctx: Context, task: StageTask) -> None:
         transition(state, spath, TransitionRequest("stage", "CANCELLED", only_from=frozenset({"QUEUED"})))
         finalize_if_needed(ctx, run)
         return
-    plan = run_plan(run)
-    spec = plan.spec
+    plan = run_plan(run, state)
     step = plan.steps.get(task.stage_id)
     if step is None:
         raise TerminalError(f"run {task.run_id} has no stage {task.stage_id}")
@@ -126,6 +130,19 @@ def execute_stage(ctx: Context, task: StageTask) -> None:
     now = utc_now()
     if is_terminal(str(stage["status"])):
         advance(ctx, run, actor=task.stage_id, finished=task.stage_id)
+        return
+    if stage["status"] == "RUNNING" and stage.get("job_id"):  # a job's re-check (or a task finding its chain)
+        attempt = int(stage["attempt"])
+        with logs.log_context(stage_id=task.stage_id, attempt=attempt):
+            _conclude(
+                ctx,
+                run,
+                step,
+                stage,
+                attempt,
+                list(stage.get("attempts") or []),
+                _job_round(ctx, run, step, stage, task),
+            )
         return
     if stage["status"] == "RUNNING" and now < parse_iso(stage["lease_until"]):
         left = (parse_iso(stage["lease_until"]) - now).total_seconds()
@@ -153,6 +170,8 @@ def execute_stage(ctx: Context, task: StageTask) -> None:
         return
     _claim(ctx, task, attempt, now)
     lease = now + timedelta(minutes=step.timeout_minutes, seconds=LEASE_GRACE_S)
+    # A job's id is recorded before it is submitted, so no redelivery can start a second one (shared/runs/stage_jobs)
+    job = {"job_id": stage_job_id(task.run_id, task.stage_id, attempt), "poll_seq": 0, "polled_at": iso(now)}
     started = transition(
         state,
         spath,
@@ -166,13 +185,19 @@ def execute_stage(ctx: Context, task: StageTask) -> None:
                 "attempt_started_at": iso(now),
                 "attempts": history,
                 "last_error": last_error,
+                **(job if _runs_as_job(step.ps_type) else {"job_id": None}),
             },
         ),
     )
     if not started.applied:
         raise TransientError(f"stage moved while claiming: {started.reason}", 1.0)
     with logs.log_context(stage_id=task.stage_id, attempt=attempt):
-        _run_attempt(ctx, run, spec, step, started.doc, attempt, history)
+        _run_attempt(ctx, run, step, started.doc, attempt, history)
+
+
+@cache
+def _runs_as_job(ps_type: str) -> bool:
+    return isinstance(get_processor(ps_type), JobProcessor)
 
 
 def _claim(ctx: Context, task: StageTask, attempt: int, now: Any) -> None:
@@ -187,37 +212,75 @@ def _claim(ctx: Context, task: StageTask, attempt: int, now: Any) -> None:
     log.warning("claim of attempt %d is %.1fs old and its attempt never started: taking it over", attempt, age)
 
 
+def _step_context(
+    ctx: Context, run: dict[str, Any], step: StepSpec, attempt: int, timeout_s: float, warehouse: Warehouse
+) -> StepContext:
+    spec = run_plan(run, ctx.state).spec
+    return StepContext(
+        tenant_id=run["tenant_id"],
+        pipeline_id=run["pipeline_id"],
+        run_id=run["run_id"],
+        stage_id=step.step_id,
+        attempt=attempt,
+        run_date=date.fromisoformat(str(run["run_date"])),
+        parameters=typed_values(spec.parameters, run.get("parameters")),
+        variables=dict(spec.variables),
+        warehouse=warehouse,
+        deadline_monotonic=time.monotonic() + timeout_s,
+    )
+
+
 def _run_attempt(
     ctx: Context,
     run: dict[str, Any],
-    spec: PipelineSpec,
     step: StepSpec,
     stage: dict[str, Any],
     attempt: int,
     history: list[dict[str, Any]],
 ) -> None:
-    spath = stage_path(run["run_id"], step.step_id)
     timeout_s = step.timeout_minutes * 60
-    try:
-        # Inside the try: opening the warehouse can fail like the step itself. A session of the tenant's warehouse,
-        # so that on timeout this step's work alone is stopped, before the stage is finished.
-        warehouse = ctx.warehouse_for(run["tenant_id"]).session()
-        step_ctx = StepContext(
-            tenant_id=run["tenant_id"],
-            pipeline_id=run["pipeline_id"],
-            run_id=run["run_id"],
-            stage_id=step.step_id,
-            attempt=attempt,
-            run_date=date.fromisoformat(str(run["run_date"])),
-            parameters=typed_values(spec.parameters, run.get("parameters")),
-            variables=dict(spec.variables),
-            warehouse=warehouse,
-            deadline_monotonic=time.monotonic() + timeout_s,
-        )
+
+    def produce() -> StepResult | None:  # inside _conclude's try: opening the warehouse can fail like the step
+        # A session of the tenant's warehouse, so that on timeout this step's work alone is stopped.
+        session = ctx.warehouse_for(run["tenant_id"]).session()
+        step_ctx = _step_context(ctx, run, step, attempt, timeout_s, session)
+        processor = get_processor(step.ps_type)
         with stage_span(step.step_id, step.ps_type, attempt):
-            result = call_with_timeout(
-                lambda: get_processor(step.ps_type).run(step, step_ctx), timeout_s, warehouse.cancel_running
-            )
+            if isinstance(processor, JobProcessor):
+                return stage_jobs.first_round(ctx, run, step, stage, processor, step_ctx)
+            return call_with_timeout(lambda: processor.run(step, step_ctx), timeout_s, session.cancel_running)
+
+    _conclude(ctx, run, step, stage, attempt, history, produce)
+
+
+def _job_round(
+    ctx: Context, run: dict[str, Any], step: StepSpec, stage: dict[str, Any], task: StageTask
+) -> Callable[[], StepResult | None]:
+    def produce() -> StepResult | None:
+        processor = get_processor(step.ps_type)
+        if not isinstance(processor, JobProcessor):
+            raise TerminalError(f"{step.ps_type} steps do not run as jobs")
+        session = ctx.warehouse_for(run["tenant_id"]).session()
+        step_ctx = _step_context(ctx, run, step, int(stage["attempt"]), step.timeout_minutes * 60, session)
+        with stage_span(step.step_id, step.ps_type, int(stage["attempt"])):
+            return stage_jobs.later_round(ctx, run, step, stage, task, processor, step_ctx)
+
+    return produce
+
+
+def _conclude(
+    ctx: Context,
+    run: dict[str, Any],
+    step: StepSpec,
+    stage: dict[str, Any],
+    attempt: int,
+    history: list[dict[str, Any]],
+    produce: Callable[[], StepResult | None],
+) -> None:
+    """Record what `produce` (the step, or a round of its job) came to; None: a job still running, nothing yet."""
+    spath = stage_path(run["run_id"], step.step_id)
+    try:
+        result = produce()
     except StageTimeout:
         error = f"timed out after {step.timeout_minutes:g} min"
         record = attempt_record(stage, "TIMED_OUT", error, utc_now())
@@ -245,6 +308,8 @@ def _run_attempt(
                 f"attempt {attempt} failed: {error}", retry_after_seconds=step.retries.delay_before(attempt + 1)
             ) from exc
     else:
+        if result is None:
+            return
         now = utc_now()
         moved = transition(
             ctx.state,

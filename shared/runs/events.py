@@ -20,11 +20,16 @@ def _attributes(run: Doc, **extra: str) -> dict[str, str]:
     return with_trace_context(attrs)
 
 
-def publish_stage_tasks(bus: MessageBus, run: Doc, stage_ids: Iterable[str]) -> None:
+def publish_stage_tasks(bus: MessageBus, run: Doc, stage_ids: Iterable[str], poll_seq: int | None = None) -> None:
+    """One stage.task per stage; with `poll_seq`, a re-check of a running job (shared/runs/stage_jobs.py)."""
     messages = [
         OutboundMessage(
             StageTask(
-                run_id=run["run_id"], tenant_id=run["tenant_id"], pipeline_id=run["pipeline_id"], stage_id=sid
+                run_id=run["run_id"],
+                tenant_id=run["tenant_id"],
+                pipeline_id=run["pipeline_id"],
+                stage_id=sid,
+                poll_seq=poll_seq,
             ).to_bytes(),
             _attributes(run, stage_id=sid, kind="stage.task"),
         )

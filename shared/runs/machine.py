@@ -126,6 +126,11 @@ def stage_path(run_id: str, stage_id: str) -> str:
     return f"runs/{run_id}/stages/{stage_id}"
 
 
+def spec_path(run_id: str) -> str:
+    """The run's pipeline snapshot, apart from the run document so that every stage's read of the run stays small."""
+    return f"runs/{run_id}/snapshot/spec"
+
+
 def claim_path(run_id: str, stage_id: str, attempt: int) -> str:
     return f"claims/{run_id}:{stage_id}:{attempt}"
 

@@ -64,21 +64,22 @@ def output_table(tenant_id: str, stage: Doc) -> str | None:
     return table
 
 
-def writes_a_table(run: Doc, stage_id: str) -> bool:
+def writes_a_table(spec: Doc, stage_id: str) -> bool:
     """Whether the run's spec gives the step a destination (quality.check's `details.table` is what it read)."""
-    for step in (run.get("spec") or {}).get("steps", []):
+    for step in spec.get("steps", []):
         if isinstance(step, dict) and step.get("step_id") == stage_id:
             return bool(step.get("destination"))
     return False
 
 
 def stage_preview(
-    warehouse_of: Callable[[], Warehouse], run: Doc, stage: Doc, limit: int = DEFAULT_PREVIEW_ROWS
+    warehouse_of: Callable[[], Warehouse], run: Doc, spec: Doc, stage: Doc, limit: int = DEFAULT_PREVIEW_ROWS
 ) -> Preview:
-    """The first `limit` rows of the table the stage wrote (module docstring). `warehouse_of` is called only for a
-    stage that wrote a table: no warehouse (nor, locally, the tenant's DuckDB file) is opened for the others."""
+    """The first `limit` rows of the table the stage wrote (module docstring); `spec` is the run's pipeline snapshot
+    (shared.runs.store.load_run_spec). `warehouse_of` is called only for a stage that wrote a table: no warehouse
+    (nor, locally, the tenant's DuckDB file) is opened for the others."""
     stage_id = str(stage.get("stage_id") or "")
-    table = output_table(str(run["tenant_id"]), stage) if writes_a_table(run, stage_id) else None
+    table = output_table(str(run["tenant_id"]), stage) if writes_a_table(spec, stage_id) else None
     if table is None:
         return Preview(stage_id, None, note="this stage writes no table")
     warehouse = warehouse_of()

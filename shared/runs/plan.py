@@ -12,6 +12,8 @@ from typing import Any
 
 from shared.errors import TerminalError
 from shared.pipelines.spec import PipelineSpec, StepSpec
+from shared.ports.state import StateStore
+from shared.runs.store import load_run_spec
 
 
 @dataclass(frozen=True)
@@ -39,7 +41,7 @@ def build_plan(spec: PipelineSpec) -> RunPlan:
     return RunPlan(spec, order, children, sinks, {s.step_id: s for s in spec.steps})
 
 
-def run_plan(run: dict[str, Any]) -> RunPlan:
+def run_plan(run: dict[str, Any], state: StateStore) -> RunPlan:
     """The plan of a RUNNING run, validated once per process: the snapshot never changes once the run started."""
     run_id = str(run["run_id"])
     with _PLANS_LOCK:
@@ -47,16 +49,12 @@ def run_plan(run: dict[str, Any]) -> RunPlan:
         if hit is not None:
             _PLANS.move_to_end(run_id)
             return hit
-    plan = build_plan(PipelineSpec.model_validate(run["spec"]))
+    plan = build_plan(PipelineSpec.model_validate(load_run_spec(state, run)))
     with _PLANS_LOCK:
         _PLANS[run_id] = plan
         while len(_PLANS) > _MAX_PLANS:
             _PLANS.popitem(last=False)
     return plan
-
-
-def run_spec(run: dict[str, Any]) -> PipelineSpec:
-    return run_plan(run).spec
 
 
 def topological_order(spec: PipelineSpec) -> tuple[StepSpec, ...]:

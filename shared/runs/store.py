@@ -14,7 +14,7 @@ from shared.errors import NotFound
 from shared.observability import current_traceparent
 from shared.pipelines.spec import StepSpec
 from shared.ports.state import Doc, Filter, StateStore
-from shared.runs.machine import iso, run_path, stages_collection, utc_now
+from shared.runs.machine import iso, run_path, spec_path, stages_collection, utc_now
 
 
 def new_run_id() -> str:
@@ -85,6 +85,20 @@ def get_run(store: StateStore, tenant_id: str, run_id: str) -> Doc:
     if doc is None or doc.get("tenant_id") != tenant_id:
         raise NotFound(f"tenant {tenant_id!r} has no run {run_id!r}", {"field": "run_id"})
     return doc
+
+
+def save_run_spec(store: StateStore, run_id: str, spec: dict[str, Any]) -> None:
+    """Record a starting run's pipeline snapshot once (a redelivered start finds it there and keeps it)."""
+    store.create(spec_path(run_id), {"run_id": run_id, "spec": spec})
+
+
+def load_run_spec(store: StateStore, run: Doc) -> dict[str, Any]:
+    """A started run's pipeline snapshot ({} before it started). Runs recorded before the snapshot had its own
+    document carry it in the run document."""
+    if isinstance(run.get("spec"), dict):
+        return dict(run["spec"])
+    doc = store.get(spec_path(str(run["run_id"]))) or {}
+    return dict(doc.get("spec") or {})
 
 
 def list_stages(store: StateStore, run_id: str) -> list[Doc]:

@@ -29,6 +29,7 @@ from shared.contracts.envelope import OutboundMessage, ReceivedMessage
 from shared.contracts.messages import RunRequest, Trigger
 from shared.errors import TransientError
 from shared.ports.state import EXPIRE_AT, Doc, Filter, expires_in
+from shared.runs import stage_jobs
 from shared.runs.dag import advance
 from shared.runs.events import publish_stage_tasks
 from shared.runs.finalize import finalize_run, finish_run
@@ -138,7 +139,12 @@ def _running_runs(ctx: Context, now: datetime, limits: WatchdogLimits) -> dict[s
 
 
 def _lost(stage: Doc, now: datetime) -> bool:
-    return stage["status"] == "RUNNING" and bool(stage.get("lease_until")) and now > parse_iso(stage["lease_until"])
+    """RUNNING past its lease, or a job whose chain of re-checks broke (shared/runs/stage_jobs.py)."""
+    if stage["status"] != "RUNNING":
+        return False
+    if stage.get("job_id") and stage.get("polled_at"):
+        return (now - parse_iso(stage["polled_at"])).total_seconds() > stage_jobs.STALE_AFTER_S
+    return bool(stage.get("lease_until")) and now > parse_iso(stage["lease_until"])
 
 
 def _undecided(stage: Doc, by_id: dict[str, Doc], now: datetime, limits: WatchdogLimits) -> bool:

@@ -1,0 +1,90 @@
+"""`debug.job`: a stand-in for a long external job (a BigQuery query job), for drills, benchmarks and tests.
+
+The "job service" is a document per job id in the state store (`debug_jobs/{job_id}`), so every function process of
+a deployment or the emulator stack sees the same job, and a second submit of an id finds the first (like BigQuery's
+409 for a duplicate job id). The job succeeds `duration_s` after it was submitted, or fails then with `fail: true`.
+
+config:
+  duration_s: int   how long the job runs (default 5)
+  rows: int         rows the job reports written
+  fail: bool        the job ends in an error instead
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+from shared.errors import TerminalError
+from shared.pipelines.spec import StepSpec
+from shared.processors.base import StepContext, StepResult
+from shared.processors.jobs import JobState, stage_job_id
+from shared.runtime.context import get_context
+
+_CONFIG_TYPES: dict[str, type] = {"duration_s": int, "rows": int, "fail": bool}
+
+
+def job_path(job_id: str) -> str:
+    return f"debug_jobs/{job_id}"
+
+
+class DebugJob:
+    def run(self, step: StepSpec, ctx: StepContext) -> StepResult:
+        """The job waited for in place (only where a step cannot be a job, e.g. a synchronous caller)."""
+        job_id = stage_job_id(ctx.run_id, ctx.stage_id, ctx.attempt)
+        self.submit(step, ctx, job_id)
+        while True:
+            state = self.poll(step, ctx, job_id)
+            if state.done:
+                if state.error is not None:
+                    raise state.error
+                return state.result or StepResult()
+            time.sleep(0.2)
+
+    def submit(self, step: StepSpec, ctx: StepContext, job_id: str) -> None:
+        state = get_context().state
+        state.increment(f"{job_path(job_id)}_submits", "calls")  # every submit call, for drills: 1 job, n calls
+        state.create(
+            job_path(job_id),
+            {"job_id": job_id, "run_id": ctx.run_id, "submitted_at": datetime.now(UTC).isoformat(), "cancelled": False},
+        )
+
+    def poll(self, step: StepSpec, ctx: StepContext, job_id: str) -> JobState:
+        job: dict[str, Any] | None = get_context().state.get(job_path(job_id))
+        if job is None:
+            return JobState(done=False, missing=True)
+        if job.get("cancelled"):
+            return JobState(done=True, error=TerminalError(f"job {job_id} was cancelled"))
+        duration = int(step.config.get("duration_s", 5))
+        elapsed = (datetime.now(UTC) - datetime.fromisoformat(str(job["submitted_at"]))).total_seconds()
+        if elapsed < duration:
+            return JobState(done=False, progress=f"RUNNING {elapsed:.0f}/{duration} s")
+        if step.config.get("fail"):
+            return JobState(done=True, error=TerminalError(f"job {job_id} failed (fail: true)"))
+        rows = int(step.config.get("rows", 0))
+        return JobState(done=True, result=StepResult(rows_out=rows, details={"job_id": job_id}))
+
+    def cancel(self, step: StepSpec, ctx: StepContext, job_id: str) -> None:
+        state = get_context().state
+        job = state.get(job_path(job_id))
+        if job is not None:
+            state.set(job_path(job_id), {**job, "cancelled": True})
+
+
+PROCESSOR = DebugJob()
+
+
+def validate_step(step: StepSpec) -> list[tuple[tuple[str | int, ...], str]]:
+    issues: list[tuple[tuple[str | int, ...], str]] = []
+    for key, value in step.config.items():
+        expected = _CONFIG_TYPES.get(key)
+        if expected is None:
+            issues.append((("config", key), f"unknown debug.job setting (known: {', '.join(_CONFIG_TYPES)})"))
+        elif type(value) is not expected or (isinstance(value, int) and not isinstance(value, bool) and value < 0):
+            kind = "a non-negative integer" if expected is int else "true or false"
+            issues.append((("config", key), f"{key} must be {kind}, got {value!r}"))
+    for field in ("source", "destination"):
+        if getattr(step, field):
+            issues.append(((field,), f"debug.job takes no {field}"))
+    return issues

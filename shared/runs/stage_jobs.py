@@ -1,0 +1,121 @@
+"""Stages whose step runs as a job (shared/processors/jobs.py): submitted once, then polled in short rounds.
+
+No invocation waits for a job longer than POLL_WINDOW_S, whatever the job's length:
+- the attempt's RUNNING transition records the deterministic `job_id` and claims poll round 0 (`poll_seq`,
+  `polled_at`); the job is submitted after that, so a crash in between is found by the next round (`missing`) and
+  submitted then under the same id: a redelivery never starts a second job;
+- a round polls until the job is done or the window ends; still running, it records the job's progress on the stage
+  and publishes one re-check stage task for round n+1, then acks;
+- a re-check claims its round with a compare-and-set `poll_seq` n -> n+1: a duplicate of it (Pub/Sub delivers at
+  least once) loses that write and does nothing, so the chain of re-checks never forks. A chain broken by a crash is
+  taken over by any task for the stage (a redelivery, the watchdog's re-dispatch) once `polled_at` is stale;
+- past the step's timeout the job is cancelled and the stage TIMED_OUT, like a synchronous step.
+The engine records the outcome (shared/runs/engine.py `_conclude`): a round returns the step's result when the job
+succeeded, raises its error when it failed, and returns None while it runs.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import datetime, timedelta
+from typing import Any
+
+from shared import logs
+from shared.contracts.messages import StageTask
+from shared.pipelines.spec import StepSpec
+from shared.processors.base import StepContext, StepResult
+from shared.processors.jobs import JobProcessor, JobState
+from shared.runs.attempts import StageTimeout
+from shared.runs.events import publish_stage_tasks
+from shared.runs.machine import iso, parse_iso, set_fields_if, stage_path, utc_now
+from shared.runtime.context import Context
+
+log = logs.get_logger("cloudact.engine")
+POLL_WINDOW_S = 5.0
+"""Longest a round waits on a job within one invocation (P9: no invocation longer than 10 s)."""
+_POLL_EVERY_S = (0.1, 0.25, 0.5, 1.0)
+STALE_AFTER_S = POLL_WINDOW_S + 30.0
+"""A round claimed this long ago whose re-check never came belongs to a crashed worker: its chain is taken over."""
+
+
+def first_round(
+    ctx: Context, run: dict[str, Any], step: StepSpec, stage: dict[str, Any], job: JobProcessor, step_ctx: StepContext
+) -> StepResult | None:
+    """Round 0, right after the attempt's RUNNING transition recorded the job id: submit, then poll."""
+    job.submit(step, step_ctx, str(stage["job_id"]))
+    return _round(ctx, run, step, stage, job, step_ctx, 0)
+
+
+def later_round(
+    ctx: Context,
+    run: dict[str, Any],
+    step: StepSpec,
+    stage: dict[str, Any],
+    task: StageTask,
+    job: JobProcessor,
+    step_ctx: StepContext,
+) -> StepResult | None:
+    """A re-check (or a task that finds the chain stale): claim the next round, then poll. None when not ours."""
+    seq = int(stage.get("poll_seq") or 0)
+    polled_at = stage.get("polled_at")
+    stale = not polled_at or (utc_now() - parse_iso(str(polled_at))).total_seconds() > STALE_AFTER_S
+    if task.poll_seq != seq + 1 and not stale:
+        log.info("re-check for round %s dropped: the stage is at round %d", task.poll_seq, seq)
+        return None
+    attempt = stage.get("attempt")
+
+    def same_round(doc: dict[str, Any]) -> bool:
+        return doc.get("status") == "RUNNING" and doc.get("attempt") == attempt and (doc.get("poll_seq") or 0) == seq
+
+    if not set_fields_if(ctx.state, _path(stage), {"poll_seq": seq + 1, "polled_at": iso(utc_now())}, same_round):
+        return None  # a duplicate claimed this round first
+    if stale and task.poll_seq != seq + 1:
+        log.warning("job %s: poll chain stale since %s, taken over", stage["job_id"], polled_at)
+    return _round(ctx, run, step, stage, job, step_ctx, seq + 1)
+
+
+def _round(
+    ctx: Context,
+    run: dict[str, Any],
+    step: StepSpec,
+    stage: dict[str, Any],
+    job: JobProcessor,
+    step_ctx: StepContext,
+    seq: int,
+) -> StepResult | None:
+    job_id = str(stage["job_id"])
+    deadline = parse_iso(str(stage["attempt_started_at"])) + timedelta(minutes=step.timeout_minutes)
+    state = _poll(step, step_ctx, job, job_id, deadline)
+    if state.missing:  # the attempt died between recording the id and submitting: submit it now, same id
+        log.warning("job %s was never submitted: submitting it", job_id)
+        job.submit(step, step_ctx, job_id)
+        state = _poll(step, step_ctx, job, job_id, deadline)
+    if state.done:
+        if state.error is not None:
+            raise state.error
+        return state.result or StepResult()
+    if utc_now() >= deadline:
+        job.cancel(step, step_ctx, job_id)
+        raise StageTimeout()
+    set_fields_if(
+        ctx.state,
+        _path(stage),
+        {"job_progress": state.progress},
+        lambda d: d.get("status") == "RUNNING" and (d.get("poll_seq") or 0) == seq,
+    )
+    publish_stage_tasks(ctx.bus, run, [step.step_id], poll_seq=seq + 1)
+    return None
+
+
+def _poll(step: StepSpec, step_ctx: StepContext, job: JobProcessor, job_id: str, deadline: datetime) -> JobState:
+    ends = time.monotonic() + POLL_WINDOW_S
+    pause = iter(_POLL_EVERY_S)
+    while True:
+        state = job.poll(step, step_ctx, job_id)
+        if state.done or state.missing or time.monotonic() >= ends or utc_now() >= deadline:
+            return state
+        time.sleep(min(next(pause, _POLL_EVERY_S[-1]), max(0.0, ends - time.monotonic())))
+
+
+def _path(stage: dict[str, Any]) -> str:
+    return stage_path(str(stage["run_id"]), str(stage["stage_id"]))
