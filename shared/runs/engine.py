@@ -26,6 +26,7 @@ from shared.observability import stage_span
 from shared.pipelines.loader import PipelineValidationError, find_pipeline, snapshot
 from shared.pipelines.parameters import resolve_run_parameters, typed_values
 from shared.pipelines.spec import StepSpec
+from shared.ports.state import EXPIRE_AT, expires_in
 from shared.ports.warehouse import Warehouse
 from shared.processors.base import StepContext, StepResult
 from shared.processors.jobs import JobProcessor, stage_job_id
@@ -54,6 +55,8 @@ from shared.runtime.context import Context
 log = logs.get_logger("cloudact.engine")
 LEASE_GRACE_S = 60.0
 """A running attempt's lease outlives its timeout by this much before another delivery may take the stage over."""
+CLAIM_RETENTION_DAYS = 7.0
+"""Claims matter only while their attempt can still be redelivered (Pub/Sub keeps messages 7 days)."""
 CLAIM_GRACE_S = 0.5
 """A claim older than this whose stage never started belongs to a worker that died between claim and start."""
 
@@ -63,7 +66,15 @@ def start_run(ctx: Context, req: RunRequest) -> None:
     state = ctx.state
     run = state.get(run_path(req.run_id))
     if run is None:  # producers record the run before publishing; rebuild it if that write was lost
-        run = create_run(state, req.tenant_id, req.pipeline_id, req.parameters, req.trigger, run_id=req.run_id).doc
+        run = create_run(
+            state,
+            req.tenant_id,
+            req.pipeline_id,
+            req.parameters,
+            req.trigger,
+            run_id=req.run_id,
+            retention_days=ctx.settings.run_retention_days,
+        ).doc
     if is_terminal(str(run["status"])):
         log.info("run already %s; request ignored", run["status"])
         finalize_if_needed(ctx, run)
@@ -83,7 +94,7 @@ def start_run(ctx: Context, req: RunRequest) -> None:
                 stage_path(req.run_id, step.step_id),
                 {**new_stage_doc(run, step, now, done), **carried.get(step.step_id, {})},
             )
-        save_run_spec(state, req.run_id, snapshot(spec))
+        save_run_spec(state, run, snapshot(spec))
         result = transition_run(
             state,
             req.run_id,
@@ -203,7 +214,9 @@ def _runs_as_job(ps_type: str) -> bool:
 def _claim(ctx: Context, task: StageTask, attempt: int, now: Any) -> None:
     """Turn away a concurrent duplicate early; take over a claim whose holder died before starting the attempt."""
     path = claim_path(task.run_id, task.stage_id, attempt)
-    if ctx.state.create(path, {"at": iso(now), "run_id": task.run_id}):
+    if ctx.state.create(
+        path, {"at": iso(now), "run_id": task.run_id, EXPIRE_AT: expires_in(CLAIM_RETENTION_DAYS, now)}
+    ):
         return
     claim = ctx.state.get(path) or {}
     age = (now - parse_iso(claim["at"])).total_seconds() if claim.get("at") else CLAIM_GRACE_S

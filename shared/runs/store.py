@@ -13,8 +13,11 @@ from shared.contracts.messages import Trigger
 from shared.errors import NotFound
 from shared.observability import current_traceparent
 from shared.pipelines.spec import StepSpec
-from shared.ports.state import Doc, Filter, StateStore
+from shared.ports.state import EXPIRE_AT, Doc, Filter, StateStore, expires_in
 from shared.runs.machine import iso, run_path, spec_path, stages_collection, utc_now
+
+DEFAULT_RUN_RETENTION_DAYS = 400.0
+"""Settings.run_retention_days' default, for callers without settings (tests, tools)."""
 
 
 def new_run_id() -> str:
@@ -44,6 +47,7 @@ def create_run(
     idempotency_key: str | None = None,
     run_id: str | None = None,
     now: datetime | None = None,
+    retention_days: float = DEFAULT_RUN_RETENTION_DAYS,
 ) -> CreatedRun:
     """Record a QUEUED run. With an idempotency key, a repeat returns the first run instead of making another.
 
@@ -52,9 +56,12 @@ def create_run(
     """
     now = now or utc_now()
     run_id = run_id or new_run_id()
+    # Firestore TTL deletes the run, its key, its stages and its snapshot at the same time (shared.ports.state)
+    expire_at = expires_in(retention_days, now)
     if idempotency_key:
         key_path = idempotency_path(tenant_id, idempotency_key)
-        if not store.create(key_path, {"run_id": run_id, "tenant_id": tenant_id, "created_at": iso(now)}):
+        key_doc = {"run_id": run_id, "tenant_id": tenant_id, "created_at": iso(now), EXPIRE_AT: expire_at}
+        if not store.create(key_path, key_doc):
             existing = store.get(key_path) or {}
             run_id = str(existing.get("run_id", run_id))
             existing_run = store.get(run_path(run_id))
@@ -73,6 +80,7 @@ def create_run(
         "run_date": str(parameters.get("run_date") or (trigger.scheduled_for or now).date().isoformat()),
         "finalized": False,
         "traceparent": current_traceparent(),
+        EXPIRE_AT: expire_at,
     }
     if not store.create(run_path(run_id), doc):
         return CreatedRun(run_id, False, store.get(run_path(run_id)) or doc)
@@ -87,9 +95,15 @@ def get_run(store: StateStore, tenant_id: str, run_id: str) -> Doc:
     return doc
 
 
-def save_run_spec(store: StateStore, run_id: str, spec: dict[str, Any]) -> None:
+def save_run_spec(store: StateStore, run: Doc, spec: dict[str, Any]) -> None:
     """Record a starting run's pipeline snapshot once (a redelivered start finds it there and keeps it)."""
-    store.create(spec_path(run_id), {"run_id": run_id, "spec": spec})
+    doc = {"run_id": run["run_id"], "spec": spec, **_expiry_of(run)}
+    store.create(spec_path(str(run["run_id"])), doc)
+
+
+def _expiry_of(run: Doc) -> Doc:
+    """The run's own `expire_at`, for the documents that belong to it (none for a run recorded without one)."""
+    return {EXPIRE_AT: run[EXPIRE_AT]} if run.get(EXPIRE_AT) else {}
 
 
 def load_run_spec(store: StateStore, run: Doc) -> dict[str, Any]:
@@ -156,6 +170,7 @@ def new_stage_doc(
         "max_attempts": step.retries.max_attempts,
         "attempts": [],
         "created_at": now,
+        **_expiry_of(run),
     }
 
 

@@ -93,7 +93,16 @@ def admit_run(
     now = utc_now()
     reservation = _reserve(ctx.state, tenant_id, plan, run_id, now)
     try:
-        created = create_run(ctx.state, tenant_id, pipeline_id, parameters, trigger, idempotency_key, run_id=run_id)
+        created = create_run(
+            ctx.state,
+            tenant_id,
+            pipeline_id,
+            parameters,
+            trigger,
+            idempotency_key,
+            run_id=run_id,
+            retention_days=ctx.settings.run_retention_days,
+        )
         if created.created and extra_fields:
             set_fields_if(ctx.state, run_path(created.run_id), extra_fields, lambda d: d.get("status") == "QUEUED")
             created = CreatedRun(created.run_id, True, {**created.doc, **extra_fields})

@@ -41,6 +41,7 @@ TTL_COLLECTIONS = {
     "idempotency",
     "runs",
     "stages",
+    "snapshot",
     "events",
     "notifications",
     "audit",
@@ -143,7 +144,7 @@ def test_ttl_policies_on_expire_at_for_every_growing_collection(platform: dict[s
     assert ttl["ttl_config"] == [{}] and ttl["index_config"] == [{}]
     code = "\n".join(p.read_text() for p in SHARED.rglob("*.py"))
     for collection in TTL_COLLECTIONS:  # each is a collection (group) the code really writes
-        assert re.search(rf"""f?["']{collection}/|["']{collection}["']|/{collection}["']""", code), collection
+        assert re.search(rf"""f?["']{collection}/|["']{collection}["']|/{collection}["'/]""", code), collection
 
 
 def _collections_written(module: ast.Module) -> set[str]:

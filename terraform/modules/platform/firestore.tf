@@ -54,14 +54,16 @@ resource "google_firestore_index" "listing" {
 
 # TTL: Firestore deletes a document (typically within 24 hours) once the Timestamp in `expire_at` has passed; the
 # code writes `expire_at` on these collection groups (`stages` is the runs/{run}/stages sub-collection: deleting a
-# run does not delete its stages, so they carry their own; `events` are the notifier's received run events).
+# run does not delete its stages, so they carry their own, like `snapshot`, the run's pipeline snapshot
+# runs/{run}/snapshot/spec; `events` are the notifier's received run events).
 # The Firestore adapter stores `expire_at` as a Timestamp (shared/ports/state.py); a document without the field, or
 # with a value that is not a Timestamp, is never deleted. The field is exempt from indexing: nothing queries it, and an index on a
 # near-monotonic timestamp only adds write cost and hot-spotting.
 # https://cloud.google.com/firestore/docs/ttl
 resource "google_firestore_field" "ttl" {
   for_each = toset([
-    "ratelimits", "claims", "idempotency", "runs", "stages", "events", "notifications", "audit", "dead_letters",
+    "ratelimits", "claims", "idempotency", "runs", "stages", "snapshot", "events", "notifications", "audit",
+    "dead_letters",
   ])
   project    = var.project_id
   database   = google_firestore_database.state.name
@@ -79,7 +81,8 @@ resource "google_firestore_field" "ttl" {
 # https://cloud.google.com/firestore/quotas#indexes
 resource "google_firestore_field" "unindexed" {
   for_each = {
-    "runs/spec"           = { collection = "runs", field = "spec" }           # the validated pipeline snapshot
+    "runs/spec"           = { collection = "runs", field = "spec" }           # runs recorded with their snapshot inline
+    "snapshot/spec"       = { collection = "snapshot", field = "spec" }       # the validated pipeline snapshot
     "runs/parameters"     = { collection = "runs", field = "parameters" }     # the run's parameter values
     "runs/error"          = { collection = "runs", field = "error" }          # free text
     "stages/attempts"     = { collection = "stages", field = "attempts" }     # one map per attempt
