@@ -45,7 +45,7 @@ class Shape:
 
     def describe(self) -> str:
         where = " AND ".join(f"{f} ==" for f in self.equalities)
-        order = ", ".join(f"{f} {d[:4].lower()}" for f, d in self.sort)
+        order = ", ".join(f"{f} {'desc' if d == 'DESCENDING' else 'asc'}" for f, d in self.sort)
         return f"{self.collection}[{where}{' ORDER ' + order if order else ''}]"
 
 
