@@ -11,7 +11,7 @@ from bench.cases import (
     p5_arrow,
     p6_schedules,
     p7_admission_rate,
-    p8_sql_checks,
+    p10_sql_checks,
 )
 from bench.harness import Case
 
@@ -24,5 +24,5 @@ CASES: tuple[Case, ...] = (
     p5_arrow.CASE,
     p6_schedules.CASE,
     p7_admission_rate.CASE,
-    p8_sql_checks.CASE,
+    p10_sql_checks.CASE,
 )

@@ -1,4 +1,4 @@
-"""P8: what checking SQL steps costs - `pipelines validate`'s warehouse checks and the execute API's translation check.
+"""P10: what checking SQL steps costs - `pipelines validate`'s warehouse checks and the execute API's translation check.
 
 The sample `daily_sales` pipeline (4 bigquery.query steps, 3 of them reading tables an upstream step creates) is
 checked with `sql_check.check_pipeline` against a fresh tenant warehouse (an empty DuckDB: every downstream table is
@@ -86,7 +86,7 @@ def measure(options: Options) -> CaseResult:
     if endpoint:
         figures.append(_bigquery_figure(path, spec, endpoint, repeat))
     details = {"pipeline": "tenant_configs/acme/pipelines/daily_sales.yaml", "bigquery": endpoint or "not measured"}
-    return CaseResult("P8", CASE.title, "measured", figures, details=details)
+    return CaseResult("P10", CASE.title, "measured", figures, details=details)
 
 
 def _bigquery_figure(path: Path, spec: PipelineSpec, endpoint: str, repeat: int) -> Figure:
@@ -107,4 +107,4 @@ def _bigquery_figure(path: Path, spec: PipelineSpec, endpoint: str, repeat: int)
     )
 
 
-CASE = Case("P8", "SQL steps checked: validate (dry runs) and execute (translation)", measure)
+CASE = Case("P10", "SQL steps checked: validate (dry runs) and execute (translation)", measure)
