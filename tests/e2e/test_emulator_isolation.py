@@ -482,7 +482,9 @@ def test_reserved_destination_from_a_run_parameter_is_refused_at_admission(groun
         status, body = ground.execute("reserved_param", {"ds": value})
         assert status == 400, (value, body)
         _assert_clean(json.dumps(body), markers, json.dumps(doc), f"ds={value!r}")
-    # Control: the same pipeline with an ordinary dataset is admitted and writes there.
+    # Control: the same pipeline with an ordinary dataset is admitted and writes there (once provisioned by name: a
+    # dataset a run parameter names is not derivable from the YAML, and runs never create datasets).
+    ground.warehouse().create_dataset(f"{ATTACKER}_atk2")
     status, body = ground.execute("reserved_param", {"ds": "atk2"})
     assert status == 202, body
     view = ground.wait([body["run_id"]])[body["run_id"]]
