@@ -13,6 +13,7 @@ from shared.api.openapi import openapi_document
 from shared.api.preview_routes import PREVIEW_ROUTES
 from shared.api.runs_routes import RUN_ROUTES
 from shared.runtime.context import Context
+from shared.ui.signin import SessionBody, exchange_signin_token
 
 __all__ = ["ROUTES", "ApiRequest", "ApiResponse", "Handler", "Route"]
 
@@ -28,6 +29,16 @@ def openapi_json(ctx: Context, req: ApiRequest, params: dict[str, str]) -> ApiRe
 ROUTES: tuple[Route, ...] = (
     Route("GET", "/api/v1/health", health, "public", "Liveness", tag="meta"),
     Route("GET", "/api/v1/openapi.json", openapi_json, "public", "This API's OpenAPI 3.1 document", tag="meta"),
+    Route(
+        "POST",
+        "/api/v1/ui/session",
+        exchange_signin_token,
+        "public",
+        "Local runtime only: exchange `cloudact ui`'s one-time sign-in token for a read-only key (404 elsewhere)",
+        body=SessionBody,
+        errors=(401, 404),
+        tag="meta",
+    ),
     *RUN_ROUTES,
     *HISTORY_ROUTES,
     *PREVIEW_ROUTES,

@@ -66,13 +66,27 @@ class UiServer:
         self.runtime.close()
 
 
-def banner(server: UiServer, settings: Settings) -> list[str]:
+def signin_link(server: UiServer, tenant_id: str) -> str:
+    """A one-time link that opens the page signed in as `tenant_id`, read-only (shared/ui/signin.py)."""
+    from shared.ui.signin import create_signin_token
+
+    return f"{server.url}/ui/?tenant={tenant_id}#signin={create_signin_token(server.runtime.context, tenant_id)}"
+
+
+def banner(server: UiServer, settings: Settings, tenant_id: str | None = None) -> list[str]:
     tenants = sorted(server.runtime.api_keys)
-    first = tenants[0] if tenants else "TENANT"
+    first = tenant_id or (tenants[0] if tenants else "TENANT")
     credentials = settings.home / "credentials.json"
+    if first in tenants:
+        opening = [
+            f"  open      {signin_link(server, first)}",
+            f"            signs this browser in as {first} (read-only); the link works once, within 10 minutes",
+        ]
+    else:
+        opening = [f"  open      {server.url}/ui/?tenant={first}"]
     return [
         f"cloudact ui: the api function on {server.url} (embedded runtime, state in {settings.home})",
-        f"  open      {server.url}/ui/?tenant={first}",
+        *opening,
         f"  tenants   {', '.join(tenants) or 'none (add a folder to tenant_configs/)'}",
         f"  API key   {credentials} holds a local admin key per tenant under api_keys.<tenant> (mode 0600);",
         f"            read-only: cloudact keys create {first} --name ui --scope runs:read --scope pipelines:read",
@@ -88,7 +102,8 @@ def _stop(signum: int, frame: Any) -> None:
 
 @click.command("ui")
 @click.option("--port", default=8765, show_default=True, type=click.IntRange(0, 65535), help="0: any free port.")
-def ui_cmd(port: int) -> None:
+@click.option("--tenant", "tenant_id", default=None, help="Tenant the printed sign-in link opens (default: the first).")
+def ui_cmd(port: int, tenant_id: str | None) -> None:
     """Serve the run-history page and the API on 127.0.0.1 (embedded runtime) and print its URL."""
     from shared import logs
 
@@ -99,7 +114,7 @@ def ui_cmd(port: int) -> None:
         server = UiServer(settings, port)
     except OSError as exc:
         raise click.ClickException(f"cannot listen on 127.0.0.1:{port}: {exc.strerror or exc}") from exc
-    for line in banner(server, settings):
+    for line in banner(server, settings, tenant_id):
         click.echo(line)
     signal.signal(signal.SIGTERM, _stop)
     try:

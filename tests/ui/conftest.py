@@ -71,6 +71,13 @@ class ServedHistory:
     other_tenant_run: str
     banner: str
 
+    @property
+    def signin_link(self) -> str:
+        """The one-time sign-in link `cloudact ui` printed (it works once)."""
+        found = re.search(r"open      (http://\S+#signin=\S+)", self.banner)
+        assert found, self.banner
+        return found.group(1)
+
     def api(self, method: str, path: str, key: str | None = None, **kwargs: Any) -> requests.Response:
         headers = {**({"X-API-Key": key} if key else {}), **kwargs.pop("headers", {})}
         return requests.request(method, self.url + path, headers=headers, timeout=10, **kwargs)

@@ -192,7 +192,8 @@ def test_the_demo_run_page_shows_its_stages_in_the_timeline(browser: Any, served
     assert len(by_css(browser, ".gantt .g-bar.b-succeeded")) == 4
     assert "5,000 rows" in rows[0].text
     notes = by_css(browser, "#notifications-table tbody tr")
-    assert len(notes) == 1 and "sales_team" in notes[0].text and "sent" in notes[0].text
+    assert len(notes) == 1 and "sales_team" in notes[0].text and "queued" in notes[0].text
+    assert "sent" not in notes[0].text.replace("not sent", "")  # written to the local outbox is not sent
     assert "no data-quality checks" in by_css(browser, "#quality-empty")[0].text
     for time_el in by_css(browser, ".facts time"):
         assert time_el.get_attribute("title").endswith(" UTC")
@@ -274,3 +275,24 @@ def test_the_policy_held_and_nothing_broke_in_the_console(browser: Any) -> None:
         if entry["level"] == "SEVERE" and "Failed to load resource" not in entry["message"]
     ]
     assert problems == []
+
+
+def test_the_printed_link_signs_in_once_and_sign_out_hides_until_signed_in(browser: Any, served: ServedHistory) -> None:
+    browser.get("about:blank")
+    browser.delete_all_cookies()
+    browser.get(f"{served.url}/ui/")
+    browser.execute_script("sessionStorage.clear()")
+    browser.get(f"{served.url}/ui/?tenant=acme")
+    wait_for(browser, lambda d: by_css(d, "#login")[0].is_displayed())
+    assert not by_css(browser, "#sign-out")[0].is_displayed()  # nobody is signed in: no "Sign out"
+    browser.get(served.signin_link)
+    wait_for(browser, lambda d: by_css(d, "#runs-table"))
+    assert by_css(browser, "#who-tenant")[0].text == "acme" and by_css(browser, "#sign-out")[0].is_displayed()
+    assert "signin" not in browser.current_url  # the token left the address bar at once
+    by_css(browser, "#sign-out")[0].click()
+    wait_for(browser, lambda d: by_css(d, "#login")[0].is_displayed())
+    assert not by_css(browser, "#sign-out")[0].is_displayed()
+    browser.get(served.signin_link)  # the same link again: used up
+    error = wait_for(browser, lambda d: [e for e in by_css(d, "#login-error") if e.is_displayed()])[0]
+    assert "already used or has expired" in error.text, error.text
+    assert browser.execute_script("return sessionStorage.getItem('cloudact.apiKey')") is None

@@ -169,12 +169,43 @@ function route(moveFocus = true) {
   });
 }
 
-function start() {
+// `cloudact ui` prints a one-time link ending in #signin=TOKEN (a fragment: never sent to a server or in a Referer).
+// The token is taken out of the address bar at once, then exchanged once for a read-only key of the tenant.
+async function signInWithLink() {
+  const match = /^#signin=([A-Za-z0-9_-]{20,200})$/.exec(location.hash);
+  if (!match) return false;
+  history.replaceState(null, "", location.pathname + location.search + "#/runs");
+  try {
+    const response = await fetch(new URL("ui/session", apiBase()), {
+      method: "POST",
+      headers: { "Content-Type": "application/json", Accept: "application/json" },
+      body: JSON.stringify({ token: match[1] }),
+      cache: "no-store",
+      credentials: "omit",
+      redirect: "error",
+    });
+    const body = await response.json().catch(() => null);
+    if (!response.ok) throw new ApiError(response.status, body, null);
+    sessionStorage.setItem(TENANT, body.tenant_id);
+    sessionStorage.setItem(KEY, body.api_key);
+    return true;
+  } catch (err) {
+    const why = err instanceof ApiError && err.status === 401 ? `${err.body.message}.` : describeError(err);
+    showLogin(`The sign-in link did not work: ${why}`);
+    return "failed";
+  }
+}
+
+async function start() {
   $("login-form").addEventListener("submit", signIn);
   $("sign-out").addEventListener("click", () => signOut(""));
-  window.addEventListener("hashchange", () => route(true));
+  const linked = await signInWithLink();
+  window.addEventListener("hashchange", async () => {
+    // the link opened in a tab already showing the page changes only the fragment: no reload
+    if ((await signInWithLink()) !== "failed") route(true);
+  });
   // a run or runs link opened in a new tab: the key is per tab, so that tab asks again (by design)
-  route(false);
+  if (linked !== "failed") route(false);
 }
 
 if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", start);

@@ -98,7 +98,7 @@ function whereItWent(d) {
   if (d.status !== "sent") return d.error || d.note || "–";
   if (d.outbox_path) {
     const file = String(d.outbox_path).split(/[\\/]/).pop();
-    return el("span", { title: d.outbox_path }, "local outbox: ", el("code", null, file));
+    return el("span", { title: d.outbox_path }, "written to the local outbox, not sent: ", el("code", null, file));
   }
   return d.target || d.transport || "sent";
 }
@@ -126,7 +126,8 @@ function notificationsBlock(ctx, outcome) {
             el("td", null, d.event_type || d.source || "–"),
             el("td", null, d.rule || "–"),
             el("th", { scope: "row" }, d.channel, el("span", { class: "muted" }, d.channel_type ? ` (${d.channel_type})` : "")),
-            el("td", null, badge(d.status)),
+            // an outbox write is labelled QUEUED: it reached no one yet (shared/notify/outbox.py delivery_label)
+            el("td", null, d.label === "QUEUED" ? badge("QUEUED", "queued") : badge(d.status)),
             el("td", { class: "num" }, String(d.attempts ?? "–")),
             el("td", { class: d.status === "sent" ? "" : "err" }, whereItWent(d)),
             el("td", { class: "nowrap" }, timeEl(d.sent_at || d.updated_at || d.created_at)),
