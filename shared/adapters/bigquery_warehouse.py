@@ -331,16 +331,21 @@ class BigQueryWarehouse:
         ref = self._ref(table)
         rows = data.to_pylist()
         row_ids = [row_id(ref, key_columns, row) for row in rows]
+        from google.api_core.exceptions import NotFound
+
         with mapped_errors(f"writing {table}", self.identity):
             bq_table = self._client.get_table(ref, retry=self._retry, timeout=self._timeout)
             for start in range(0, len(rows), _INSERT_BATCH):
-                errors = self._client.insert_rows(
-                    bq_table,
-                    rows[start : start + _INSERT_BATCH],
-                    row_ids=row_ids[start : start + _INSERT_BATCH],
-                    retry=self._retry,
-                    timeout=self._timeout,
-                )
+                try:
+                    errors = self._client.insert_rows(
+                        bq_table,
+                        rows[start : start + _INSERT_BATCH],
+                        row_ids=row_ids[start : start + _INSERT_BATCH],
+                        retry=self._retry,
+                        timeout=self._timeout,
+                    )
+                except NotFound as exc:  # get_table found it: a table created moments ago is not streamable yet
+                    raise TransientError(f"BigQuery writing {table}: not yet open to streaming: {exc}", 30.0) from exc
                 if errors:
                     raise TerminalError(f"BigQuery writing {table}: rows refused: {str(errors)[:500]}")
         return len(rows)
