@@ -28,13 +28,19 @@ def sample_data_group() -> None:
 )
 @click.option("--format", "fmt", type=click.Choice(FORMATS), default=None, help="Default: from --out, else parquet.")
 @click.option("--seed", type=int, default=42, show_default=True, help="Same seed and rows, same data.")
-@click.option("--start-date", type=click.DateTime(["%Y-%m-%d"]), default="2026-10-01", show_default=True)
+@click.option(
+    "--start-date",
+    type=click.DateTime(["%Y-%m-%d"]),
+    default=None,
+    help="First usage day. Default: --days days back from today (UTC), so the export ends yesterday and the "
+    "billing_costs freshness check (48 h before the run date) passes on a run today.",
+)
 @click.option("--days", type=click.IntRange(min=1, max=3660), default=30, show_default=True)
 @click.option(
     "--tenant", "tenant_id", default="globex", show_default=True, help="Whose landing folder --out defaults to."
 )
 def billing_cmd(
-    rows: int, out: Path | None, fmt: str | None, seed: int, start_date: dt.datetime, days: int, tenant_id: str
+    rows: int, out: Path | None, fmt: str | None, seed: int, start_date: dt.datetime | None, days: int, tenant_id: str
 ) -> None:
     """A GCP Cloud Billing export (standard usage cost schema: service, sku, project, labels, location, credits...)."""
     from shared.runtime.settings import Settings
@@ -49,10 +55,11 @@ def billing_cmd(
     if out is None:
         home = Settings.from_env().home
         out = home / "files" / tenant_id / "exports" / f"gcp_billing_export{_EXTENSIONS[fmt]}"
+    start = start_date.date() if start_date else dt.datetime.now(dt.UTC).date() - dt.timedelta(days=days)
     started = time.perf_counter()
-    written = write_batches(out, SCHEMA, generate_batches(rows, seed, start_date.date(), days), fmt)  # type: ignore[arg-type]
+    written = write_batches(out, SCHEMA, generate_batches(rows, seed, start, days), fmt)  # type: ignore[arg-type]
     seconds = time.perf_counter() - started
     click.echo(
         f"wrote {written.rows:,} billing export rows ({fmt}, {written.bytes / 1e6:.1f} MB) to {written.path} "
-        f"in {seconds:.1f}s (seed {seed}, {days} days from {start_date.date()})"
+        f"in {seconds:.1f}s (seed {seed}, {days} days from {start})"
     )
