@@ -11,6 +11,7 @@ from bench.cases import (
     p5_arrow,
     p6_schedules,
     p7_admission_rate,
+    p9_long_step,
     p10_sql_checks,
 )
 from bench.harness import Case
@@ -24,5 +25,6 @@ CASES: tuple[Case, ...] = (
     p5_arrow.CASE,
     p6_schedules.CASE,
     p7_admission_rate.CASE,
+    p9_long_step.CASE,
     p10_sql_checks.CASE,
 )

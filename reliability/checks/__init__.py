@@ -8,12 +8,14 @@ from __future__ import annotations
 
 from reliability.checks import (
     bad_yaml,
+    capacity,
     crashes,
     cross_tenant,
     duplicates,
     fuzz,
     injection,
     kill_worker,
+    long_step,
     poison,
     quota,
     secrets_at_rest,
@@ -26,6 +28,8 @@ CHECKS: tuple[Check, ...] = (
     Check("duplicates", duplicates.NAME, duplicates.run),
     Check("crashes", crashes.NAME, crashes.run),
     Check("warehouse-down", warehouse_down.NAME, warehouse_down.run),
+    Check("capacity", capacity.NAME, capacity.run),
+    Check("long-step", long_step.NAME, long_step.run),
     Check("kill", kill_worker.NAME, kill_worker.run),
     Check("poison", poison.NAME, poison.run),
     Check("bad-yaml", bad_yaml.NAME, bad_yaml.run),
