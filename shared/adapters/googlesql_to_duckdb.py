@@ -4,8 +4,9 @@ generated (duckdb_sql), so nothing here widens what the tenant-isolation allow-l
 reshapes constructs that were checked.
 
 - `UNNEST(arr) AS x` in FROM/JOIN: DuckDB turns the alias into a column alias (`_t0(x)`), so a table column of the
-  same name (`LEFT JOIN UNNEST(labels) AS labels`) becomes ambiguous. The alias gets a name no column has, and every
-  reference to it in its scope (correlated subqueries included) follows.
+  same name (`LEFT JOIN UNNEST(labels) AS labels`) becomes ambiguous. The UNNEST gets a table alias no table has
+  (`AS __u0(labels)`) and every reference to the element in its scope (correlated subqueries included) is qualified
+  with it (`__u0.labels.key`); `WITH OFFSET` references count from 0.
 - `UNNEST(arr)` without an alias: BigQuery exposes the fields of a STRUCT element as columns
   (`(SELECT SUM(amount) FROM UNNEST(credits))`); DuckDB's unnest gives one struct column. It becomes the derived
   table `(SELECT UNNEST(arr, max_depth := 2))`, which spreads struct fields into columns (scalar arrays keep one).
@@ -51,7 +52,7 @@ def rewrite(tree: exp.Expr) -> exp.Expr:
     counter = itertools.count()
     for select in list(tree.find_all(exp.Select)):
         _name_path_projections(select)
-        _rename_unnest_aliases(select, counter)
+        _qualify_unnest_aliases(select, counter)
     for unnest in list(tree.find_all(exp.Unnest)):
         _spread_unaliased_unnest(unnest, counter)
     # deepest first (find_all is breadth-first): an outer node's copy then already holds its rewritten children
@@ -124,8 +125,9 @@ def _sources(select: exp.Select) -> list[exp.Expr]:
 
 
 def _defined_names(select: exp.Select) -> set[str]:
-    """Lower-cased names a SELECT's own FROM/JOIN items define (table aliases, table names, UNNEST aliases)."""
-    names: set[str] = set()
+    """Lower-cased names a SELECT defines itself: its FROM/JOIN items (table aliases, table names, UNNEST aliases)
+    and its result column aliases (which its GROUP BY / ORDER BY may use)."""
+    names: set[str] = {e.alias.lower() for e in select.expressions if isinstance(e, exp.Alias)}
     for item in _sources(select):
         alias = item.args.get("alias")
         if isinstance(alias, exp.TableAlias):
@@ -137,68 +139,57 @@ def _defined_names(select: exp.Select) -> set[str]:
     return names
 
 
-def _rename_unnest_aliases(select: exp.Select, counter: itertools.count[int]) -> None:
+def _qualify_unnest_aliases(select: exp.Select, counter: itertools.count[int]) -> None:
+    """Give each aliased UNNEST in FROM/JOIN a table alias of its own (`AS __u0(labels)`) and qualify every
+    reference to its element and offset with it (`__u0.labels.key`): a table column of the same name is then never
+    ambiguous, and the result column keeps the user's name."""
     items = _sources(select)
     for position, item in enumerate(items):
-        if not isinstance(item, exp.Unnest):
+        alias = item.args.get("alias") if isinstance(item, exp.Unnest) else None
+        if not isinstance(alias, exp.TableAlias) or len(alias.columns) != 1 or alias.name:
             continue
-        alias = item.args.get("alias")
-        names: list[tuple[exp.Identifier, bool]] = []
-        if isinstance(alias, exp.TableAlias) and len(alias.columns) == 1:
-            names.append((alias.columns[0], False))
-        offset = item.args.get("offset")
-        if isinstance(offset, exp.Identifier):
-            names.append((offset, True))
+        table = f"__u{next(counter)}"
+        alias.set("this", exp.to_identifier(table))
         skip = {id(node) for earlier in items[:position] for node in earlier.walk()}
         skip.update(id(node) for argument in item.expressions for node in argument.walk())
-        joined_by_name = _using_names(select)
-        for identifier, is_offset in names:
-            old = identifier.name
-            if old.lower() in joined_by_name and not is_offset:
-                continue  # `JOIN t USING (x)` needs the column to keep its name (and then nothing else can clash)
-            new = f"__{old}_u{next(counter)}"
-            identifier.replace(exp.to_identifier(new, quoted=True))
-            _rename_references(select, old.lower(), new, skip, is_offset)
+        _qualify_references(select, alias.columns[0].name.lower(), table, skip, is_offset=False)
+        offset = item.args.get("offset")
+        if isinstance(offset, exp.Identifier):
+            _qualify_references(select, offset.name.lower(), table, skip, is_offset=True)
 
 
-def _using_names(select: exp.Select) -> set[str]:
-    names: set[str] = set()
-    for join in select.args.get("joins") or []:
-        names.update(identifier.name.lower() for identifier in join.args.get("using") or [])
-    return names
-
-
-def _rename_references(select: exp.Select, old: str, new: str, skip: set[int], is_offset: bool) -> None:
-    """Point every column path starting with `old` inside `select` at `new`, except inside `skip` and inside nested
-    SELECTs that define `old` themselves (their own name shadows it). An offset counts from 0 in BigQuery and from 1
-    in DuckDB's WITH ORDINALITY, so its references become `new - 1`."""
+def _qualify_references(select: exp.Select, old: str, table: str, skip: set[int], is_offset: bool) -> None:
+    """Qualify every column path starting with `old` inside `select` with `table`, except inside `skip` and inside
+    nested SELECTs that define `old` themselves (their own name shadows it). An offset counts from 0 in BigQuery and
+    from 1 in DuckDB's WITH ORDINALITY, so its references become `table.old - 1`."""
     pending: list[exp.Expr] = [select]
     while pending:
         node = pending.pop()
-        if id(node) in skip:
-            continue
+        if id(node) in skip or (isinstance(node, exp.With) and node.parent is select):
+            continue  # a CTE body cannot see this SELECT's FROM
         if isinstance(node, exp.Select) and node is not select and old in _defined_names(node):
             continue
         if isinstance(node, exp.Column):
-            _rename_column(node, old, new, select, is_offset)
+            _qualify_column(node, old, table, select, is_offset)
             continue
         pending.extend(node.iter_expressions())
 
 
-def _rename_column(column: exp.Column, old: str, new: str, select: exp.Select, is_offset: bool) -> None:
-    parts = [key for key in ("catalog", "db", "table", "this") if column.args.get(key) is not None]
-    head = parts[0]
-    if column.args[head].name.lower() != old:
+def _qualify_column(column: exp.Column, old: str, table: str, select: exp.Select, is_offset: bool) -> None:
+    parts = [column.args[key] for key in ("catalog", "db", "table", "this") if column.args.get(key) is not None]
+    if not isinstance(parts[0], exp.Identifier) or parts[0].name.lower() != old:
         return
-    bare = head == "this"
-    column.set(head, exp.to_identifier(new, quoted=True))
-    projected = bare and column.parent is select and column in select.expressions
-    replacement: exp.Expr = column
-    if is_offset and bare:
-        replacement = exp.paren(exp.Sub(this=column.copy(), expression=exp.Literal.number(1)), copy=False)
-        column.replace(replacement)
-    if projected:
-        replacement.replace(exp.alias_(replacement.copy(), old, quoted=False))  # the result keeps the user's name
+    path = [exp.to_identifier(table), *(part.copy() for part in parts)]
+    head = dict(zip(("catalog", "db", "table", "this")[-len(path[:4]) :], path[:4], strict=True))
+    qualified: exp.Expr = exp.Column(**head)
+    for field in path[4:]:
+        qualified = exp.Dot(this=qualified, expression=field)
+    projected = column.parent is select and column in select.expressions
+    if is_offset and len(parts) == 1:
+        qualified = exp.paren(exp.Sub(this=qualified, expression=exp.Literal.number(1)), copy=False)
+        if projected:
+            qualified = exp.alias_(qualified, old, quoted=False)  # the result keeps the user's name
+    column.replace(qualified)
 
 
 def _spread_unaliased_unnest(unnest: exp.Unnest, counter: itertools.count[int]) -> None:
@@ -336,8 +327,8 @@ def _refuse_pseudo_columns(tree: exp.Expr) -> None:
 
 # -- error messages ----------------------------------------------------------------------------------------------
 
-_INTERNAL_NAME = re.compile(r"__([A-Za-z_][A-Za-z0-9_]*?)_u\d+")
-"""The names `rewrite` gives UNNEST aliases (`__labels_u0`): shown to the user as the alias they wrote."""
+_INTERNAL_NAME = re.compile(r'"?__u\d+"?\.')
+"""The table alias `rewrite` puts in front of an UNNEST element (`__u0.labels`): dropped from messages."""
 
 
 @contextmanager
@@ -349,7 +340,7 @@ def in_user_terms(google_sql: str) -> Iterator[None]:
     except TerminalError as exc:
         if type(exc) is not TerminalError:
             raise
-        message = _INTERNAL_NAME.sub(r"\1", str(exc))
+        message = _INTERNAL_NAME.sub("", str(exc))
         raise TerminalError(message + locate_in_source(google_sql, message)) from exc
 
 

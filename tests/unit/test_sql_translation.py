@@ -282,3 +282,8 @@ def test_numeric_products_are_rounded_to_nine_decimals(wh: DuckDBWarehouse) -> N
     assert got["half_up"] == Decimal("0.000000001") and got["half_down"] == Decimal("-0.000000001")
     # each product rounded first: 3.33333333 + 6.66666666 + 9.99999999 + 13.33333332
     assert got["summed"] == Decimal("33.33333330")
+
+
+def test_select_star_keeps_the_unnest_alias_as_the_column_name(wh: DuckDBWarehouse) -> None:
+    got = rows(wh, "SELECT * EXCEPT (labels, credits, tags, day, cost) FROM acme_b.t, UNNEST(tags) AS tag WHERE id = 1")
+    assert got == [{"id": 1, "tag": "a"}, {"id": 1, "tag": "b"}]
