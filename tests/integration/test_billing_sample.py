@@ -60,7 +60,8 @@ def test_the_generator_is_deterministic_and_realistic() -> None:
 def test_sample_data_cli_writes_every_format(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     runner = CliRunner()
     monkeypatch.setenv("CLOUDACT_HOME", str(tmp_path / "home"))
-    result = runner.invoke(cli, ["sample-data", "billing", "--rows", "500", "--seed", "3"])
+    pinned = ["--start-date", "2026-10-01"]  # the library's default window (the CLI's default ends yesterday)
+    result = runner.invoke(cli, ["sample-data", "billing", "--rows", "500", "--seed", "3", *pinned])
     assert result.exit_code == 0, result.output
     default = tmp_path / "home" / "files" / "globex" / "exports" / "gcp_billing_export.parquet"
     assert "wrote 500 billing export rows (parquet" in result.output and default.exists()
