@@ -27,7 +27,7 @@ Patched so DuckDB answers like BigQuery:
 
 Known differences left as they are (write SQL that avoids them):
 - Division by zero gives inf/NULL in DuckDB; BigQuery raises. Use SAFE_DIVIDE, which agrees on both.
-- `PARSE_TIMESTAMP` returns a naive timestamp; unaliased expression columns are named differently on each engine.
+- Unaliased expression columns are named differently on each engine.
 - Scripting (`DECLARE`/`SET` variables), partition decorators and `_PARTITIONTIME` are not supported; a
   multi-statement call runs its statements one by one, not atomically.
 - Partitioning and clustering are accepted by `create_table` and ignored: DuckDB has neither.

@@ -20,6 +20,10 @@ reshapes constructs that were checked.
 - NUMERIC divided by NUMERIC or INT64, and `AVG` of NUMERIC, are NUMERIC in BigQuery and DOUBLE in DuckDB, and
   NUMERIC * NUMERIC keeps 18 decimals in DuckDB: where the SQL itself makes the operands NUMERIC (casts,
   PARSE_NUMERIC, sums of those), the result is cast to DECIMAL(38, 9).
+- `FORMAT('%.2f', x)` is C-style: DuckDB's FORMAT is not, its PRINTF is. `DATE_FROM_UNIX_DATE` returns DATE,
+  `PARSE_TIMESTAMP` a TIMESTAMP (UTC) rather than a naive one, `BYTE_LENGTH` of a STRING counts UTF-8 bytes
+  (STRLEN), `TIME(ts)` and `EXTRACT(DATE | TIME | DATETIME FROM ts)`
+  are casts (the session is UTC, as BigQuery's default).
 - `SAFE.<function>(...)`: DuckDB read `SAFE.` as a schema; it becomes `TRY(<function>(...))`, NULL on error.
 - `DATE_ADD`/`DATE_SUB` return DATE in BigQuery, a TIMESTAMP in DuckDB: cast back to DATE.
 - `EXTRACT(WEEK(<weekday>) FROM d)`: the week number with weeks starting on that weekday (0 before its first
@@ -67,6 +71,12 @@ def rewrite(tree: exp.Expr) -> exp.Expr:
                 exp.Anonymous,
                 exp.ParseNumeric,
                 exp.ParseBignumeric,
+                exp.Format,
+                exp.DateFromUnixDate,
+                exp.Extract,
+                exp.TsOrDsToTime,
+                exp.ByteLength,
+                exp.StrToTime,
             )
         )
     ):
@@ -276,6 +286,9 @@ def _function_rewrite(node: exp.Expr) -> exp.Expr | None:
         )
         cast = exp.TryCast if isinstance(node.parent, exp.SafeFunc) else exp.Cast
         return cast(this=text, to=exp.DataType.build("DECIMAL(38, 9)"))
+    converted = _conversion(node)
+    if converted is not None:
+        return converted
     if isinstance(node, exp.ApproxDistinct):
         return exp.Count(this=exp.Distinct(expressions=[node.this.copy()]))
     if isinstance(node, exp.DateAdd | exp.DateSub):
@@ -285,6 +298,30 @@ def _function_rewrite(node: exp.Expr) -> exp.Expr | None:
     if isinstance(node, exp.Anonymous) and node.name.upper() == "IEEE_DIVIDE" and len(node.expressions) == 2:
         x, y = (exp.cast(arg.copy(), "DOUBLE") for arg in node.expressions)
         return exp.paren(exp.Div(this=x, expression=y))
+    return None
+
+
+def _conversion(node: exp.Expr) -> exp.Expr | None:
+    """Formatting and conversions DuckDB spells or types differently (module docstring)."""
+    if isinstance(node, exp.Format):
+        return exp.Anonymous(this="PRINTF", expressions=[node.this.copy(), *(e.copy() for e in node.expressions)])
+    if isinstance(node, exp.DateFromUnixDate) and not isinstance(node.parent, exp.Cast):
+        return exp.cast(node.copy(), "DATE")
+    if isinstance(node, exp.StrToTime) and not isinstance(node.parent, exp.Cast):
+        return exp.cast(node.copy(), "TIMESTAMPTZ")  # PARSE_TIMESTAMP gives a TIMESTAMP (UTC), DuckDB a naive one
+    if isinstance(node, exp.ByteLength):
+        return exp.Anonymous(this="STRLEN", expressions=[node.this.copy()])
+    if isinstance(node, exp.TsOrDsToTime) and not (isinstance(node.this, exp.Literal) and node.this.is_string):
+        return exp.cast(exp.cast(node.this.copy(), "TIMESTAMP"), "TIME")
+    if isinstance(node, exp.Extract) and isinstance(node.this, exp.Var):
+        part = node.this.name.upper()
+        value = node.expression.copy()
+        if part == "DATE":
+            return exp.cast(value, "DATE")
+        if part == "DATETIME":
+            return exp.cast(value, "TIMESTAMP")
+        if part == "TIME":
+            return exp.cast(exp.cast(value, "TIMESTAMP"), "TIME")
     return None
 
 

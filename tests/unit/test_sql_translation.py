@@ -287,3 +287,23 @@ def test_numeric_products_are_rounded_to_nine_decimals(wh: DuckDBWarehouse) -> N
 def test_select_star_keeps_the_unnest_alias_as_the_column_name(wh: DuckDBWarehouse) -> None:
     got = rows(wh, "SELECT * EXCEPT (labels, credits, tags, day, cost) FROM acme_b.t, UNNEST(tags) AS tag WHERE id = 1")
     assert got == [{"id": 1, "tag": "a"}, {"id": 1, "tag": "b"}]
+
+
+def test_formatting_and_conversions(wh: DuckDBWarehouse) -> None:
+    got = rows(
+        wh,
+        "SELECT FORMAT('%d items at %.2f (%s)', 3, cost, 'x') AS f, DATE_FROM_UNIX_DATE(20000) AS d, "
+        "BYTE_LENGTH('é') AS b, PARSE_TIMESTAMP('%Y-%m-%d %H:%M', '2026-10-01 05:06') AS ts, "
+        "EXTRACT(DATE FROM PARSE_TIMESTAMP('%Y-%m-%d %H:%M', '2026-10-01 23:06')) AS day, "
+        "TIME(PARSE_TIMESTAMP('%Y-%m-%d %H:%M', '2026-10-01 05:06')) AS t FROM acme_b.t WHERE id = 1",
+    )
+    assert got == [
+        {
+            "f": "3 items at 10.00 (x)",
+            "d": dt.date(2024, 10, 4),
+            "b": 2,
+            "ts": dt.datetime(2026, 10, 1, 5, 6, tzinfo=dt.UTC),
+            "day": dt.date(2026, 10, 1),
+            "t": dt.time(5, 6),
+        }
+    ]
