@@ -26,7 +26,7 @@ import pyarrow as pa
 from shared.adapters.duckdb_connection import TenantDatabase
 from shared.adapters.duckdb_errors import mapped_errors, streamed
 from shared.adapters.duckdb_sql import Statement, transpile
-from shared.adapters.googlesql_to_duckdb import in_user_terms
+from shared.adapters.googlesql_errors import in_user_terms
 from shared.adapters.running_work import RunningWork, WorkCancelled
 from shared.errors import PipelineError, TerminalError
 from shared.ports.warehouse import PROVISION_HINT, DryRun, StepJobs, TableInfo, WriteMode

@@ -15,7 +15,7 @@ import pyarrow as pa
 import pytest
 
 from shared.adapters.duckdb_warehouse import DuckDBWarehouse
-from shared.adapters.googlesql_to_duckdb import in_user_terms, locate_in_source
+from shared.adapters.googlesql_errors import in_user_terms, locate_in_source
 from shared.errors import TerminalError
 from shared.pipelines.sql_scope import TableScope, checked_query, query_parameter_names
 
