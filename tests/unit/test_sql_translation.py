@@ -307,3 +307,17 @@ def test_formatting_and_conversions(wh: DuckDBWarehouse) -> None:
             "t": dt.time(5, 6),
         }
     ]
+
+
+def test_array_subquery_over_an_unnest_named_like_its_column(wh: DuckDBWarehouse) -> None:
+    sql = (
+        "SELECT id, ARRAY(SELECT labels.value FROM UNNEST(labels) AS labels WHERE labels.key = 'env')[SAFE_OFFSET(0)]"
+        " AS env, ARRAY(SELECT AS STRUCT c.type, c.amount FROM UNNEST(credits) AS c ORDER BY c.amount)[SAFE_OFFSET(0)]"
+        ".type AS biggest FROM acme_b.t ORDER BY id"
+    )
+    assert rows(wh, sql) == [
+        {"id": 1, "env": "prod", "biggest": "CUD"},
+        {"id": 2, "env": None, "biggest": None},
+        {"id": 3, "env": "dev", "biggest": "SUD"},
+        {"id": 4, "env": None, "biggest": None},
+    ]
