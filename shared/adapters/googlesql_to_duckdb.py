@@ -10,6 +10,8 @@ reshapes constructs that were checked.
 - `UNNEST(arr)` without an alias: BigQuery exposes the fields of a STRUCT element as columns
   (`(SELECT SUM(amount) FROM UNNEST(credits))`); DuckDB's unnest gives one struct column. It becomes the derived
   table `(SELECT UNNEST(arr, max_depth := 2))`, which spreads struct fields into columns (scalar arrays keep one).
+- `PIVOT (SUM(x) AS total FOR m IN ('a'))`: BigQuery's column is `total_a`, DuckDB's `a_total`; with one aggregate
+  the values get the BigQuery names as aliases.
 - `ARRAY_AGG(x ORDER BY y LIMIT n)`: DuckDB has no LIMIT there; the ordered list is sliced to its first n.
 - `APPROX_QUANTILES(x, n)`: exact discrete quantiles (`QUANTILE_DISC(x, [0, 1/n, ..., 1])`). BigQuery's answer is
   approximate, and the exact one is within its error; DuckDB's own APPROX_QUANTILE is a different approximation.
@@ -56,6 +58,8 @@ def rewrite(tree: exp.Expr) -> exp.Expr:
         _qualify_unnest_aliases(select, counter)
     for unnest in list(tree.find_all(exp.Unnest)):
         _spread_unaliased_unnest(unnest, counter)
+    for pivot in list(tree.find_all(exp.Pivot)):
+        _name_pivot_columns(pivot)
     # deepest first (find_all is breadth-first): an outer node's copy then already holds its rewritten children
     for node in reversed(
         list(
@@ -218,6 +222,26 @@ def _spread_unaliased_unnest(unnest: exp.Unnest, counter: itertools.count[int]) 
     unnest.replace(derived)
     if isinstance(parent, exp.Join) and parent.side and not parent.args.get("on") and not parent.args.get("using"):
         parent.set("on", exp.true())
+
+
+def _name_pivot_columns(pivot: exp.Pivot) -> None:
+    """BigQuery names a PIVOT column `<aggregate alias>_<value or its alias>`, DuckDB `<value>_<aggregate alias>`.
+    With one aliased aggregate the names are given to the values instead (DuckDB then uses them alone)."""
+    aggregates, fields = pivot.expressions, pivot.args.get("fields") or []
+    if pivot.args.get("unpivot") or len(aggregates) != 1 or not isinstance(aggregates[0], exp.Alias):
+        return
+    prefix = aggregates[0].alias
+    for field in fields:
+        if not isinstance(field, exp.In):
+            return
+        for value in list(field.expressions):
+            named = value.alias if isinstance(value, exp.PivotAlias) else value.name
+            target = value.this if isinstance(value, exp.PivotAlias) else value
+            if not named:
+                return
+            new = exp.PivotAlias(this=target.copy(), alias=exp.to_identifier(f"{prefix}_{named}", quoted=True))
+            value.replace(new)
+    aggregates[0].replace(aggregates[0].this.copy())
 
 
 # -- NUMERIC division --------------------------------------------------------------------------------------------

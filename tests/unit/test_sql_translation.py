@@ -321,3 +321,11 @@ def test_array_subquery_over_an_unnest_named_like_its_column(wh: DuckDBWarehouse
         {"id": 3, "env": "dev", "biggest": "SUD"},
         {"id": 4, "env": None, "biggest": None},
     ]
+
+
+def test_pivot_columns_are_named_as_in_bigquery(wh: DuckDBWarehouse) -> None:
+    sql = (
+        "SELECT * FROM (SELECT id, cost FROM acme_b.t) PIVOT (SUM(cost) AS total FOR id IN (1, 2 AS two)) "
+        "ORDER BY total_1"
+    )
+    assert rows(wh, sql) == [{"total_1": 10.0, "total_two": 20.0}]
