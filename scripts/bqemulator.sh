@@ -14,10 +14,12 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 VENV="$ROOT/.venv-bqemu"
 STATE="$ROOT/.emulators"
-PIDFILE="$STATE/bqemulator.pid"
-LOGFILE="$STATE/bqemulator.log"
 PORT="${CLOUDACT_BQEMU_PORT:-9050}"
 GRPC_PORT="${CLOUDACT_BQEMU_GRPC_PORT:-9060}"
+# Named by port (as scripts/emulators.sh does): with one shared pid file, a start or stop on other ports (make test
+# beside make gcp-parity, two checkouts) found this emulator "running but unhealthy" and killed it.
+PIDFILE="$STATE/bqemulator-$PORT.pid"
+LOGFILE="$STATE/bqemulator-$PORT.log"
 PYTHON="${PYTHON:-python3}"
 DUCKDB_VERSION="1.5.5"
 URL="http://127.0.0.1:$PORT"
