@@ -43,8 +43,6 @@ ALLOWED_UNUSED: Mapping[str, str] = {
     "tenant:roles/storage.objectViewer": "gs:// reads run in tests/e2e/test_emulator_isolation.py (GCS emulator), "
     "not in the parity run",
     # Paths the emulators can run but the parity e2e selection does not (grow the selection to drop these):
-    "fn:api:roles/iam.serviceAccountTokenCreator": "api acts as a tenant on the run-history routes (summary, quality, "
-    "stage preview) and cancel's history write: not in the parity e2e selection",
     "fn:run_starter:roles/iam.serviceAccountTokenCreator": "run_starter writes history as the tenant only for a run "
     "that fails at start: not in the parity e2e selection",
     "fn:notifier:roles/cloudkms.cryptoKeyEncrypterDecrypter": "notifier decrypts a tenant's webhook/SMTP secret only "

@@ -1,6 +1,7 @@
 """The two Cloud Scheduler paths on the emulator stack: a ScheduleTick on cdp-schedule-ticks makes scheduled_trigger
 admit a run that then succeeds, and a MaintenanceTick on cdp-maintenance-ticks runs the watchdog; then the listings
-(runs, notifications, tenants) with each filter combination the API offers find that run. With the pipeline,
+(runs, notifications, tenants) with each filter combination the API offers find that run, and the run-history routes
+(summary, quality, a stage's table preview) read it, the preview from the tenant's warehouse. With the pipeline,
 admission and dead-letter e2e tests this exercises every function and every Firestore query shape, which
 `make gcp-parity` needs to record what each one calls (reliability/parity)."""
 
@@ -71,3 +72,14 @@ def test_schedule_and_maintenance_ticks_on_emulators(emulator_stack: Any) -> Non
     for query in ("", "?status=active"):
         status, listed = http_json("GET", f"{emulator_stack.api_url}/api/v1/admin/tenants{query}", headers=admin)
         assert status == 200 and "acme" in json.dumps(listed), (query, listed)
+    # The run-history routes; the preview reads the tenant's warehouse as the tenant (on GCP: its impersonated account).
+    status, summary = http_json("GET", f"{base}/metadata/summary?days=7", headers=key)
+    assert status == 200, summary
+    assert "daily_sales" in json.dumps(summary), summary
+    status, quality = http_json("GET", f"{base}/metadata/executions/{run['run_id']}/quality", headers=key)
+    assert status == 200, quality
+    status, preview = http_json(
+        "GET", f"{base}/metadata/executions/{run['run_id']}/stages/load_orders/preview?limit=3", headers=key
+    )
+    assert status == 200, preview
+    assert len(preview["rows"]) == 3, preview
