@@ -190,6 +190,26 @@ def request_of(doc: Doc) -> BackfillRequest:
     )
 
 
+def backfill_path_of_run(run: Doc) -> str | None:
+    """The backfill document a run belongs to, from its idempotency key (see `run_key`); None for other runs."""
+    key = str(run.get("idempotency_key") or "")
+    parts = key.split(":")
+    if len(parts) < 5 or parts[0] != "backfill":
+        return None
+    backfill_id, pipeline_id, digest = parts[1], parts[2], parts[4]
+    return f"{COLLECTION}/{run.get('tenant_id')}~{pipeline_id}~{backfill_id}~{digest}"
+
+
+def advance_for_run(ctx: Context, run: Doc) -> int:
+    """Start the waiting dates of the backfill `run` belongs to (for the run's end: as earlier dates finish, later
+    ones start). Returns how many runs were started; 0 for a run that is not a backfill's."""
+    path = backfill_path_of_run(run)
+    doc = ctx.state.get(path) if path else None
+    if not doc or not doc.get("waiting"):
+        return 0
+    return sum(1 for r in advance(ctx, request_of(doc)).runs if r["created"])
+
+
 def advance_waiting(ctx: Context, limit: int = 100) -> int:
     """The maintenance tick's part: start what every backfill with waiting dates may start now; returns how many."""
     started = 0

@@ -16,7 +16,7 @@ from shared.runs.machine import run_path
 from shared.runs.store import list_runs
 from shared.runtime.context import Context
 from shared.runtime.settings import Settings
-from shared.scheduling.backfill import advance_waiting
+from shared.scheduling.backfill import advance_for_run, advance_waiting, backfill_path_of_run
 from shared.tenancy.admission import admit_run
 from tests.conftest import auth, execute, run_to_end
 
@@ -145,3 +145,21 @@ def test_cli_backfill_follows_to_the_end_and_a_repeat_retries_failed_dates(
     again = invoke(*args)
     assert again.exit_code == 0 and "retrying" not in again.output  # nothing failed: nothing new
     assert len(list_runs(state, "testco", pipeline_id="flipping", limit=20)) == 8
+
+
+def test_a_finished_backfill_run_starts_the_next_waiting_date(runtime: Any) -> None:
+    """What the run's end calls (see the report: finalisation hook): as earlier dates finish, later ones start."""
+    path = "/api/v1/tenants/testco/pipelines/fan_join/backfill"
+    body = {"start_date": "2026-04-01", "end_date": "2026-04-03", "max_active_runs": 1, "backfill_id": "chain"}
+    first = runtime.call_api("POST", path, body, auth(runtime, "testco"))
+    assert [r["run_date"] for r in first.body["runs"]] == ["2026-04-01"]
+    assert runtime.wait_idle(30)
+    ctx = runtime.context
+    run = ctx.state.get(run_path(first.body["runs"][0]["run_id"]))
+    assert backfill_path_of_run(run) is not None
+    assert advance_for_run(ctx, run) == 1 and runtime.wait_idle(30)
+    assert advance_for_run(ctx, run) == 1 and runtime.wait_idle(30)
+    assert advance_for_run(ctx, run) == 0  # nothing waits any more
+    assert advance_for_run(ctx, {"tenant_id": "testco", "idempotency_key": "k"}) == 0  # not a backfill's run
+    dates = sorted(r["run_date"] for r in list_runs(ctx.state, "testco", pipeline_id="fan_join", limit=10))
+    assert dates == ["2026-04-01", "2026-04-02", "2026-04-03"]
