@@ -3,7 +3,7 @@
 "Every run ends in exactly one terminal state, with its alert and history, even after crashes" decides the order:
 1. the terminal run event (what the notifier alerts on) is published on every finalisation attempt until `alerted`
    is recorded; its event id is deterministic, so the notifier drops repeats. It never waits for the warehouse;
-2. the run's quota slot is given back (idempotent);
+2. the run's quota slot is given back (idempotent), and a backfill's held-back dates may start;
 3. the history rows are written under a short lease, because two writers' replace-by-run-id must not interleave.
    When the warehouse fails, or another live delivery holds the lease, the run stays `finalized: false` (with
    `history_error`), the message is acked, and the watchdog's next pass writes the rows: on GCP every few minutes
@@ -66,7 +66,20 @@ def finalize_run(ctx: Context, run: dict[str, Any], stages: list[dict[str, Any]]
     from shared.tenancy.admission import release_run_slot  # tenancy sits above runs; imported where it is used
 
     release_run_slot(ctx, run)
+    if (run.get("trigger") or {}).get("type") == "backfill":
+        _start_next_backfill_dates(ctx, run)
     return _write_history(ctx, run, stages, now or utc_now())
+
+
+def _start_next_backfill_dates(ctx: Context, run: dict[str, Any]) -> None:
+    """A backfill holds dates back past its max_active_runs: this run's end lets the next ones start now. Best
+    effort: what fails here is started by the maintenance tick (shared.scheduling.backfill.advance_waiting)."""
+    from shared.scheduling.backfill import advance_for_run  # scheduling sits above runs
+
+    try:
+        advance_for_run(ctx, run)
+    except Exception:
+        log.exception("backfill of run %s: next dates not started (the maintenance tick will)", run["run_id"])
 
 
 def _write_history(ctx: Context, run: dict[str, Any], stages: list[dict[str, Any]], now: datetime) -> bool:
