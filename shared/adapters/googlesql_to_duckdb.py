@@ -21,7 +21,8 @@ reshapes constructs that were checked.
   DECIMAL(38, 9) (`SAFE.` makes it a TRY_CAST).
 - NUMERIC divided by NUMERIC or INT64, and `AVG` of NUMERIC, are NUMERIC in BigQuery and DOUBLE in DuckDB, and
   NUMERIC * NUMERIC keeps 18 decimals in DuckDB: where the SQL itself makes the operands NUMERIC (casts,
-  PARSE_NUMERIC, sums of those), the result is cast to DECIMAL(38, 9).
+  PARSE_NUMERIC, sums of those), the result is cast to DECIMAL(38, 9); with a column, DuckDB decides by the type it
+  binds (googlesql_numeric).
 - `FORMAT('%.2f', x)` is C-style: DuckDB's FORMAT is not, its PRINTF is. `DATE_FROM_UNIX_DATE` returns DATE,
   `PARSE_TIMESTAMP` a TIMESTAMP (UTC) rather than a naive one, `BYTE_LENGTH` of a STRING counts UTF-8 bytes
   (STRLEN), `TIME(ts)` and `EXTRACT(DATE | TIME | DATETIME FROM ts)`
@@ -42,6 +43,7 @@ import itertools
 
 from sqlglot import exp
 
+from shared.adapters.googlesql_numeric import numeric_arithmetic
 from shared.errors import TerminalError
 
 _PSEUDO_COLUMNS = frozenset({"_PARTITIONTIME", "_PARTITIONDATE"})
@@ -89,8 +91,10 @@ def rewrite(tree: exp.Expr) -> exp.Expr:
                 return replacement
             node.replace(replacement)
     for arithmetic in reversed(list(tree.find_all(exp.Div, exp.Avg, exp.Mul))):
-        if isinstance(arithmetic, exp.Div | exp.Avg | exp.Mul) and _numeric_result(arithmetic):
-            arithmetic.replace(exp.cast(arithmetic.copy(), "DECIMAL(38, 9)"))
+        if isinstance(arithmetic, exp.Div | exp.Avg | exp.Mul):
+            numeric = numeric_arithmetic(arithmetic)
+            if numeric is not None:
+                arithmetic.replace(numeric)
     for safe in list(tree.find_all(exp.SafeFunc)):
         safe.replace(exp.Anonymous(this="TRY", expressions=[safe.this.copy()]))
     return tree
@@ -242,53 +246,6 @@ def _name_pivot_columns(pivot: exp.Pivot) -> None:
             new = exp.PivotAlias(this=target.copy(), alias=exp.to_identifier(f"{prefix}_{named}", quoted=True))
             value.replace(new)
     aggregates[0].replace(aggregates[0].this.copy())
-
-
-# -- NUMERIC division --------------------------------------------------------------------------------------------
-
-_DECIMAL_TYPES = (exp.DataType.Type.DECIMAL, exp.DataType.Type.BIGDECIMAL)
-_INTEGER_TYPES = (exp.DataType.Type.BIGINT, exp.DataType.Type.INT)
-
-
-def _numeric_result(node: exp.Div | exp.Avg | exp.Mul) -> bool:
-    """BigQuery's NUMERIC / NUMERIC-or-INT64 and AVG(NUMERIC) are NUMERIC; DuckDB divides decimals as doubles. And
-    NUMERIC * NUMERIC is rounded to 9 decimals in BigQuery, kept at 18 in DuckDB (so a SUM of products differs).
-    Where the operands are NUMERIC by the SQL itself (a cast, PARSE_NUMERIC, arithmetic and aggregates of those), the
-    result is cast to DECIMAL(38, 9), which rounds half away from zero as BigQuery does; a column's type is unknown
-    here, so `numeric_column / 2` stays FLOAT64."""
-    if isinstance(node, exp.Avg):
-        return _kind(node.this) == "numeric"
-    kinds = {_kind(node.this), _kind(node.expression)}
-    if isinstance(node, exp.Mul):
-        return kinds == {"numeric"}
-    return "numeric" in kinds and kinds <= {"numeric", "int"}
-
-
-def _kind(node: exp.Expr) -> str:
-    """ "numeric", "int" or "other" (unknown included), from the expression's own syntax."""
-    if isinstance(node, exp.Paren):
-        return _kind(node.this)
-    if isinstance(node, exp.Cast | exp.TryCast):
-        if node.to.this in _DECIMAL_TYPES:
-            return "numeric"
-        return "int" if node.to.this in _INTEGER_TYPES else "other"
-    if isinstance(node, exp.ParseNumeric | exp.ParseBignumeric):
-        return "numeric"
-    if isinstance(node, exp.Literal):
-        return "int" if node.is_int else "other"
-    if isinstance(node, exp.Count | exp.CountIf):
-        return "int"
-    if isinstance(node, exp.Sum | exp.Min | exp.Max | exp.AnyValue | exp.Abs | exp.Neg | exp.Round):
-        return _kind(node.this)
-    if isinstance(node, exp.Add | exp.Sub | exp.Mul):
-        kinds = {_kind(node.this), _kind(node.expression)}
-        if kinds == {"int"}:
-            return "int"
-        return "numeric" if "numeric" in kinds and kinds <= {"numeric", "int"} else "other"
-    if isinstance(node, exp.Coalesce):
-        kinds = {_kind(node.this), *(_kind(e) for e in node.expressions)}
-        return kinds.pop() if len(kinds) == 1 else "other"
-    return "other"
 
 
 # -- functions ---------------------------------------------------------------------------------------------------

@@ -329,3 +329,21 @@ def test_pivot_columns_are_named_as_in_bigquery(wh: DuckDBWarehouse) -> None:
         "ORDER BY total_1"
     )
     assert rows(wh, sql) == [{"total_1": 10.0, "total_two": 20.0}]
+
+
+def test_numeric_arithmetic_with_columns_follows_the_columns_type(wh: DuckDBWarehouse) -> None:
+    wh.execute(
+        "CREATE TABLE acme_b.prices AS SELECT CAST('0.333333333' AS NUMERIC) AS u, 0.5 AS f, 4 AS i "
+        "UNION ALL SELECT CAST('0.666666667' AS NUMERIC), 0.25, 8"
+    )
+    got = rows(
+        wh,
+        "SELECT SUM(CAST('1.5' AS NUMERIC) * u) AS by_numeric, SUM(CAST('1.5' AS NUMERIC) * f) AS by_float, "
+        "SUM(CAST('1.5' AS NUMERIC) * i) AS by_int, MAX(CAST('1' AS NUMERIC) / i) AS per_int, "
+        "MAX(CAST('1' AS NUMERIC) / f) AS per_float, CAST('1.5' AS NUMERIC) * 1.5 AS literal FROM acme_b.prices",
+    )[0]
+    # NUMERIC x NUMERIC rounds each product to 9 decimals: 0.4999999995 -> 0.500000000, 1.0000000005 -> 1.000000001
+    assert got["by_numeric"] == Decimal("1.500000001") and isinstance(got["by_numeric"], Decimal)
+    assert isinstance(got["by_float"], float) and got["by_float"] == pytest.approx(1.125)
+    assert got["by_int"] == Decimal("18") and got["per_int"] == Decimal("0.25")
+    assert isinstance(got["per_float"], float) and isinstance(got["literal"], float)
