@@ -4,7 +4,10 @@ A stage that ends records its terminal status in each direct dependant's `parent
 (a repeat finds itself there and changes nothing). The delivery whose record completes a dependant's map decides it
 in that same write: it flags the dependant `dispatched_by` itself (then publishes its task) or skips it (then
 records the skip in that stage's own dependants, and so on). No stage ever reads its siblings, so a 1,000-way join
-costs 1,000 small writes, not a million reads.
+costs 1,000 small writes, not a million reads. A wide join (more than JOIN_GROUP_SIZE dependencies) collects them in
+group documents `runs/{run}/stages/{join}/arrivals/g{n}` of at most 32 each; the write that completes a group records
+the group's outcome in the join (SUCCEEDED, FAILED if any failed or timed out, else SKIPPED: exactly what the trigger
+rules ask), so no write ever carries more than 32 entries and parents ending together contend on their group only.
 
 The run can only have ended when a sink (a stage nothing depends on) just ended; then one `limit 1` query asks
 whether any stage is still QUEUED or RUNNING. Firestore queries are strongly consistent and every delivery records
@@ -19,13 +22,13 @@ from __future__ import annotations
 from typing import Any
 
 from shared.errors import TransientError
-from shared.ports.state import Filter
+from shared.ports.state import EXPIRE_AT, Filter
 from shared.runs.events import publish_stage_tasks
 from shared.runs.finalize import finish_run
 from shared.runs.machine import TransitionRequest, stage_path, stages_collection, transition
 from shared.runs.plan import RunPlan, run_plan, should_run
 from shared.runs.states import is_terminal
-from shared.runs.store import list_stages
+from shared.runs.store import JOIN_GROUP_SIZE, list_stages
 from shared.runtime.context import Context
 
 ACTIVE_STAGE_STATUSES = ["QUEUED", "RUNNING"]
@@ -49,12 +52,13 @@ def advance(ctx: Context, run: dict[str, Any], actor: str, finished: str | None 
             str(s["stage_id"]) for s in stages if s["status"] == "QUEUED" and not plan.steps[s["stage_id"]].depends_on
         ]
         ready.extend(sid for sid in roots if _flag_dispatch(ctx, run_id, sid, actor))
-        sink_ended = _propagate(ctx, run_id, plan, actor, ended, ready) or not stages
+        sink_ended = _propagate(ctx, run_id, plan, actor, ended, ready, run.get(EXPIRE_AT)) or not stages
     else:
         current = ctx.state.get(stage_path(run_id, finished))
         if current is None or not is_terminal(str(current["status"])):
             return
-        sink_ended = _propagate(ctx, run_id, plan, actor, [(finished, str(current["status"]))], ready)
+        ended = [(finished, str(current["status"]))]
+        sink_ended = _propagate(ctx, run_id, plan, actor, ended, ready, run.get(EXPIRE_AT))
     publish_stage_tasks(ctx.bus, run, ready)
     if sink_ended and not ctx.state.list(
         stages_collection(run_id), [Filter("status", "in", ACTIVE_STAGE_STATUSES)], limit=1
@@ -63,7 +67,13 @@ def advance(ctx: Context, run: dict[str, Any], actor: str, finished: str | None 
 
 
 def _propagate(
-    ctx: Context, run_id: str, plan: RunPlan, actor: str, ended: list[tuple[str, str]], ready: list[str]
+    ctx: Context,
+    run_id: str,
+    plan: RunPlan,
+    actor: str,
+    ended: list[tuple[str, str]],
+    ready: list[str],
+    expire_at: str | None = None,
 ) -> bool:
     """Record each ended stage in its dependants (cascading skips); append the stages to dispatch to `ready`.
 
@@ -75,7 +85,12 @@ def _propagate(
         if parent in plan.sinks:
             sink_ended = True
         for child in plan.children.get(parent, ()):
-            doc = _record_parent(ctx, run_id, plan, child, parent, status, actor)
+            arrival: tuple[str, str] | None = (parent, status)
+            if child in plan.join_group:
+                arrival = _record_in_group(ctx, run_id, plan, child, parent, status, expire_at)
+            if arrival is None:  # its group is not complete yet
+                continue
+            doc = _record_parent(ctx, run_id, plan, child, *arrival, actor)
             if doc is None or len(doc.get("parents_done") or {}) < int(doc.get("parents_total", 0)):
                 continue
             if doc["status"] == "QUEUED" and doc.get("skip"):
@@ -121,6 +136,35 @@ def _record_parent(
             return doc
         if ctx.state.update_if(path, fields, current.version):
             return {**doc, **fields}
+    raise TransientError(f"{path}: too much contention recording {parent}", retry_after_seconds=0.5)
+
+
+def _record_in_group(
+    ctx: Context, run_id: str, plan: RunPlan, child: str, parent: str, status: str, expire_at: str | None
+) -> tuple[str, str] | None:
+    """Add `parent: status` to its group of the wide join `child`; the group's key and outcome once it is complete
+    (on every call from then on: the join's own record of it is idempotent), else None."""
+    group = plan.join_group[child][parent]
+    members = min(JOIN_GROUP_SIZE, len(plan.steps[child].depends_on) - group * JOIN_GROUP_SIZE)
+    path = f"{stage_path(run_id, child)}/arrivals/g{group}"
+    for _ in range(_CAS_RETRIES):
+        current = ctx.state.get_versioned(path)
+        if current is None:
+            done = {parent: status}
+            if not ctx.state.create(path, {"done": done, **({EXPIRE_AT: expire_at} if expire_at else {})}):
+                continue  # created by another member meanwhile
+        else:
+            done = dict(current.data.get("done") or {})
+            if parent not in done:
+                done[parent] = status
+                if not ctx.state.update_if(path, {"done": done}, current.version):
+                    continue
+        if len(done) < members:
+            return None
+        outcomes = set(done.values())
+        if outcomes & {"FAILED", "TIMED_OUT"}:
+            return f"#g{group}", "FAILED"
+        return f"#g{group}", "SUCCEEDED" if outcomes == {"SUCCEEDED"} else "SKIPPED"
     raise TransientError(f"{path}: too much contention recording {parent}", retry_after_seconds=0.5)
 
 

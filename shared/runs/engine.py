@@ -49,7 +49,7 @@ from shared.runs.machine import (
 )
 from shared.runs.plan import run_plan
 from shared.runs.states import is_terminal
-from shared.runs.store import carried_stages, create_run, new_stage_doc, save_run_spec
+from shared.runs.store import carried_stages, create_run, join_groups, new_stage_doc, save_run_spec
 from shared.runtime.context import Context
 
 log = logs.get_logger("cloudact.engine")
@@ -89,7 +89,9 @@ def start_run(ctx: Context, req: RunRequest) -> None:
         now = iso(utc_now())
         carried = carried_stages(state, run.get("resume_from_run"), now)
         for step in spec.steps:
-            done = {d: str(carried[d]["status"]) for d in step.depends_on if d in carried}
+            # A wide join learns carried dependencies from the start's advance instead (their groups, shared/runs/dag)
+            wide = join_groups(len(step.depends_on)) != len(step.depends_on)
+            done = {} if wide else {d: str(carried[d]["status"]) for d in step.depends_on if d in carried}
             state.create(
                 stage_path(req.run_id, step.step_id),
                 {**new_stage_doc(run, step, now, done), **carried.get(step.step_id, {})},

@@ -13,7 +13,7 @@ from typing import Any
 from shared.errors import TerminalError
 from shared.pipelines.spec import PipelineSpec, StepSpec
 from shared.ports.state import StateStore
-from shared.runs.store import load_run_spec
+from shared.runs.store import JOIN_GROUP_SIZE, load_run_spec
 
 
 @dataclass(frozen=True)
@@ -27,6 +27,8 @@ class RunPlan:
     """Steps nothing depends on: the run can only have ended when one of them just ended."""
     steps: dict[str, StepSpec]
     """step_id -> its spec (a dict: a 1,000-step run looks steps up on every transition)."""
+    join_group: dict[str, dict[str, int]]
+    """Wide joins only (more than JOIN_GROUP_SIZE dependencies): step_id -> dependency -> its group number."""
 
 
 _PLANS: OrderedDict[str, RunPlan] = OrderedDict()
@@ -38,7 +40,12 @@ def build_plan(spec: PipelineSpec) -> RunPlan:
     order = topological_order(spec)
     children = {sid: tuple(kids) for sid, kids in spec.dependants().items()}
     sinks = frozenset(sid for sid, kids in children.items() if not kids)
-    return RunPlan(spec, order, children, sinks, {s.step_id: s for s in spec.steps})
+    groups = {
+        s.step_id: {dep: i // JOIN_GROUP_SIZE for i, dep in enumerate(s.depends_on)}
+        for s in spec.steps
+        if len(s.depends_on) > JOIN_GROUP_SIZE
+    }
+    return RunPlan(spec, order, children, sinks, {s.step_id: s for s in spec.steps}, groups)
 
 
 def run_plan(run: dict[str, Any], state: StateStore) -> RunPlan:

@@ -16,6 +16,16 @@ from shared.pipelines.spec import StepSpec
 from shared.ports.state import EXPIRE_AT, Doc, Filter, StateStore, expires_in
 from shared.runs.machine import iso, run_path, spec_path, stages_collection, utc_now
 
+JOIN_GROUP_SIZE = 32
+"""A stage with more dependencies than this collects their ends in groups of this many (shared/runs/dag.py), so no
+single write ever carries more than this many entries however wide the join."""
+
+
+def join_groups(dependencies: int) -> int:
+    """How many entries a stage's `parents_done` reaches: its dependencies, or their groups for a wide join."""
+    return dependencies if dependencies <= JOIN_GROUP_SIZE else -(-dependencies // JOIN_GROUP_SIZE)
+
+
 DEFAULT_RUN_RETENTION_DAYS = 400.0
 """Settings.run_retention_days' default, for callers without settings (tests, tools)."""
 
@@ -163,7 +173,7 @@ def new_stage_doc(
         "pipeline_id": run["pipeline_id"],
         "ps_type": step.ps_type,
         "depends_on": list(step.depends_on),
-        "parents_total": len(step.depends_on),
+        "parents_total": join_groups(len(step.depends_on)),
         "parents_done": dict(parents_done or {}),
         "status": "QUEUED",
         "attempt": 0,

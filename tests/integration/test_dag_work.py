@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from shared.runs.store import join_groups
 from tests.conftest import run_to_end
 
 TENANT = "wideco"
@@ -63,6 +64,7 @@ def wide_runtime(config_dir: Path, make_runtime: Any) -> Any:
     for n in (20, 200):
         (tenant / "pipelines" / f"join{n}.yaml").write_text(fan_in_yaml(f"join{n}", n))
     (tenant / "pipelines" / "join_fail.yaml").write_text(fan_in_yaml("join_fail", 30, fail=7))
+    (tenant / "pipelines" / "wide_fail.yaml").write_text(fan_in_yaml("wide_fail", 70, fail=40))
     (tenant / "pipelines" / "join_always.yaml").write_text(fan_in_yaml("join_always", 30, "always", fail=7))
     runtime = make_runtime()
     runtime.context._state = CountingState(runtime.context.state)
@@ -85,7 +87,9 @@ def test_a_wide_join_costs_linear_state_work(wide_runtime: Any) -> None:
         assert run["status"] == "SUCCEEDED", run.get("error")
         stages = n + 3
         join = next(s for s in run["stages"] if s["stage_id"] == "join")
-        assert len(join["parents_done"]) == n and set(join["parents_done"].values()) == {"SUCCEEDED"}
+        # 20 dependencies are recorded one by one; 200 in 7 groups of at most 32 (no write carries more)
+        assert len(join["parents_done"]) == join_groups(n) == (20 if n == 20 else 7), join["parents_done"]
+        assert set(join["parents_done"].values()) == {"SUCCEEDED"}
         # Run start and run end list the stages (a few times at most); no branch lists them.
         assert calls["stage_docs_listed"] <= 6 * stages, calls
         reads = calls["get"] + calls["get_versioned"]
@@ -99,6 +103,14 @@ def test_a_failed_branch_skips_the_join_and_what_follows(wide_runtime: Any) -> N
     status = {s["stage_id"]: s["status"] for s in run["stages"]}
     assert status["b007"] == "FAILED" and status["join"] == "SKIPPED" and status["after"] == "SKIPPED"
     assert run["status"] == "FAILED"
+
+
+def test_a_failed_branch_of_a_wide_join_skips_it_through_its_group(wide_runtime: Any) -> None:
+    run, _ = _run_counted(wide_runtime, "wide_fail")
+    status = {s["stage_id"]: s for s in run["stages"]}
+    assert status["b040"]["status"] == "FAILED" and status["join"]["status"] == "SKIPPED"
+    assert status["join"]["parents_done"] == {"#g0": "SUCCEEDED", "#g1": "FAILED", "#g2": "SUCCEEDED"}
+    assert status["after"]["status"] == "SKIPPED" and run["status"] == "FAILED"
 
 
 def test_an_always_join_runs_after_a_failed_branch(wide_runtime: Any) -> None:

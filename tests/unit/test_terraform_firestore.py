@@ -42,6 +42,7 @@ TTL_COLLECTIONS = {
     "runs",
     "stages",
     "snapshot",
+    "arrivals",
     "events",
     "notifications",
     "audit",

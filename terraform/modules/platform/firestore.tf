@@ -55,15 +55,16 @@ resource "google_firestore_index" "listing" {
 # TTL: Firestore deletes a document (typically within 24 hours) once the Timestamp in `expire_at` has passed; the
 # code writes `expire_at` on these collection groups (`stages` is the runs/{run}/stages sub-collection: deleting a
 # run does not delete its stages, so they carry their own, like `snapshot`, the run's pipeline snapshot
-# runs/{run}/snapshot/spec; `events` are the notifier's received run events).
+# runs/{run}/snapshot/spec, and `arrivals`, a wide join's groups of ended dependencies; `events` are the notifier's
+# received run events).
 # The Firestore adapter stores `expire_at` as a Timestamp (shared/ports/state.py); a document without the field, or
 # with a value that is not a Timestamp, is never deleted. The field is exempt from indexing: nothing queries it, and an index on a
 # near-monotonic timestamp only adds write cost and hot-spotting.
 # https://cloud.google.com/firestore/docs/ttl
 resource "google_firestore_field" "ttl" {
   for_each = toset([
-    "ratelimits", "claims", "idempotency", "runs", "stages", "snapshot", "events", "notifications", "audit",
-    "dead_letters",
+    "ratelimits", "claims", "idempotency", "runs", "stages", "snapshot", "arrivals", "events", "notifications",
+    "audit", "dead_letters",
   ])
   project    = var.project_id
   database   = google_firestore_database.state.name
