@@ -142,8 +142,10 @@ def audit(root: tf.Module, audit_dir: Path | None = None) -> LimitsReport:
     from shared.contracts.messages import RunRequest, StageTask, StatusEvent, Trigger
     from shared.pipelines.loader import snapshot
     from shared.pipelines.spec import PipelineSpec, StepSpec
-    from shared.runs.attempts import attempt_record
-    from shared.runs.store import new_stage_doc
+    from shared.processors.jobs import IN_INVOCATION_MAX_MINUTES
+    from shared.runs.attempts import MAX_ERROR_CHARS, attempt_record, capped
+    from shared.runs.stage_jobs import POLL_WINDOW_S
+    from shared.runs.store import join_groups, new_stage_doc, snapshot_documents
     from shared.runtime.local_stack import HTTP_FUNCTIONS
 
     plan = biggest_plan()
@@ -196,7 +198,8 @@ def audit(root: tf.Module, audit_dir: Path | None = None) -> LimitsReport:
         "run_date": "2026-12-06",
         "finalized": False,
         "traceparent": "00-" + "0" * 32 + "-" + "0" * 16 + "-01",
-        "spec": snapshot(spec),
+        "stage_order": [s.step_id for s in spec.steps],
+        "expire_at": now.isoformat(),
     }
     exempt = {f for c, f in _exemptions(root) if c == "runs"}
     label = f"{plan.name}: {limits.steps} steps, {len(text.encode()):,} B YAML, {limits.parameters} params"
@@ -213,6 +216,17 @@ def audit(root: tf.Module, audit_dir: Path | None = None) -> LimitsReport:
             f"exempted: {sorted(exempt) or 'none'}",
         )
     )
+    # The pipeline snapshot lives apart from the run document (shared/runs/store.py), compressed and chunked.
+    snapshot_docs = snapshot_documents(run_doc, snapshot(spec))
+    biggest = max(document_size(path, doc) for path, doc in snapshot_docs)
+    report.figures.append(
+        Figure(
+            f"firestore run snapshot doc, largest of {len(snapshot_docs)}",
+            biggest,
+            FIRESTORE_DOC_LIMIT,
+            note=f"{len(json.dumps(snapshot(spec))):,} B of JSON before compression",
+        )
+    )
     max_attempts = int(_le(StepSpec, "retries", default=20))
     step = spec.steps[-1]
     stage = new_stage_doc(run_doc, step, now.isoformat())
@@ -220,17 +234,21 @@ def audit(root: tf.Module, audit_dir: Path | None = None) -> LimitsReport:
         attempt_record({**stage, "attempt": n}, "FAILED", "x" * ERROR_TEXT_BYTES, now)
         for n in range(1, max_attempts + 1)
     ]
-    stage["last_error"] = "x" * ERROR_TEXT_BYTES
+    stage["last_error"] = capped("x" * ERROR_TEXT_BYTES)
+    stage["error"] = capped("x" * ERROR_TEXT_BYTES)
+    stage["parents_done"] = {f"#g{i}": "SUCCEEDED" for i in range(join_groups(limits.fan_in))}
     report.figures.append(
         Figure(
-            f"firestore stage doc ({max_attempts} attempts, 64 KiB errors)",
+            f"firestore stage doc ({max_attempts} attempts, 64 KiB errors cut to {MAX_ERROR_CHARS:,} chars)",
             document_size("runs/r/stages/s", stage),
             FIRESTORE_DOC_LIMIT,
         )
     )
 
-    step_max_s = float(_le(StepSpec, "timeout_minutes")) * 60
-    run_max_s = float(_le(PipelineSpec, "timeout_minutes")) * 60
+    # A step that is not a job runs inside one invocation: at most IN_INVOCATION_MAX_MINUTES (validation refuses
+    # more, the engine caps the default); a job step's timeout bounds a chain of short invocations instead.
+    in_invocation_s = IN_INVOCATION_MAX_MINUTES * 60
+    job_max_s = float(_le(StepSpec, "timeout_minutes")) * 60
     for inst in tf.every_instance(root, "google_cloudfunctions2_function"):
         timeout = _number(inst.attrs["service_config"][0].get("timeout_seconds"))
         if timeout is None:
@@ -240,11 +258,11 @@ def audit(root: tf.Module, audit_dir: Path | None = None) -> LimitsReport:
         if str(inst.key) == "stage_worker":
             report.figures.append(
                 Figure(
-                    "step timeout_minutes max (spec) vs stage_worker timeout",
-                    step_max_s,
+                    "in-invocation step timeout max vs stage_worker timeout",
+                    in_invocation_s,
                     timeout,
                     "s",
-                    f"a pipeline may allow {run_max_s:,.0f} s",
+                    f"job steps may run {job_max_s:,.0f} s as rounds of {POLL_WINDOW_S:g} s",
                 )
             )
     for inst in tf.every_instance(root, "google_pubsub_subscription"):

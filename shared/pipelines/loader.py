@@ -24,7 +24,8 @@ from shared.pipelines.graph import validate_graph, validate_names
 from shared.pipelines.reserved import default_issues
 from shared.pipelines.spec import IDENTIFIER, Parameter, PipelineSpec, StepIssue, StepSpec
 from shared.pipelines.templating import ValidationScope
-from shared.processors.registry import get_validator, is_known_type
+from shared.processors.jobs import IN_INVOCATION_MAX_MINUTES
+from shared.processors.registry import get_validator, is_known_type, runs_as_job
 from shared.tenancy.plans import DEFAULT_PLAN, PLANS, Plan
 from shared.yaml_source import SourceIssue, UnsafeYaml, compose_and_load, key_path, read_config_text
 
@@ -213,6 +214,15 @@ def _step_issues(raw: Any, scope: ValidationScope) -> list[StepIssue]:
     except ValidationError:
         return []
     reserved = [StepIssue(path, message, offset) for path, message, offset in default_issues(step.destination, scope)]
+    explicit = "timeout_minutes" in step.model_fields_set
+    if explicit and step.timeout_minutes > IN_INVOCATION_MAX_MINUTES and not runs_as_job(step.ps_type):
+        reserved.append(
+            StepIssue(
+                ("timeout_minutes",),
+                f"a {step.ps_type} step runs inside one function invocation: at most {IN_INVOCATION_MAX_MINUTES:g} "
+                "minutes (Cloud Functions stops it at 540 s); longer work needs a step type that runs as a job",
+            )
+        )
     validator = get_validator(step.ps_type) if is_known_type(step.ps_type) else None
     if validator is None:
         return reserved

@@ -18,6 +18,11 @@ from shared.processors.base import StepContext, StepResult
 
 _NOT_IN_JOB_ID = re.compile(r"[^A-Za-z0-9_-]")
 
+IN_INVOCATION_MAX_MINUTES = 8.0
+"""The longest a step that is not a job may run: it runs inside one stage_worker invocation, which Cloud Functions
+stops at 540 s (terraform/modules/platform: event functions), less a minute to claim, record and dispatch. A longer
+`timeout_minutes` is refused at validation for such a step; a step that sets none gets this instead of the default."""
+
 
 def stage_job_id(run_id: str, stage_id: str, attempt: int) -> str:
     """`cdp_{run}_{stage}_{attempt}`: one job per attempt, the same id on every delivery (BigQuery job ids allow

@@ -46,6 +46,14 @@ def get_processor(ps_type: str) -> Processor:
     return cast(Processor, module.PROCESSOR)
 
 
+@cache
+def runs_as_job(ps_type: str) -> bool:
+    """Whether the step type is submitted as a job and polled (shared/processors/jobs.py), not run in one invocation."""
+    from shared.processors.jobs import JobProcessor
+
+    return is_known_type(ps_type) and isinstance(get_processor(ps_type), JobProcessor)
+
+
 StepValidator = Callable[[StepSpec, ValidationScope], list[StepIssue]]
 
 

@@ -14,6 +14,9 @@ from shared.pipelines.spec import StepSpec
 from shared.processors.base import StepResult
 from shared.runs.machine import iso
 
+MAX_ERROR_CHARS = 2000
+"""An error kept on a stage (per attempt, and its last/final error): enough to act on, and with up to 20 attempts a
+stage document stays far below Firestore's 1 MiB (make gcp-parity's limits audit measures it)."""
 STOP_GRACE_S = 2.0
 """How long `on_timeout` is repeated while it reports work still running (a DuckDB interrupt lands within
 milliseconds, so this is only an upper bound)."""
@@ -81,11 +84,18 @@ def attempt_record(
         "status": status,
         "started_at": stage.get("attempt_started_at"),
         "ended_at": iso(now),
-        "error": error,
+        "error": capped(error),
     }
     if result is not None:
         record.update(rows_in=result.rows_in, rows_out=result.rows_out, bytes_processed=result.bytes_processed)
     return record
+
+
+def capped(error: str | None) -> str | None:
+    """`error` cut to MAX_ERROR_CHARS, saying so."""
+    if error is None or len(error) <= MAX_ERROR_CHARS:
+        return error
+    return error[: MAX_ERROR_CHARS - 20] + " ... (error cut)"
 
 
 def give_up_message(stage: dict[str, Any], step: StepSpec) -> str:

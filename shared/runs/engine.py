@@ -15,7 +15,6 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from datetime import date, timedelta
-from functools import cache
 from typing import Any
 
 from shared import logs
@@ -29,10 +28,10 @@ from shared.pipelines.spec import StepSpec
 from shared.ports.state import EXPIRE_AT, expires_in
 from shared.ports.warehouse import Warehouse
 from shared.processors.base import StepContext, StepResult
-from shared.processors.jobs import JobProcessor, stage_job_id
-from shared.processors.registry import get_processor
+from shared.processors.jobs import IN_INVOCATION_MAX_MINUTES, JobProcessor, stage_job_id
+from shared.processors.registry import get_processor, runs_as_job
 from shared.runs import stage_jobs
-from shared.runs.attempts import StageTimeout, attempt_record, call_with_timeout, give_up_message
+from shared.runs.attempts import StageTimeout, attempt_record, call_with_timeout, capped, give_up_message
 from shared.runs.dag import advance
 from shared.runs.events import publish_status_event
 from shared.runs.finalize import finalize_if_needed
@@ -182,7 +181,7 @@ def execute_stage(ctx: Context, task: StageTask) -> None:
         advance(ctx, run, actor=task.stage_id, finished=task.stage_id)
         return
     _claim(ctx, task, attempt, now)
-    lease = now + timedelta(minutes=step.timeout_minutes, seconds=LEASE_GRACE_S)
+    lease = now + timedelta(minutes=timeout_minutes(step), seconds=LEASE_GRACE_S)
     # A job's id is recorded before it is submitted, so no redelivery can start a second one (shared/runs/stage_jobs)
     job = {"job_id": stage_job_id(task.run_id, task.stage_id, attempt), "poll_seq": 0, "polled_at": iso(now)}
     started = transition(
@@ -198,7 +197,7 @@ def execute_stage(ctx: Context, task: StageTask) -> None:
                 "attempt_started_at": iso(now),
                 "attempts": history,
                 "last_error": last_error,
-                **(job if _runs_as_job(step.ps_type) else {"job_id": None}),
+                **(job if runs_as_job(step.ps_type) else {"job_id": None}),
             },
         ),
     )
@@ -208,9 +207,10 @@ def execute_stage(ctx: Context, task: StageTask) -> None:
         _run_attempt(ctx, run, step, started.doc, attempt, history)
 
 
-@cache
-def _runs_as_job(ps_type: str) -> bool:
-    return isinstance(get_processor(ps_type), JobProcessor)
+def timeout_minutes(step: StepSpec) -> float:
+    """A job's own timeout; a step run inside one invocation at most IN_INVOCATION_MAX_MINUTES (validation refuses a
+    longer one it sets; the default 30 becomes that)."""
+    return step.timeout_minutes if runs_as_job(step.ps_type) else min(step.timeout_minutes, IN_INVOCATION_MAX_MINUTES)
 
 
 def _claim(ctx: Context, task: StageTask, attempt: int, now: Any) -> None:
@@ -253,7 +253,7 @@ def _run_attempt(
     attempt: int,
     history: list[dict[str, Any]],
 ) -> None:
-    timeout_s = step.timeout_minutes * 60
+    timeout_s = timeout_minutes(step) * 60
 
     def produce() -> StepResult | None:  # inside _conclude's try: opening the warehouse can fail like the step
         # A session of the tenant's warehouse, so that on timeout this step's work alone is stopped.
@@ -297,7 +297,7 @@ def _conclude(
     try:
         result = produce()
     except StageTimeout:
-        error = f"timed out after {step.timeout_minutes:g} min"
+        error = f"timed out after {timeout_minutes(step):g} min"
         record = attempt_record(stage, "TIMED_OUT", error, utc_now())
         _finish_stage(ctx, run, spath, attempt, "TIMED_OUT", [*history, record], error=error)
     except TerminalError as exc:
@@ -368,7 +368,7 @@ def _requeue(
             attempt,
             fields={
                 "attempts": history,
-                "last_error": error,
+                "last_error": capped(error),
                 "not_before": iso(not_before),
                 "lease_until": None,
             },
@@ -391,7 +391,7 @@ def _finish_stage(
             attempt if attempt else None,
             fields={
                 "attempts": history,
-                "error": error,
+                "error": capped(error),
                 "lease_until": None,
             },
         ),

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import base64
 import hashlib
+import json
 import secrets
 import time
+import zlib
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -105,15 +108,28 @@ def get_run(store: StateStore, tenant_id: str, run_id: str) -> Doc:
     return doc
 
 
+SNAPSHOT_CHUNK_CHARS = 900_000
+"""Characters of compressed snapshot per document: under Firestore's 1 MiB per document with room for the rest."""
+
+
+def snapshot_documents(run: Doc, spec: dict[str, Any]) -> list[tuple[str, Doc]]:
+    """The documents a run's pipeline snapshot is stored in: its JSON, zlib-compressed and base64-encoded (one string
+    field: no per-step fields to count or index), in chunks of SNAPSHOT_CHUNK_CHARS. The biggest pipeline a plan
+    allows (1 MiB of YAML, 2,000 steps) is about 2 MB of JSON; compressed, one or two documents."""
+    packed = base64.b64encode(zlib.compress(json.dumps(spec, separators=(",", ":")).encode(), 6)).decode()
+    parts = [packed[i : i + SNAPSHOT_CHUNK_CHARS] for i in range(0, len(packed), SNAPSHOT_CHUNK_CHARS)] or [""]
+    base = spec_path(str(run["run_id"]))
+    expiry = _expiry_of(run)
+    first: Doc = {"run_id": run["run_id"], "chunks": len(parts), "spec_z": parts[0], **expiry}
+    return [(base, first)] + [(f"{base}.{i}", {"spec_z": part, **expiry}) for i, part in enumerate(parts[1:], 1)]
+
+
 def save_run_spec(store: StateStore, run: Doc, spec: dict[str, Any]) -> None:
-    """Record a starting run's pipeline snapshot once (a redelivered start finds it there and keeps it)."""
-    doc = {"run_id": run["run_id"], "spec": spec, **_expiry_of(run)}
-    store.create(spec_path(str(run["run_id"])), doc)
-
-
-def _expiry_of(run: Doc) -> Doc:
-    """The run's own `expire_at`, for the documents that belong to it (none for a run recorded without one)."""
-    return {EXPIRE_AT: run[EXPIRE_AT]} if run.get(EXPIRE_AT) else {}
+    """Record a starting run's pipeline snapshot once (a redelivered start finds it there and keeps it). The first
+    document is written last, so a reader that finds it finds every chunk."""
+    docs = snapshot_documents(run, spec)
+    for path, doc in reversed(docs):
+        store.create(path, doc)
 
 
 def load_run_spec(store: StateStore, run: Doc) -> dict[str, Any]:
@@ -121,8 +137,22 @@ def load_run_spec(store: StateStore, run: Doc) -> dict[str, Any]:
     document carry it in the run document."""
     if isinstance(run.get("spec"), dict):
         return dict(run["spec"])
-    doc = store.get(spec_path(str(run["run_id"]))) or {}
-    return dict(doc.get("spec") or {})
+    base = spec_path(str(run["run_id"]))
+    first = store.get(base)
+    if not first:
+        return {}
+    if isinstance(first.get("spec"), dict):  # stored uncompressed by an earlier version
+        return dict(first["spec"])
+    parts = [str(first.get("spec_z") or "")]
+    for i in range(1, int(first.get("chunks") or 1)):
+        parts.append(str((store.get(f"{base}.{i}") or {}).get("spec_z") or ""))
+    data: dict[str, Any] = json.loads(zlib.decompress(base64.b64decode("".join(parts))))
+    return data
+
+
+def _expiry_of(run: Doc) -> Doc:
+    """The run's own `expire_at`, for the documents that belong to it (none for a run recorded without one)."""
+    return {EXPIRE_AT: run[EXPIRE_AT]} if run.get(EXPIRE_AT) else {}
 
 
 def list_stages(store: StateStore, run_id: str) -> list[Doc]:

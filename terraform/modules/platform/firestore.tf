@@ -83,7 +83,7 @@ resource "google_firestore_field" "ttl" {
 resource "google_firestore_field" "unindexed" {
   for_each = {
     "runs/spec"           = { collection = "runs", field = "spec" }           # runs recorded with their snapshot inline
-    "snapshot/spec"       = { collection = "snapshot", field = "spec" }       # the validated pipeline snapshot
+    "snapshot/spec_z"     = { collection = "snapshot", field = "spec_z" }     # the compressed pipeline snapshot
     "runs/parameters"     = { collection = "runs", field = "parameters" }     # the run's parameter values
     "runs/error"          = { collection = "runs", field = "error" }          # free text
     "stages/attempts"     = { collection = "stages", field = "attempts" }     # one map per attempt
