@@ -55,10 +55,25 @@ def emulator_stack(request: pytest.FixtureRequest, tmp_path_factory: pytest.Temp
     env.update(extra)
     stack = start_stack(project, env, Path(os.environ.get("CLOUDACT_TEST_ARTIFACTS", root)) / "function-logs")
     stack.env = {**env, "CLOUDACT_PROJECT": project}
+    provision_like_terraform(stack, configs)
     try:
         yield stack
     finally:
         stack.stop()
+
+
+def provision_like_terraform(stack: Any, configs: Path) -> None:
+    """Every tenant folder's datasets, created from the test process as Terraform's tenant module would on GCP: the
+    api function does not create datasets on BigQuery (its identity holds no BigQuery role)."""
+    from shared.tenancy.provisioning import provision_tenant
+
+    ctx = stack_context(stack)
+    try:
+        for folder in sorted(configs.iterdir()):
+            if (folder / "tenant.yaml").is_file():
+                provision_tenant(ctx, folder.name)
+    finally:
+        ctx.close()
 
 
 def stack_context(stack: Any) -> Any:

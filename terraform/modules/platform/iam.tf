@@ -48,3 +48,13 @@ resource "google_kms_crypto_key_iam_member" "secrets" {
   role          = "roles/cloudkms.cryptoKeyEncrypterDecrypter"
   member        = "serviceAccount:${google_service_account.fn[each.value].email}"
 }
+
+# The api's operator routes list, replay and purge dead letters (shared/runs/dead_letters.py, /api/v1/admin/dead-
+# letters): they pull the inspect subscription (peek, then hand the lease back) and ack what was replayed or purged.
+# Found by `make gcp-parity` (reliability/parity/iam.py). https://cloud.google.com/pubsub/docs/access-control#roles
+resource "google_pubsub_subscription_iam_member" "dead_letter_operators" {
+  project      = var.project_id
+  subscription = google_pubsub_subscription.dead_letter_inspect.name
+  role         = "roles/pubsub.subscriber"
+  member       = "serviceAccount:${google_service_account.fn["api"].email}"
+}
