@@ -7,6 +7,7 @@ a stage transition must do O(1) state work whatever the fan-in or the length, so
 
 from __future__ import annotations
 
+import itertools
 import tempfile
 import threading
 from collections import Counter
@@ -22,7 +23,7 @@ SIZES = (10, 100, 1000)
 GROWTH_TARGET = 11.0
 """10x the stages may cost at most 11x the time (linear, with a little slack for the bigger run's memory)."""
 FLAT_TOLERANCE = 0.20
-"""State calls per stage may differ by at most 20 % between the smallest and the largest run."""
+"""State calls per further stage may differ by at most 20 % between 10->100 and 100->1000 stages."""
 
 
 class CountingState:
@@ -110,10 +111,25 @@ def measure(options: Options) -> CaseResult:
                 )
             )
         figures.append(Figure(f"{family}1000 / {family}100 time", t[1000] / t[100], "x", Target("<=", GROWTH_TARGET)))
-        spread = max(per_stage.values()) / min(per_stage.values()) - 1
+        # Calls per stage include the run's fixed cost (admission, run document, finalisation: ~30 calls), which a
+        # 10-stage run spreads over few stages; what must stay flat is the cost of each further stage.
+        total = {n: sum(calls[f"{family}{n}"][k] for k in ("read", "write")) for n in SIZES}
+        marginal = [
+            (total[b] - total[a]) / (stages[f"{family}{b}"] - stages[f"{family}{a}"])
+            for a, b in itertools.pairwise(SIZES)
+        ]
         figures.append(
             Figure(
-                f"{family} state calls per stage, spread over 10..1000",
+                f"{family} state calls per further stage (10->100, 100->1000)",
+                marginal[-1],
+                "calls",
+                note=" / ".join(f"{m:.2f}" for m in marginal),
+            )
+        )
+        spread = max(marginal) / min(marginal) - 1
+        figures.append(
+            Figure(
+                f"{family} state calls per further stage, spread",
                 spread * 100,
                 "%",
                 Target("<=", FLAT_TOLERANCE * 100),
