@@ -2,13 +2,13 @@
 path on the Firestore + Pub/Sub emulators.
 
 Built like production: tenant folders (tenant.yaml + pipelines/nightly.yaml with `schedule: 0 2 * * *`), each tenant
-onboarded with `onboard_tenant` (as P3; datasets marked as existing), then one ScheduleTick per tenant for the same
-due slot (`shared.scheduling.local.tick_message`, what Cloud Scheduler publishes) published at once on an in-process
-bus (8 workers) to the real `scheduled_trigger` function entry point (cursor, misfire policy, admission with the
-slot's idempotency key, run.requested published). The clock runs from the publish to the bus going idle. Only the
-tick topic is consumed: what is measured is admission, not the runs executing afterwards (they stay QUEUED). The
-admitted count is read back per tenant (the slot's idempotency pointer -> its run) and must be exact; then a second
-copy of the ticks of up to 1,000 tenants is published and must admit nothing new (deduplicated on the slot).
+onboarded with `onboard_tenant` (as on GCP: no datasets provisioned, that is Terraform's), then one ScheduleTick per
+tenant for the same due slot (`shared.scheduling.local.tick_message`, what Cloud Scheduler publishes) published at
+once on an in-process bus (8 workers) to the real `scheduled_trigger` function entry point (cursor, misfire policy,
+admission with the slot's idempotency key, run.requested published). The clock runs from the publish to the bus
+going idle. Only the tick topic is consumed: what is measured is admission, not the runs executing afterwards (they
+stay QUEUED). The admitted count is read back per tenant (the slot's idempotency pointer -> its run) and must be
+exact; then a second copy of the ticks of up to 1,000 tenants is published and must admit nothing new.
 
 On the emulators the function's state is the Firestore emulator and run.requested goes to the Pub/Sub emulator
 (the ticks still arrive through the in-process bus: the push hop is P2's business). Onboarding 10,000 tenants there
@@ -79,7 +79,6 @@ def _onboard_all(ctx: Any, tenant_ids: list[str], threads: int) -> None:
 
     from shared.tenancy.tenants import onboard_tenant
 
-    ctx.extras.setdefault("metadata_tables", set()).update(tenant_ids)  # the per-process "datasets exist" cache
     with ThreadPoolExecutor(max_workers=threads) as pool:
         list(pool.map(lambda t: onboard_tenant(ctx, t, "starter", actor="bench"), tenant_ids))
 
@@ -143,7 +142,10 @@ def embedded(tmp: Path, tenants: int) -> dict[str, Any]:
     progress(f"P6: writing {tenants:,} tenant folders")
     _write_configs(config_dir, tenant_ids)
     bus = InProcessBus()  # run.requested: published, consumed by nobody
-    ctx = Context(Settings(runtime="embedded", home=tmp / "home", config_dir=config_dir), _bus=bus)
+    # warehouse="bigquery": onboarding then provisions no datasets, as on GCP (Terraform's tenant module owns them);
+    # embedded it would open and keep one DuckDB database per tenant, 10,000 of them. Ticks never touch a warehouse.
+    settings = Settings(runtime="embedded", warehouse="bigquery", home=tmp / "home", config_dir=config_dir)
+    ctx = Context(settings, _bus=bus)
     try:
         return _tick_all(ctx, tenant_ids, "embedded", onboard_threads=1)
     finally:
@@ -171,8 +173,9 @@ def emulators(tmp: Path, tenants: int) -> dict[str, Any]:
         publisher.create_topic(name=publisher.topic_path(project, topics.RUN_REQUESTS))  # no subscription: dropped
         home = tmp / "home-emulators"
         settings = Settings(
-            runtime="emulators", bus="pubsub", state="firestore", project=project, home=home, config_dir=config_dir
-        )
+            runtime="emulators", bus="pubsub", state="firestore", warehouse="bigquery", project=project, home=home,
+            config_dir=config_dir,
+        )  # fmt: skip
         ctx = Context(settings)  # Firestore emulator state, Pub/Sub emulator bus
         try:
             return _tick_all(ctx, tenant_ids, "emulators", onboard_threads=8)
