@@ -8,7 +8,7 @@ Why it is exact: each limit Q is split over the shards by a pure function of Q, 
 SHARDS)`, whose sum is Q, and a shard's counter only grows by a compare-and-set that checks it against that shard's
 cap. No interleaving can push one shard past its cap, so no total passes its limit. Why sharded: Firestore sustains
 about one write per second on one document; a random shard per admission spreads a tenant's admissions over SHARDS
-documents (50 admissions/s is < 0.4 writes/s on each).
+documents (100 admissions/s is ~0.4 writes/s on each on average, under 1 on the busiest).
 
 Both counters of a run normally go to one shard in one compare-and-set. When no shard has room for both (month usage
 is spread unevenly over the shards by earlier days), the day is counted on one shard and the month on another, so a
@@ -32,7 +32,7 @@ from shared.tenancy.cache import KnownPaths
 
 Kind = Literal["day", "month"]
 KINDS: tuple[Kind, ...] = ("day", "month")
-SHARDS = 128
+SHARDS = 256
 """Fixed: every shard's cap follows from the limit alone, so a plan change needs no migration."""
 FAST_PROBES = 3
 """Random shards tried before listing them all (a full shard is likely only near the end of a period)."""

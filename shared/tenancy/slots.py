@@ -25,7 +25,7 @@ from shared.ports.state import Doc, Filter, StateStore
 from shared.runs.machine import iso
 from shared.tenancy.cache import KnownPaths, TtlCache
 
-SPREAD = 256
+SPREAD = 512
 """Fast-path slots are drawn from the first max(SPREAD, 2 x the runs last seen holding one) indexes: a tenant with a
 huge limit reuses a bounded set of documents instead of creating one per run, at most half of them held, and SPREAD
 slots keep each under ~1 write/s at 100 admissions/s."""
