@@ -21,6 +21,7 @@ from shared.runtime.context import Context
 from shared.tenancy.apikeys import issue_key, verify_raw_key
 from shared.tenancy.credentials import ADMIN_TOKEN_ENV, ensure_local_credentials, save_local_credentials
 from shared.tenancy.plans import PLANS
+from shared.tenancy.provisioning import provision_tenant
 from shared.tenancy.tenants import TENANT_ID, onboard_tenant, tenant_path
 from shared.yaml_source import compose_and_load, read_config_text
 
@@ -68,6 +69,8 @@ def bootstrap_local_tenants(ctx: Context) -> LocalCredentials:
                 {"name": str(profile.get("name") or tenant_id)},
                 actor="local-bootstrap",
             )
+            if ctx.settings.warehouse == "bigquery":  # the API leaves BigQuery datasets to Terraform; here we are it
+                provision_tenant(ctx, tenant_id, strict=False)
             if onboarded.first_key is not None:
                 keys[tenant_id] = onboarded.first_key.api_key
                 changed = True
