@@ -41,6 +41,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from shared.adapters.bigquery_errors import mapped_errors
+from shared.adapters.bigquery_statements import BigQueryStatementJobs
 from shared.adapters.bigquery_values import checked_name, googlesql_type, parameter, row_id, to_bigquery_schema
 from shared.adapters.gcp_identity import credentials_identity
 from shared.adapters.running_work import RunningWork, WorkCancelled
@@ -55,7 +56,7 @@ _INSERT_BATCH = 500
 """Rows per insertAll request (Google recommends about 500: https://cloud.google.com/bigquery/quotas#streaming_inserts)."""
 
 
-class BigQueryWarehouse:
+class BigQueryWarehouse(BigQueryStatementJobs):
     """A `Warehouse` on BigQuery. `endpoint` (e.g. bqemulator's `http://127.0.0.1:9050`) switches to anonymous
     credentials (the emulator checks none); otherwise the client acts as `credentials` (a tenant's impersonated
     service account on GCP) or, without them, as the Application Default Credentials of the process.
@@ -392,12 +393,7 @@ class BigQueryWarehouse:
     def _run(self, sql: str, params: Mapping[str, Any] | None) -> bigquery.QueryJob:
         from google.api_core.exceptions import Conflict
 
-        query_parameters = [parameter(self._bq, k, v) for k, v in (params or {}).items()]
-        config = self._bq.QueryJobConfig(query_parameters=query_parameters, labels=dict(self.job_labels))
-        cap_of = self._step.max_bytes_billed if self._step and self._step.max_bytes_billed else self._max_bytes_billed
-        cap = cap_of() if cap_of else None
-        if cap is not None:
-            config.maximum_bytes_billed = cap
+        config = self._query_config(params)
         job_id = self._job_id(sql + "\n" + repr(sorted((params or {}).items(), key=lambda kv: kv[0])))
         self._work.check()
         try:
@@ -413,6 +409,16 @@ class BigQueryWarehouse:
                 self._cancel_job(job)
                 raise
         return job
+
+    def _query_config(self, params: Mapping[str, Any] | None) -> bigquery.QueryJobConfig:
+        """Parameters, the job's labels and the tenant's bytes cap (asked now: a plan change applies at once)."""
+        query_parameters = [parameter(self._bq, k, v) for k, v in (params or {}).items()]
+        config = self._bq.QueryJobConfig(query_parameters=query_parameters, labels=dict(self.job_labels))
+        cap_of = self._step.max_bytes_billed if self._step and self._step.max_bytes_billed else self._max_bytes_billed
+        cap = cap_of() if cap_of else None
+        if cap is not None:
+            config.maximum_bytes_billed = cap
+        return config
 
     def _attach(self, job_id: str | None) -> Any:
         """The job a Conflict said exists (jobs.get): a QueryJob or LoadJob, as the insert that collided."""

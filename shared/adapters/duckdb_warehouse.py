@@ -26,9 +26,11 @@ import pyarrow as pa
 from shared.adapters.duckdb_connection import TenantDatabase
 from shared.adapters.duckdb_errors import mapped_errors, streamed
 from shared.adapters.duckdb_sql import Statement, transpile
+from shared.adapters.duckdb_statements import DuckDBStatements
 from shared.adapters.googlesql_errors import in_user_terms
 from shared.adapters.running_work import RunningWork, WorkCancelled
 from shared.errors import PipelineError, TerminalError
+from shared.ports.statement_jobs import StatementStatus
 from shared.ports.warehouse import PROVISION_HINT, DryRun, StepJobs, TableInfo, WriteMode
 
 _SOURCE_PREFIX = "__cloudact_src_"
@@ -52,6 +54,7 @@ class DuckDBWarehouse:
         self._is_session = False
         self._create_missing = create_missing_datasets
         self._tenant = tenant_id
+        self._statements = DuckDBStatements()  # shared by every session of this database (shallow copies)
 
     def session(self) -> DuckDBWarehouse:
         """A handle on the same database for one step's work: `cancel_running` stops that work and nothing else."""
@@ -280,11 +283,25 @@ class DuckDBWarehouse:
                 raise
         return int(data.num_rows)
 
+    # -- StatementJobs (shared/ports/statement_jobs.py) ----------------------------------------------------------
+
+    def start_statement(self, job_id: str, sql: str, params: Mapping[str, Any] | None = None) -> None:
+        """On a thread of its own, as a session of its own (so cancelling the job stops exactly its statement)."""
+        job = self.session()
+        self._statements.start(job_id, job.execute, job.cancel_running, sql, params)
+
+    def statement_status(self, job_id: str) -> StatementStatus:
+        return self._statements.status(job_id)
+
+    def cancel_statement(self, job_id: str) -> None:
+        self._statements.cancel(job_id)
+
     def close(self) -> None:
         """Close the database. A session only cancels its own work: the database stays open for everyone else."""
         if self._is_session:
             self.cancel_running()
         else:
+            self._statements.close()
             self._database.close()
 
     # -- internals -----------------------------------------------------------------------------------------------

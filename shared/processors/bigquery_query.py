@@ -32,10 +32,10 @@ and 4 leaves its staging table behind (named by run, step and attempt, so it is 
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-import pyarrow as pa
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from shared import logs
@@ -53,14 +53,14 @@ from shared.pipelines.templating import (
     run_values,
     validate_identifier_template,
 )
+from shared.ports.statement_jobs import StatementJobs
 from shared.ports.warehouse import Warehouse
 from shared.processors.base import StepContext, StepResult
-from shared.processors.table_sink import APPEND_LOG, APPEND_LOG_SCHEMA
+from shared.processors.jobs import JobState
+from shared.processors.query_writer import COLUMN, StagingWriter, count_rows
 
 log = logs.get_logger("cloudact.processors.bigquery_query")
-COLUMN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,299}$")
 STAGING_PREFIX = "_cloudact_stage_"
-_SAFE_LITERAL = re.compile(r"^[A-Za-z0-9_.:\-]{1,300}$")
 
 
 class QuerySource(BaseModel):
@@ -160,44 +160,100 @@ def _model(model: type[Any], raw: Any, field: str, issues: list[StepIssue]) -> A
 # -- run ---------------------------------------------------------------------------------------------------------
 
 
-class BigQueryQuery:
-    def run(self, step: StepSpec, ctx: StepContext) -> StepResult:
-        source, dest = _settings(step)
-        project, config_dir = _deployment()
-        others = _other_tenants(config_dir, ctx.tenant_id)
-        values = run_values(
-            tenant_id=ctx.tenant_id,
-            run_id=ctx.run_id,
-            run_date=ctx.run_date,
-            pipeline_id=ctx.pipeline_id,
-            project=project,
-            parameters=ctx.parameters,
-            variables=ctx.variables,
-        )
-        sql = render_checked_sql(source.query, values, tenant_id=ctx.tenant_id, project=project, other_tenants=others)
-        params = query_params(sql, ctx)
-        dataset = ctx.dataset(render_identifier(dest.dataset, values, "destination.dataset"))
-        problem = writable_dataset_problem(dataset, TableScope(ctx.tenant_id, other_tenants=others))
-        if problem:  # after rendering: a run value such as ds=metadata must not reach the reserved dataset
-            raise TerminalError(f"step {step.step_id}: destination: {problem}")
-        table = ctx.destination_table(dataset, render_identifier(dest.table, values, "destination.table"))
-        writer = _Writer(ctx.warehouse, dataset, table, dest, _write_id(ctx, step))
-        staging = f"{dataset}.{STAGING_PREFIX}{_safe(ctx.run_id)}_{step.step_id}_{ctx.attempt}"
-        ctx.warehouse.require_dataset(dataset)
-        if dest.write_mode == "truncate" and not dest.partition_field and not dest.cluster_by:
-            # The common case needs no staging table: one atomic statement, and the table follows the query.
-            ctx.warehouse.execute(f"CREATE OR REPLACE TABLE {table} AS\n{sql}\n", params)
-            rows = _count(ctx.warehouse, table)
-            return StepResult(rows_out=rows, details={"table": table, "write_mode": "truncate"})
+@dataclass(frozen=True)
+class _Write:
+    """One attempt's write, planned: the query's statement (what runs as the job) and what finishes it."""
+
+    statement: str
+    params: dict[str, Any]
+    dataset: str
+    table: str
+    staging: str | None
+    """None: the whole write is the one statement (a plain truncate)."""
+    writer: StagingWriter
+
+    def finish(self, wh: Warehouse, bytes_processed: int | None = None) -> StepResult:
+        """After the statement: count, or move the staging rows into the destination and drop the staging table."""
+        if self.staging is None:
+            details = {"table": self.table, "write_mode": "truncate"}
+            return StepResult(rows_out=count_rows(wh, self.table), bytes_processed=bytes_processed, details=details)
         try:
-            ctx.warehouse.execute(f"CREATE OR REPLACE TABLE {staging} AS\n{sql}\n", params)
-            details = writer.write_from(staging)
+            written = self.writer.write_from(self.staging)
         finally:
             try:
-                ctx.warehouse.execute(f"DROP TABLE IF EXISTS {staging}")
+                wh.execute(f"DROP TABLE IF EXISTS {self.staging}")
             except Exception as exc:  # the write's own outcome matters more; the leftover is harmless
-                log.warning("could not drop staging table %s: %s", staging, exc)
-        return StepResult(rows_out=int(details.pop("rows")), details=details)
+                log.warning("could not drop staging table %s: %s", self.staging, exc)
+        return StepResult(rows_out=int(written.pop("rows")), bytes_processed=bytes_processed, details=written)
+
+
+class BigQueryQuery:
+    """Runs as a job (shared/processors/jobs.py): the query's statement is started under the attempt's job id and
+    polled, so a query of hours never holds a function; `run` does the same in place (tests, direct callers)."""
+
+    def run(self, step: StepSpec, ctx: StepContext) -> StepResult:
+        write = _plan(step, ctx)
+        try:
+            ctx.warehouse.execute(write.statement, write.params)
+        except BaseException:
+            if write.staging:
+                ctx.warehouse.execute(f"DROP TABLE IF EXISTS {write.staging}")
+            raise
+        return write.finish(ctx.warehouse)
+
+    def submit(self, step: StepSpec, ctx: StepContext, job_id: str) -> None:
+        write = _plan(step, ctx)
+        _jobs(ctx).start_statement(job_id, write.statement, write.params)
+
+    def poll(self, step: StepSpec, ctx: StepContext, job_id: str) -> JobState:
+        status = _jobs(ctx).statement_status(job_id)
+        if status.state == "MISSING":
+            return JobState(done=False, missing=True)
+        if status.state == "RUNNING":
+            processed = f", {status.bytes_processed:,} bytes processed" if status.bytes_processed else ""
+            return JobState(done=False, progress=f"query job {job_id} running{processed}")
+        if status.state == "FAILED":
+            return JobState(done=True, error=status.error or TerminalError(f"query job {job_id} failed"))
+        return JobState(done=True, result=_plan(step, ctx).finish(ctx.warehouse, status.bytes_processed))
+
+    def cancel(self, step: StepSpec, ctx: StepContext, job_id: str) -> None:
+        _jobs(ctx).cancel_statement(job_id)
+
+
+def _jobs(ctx: StepContext) -> StatementJobs:
+    if not isinstance(ctx.warehouse, StatementJobs):
+        raise TerminalError(f"the {type(ctx.warehouse).__name__} warehouse cannot run statements as jobs")
+    return ctx.warehouse
+
+
+def _plan(step: StepSpec, ctx: StepContext) -> _Write:
+    """Render and check the query and the destination for this attempt (the same on every delivery)."""
+    source, dest = _settings(step)
+    project, config_dir = _deployment()
+    others = _other_tenants(config_dir, ctx.tenant_id)
+    values = run_values(
+        tenant_id=ctx.tenant_id,
+        run_id=ctx.run_id,
+        run_date=ctx.run_date,
+        pipeline_id=ctx.pipeline_id,
+        project=project,
+        parameters=ctx.parameters,
+        variables=ctx.variables,
+    )
+    sql = render_checked_sql(source.query, values, tenant_id=ctx.tenant_id, project=project, other_tenants=others)
+    params = query_params(sql, ctx)
+    dataset = ctx.dataset(render_identifier(dest.dataset, values, "destination.dataset"))
+    problem = writable_dataset_problem(dataset, TableScope(ctx.tenant_id, other_tenants=others))
+    if problem:  # after rendering: a run value such as ds=metadata must not reach the reserved dataset
+        raise TerminalError(f"step {step.step_id}: destination: {problem}")
+    table = ctx.destination_table(dataset, render_identifier(dest.table, values, "destination.table"))
+    writer = StagingWriter(ctx.warehouse, dataset, table, dest, _write_id(ctx, step))
+    ctx.warehouse.require_dataset(dataset)
+    if dest.write_mode == "truncate" and not dest.partition_field and not dest.cluster_by:
+        # The common case needs no staging table: one atomic statement, and the table follows the query.
+        return _Write(f"CREATE OR REPLACE TABLE {table} AS\n{sql}\n", params, dataset, table, None, writer)
+    staging = f"{dataset}.{STAGING_PREFIX}{_safe(ctx.run_id)}_{step.step_id}_{ctx.attempt}"
+    return _Write(f"CREATE OR REPLACE TABLE {staging} AS\n{sql}\n", params, dataset, table, staging, writer)
 
 
 def _settings(step: StepSpec) -> tuple[QuerySource, QueryDestination]:
@@ -226,132 +282,9 @@ def query_params(sql: str, ctx: StepContext) -> dict[str, Any]:
     return {name: available[name] for name in used}
 
 
-class _Writer:
-    """Moves a staging table's rows into the destination with one statement per write mode (module docstring)."""
-
-    def __init__(self, wh: Warehouse, dataset: str, table: str, dest: QueryDestination, write_id: str) -> None:
-        self.wh, self.dataset, self.table, self.dest, self.write_id = wh, dataset, table, dest, write_id
-
-    def write_from(self, staging: str) -> dict[str, Any]:
-        schema = self.wh.query(f"SELECT * FROM {staging} LIMIT 0").schema
-        self._check_columns(schema)
-        rows = _count(self.wh, staging)
-        mode = self.dest.write_mode
-        recreated = self._ensure_table(schema, replace_if_changed=mode == "truncate")
-        columns = ", ".join(_q(c) for c in schema.names)
-        values = ", ".join(f"s.{_q(c)}" for c in schema.names)
-        details: dict[str, Any] = {"table": self.table, "write_mode": mode, "rows": rows}
-        if recreated:
-            details["table_created"] = True
-        if mode == "truncate":
-            self.wh.execute(
-                f"MERGE {self.table} AS t USING {staging} AS s ON FALSE "
-                f"WHEN NOT MATCHED BY SOURCE THEN DELETE "
-                f"WHEN NOT MATCHED THEN INSERT ({columns}) VALUES ({values})"
-            )
-        elif mode == "append":
-            self._append(staging, columns)
-        else:
-            self._check_keys(staging)
-            keys = set(self.dest.merge_keys)
-            on = " AND ".join(f"t.{_q(k)} = s.{_q(k)}" for k in self.dest.merge_keys)
-            updates = ", ".join(f"{_q(c)} = s.{_q(c)}" for c in schema.names if c not in keys)
-            matched = f"WHEN MATCHED THEN UPDATE SET {updates} " if updates else ""
-            details["rows_merged"] = self.wh.execute(
-                f"MERGE {self.table} AS t USING {staging} AS s ON {on} "
-                f"{matched}WHEN NOT MATCHED THEN INSERT ({columns}) VALUES ({values})"
-            )
-        return details
-
-    def _check_columns(self, schema: pa.Schema) -> None:
-        bad = [name for name in schema.names if not COLUMN.match(name)]
-        if bad:
-            raise TerminalError(f"the query returns columns that are not plain names: {bad} (alias them)")
-        wanted = [*self.dest.merge_keys, *self.dest.cluster_by]
-        if self.dest.partition_field:
-            wanted.append(self.dest.partition_field)
-            field_type = (
-                schema.field(self.dest.partition_field).type if self.dest.partition_field in schema.names else None
-            )
-            if field_type is not None and not (pa.types.is_date(field_type) or pa.types.is_timestamp(field_type)):
-                raise TerminalError(
-                    f"partition_field {self.dest.partition_field!r} is {field_type}, not DATE/TIMESTAMP"
-                )
-        missing = [c for c in wanted if c not in schema.names]
-        if missing:
-            raise TerminalError(f"the query does not return column(s) {missing} named in destination")
-
-    def _ensure_table(self, schema: pa.Schema, replace_if_changed: bool) -> bool:
-        """Create the destination if missing (True if created). A truncate whose columns changed re-creates it;
-        append and merge keep the table and need every query column to exist in it."""
-        if self.wh.table_exists(self.table):
-            current = self.wh.query(f"SELECT * FROM {self.table} LIMIT 0").schema
-            if _columns(current) == _columns(schema):
-                return False
-            if not replace_if_changed:
-                extra = [c for c in schema.names if c not in current.names]
-                if extra:
-                    raise TerminalError(
-                        f"{self.table} has no column(s) {extra} that the query returns; write_mode "
-                        f"{self.dest.write_mode} keeps the table's schema (add the columns, or use truncate)"
-                    )
-                return False
-            self.wh.execute(f"DROP TABLE {self.table}")
-        self.wh.create_table(self.table, schema, self.dest.partition_field, tuple(self.dest.cluster_by))
-        return True
-
-    def _append(self, staging: str, columns: str) -> None:
-        log_table = f"{self.dataset}.{APPEND_LOG}"
-        if not self.wh.table_exists(log_table):
-            self.wh.create_table(log_table, APPEND_LOG_SCHEMA)
-        # Literals, not @params: bqemulator drops parameters inside a script. Both are checked to be [A-Za-z0-9_.:-].
-        write_id, table_name = _literal(self.write_id), _literal(self.table)
-        not_written = f"NOT EXISTS (SELECT 1 FROM {log_table} WHERE write_id = '{write_id}')"
-        self.wh.execute(
-            "BEGIN TRANSACTION;\n"
-            f"INSERT INTO {self.table} ({columns}) SELECT {columns} FROM {staging} WHERE {not_written};\n"
-            f"INSERT INTO {log_table} (write_id, table_name, row_count, written_at) "
-            f"SELECT '{write_id}', '{table_name}', (SELECT COUNT(*) FROM {staging}), CURRENT_TIMESTAMP() "
-            f"FROM (SELECT 1) WHERE {not_written};\n"
-            "COMMIT TRANSACTION;"
-        )
-
-    def _check_keys(self, staging: str) -> None:
-        keys = self.dest.merge_keys
-        any_null = " OR ".join(f"{_q(k)} IS NULL" for k in keys)
-        group = ", ".join(_q(k) for k in keys)
-        found = self.wh.query(
-            f"SELECT (SELECT COUNT(*) FROM {staging} WHERE {any_null}) AS null_keys, "
-            f"(SELECT COUNT(*) FROM (SELECT 1 FROM {staging} GROUP BY {group} HAVING COUNT(*) > 1)) AS dup_keys"
-        ).to_pylist()[0]
-        if found["null_keys"] or found["dup_keys"]:
-            raise TerminalError(
-                f"merge_keys {keys} must identify one row each: the query returns {found['null_keys']} row(s) with "
-                f"a NULL key and {found['dup_keys']} key(s) on more than one row"
-            )
-
-
-def _count(wh: Warehouse, table: str) -> int:
-    return int(wh.query(f"SELECT COUNT(*) AS n FROM {table}").column("n")[0].as_py() or 0)
-
-
-def _columns(schema: pa.Schema) -> dict[str, pa.DataType]:
-    return {f.name: f.type for f in schema}
-
-
-def _q(column: str) -> str:
-    return f"`{column}`"
-
-
 def _safe(text: str) -> str:
     if not re.match(r"^[A-Za-z0-9_]{1,100}$", text):
         raise TerminalError(f"run id {text!r} cannot be part of a table name")
-    return text
-
-
-def _literal(text: str) -> str:
-    if not _SAFE_LITERAL.match(text):
-        raise TerminalError(f"{text!r} cannot be written as a SQL literal")
     return text
 
 

@@ -105,3 +105,12 @@ def test_a_broken_recheck_chain_is_taken_over_after_it_goes_stale(
     )
     assert run.body["status"] == "SUCCEEDED", run.body
     assert _submits(runtime, run_id) == (True, 1)
+
+
+def test_bigquery_query_steps_run_as_jobs(runtime: Any) -> None:
+    """acme's daily_sales: its bigquery.query stages record a job id and succeed through the job path."""
+    run = run_to_end(runtime, "acme", "daily_sales", timeout=60)
+    assert run["status"] == "SUCCEEDED", run.get("error")
+    queries = [s for s in run["stages"] if s["ps_type"] == "bigquery.query"]
+    assert queries and all(s["job_id"] == stage_job_id(run["run_id"], s["stage_id"], 1) for s in queries)
+    assert all(s["rows_out"] and s["details"]["table"] for s in queries), queries
