@@ -51,6 +51,7 @@ def run(options: Options) -> list[Figure]:
     import shared.runs.engine as engine
     from shared.contracts import topics
     from shared.contracts.envelope import OutboundMessage
+    from shared.runtime.settings import Settings
 
     out: list[Figure] = []
     injector = FaultInjector()
@@ -60,7 +61,7 @@ def run(options: Options) -> list[Figure]:
             embedded_drill(max_delivery_attempts=MAX_DELIVERIES, max_backoff_s=1.0) as drill,
             PoisonedSeam(engine, "find_pipeline", lambda *a, **k: a[2] == "poison_start") as bad_start,
             PoisonedSeam(
-                engine, "run_spec", lambda run, *a, **k: run.get("pipeline_id") == "poison_stage"
+                engine, "run_plan", lambda run, *a, **k: run.get("pipeline_id") == "poison_stage"
             ) as bad_stage,
         ):
             inbox = DeadLetterInbox()
@@ -105,6 +106,9 @@ def run(options: Options) -> list[Figure]:
             "topics: run requests, stage tasks, run events",
         )
     )
+    # A stage task that ran out of deliveries is re-dispatched (capacity throttling must never fail a stage) up to
+    # Settings.stage_redispatches times; a task that keeps dying fails its stage after that many more cycles.
+    cycles = {start_run: 1, stage_run: 1 + Settings().stage_redispatches}
     for label, run_id, dead, calls in (
         ("run.requested failing every delivery", start_run, dead_start, bad_start.calls),
         ("stage.task failing every delivery", stage_run, dead_stage, bad_stage.calls),
@@ -112,18 +116,19 @@ def run(options: Options) -> list[Figure]:
         run_doc = runs[run_id]
         ok = (
             delivery_count(dead) == str(MAX_DELIVERIES)
-            and calls == MAX_DELIVERIES
+            and len(dead) == cycles[run_id]
+            and calls == MAX_DELIVERIES * cycles[run_id]
             and run_doc["status"] == "FAILED"
             and alerts[run_id]
         )
         out.append(
             figure(
                 NAME,
-                f"{label}: dead-lettered after max attempts, run FAILED, run.failed alert",
-                f"after {delivery_count(dead)} deliveries ({calls} handled), run {run_doc['status']}, "
-                f"alert {'yes' if alerts[run_id] else 'no'}",
+                f"{label}: dead-lettered after max attempts ({cycles[run_id]} cycle(s)), run FAILED, alert",
+                f"{len(dead)} dead letter(s) after {delivery_count(dead)} deliveries ({calls} handled), "
+                f"run {run_doc['status']}, alert {'yes' if alerts[run_id] else 'no'}",
                 ok,
-                f"after {MAX_DELIVERIES}, FAILED, yes",
+                f"{cycles[run_id]} after {MAX_DELIVERIES}, FAILED, yes",
                 str(run_doc.get("error"))[:120],
             )
         )
