@@ -33,7 +33,9 @@ from shared.runtime.context import Context
 log = logs.get_logger("cloudact.engine")
 POLL_WINDOW_S = 5.0
 """Longest a round waits on a job within one invocation (P9: no invocation longer than 10 s)."""
-_POLL_EVERY_S = (0.1, 0.25, 0.5, 1.0)
+_POLL_EVERY_S = (0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0)
+"""Pauses between polls within a round: a warehouse query of milliseconds is seen done at once, a long job costs a
+jobs.get a second."""
 STALE_AFTER_S = POLL_WINDOW_S + 30.0
 """A round claimed this long ago whose re-check never came belongs to a crashed worker: its chain is taken over."""
 
