@@ -77,7 +77,7 @@ resource "google_kms_crypto_key" "bigquery" {
 
 # The BigQuery encryption service account (bq-<number>@bigquery-encryption.iam.gserviceaccount.com): asking for it
 # creates it, so it exists before the grant below.
-# https://registry.terraform.io/providers/hashicorp/google/latest/docs/data-sources/bigquery_default_service_account
+# google provider docs (hashicorp/terraform-provider-google): website/docs/d/bigquery_default_service_account
 data "google_bigquery_default_service_account" "this" {
   project = var.project_id
 

@@ -46,7 +46,7 @@ resource "google_project_service" "apis" {
 # fresh project until something asks for them (Pub/Sub's agent in particular is created lazily): generateServiceIdentity
 # creates them, idempotently, before anything refers to them.
 # https://cloud.google.com/iam/docs/service-agents#create-service-agents
-# https://registry.terraform.io/providers/hashicorp/google/latest/docs/resources/project_service_identity
+# google provider docs (hashicorp/terraform-provider-google): website/docs/r/project_service_identity
 #
 # - pubsub: encrypts topics with the pubsub-messages key, forwards dead letters (state.tf, pubsub.tf).
 # - cloudscheduler: publishes the Scheduler jobs' messages to Pub/Sub (scheduler.tf, tenant module).

@@ -6,7 +6,7 @@ terraform {
       version = "~> 6.0"
     }
     # google_project_service_identity (service agents that must exist before they are granted anything) is only in
-    # the beta provider: https://registry.terraform.io/providers/hashicorp/google/latest/docs/resources/project_service_identity
+    # the beta provider (hashicorp/terraform-provider-google docs: website/docs/r/project_service_identity)
     google-beta = {
       source  = "hashicorp/google-beta"
       version = "~> 6.0"
