@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import contextlib
 import os
-import socket
 import subprocess
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from bench.harness import REPO_ROOT, Skip, progress
+from shared.runtime.local_stack import free_ports
 
 EMULATORS_SH = REPO_ROOT / "scripts" / "emulators.sh"
 BQEMULATOR_SH = REPO_ROOT / "scripts" / "bqemulator.sh"
@@ -24,9 +24,7 @@ INSTALL_HINT = "gcloud components install pubsub-emulator cloud-firestore-emulat
 
 
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    return free_ports(1)[0]
 
 
 @dataclass
@@ -75,7 +73,7 @@ def _bq_healthy() -> bool:
 def emulator_servers(who: str, bigquery: bool = True) -> Iterator[EmulatorServers]:
     """Start this run's emulators (and bqemulator if none runs and `bigquery`); stop what was started here, and only
     that. Cases that never touch a warehouse pass bigquery=False and get DuckDB."""
-    pubsub_port, firestore_port = free_port(), free_port()
+    pubsub_port, firestore_port = free_ports(2)  # distinct: one at a time could hand the same port out twice
     progress(f"{who}: starting Pub/Sub + Firestore emulators on :{pubsub_port} / :{firestore_port}")
     started = _emulators_script("start", pubsub_port, firestore_port)
     if started.returncode == 3:

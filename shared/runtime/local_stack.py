@@ -24,9 +24,21 @@ DEAD_LETTER_PULL_SUBSCRIPTION = topics.DEAD_LETTER_PULL_SUBSCRIPTION
 
 
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    return free_ports(1)[0]
+
+
+def free_ports(count: int) -> list[int]:
+    """`count` distinct free ports. All are held bound until every one is chosen: picking them one at a time, the
+    kernel may hand the same port out twice before the first server binds it, and functions-framework's server binds
+    with SO_REUSEPORT, so two functions would then share a port and split its requests between them."""
+    sockets = [socket.socket() for _ in range(count)]
+    try:
+        for s in sockets:
+            s.bind(("127.0.0.1", 0))
+        return [int(s.getsockname()[1]) for s in sockets]
+    finally:
+        for s in sockets:
+            s.close()
 
 
 def provision_pubsub(
@@ -127,8 +139,7 @@ def start_stack(
     binary = str(Path(sys.executable).with_name("functions-framework"))
     child_env = {**os.environ, **env, "CLOUDACT_PROJECT": project, "PYTHONUNBUFFERED": "1"}
     try:
-        for name in names:
-            port = free_port()
+        for name, port in zip(names, free_ports(len(names)), strict=True):
             log_path = log_dir / f"{name}.log"
             signature = "http" if name in HTTP_FUNCTIONS else "cloudevent"
             process = subprocess.Popen(
