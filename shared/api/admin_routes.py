@@ -10,8 +10,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from shared.api.base import ApiRequest, ApiResponse, QueryParam, Route, int_param, validate_body
 from shared.api.operations_routes import OPERATIONS_ROUTES
+from shared.clock import utc_now
 from shared.errors import BadRequest, NotFound
-from shared.runs.machine import utc_now
 from shared.runtime.context import Context
 from shared.secrets.store import SECRET_NAME, delete_secret, list_secret_names, put_secret, secret_path
 from shared.tenancy import apikeys

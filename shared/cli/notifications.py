@@ -134,12 +134,12 @@ def notifications_test(tenant_id: str, channel: str) -> None:
     """Send a test message on one of a tenant's channels (`root.NAME` for a root channel) and say where it went."""
     import time
 
+    from shared.clock import iso, utc_now
     from shared.errors import TerminalError
     from shared.notify import load_configs
     from shared.notify.delivery import Delivery, deliver, delivery_id, delivery_path
     from shared.notify.message import Message
     from shared.notify.routing import root_channel, tenant_channel
-    from shared.runs.machine import iso, utc_now
 
     ctx = _context()
     tenant, root, problem = load_configs(ctx.settings.config_dir, tenant_id)

@@ -25,7 +25,7 @@ def _settings() -> Any:
 
 def _run_tenant(api: RemoteApi | EmbeddedApi, run_id: str) -> str:
     from shared.cli.embedded_run import unknown_tenant_message
-    from shared.runs.machine import run_path
+    from shared.contracts.state_paths import run_path
 
     run = api.state.get(run_path(run_id)) if run_id.startswith("run_") else None
     if run is None:

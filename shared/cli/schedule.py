@@ -9,11 +9,12 @@ from typing import Any
 import click
 
 from shared.cli import render
+from shared.clock import utc_now
 
 
 def _parse_at(value: str | None) -> datetime:
     if value is None:
-        return datetime.now(UTC)
+        return utc_now()
     try:
         moment = datetime.fromisoformat(value)
     except ValueError as exc:

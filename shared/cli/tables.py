@@ -116,7 +116,7 @@ def _cell(value: Any) -> str:
 
 def print_stage_previews(ctx: Any, run_id: str, limit: int) -> None:
     """`runs show --preview`: the first rows of the table each stage wrote, stage by stage."""
-    from shared.runs.machine import run_path
+    from shared.contracts.state_paths import run_path
     from shared.runs.outputs import stage_preview
     from shared.runs.store import list_stages, load_run_spec
 

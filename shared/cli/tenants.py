@@ -182,7 +182,7 @@ def keys_group() -> None:
 @click.option("--scope", "scopes", multiple=True, help="Repeat; default: every scope but admin and secrets:write.")
 @click.option("--expires-in-days", type=int, default=None)
 def keys_create(tenant_id: str, name: str, scopes: tuple[str, ...], expires_in_days: int | None) -> None:
-    from shared.runs.machine import utc_now
+    from shared.clock import utc_now
     from shared.tenancy.apikeys import DEFAULT_SCOPES, issue_key
     from shared.tenancy.audit import record_audit
     from shared.tenancy.tenants import get_tenant

@@ -16,7 +16,7 @@ from rich.progress_bar import ProgressBar
 from rich.table import Table
 from rich.text import Text
 
-from shared.runs.machine import parse_iso, utc_now
+from shared.clock import parse_iso, utc_now
 
 STATUS_STYLE = {
     "SUCCEEDED": "green",

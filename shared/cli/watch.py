@@ -16,8 +16,8 @@ from rich.live import Live
 
 from shared.cli.render import stage_line
 from shared.cli.timeline import TERMINAL, progress_view
+from shared.contracts.state_paths import run_path
 from shared.ports.state import StateStore
-from shared.runs.machine import run_path
 from shared.runs.store import list_stages, public_run
 
 TIMED_OUT_WATCHING = "WATCH_TIMEOUT"

@@ -13,7 +13,9 @@ from pathlib import Path
 from typing import Any
 
 from shared import logs
+from shared.clock import iso, utc_now
 from shared.contracts.messages import StatusEvent
+from shared.contracts.state_paths import run_path
 from shared.errors import TransientError
 from shared.notify.config import (
     Links,
@@ -26,8 +28,7 @@ from shared.notify.config import (
 from shared.notify.delivery import Delivery, Outcome, deliver, delivery_id, give_up_event, list_deliveries
 from shared.notify.message import Message, event_message, inspect_lines
 from shared.notify.routing import operator_channels, resolve_routes
-from shared.ports.state import EXPIRE_AT, expires_in
-from shared.runs.machine import iso, run_path, set_fields_if, utc_now
+from shared.ports.state import EXPIRE_AT, expires_in, set_fields_if
 from shared.runtime.context import Context
 
 __all__ = ["alert_dead_lettered_event", "alert_operators", "deliver_event", "list_deliveries"]

@@ -25,14 +25,14 @@ from datetime import timedelta
 from typing import Any, Literal
 
 from shared import logs
+from shared.clock import iso, parse_iso, utc_now
 from shared.errors import TransientError
 from shared.notify.channels import Envelope, send
 from shared.notify.config import RootNotifications
 from shared.notify.errors import ChannelError
 from shared.notify.message import Message
 from shared.notify.routing import ChannelTarget
-from shared.ports.state import EXPIRE_AT, Doc, Filter, StateStore, expires_in
-from shared.runs.machine import iso, parse_iso, set_fields_if, utc_now
+from shared.ports.state import EXPIRE_AT, Doc, Filter, StateStore, expires_in, set_fields_if
 from shared.runtime.context import Context
 
 log = logs.get_logger("cloudact.notify")

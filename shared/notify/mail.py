@@ -13,10 +13,10 @@ import ssl
 from email.message import EmailMessage
 from email.utils import format_datetime
 
+from shared.clock import utc_now
 from shared.notify.config import SmtpServer
 from shared.notify.errors import ChannelError
 from shared.notify.message import Message
-from shared.runs.machine import utc_now
 
 
 def build_email(message: Message, sender: str, to: list[str], delivery_id: str) -> EmailMessage:

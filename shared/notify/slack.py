@@ -13,11 +13,12 @@ import json
 import urllib.error
 import urllib.request
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import UTC
 from email.utils import parsedate_to_datetime
 from typing import Any
 from urllib.parse import urlsplit
 
+from shared.clock import utc_now
 from shared.notify.config import SEVERITY_RANK, SlackChannel
 from shared.notify.errors import ChannelError
 from shared.notify.message import Message, _clip
@@ -107,7 +108,7 @@ def retry_after_seconds(value: str | None) -> float | None:
         return None
     if when.tzinfo is None:
         when = when.replace(tzinfo=UTC)
-    return max(0.0, (when - datetime.now(UTC)).total_seconds())
+    return max(0.0, (when - utc_now()).total_seconds())
 
 
 def post_webhook(url: str, payload: dict[str, Any], host: str, timeout: float) -> str:

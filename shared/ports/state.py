@@ -15,10 +15,13 @@ adapter deletes expired documents in `purge_expired` (the embedded maintenance t
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal, Protocol
+
+from shared.clock import utc_now
+from shared.errors import TransientError
 
 Doc = dict[str, Any]
 FilterOp = Literal["==", "!=", "<", "<=", ">", ">=", "in"]
@@ -29,7 +32,7 @@ EXPIRE_AT = "expire_at"
 def expires_in(days: float, now: datetime | None = None) -> str:
     """`expire_at` for a document to be deleted `days` after `now` (UTC, ISO-8601, microseconds: strings of this form
     order like the times they name, which `purge_expired` relies on)."""
-    at = (now or datetime.now(UTC)).astimezone(UTC) + timedelta(days=days)
+    at = (now or utc_now()).astimezone(UTC) + timedelta(days=days)
     return at.isoformat(timespec="microseconds")
 
 
@@ -88,3 +91,18 @@ class StateStore(Protocol):
         ...
 
     def close(self) -> None: ...
+
+
+CAS_RETRIES = 25
+"""How often a compare-and-set re-reads and retries before calling the document too contended (TransientError)."""
+
+
+def set_fields_if(store: StateStore, path: str, fields: Doc, condition: Callable[[Doc], bool]) -> bool:
+    """Merge non-status `fields` with a compare-and-set, only while `condition(doc)` holds. False if it does not."""
+    for _ in range(CAS_RETRIES):
+        current = store.get_versioned(path)
+        if current is None or not condition(current.data):
+            return False
+        if store.update_if(path, fields, current.version):
+            return True
+    raise TransientError(f"{path}: too much contention setting {sorted(fields)}")

@@ -13,9 +13,10 @@ config:
 from __future__ import annotations
 
 import time
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
+from shared.clock import utc_now
 from shared.errors import TerminalError
 from shared.pipelines.spec import StepSpec
 from shared.processors.base import StepContext, StepResult
@@ -47,7 +48,7 @@ class DebugJob:
         state.increment(f"{job_path(job_id)}_submits", "calls")  # every submit call, for drills: 1 job, n calls
         state.create(
             job_path(job_id),
-            {"job_id": job_id, "run_id": ctx.run_id, "submitted_at": datetime.now(UTC).isoformat(), "cancelled": False},
+            {"job_id": job_id, "run_id": ctx.run_id, "submitted_at": utc_now().isoformat(), "cancelled": False},
         )
 
     def poll(self, step: StepSpec, ctx: StepContext, job_id: str) -> JobState:
@@ -57,7 +58,7 @@ class DebugJob:
         if job.get("cancelled"):
             return JobState(done=True, error=TerminalError(f"job {job_id} was cancelled"))
         duration = int(step.config.get("duration_s", 5))
-        elapsed = (datetime.now(UTC) - datetime.fromisoformat(str(job["submitted_at"]))).total_seconds()
+        elapsed = (utc_now() - datetime.fromisoformat(str(job["submitted_at"]))).total_seconds()
         if elapsed < duration:
             return JobState(done=False, progress=f"RUNNING {elapsed:.0f}/{duration} s")
         if step.config.get("fail"):

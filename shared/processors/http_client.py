@@ -30,9 +30,10 @@ import time
 import urllib.parse
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC
 from typing import Any
 
+from shared.clock import utc_now
 from shared.errors import TerminalError, TransientError
 from shared.processors.egress_guard import CheckedUrl, EgressPolicy, Resolver, check_destination, system_resolver
 
@@ -124,7 +125,7 @@ def retry_after_seconds(value: str | None) -> float | None:
         return None
     if when.tzinfo is None:
         when = when.replace(tzinfo=UTC)
-    return max(0.0, (when - datetime.now(UTC)).total_seconds())
+    return max(0.0, (when - utc_now()).total_seconds())
 
 
 @dataclass

@@ -26,6 +26,7 @@ from collections.abc import Callable
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
+from shared.clock import utc_now
 from shared.errors import PipelineError, TerminalError
 from shared.pipelines.spec import StepIssue, StepSpec
 from shared.pipelines.sql_scope import query_parameter_names, render_checked_sql, validate_sql_template
@@ -161,7 +162,7 @@ def _freshness(ctx: StepContext, table: str, check: Freshness, total: int) -> _O
     newest = ctx.warehouse.query(f"SELECT MAX({quote_column(check.column)}) AS newest FROM {table}").column(0)[0]
     value = newest.as_py()
     if check.reference == "now":
-        reference = datetime.now(UTC)
+        reference = utc_now()
     else:
         reference = datetime.combine(ctx.run_date + timedelta(days=1), time(), UTC)
     expected = {"max_age_hours": check.max_age_hours, "reference": reference.isoformat()}
@@ -235,7 +236,7 @@ class QualityCheck:
         cfg = parse_step(QualityStep, step)
         table = cfg.source.qualified(ctx) if cfg.source else None
         total = _count(ctx, f"SELECT COUNT(*) AS n FROM {table}") if table else 0
-        checked_at = datetime.now(UTC)
+        checked_at = utc_now()
         rows: list[dict[str, Any]] = []
         for check in cfg.config.checks:
             try:

@@ -9,10 +9,10 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
+from shared.clock import iso
 from shared.errors import TerminalError
 from shared.pipelines.spec import StepSpec
 from shared.processors.base import StepResult
-from shared.runs.machine import iso
 
 MAX_ERROR_CHARS = 2000
 """An error kept on a stage (per attempt, and its last/final error): enough to act on, and with up to 20 attempts a

@@ -21,11 +21,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from shared.contracts.state_paths import stage_path, stages_collection
 from shared.errors import TransientError
 from shared.ports.state import EXPIRE_AT, Filter
 from shared.runs.events import publish_stage_tasks
 from shared.runs.finalize import finish_run
-from shared.runs.machine import TransitionRequest, stage_path, stages_collection, transition
+from shared.runs.machine import TransitionRequest, transition
 from shared.runs.plan import RunPlan, run_plan, should_run
 from shared.runs.states import is_terminal
 from shared.runs.store import JOIN_GROUP_SIZE, list_stages

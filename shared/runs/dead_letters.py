@@ -22,9 +22,9 @@ from shared import logs
 from shared.contracts import topics
 from shared.contracts.envelope import OutboundMessage
 from shared.contracts.messages import Trigger
+from shared.contracts.state_paths import run_path, stage_path
 from shared.errors import ClientError, NotFound, TerminalError
 from shared.ports.bus import DeadLetter, DeadLetterQueue, MessageBus
-from shared.runs.machine import run_path, stage_path
 from shared.runtime.context import Context
 from shared.tenancy.audit import record_audit
 

@@ -18,7 +18,9 @@ from datetime import date, timedelta
 from typing import Any
 
 from shared import logs
+from shared.clock import iso, parse_iso, utc_now
 from shared.contracts.messages import EventType, RunRequest, StageTask
+from shared.contracts.state_paths import claim_path, run_path, stage_path
 from shared.error_text import without_local_paths
 from shared.errors import ClientError, TerminalError, TransientError
 from shared.observability import stage_span
@@ -35,17 +37,7 @@ from shared.runs.attempts import StageTimeout, attempt_record, call_with_timeout
 from shared.runs.dag import advance
 from shared.runs.events import publish_status_event
 from shared.runs.finalize import finalize_if_needed
-from shared.runs.machine import (
-    TransitionRequest,
-    claim_path,
-    iso,
-    parse_iso,
-    run_path,
-    stage_path,
-    transition,
-    transition_run,
-    utc_now,
-)
+from shared.runs.machine import TransitionRequest, transition, transition_run
 from shared.runs.plan import run_plan
 from shared.runs.states import is_terminal
 from shared.runs.store import carried_stages, create_run, join_groups, new_stage_doc, save_run_spec

@@ -5,13 +5,13 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+from shared.clock import utc_now
 from shared.contracts import topics
 from shared.contracts.envelope import OutboundMessage
 from shared.contracts.messages import EventType, StageTask, StatusEvent
 from shared.observability import metrics, with_trace_context
 from shared.ports.bus import MessageBus
 from shared.ports.state import Doc
-from shared.runs.machine import utc_now
 
 
 def _attributes(run: Doc, **extra: str) -> dict[str, str]:

@@ -18,11 +18,14 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from shared import logs
+from shared.clock import iso, parse_iso, utc_now
 from shared.contracts.messages import EventType
+from shared.contracts.state_paths import run_path
 from shared.error_text import without_local_paths
+from shared.ports.state import set_fields_if
 from shared.runs import metadata
 from shared.runs.events import publish_status_event
-from shared.runs.machine import iso, parse_iso, run_path, set_fields_if, transition_run, utc_now
+from shared.runs.machine import transition_run
 from shared.runs.plan import derive_run_status
 from shared.runs.states import is_terminal
 from shared.runs.store import list_stages

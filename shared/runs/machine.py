@@ -9,27 +9,16 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, Literal
 
+from shared.clock import iso, parse_iso, utc_now
+from shared.contracts.state_paths import run_path
 from shared.errors import TransientError
-from shared.ports.state import Doc, StateStore
+from shared.ports.state import CAS_RETRIES, Doc, StateStore
 from shared.runs.states import RUN_TRANSITIONS, STAGE_TRANSITIONS, is_terminal
 
 Kind = Literal["run", "stage"]
-_CAS_RETRIES = 25
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
-
-
-def iso(ts: datetime) -> str:
-    return ts.astimezone(UTC).isoformat(timespec="microseconds")
-
-
-def parse_iso(text: str) -> datetime:
-    return datetime.fromisoformat(text)
 
 
 @dataclass(frozen=True)
@@ -94,7 +83,7 @@ def _timestamps(doc: Doc, to: str, now: datetime) -> Doc:
 
 def transition(store: StateStore, path: str, req: TransitionRequest) -> TransitionResult:
     """Apply `req` to the document at `path` if every guard allows it; never raises for a refused move."""
-    for _ in range(_CAS_RETRIES):
+    for _ in range(CAS_RETRIES):
         current = store.get_versioned(path)
         if current is None:
             return TransitionResult(False, "MISSING", {}, f"no {req.kind} at {path}")
@@ -112,35 +101,3 @@ def transition(store: StateStore, path: str, req: TransitionRequest) -> Transiti
 
 def transition_run(store: StateStore, run_id: str, to: str, **fields: Any) -> TransitionResult:
     return transition(store, run_path(run_id), TransitionRequest("run", to, fields=fields))
-
-
-def run_path(run_id: str) -> str:
-    return f"runs/{run_id}"
-
-
-def stages_collection(run_id: str) -> str:
-    return f"runs/{run_id}/stages"
-
-
-def stage_path(run_id: str, stage_id: str) -> str:
-    return f"runs/{run_id}/stages/{stage_id}"
-
-
-def spec_path(run_id: str) -> str:
-    """The run's pipeline snapshot, apart from the run document so that every stage's read of the run stays small."""
-    return f"runs/{run_id}/snapshot/spec"
-
-
-def claim_path(run_id: str, stage_id: str, attempt: int) -> str:
-    return f"claims/{run_id}:{stage_id}:{attempt}"
-
-
-def set_fields_if(store: StateStore, path: str, fields: Doc, condition: Callable[[Doc], bool]) -> bool:
-    """Merge non-status `fields` with a compare-and-set, only while `condition(doc)` holds. False if it does not."""
-    for _ in range(_CAS_RETRIES):
-        current = store.get_versioned(path)
-        if current is None or not condition(current.data):
-            return False
-        if store.update_if(path, fields, current.version):
-            return True
-    raise TransientError(f"{path}: too much contention setting {sorted(fields)}")

@@ -9,14 +9,16 @@ from __future__ import annotations
 
 from typing import Any
 
+from shared.clock import parse_iso
 from shared.contracts import topics
 from shared.contracts.envelope import OutboundMessage
 from shared.contracts.messages import RunRequest, Trigger
+from shared.contracts.state_paths import stage_path
 from shared.errors import Conflict, ServiceUnavailable, TransientError
 from shared.observability import with_trace_context
 from shared.pipelines.parameters import validate_run_parameters
 from shared.ports.state import Doc
-from shared.runs.machine import TransitionRequest, parse_iso, stage_path, transition, transition_run
+from shared.runs.machine import TransitionRequest, transition, transition_run
 from shared.runs.store import CreatedRun, get_run, list_stages, public_run
 from shared.runtime.context import Context
 

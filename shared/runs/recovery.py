@@ -11,12 +11,15 @@ import json
 from typing import Any
 
 from shared import logs
+from shared.clock import parse_iso, utc_now
 from shared.contracts.envelope import ReceivedMessage
 from shared.contracts.messages import StageTask
+from shared.contracts.state_paths import run_path, stage_path
+from shared.ports.state import set_fields_if
 from shared.runs.dag import advance
 from shared.runs.events import publish_stage_tasks
 from shared.runs.finalize import finalize_if_needed
-from shared.runs.machine import TransitionRequest, parse_iso, run_path, set_fields_if, stage_path, transition, utc_now
+from shared.runs.machine import TransitionRequest, transition
 from shared.runs.states import is_terminal
 from shared.runtime.context import Context
 

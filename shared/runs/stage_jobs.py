@@ -21,13 +21,15 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from shared import logs
+from shared.clock import iso, parse_iso, utc_now
 from shared.contracts.messages import StageTask
+from shared.contracts.state_paths import stage_path
 from shared.pipelines.spec import StepSpec
+from shared.ports.state import set_fields_if
 from shared.processors.base import StepContext, StepResult
 from shared.processors.jobs import JobProcessor, JobState
 from shared.runs.attempts import StageTimeout
 from shared.runs.events import publish_stage_tasks
-from shared.runs.machine import iso, parse_iso, set_fields_if, stage_path, utc_now
 from shared.runtime.context import Context
 
 log = logs.get_logger("cloudact.engine")

@@ -12,12 +12,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from shared.clock import iso, utc_now
 from shared.contracts.messages import Trigger
+from shared.contracts.state_paths import run_path, spec_path, stages_collection
 from shared.errors import NotFound
 from shared.observability import current_traceparent
 from shared.pipelines.spec import StepSpec
 from shared.ports.state import EXPIRE_AT, Doc, Filter, StateStore, expires_in
-from shared.runs.machine import iso, run_path, spec_path, stages_collection, utc_now
 
 JOIN_GROUP_SIZE = 32
 """A stage with more dependencies than this collects their ends in groups of this many (shared/runs/dag.py), so no

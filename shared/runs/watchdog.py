@@ -24,26 +24,18 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from shared import logs, observability
+from shared.clock import iso, parse_iso, utc_now
 from shared.contracts import topics
 from shared.contracts.envelope import OutboundMessage, ReceivedMessage
 from shared.contracts.messages import RunRequest, Trigger
+from shared.contracts.state_paths import run_path, stage_path
 from shared.errors import TransientError
-from shared.ports.state import EXPIRE_AT, Doc, Filter, expires_in
+from shared.ports.state import EXPIRE_AT, Doc, Filter, expires_in, set_fields_if
 from shared.runs import stage_jobs
 from shared.runs.dag import advance
 from shared.runs.events import publish_stage_tasks
 from shared.runs.finalize import finalize_run, finish_run
-from shared.runs.machine import (
-    TransitionRequest,
-    iso,
-    parse_iso,
-    run_path,
-    set_fields_if,
-    stage_path,
-    transition,
-    transition_run,
-    utc_now,
-)
+from shared.runs.machine import TransitionRequest, transition, transition_run
 from shared.runs.states import is_terminal
 from shared.runs.store import list_stages
 from shared.runtime.context import Context

@@ -22,10 +22,11 @@ from datetime import date, timedelta
 from typing import Any
 
 from shared import logs
+from shared.clock import iso, parse_iso, utc_now
 from shared.contracts.messages import Trigger
+from shared.contracts.state_paths import run_path
 from shared.errors import TooManyRequests
-from shared.ports.state import Doc, Filter
-from shared.runs.machine import iso, parse_iso, run_path, set_fields_if, utc_now
+from shared.ports.state import Doc, Filter, set_fields_if
 from shared.runs.operations import start_run
 from shared.runtime.context import Context
 

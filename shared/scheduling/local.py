@@ -7,16 +7,17 @@ production path (cursor, misfire policy, admission dedup) rather than a shortcut
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from shared.clock import iso, utc_now
 from shared.contracts import topics
 from shared.contracts.envelope import OutboundMessage
 from shared.contracts.messages import ScheduleTick
+from shared.contracts.state_paths import run_path
 from shared.observability import with_trace_context
 from shared.pipelines.loader import PipelineValidationError, list_pipeline_files, load_pipeline
-from shared.runs.machine import iso, run_path
 from shared.runs.store import idempotency_path
 from shared.runtime.context import Context
 from shared.scheduling.cron import CronSchedule, ScheduleError, misfire_reason, slots_to_fire
@@ -105,8 +106,8 @@ def fire_due(runtime: Any, at: datetime | None = None, tenant_id: str | None = N
     """
     ctx: Context = runtime.context
     pipelines, problems = scheduled_pipelines(ctx.settings.config_dir, tenant_id)
-    outcomes = plan_ticks(ctx, pipelines, at or datetime.now(UTC))  # a skipped misfire is not published at all
-    now = at or datetime.now(UTC)
+    outcomes = plan_ticks(ctx, pipelines, at or utc_now())  # a skipped misfire is not published at all
+    now = at or utc_now()
     messages = [tick_message(o.pipeline.tenant_id, o.pipeline.pipeline_id, o.slot, now) for o in outcomes if o.expected]
     if messages:
         runtime.bus.publish(topics.SCHEDULE_TICKS, messages)

@@ -18,12 +18,13 @@ from functools import lru_cache
 from typing import Any
 
 from shared import logs
+from shared.clock import iso, parse_iso, utc_now
 from shared.contracts import topics
 from shared.contracts.envelope import OutboundMessage, decode_cloud_event
 from shared.contracts.messages import RunRequest, ScheduleTick, Trigger
 from shared.errors import ClientError, ServiceUnavailable, TerminalError, TransientError, UndecodableMessage
 from shared.observability import timed_admission, with_trace_context
-from shared.runs.machine import iso, parse_iso, set_fields_if, utc_now
+from shared.ports.state import set_fields_if
 from shared.runtime.context import Context
 from shared.scheduling.cron import CronSchedule, MisfirePolicy, ScheduleError, misfire_reason, slots_to_fire
 from shared.tenancy.admission import admit_run

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import re
 
+from shared.clock import iso, utc_now
 from shared.errors import TerminalError
-from shared.runs.machine import iso, utc_now
 from shared.runtime.context import Context
 from shared.secrets.envelope import open_sealed, seal
 

@@ -30,14 +30,15 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from shared.clock import iso, parse_iso, utc_now
 from shared.contracts.messages import Trigger
+from shared.contracts.state_paths import run_path
 from shared.errors import BadRequest, ServiceUnavailable, TooManyRequests
 from shared.pipelines.bounds import check_run_parameters, spec_problem
 from shared.pipelines.loader import PipelineValidationError
 from shared.pipelines.parameters import validate_run_parameters
 from shared.pipelines.spec import PipelineSpec
-from shared.ports.state import Doc, StateStore
-from shared.runs.machine import iso, parse_iso, run_path, set_fields_if, utc_now
+from shared.ports.state import Doc, StateStore, set_fields_if
 from shared.runs.states import is_terminal
 from shared.runs.store import CreatedRun, create_run, idempotency_path, new_run_id
 from shared.runtime.context import Context

@@ -18,9 +18,9 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from shared.clock import iso, parse_iso, utc_now
 from shared.errors import BadRequest, Conflict, NotFound, Unauthorized
-from shared.ports.state import Filter
-from shared.runs.machine import iso, parse_iso, set_fields_if, utc_now
+from shared.ports.state import Filter, set_fields_if
 from shared.runtime.context import Context
 from shared.tenancy.cache import TtlCache
 from shared.tenancy.credentials import api_key_pepper

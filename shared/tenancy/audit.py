@@ -11,8 +11,8 @@ import time
 from typing import Any
 
 from shared import logs
+from shared.clock import iso, utc_now
 from shared.ports.state import EXPIRE_AT, Filter, expires_in
-from shared.runs.machine import iso, utc_now
 from shared.runtime.context import Context
 
 log = logs.get_logger("cloudact.audit")

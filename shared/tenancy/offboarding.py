@@ -12,9 +12,10 @@ from __future__ import annotations
 from typing import Any
 
 from shared import logs
+from shared.clock import iso, utc_now
 from shared.errors import BadRequest
+from shared.ports.state import set_fields_if
 from shared.ports.warehouse import TenantDatasets
-from shared.runs.machine import iso, set_fields_if, utc_now
 from shared.runtime.context import Context
 from shared.secrets.store import delete_secret, list_secret_names
 from shared.tenancy import apikeys

@@ -26,8 +26,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
 
+from shared.clock import iso
 from shared.ports.state import Doc, StateStore, Versioned
-from shared.runs.machine import iso
 from shared.tenancy.cache import KnownPaths
 
 Kind = Literal["day", "month"]

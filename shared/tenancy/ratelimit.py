@@ -20,10 +20,10 @@ import math
 import os
 import random
 import threading
-import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from shared.clock import utc_now
 from shared.errors import TooManyRequests
 from shared.ports.state import expires_in
 from shared.runtime.context import Context
@@ -74,7 +74,7 @@ def shard_share(limit: int, shards: int, index: int) -> int:
 
 def check_tenant_rate(ctx: Context, tenant_id: str, limit: int, now: float | None = None) -> RateWindow:
     """Count this request in the tenant's current window; 429 when it is past `limit`."""
-    index, reset = _window(time.time() if now is None else now)
+    index, reset = _window(utc_now().timestamp() if now is None else now)
     shards = shard_count(limit)
     # A day after its window ends, Firestore's TTL deletes the shard (the same value on every write of the window).
     expire_at = expires_in(1, datetime.fromtimestamp((index + 1) * WINDOW_S, UTC))
@@ -98,7 +98,7 @@ class GlobalLimiter:
         self._count = 0
 
     def check(self, now: float | None = None) -> None:
-        index, reset = _window(time.time() if now is None else now)
+        index, reset = _window(utc_now().timestamp() if now is None else now)
         with self._lock:
             if index != self._index:
                 self._index, self._count = index, 0

@@ -20,9 +20,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
+from shared.clock import iso
 from shared.errors import TransientError
 from shared.ports.state import Doc, Filter, StateStore
-from shared.runs.machine import iso
 from shared.tenancy.cache import KnownPaths, TtlCache
 
 SPREAD = 512

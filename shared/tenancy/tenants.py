@@ -13,10 +13,10 @@ import re
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from shared.clock import iso, utc_now
 from shared.errors import BadRequest, Conflict, Forbidden, NotFound
 from shared.pipelines.bounds import declared_plan
-from shared.ports.state import Filter
-from shared.runs.machine import iso, set_fields_if, utc_now
+from shared.ports.state import Filter, set_fields_if
 from shared.runtime.context import Context
 from shared.tenancy.apikeys import IssuedKey, issue_key, revoke_key
 from shared.tenancy.audit import record_audit

@@ -19,8 +19,8 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from shared.api.base import ApiRequest, ApiResponse, validate_body
+from shared.clock import iso, parse_iso, utc_now
 from shared.errors import NotFound, Unauthorized
-from shared.runs.machine import iso, parse_iso, utc_now
 from shared.runtime.context import Context
 
 COLLECTION = "ui_signin"

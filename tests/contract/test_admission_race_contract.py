@@ -21,9 +21,9 @@ import pytest
 from shared.adapters.inprocess_bus import InProcessBus
 from shared.adapters.sqlite_state import SqliteStateStore
 from shared.contracts.messages import Trigger
+from shared.contracts.state_paths import run_path
 from shared.errors import ClientError
 from shared.ports.state import Filter, StateStore
-from shared.runs.machine import run_path
 from shared.runtime.context import Context
 from shared.runtime.settings import Settings
 from shared.tenancy import quota_shards, ratelimit

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from shared.api.routes import ROUTES, Route
-from shared.runs.machine import utc_now
+from shared.clock import utc_now
 from shared.tenancy import apikeys
 
 SAMPLE = {"tenant_id": "testco", "run_id": "run_0000000000000000000000", "key_id": "0123456789abcdef",

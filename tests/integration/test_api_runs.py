@@ -9,7 +9,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from shared.runs.machine import run_path
+from shared.contracts.state_paths import run_path
 from tests.conftest import auth, execute, run_to_end, wait_for
 
 

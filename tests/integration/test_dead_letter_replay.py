@@ -12,9 +12,9 @@ import pytest
 import shared.runs.engine as engine
 from shared.contracts import topics
 from shared.contracts.envelope import OutboundMessage
+from shared.contracts.state_paths import run_path
 from shared.errors import NotFound
 from shared.runs import dead_letters
-from shared.runs.machine import run_path
 from shared.runs.store import list_runs, list_stages
 from shared.runtime.settings import Settings
 from shared.tenancy.audit import list_audit

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from shared.runs.machine import run_path
+from shared.contracts.state_paths import run_path
 from tests.conftest import execute, run_to_end
 
 

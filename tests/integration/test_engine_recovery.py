@@ -8,7 +8,8 @@ from typing import Any
 import shared.runs.engine as engine
 import shared.runs.finalize as finalize
 import shared.runs.metadata as metadata
-from shared.runs.machine import run_path, utc_now
+from shared.clock import utc_now
+from shared.contracts.state_paths import run_path
 from shared.runs.watchdog import watchdog
 from tests.conftest import execute, run_to_end
 

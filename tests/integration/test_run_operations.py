@@ -12,7 +12,7 @@ from click.testing import CliRunner, Result
 
 from shared.cli.main import cli
 from shared.contracts.messages import Trigger
-from shared.runs.machine import run_path
+from shared.contracts.state_paths import run_path
 from shared.runs.store import list_runs
 from shared.runtime.context import Context
 from shared.runtime.settings import Settings

@@ -11,9 +11,10 @@ from typing import Any
 import pytest
 
 import shared.runs.stage_jobs as stage_jobs
+from shared.clock import utc_now
+from shared.contracts.state_paths import stage_path
 from shared.processors.debug_job import job_path
 from shared.processors.jobs import stage_job_id
-from shared.runs.machine import stage_path, utc_now
 from shared.runs.watchdog import watchdog
 from tests.conftest import auth, execute, run_to_end
 

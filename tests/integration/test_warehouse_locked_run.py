@@ -8,7 +8,7 @@ import sys
 import time
 
 from shared.cli.embedded_run import run_and_follow
-from shared.runs.machine import run_path
+from shared.contracts.state_paths import run_path
 from shared.runs.store import list_runs
 from shared.runtime.context import build_state, tenant_warehouse_path
 from shared.runtime.settings import Settings

@@ -14,11 +14,12 @@ from pathlib import Path
 from typing import Any
 
 from shared.adapters.inprocess_bus import InProcessBus
+from shared.clock import iso, parse_iso, utc_now
 from shared.contracts import topics
 from shared.contracts.envelope import OutboundMessage, ReceivedMessage
 from shared.contracts.messages import MaintenanceTick, RunRequest, Trigger
+from shared.contracts.state_paths import claim_path, run_path
 from shared.runs.engine import start_run
-from shared.runs.machine import claim_path, iso, parse_iso, run_path, utc_now
 from shared.runs.store import list_stages
 from shared.runs.watchdog import watchdog
 from shared.runtime.context import Context

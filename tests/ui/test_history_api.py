@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
+from shared.clock import utc_now
 from shared.contracts.messages import Trigger
-from shared.runs.machine import utc_now
 from shared.runs.store import create_run
 from tests.conftest import auth, run_to_end
 

@@ -12,7 +12,7 @@ import pytest
 
 from shared.adapters.inprocess_bus import InProcessBus
 from shared.contracts import topics
-from shared.runs.machine import run_path, stage_path
+from shared.contracts.state_paths import run_path, stage_path
 from shared.runtime.context import Context, set_context
 from shared.runtime.settings import Settings
 

@@ -13,11 +13,11 @@ from pathlib import Path
 
 import pytest
 
+from shared.clock import iso, utc_now
 from shared.notify.config import DeliveryPolicy, OutboxChannel, RootNotifications, SlackChannel, SlackPolicy
 from shared.notify.delivery import Delivery, Outcome, deliver, delivery_path, give_up_event, list_deliveries
 from shared.notify.message import Message
 from shared.notify.routing import ChannelTarget
-from shared.runs.machine import iso, utc_now
 from shared.runtime.context import Context
 from shared.runtime.settings import Settings
 from shared.secrets.store import put_secret

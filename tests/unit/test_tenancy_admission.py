@@ -10,10 +10,11 @@ import pytest
 
 from shared.adapters.sqlite_state import SqliteStateStore
 from shared.api.http import handle
+from shared.clock import utc_now
 from shared.contracts.messages import Trigger
 from shared.errors import Forbidden, NotFound, ServiceUnavailable
 from shared.ports.state import Versioned
-from shared.runs.machine import transition_run, utc_now
+from shared.runs.machine import transition_run
 from shared.runtime.context import Context
 from shared.runtime.settings import Settings
 from shared.tenancy import admission, quota_shards

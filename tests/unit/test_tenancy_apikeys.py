@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
+from shared.clock import iso, utc_now
 from shared.errors import BadRequest, Conflict, Unauthorized
-from shared.runs.machine import iso, utc_now
 from shared.runtime.context import Context
 from shared.runtime.settings import Settings
 from shared.tenancy import apikeys
