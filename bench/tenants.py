@@ -38,6 +38,6 @@ def onboard_unthrottled(ctx: Any, tenant_id: str) -> dict[str, str]:
     """`onboard` with every plan limit raised to the maximum."""
     if not has_tenancy():
         return onboard(ctx, tenant_id)
-    from shared.tenancy.plans import LIMIT_FIELDS, MAX_LIMIT
+    from shared.plans import LIMIT_FIELDS, MAX_LIMIT
 
     return onboard(ctx, tenant_id, dict.fromkeys(LIMIT_FIELDS, MAX_LIMIT))

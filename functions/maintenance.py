@@ -4,7 +4,7 @@ from typing import Any
 
 import functions_framework
 
-from shared.runtime.maintenance import handle_maintenance_event
+from shared.app.maintenance import handle_maintenance_event
 
 
 @functions_framework.cloud_event

@@ -4,9 +4,9 @@ from typing import Any
 
 import functions_framework
 
+from shared.app.delivery import handle_event
 from shared.contracts.messages import StatusEvent
 from shared.notify import deliver_event
-from shared.runtime.delivery import handle_event
 
 
 @functions_framework.cloud_event

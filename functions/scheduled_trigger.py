@@ -4,9 +4,9 @@ from typing import Any
 
 import functions_framework
 
+from shared.app.delivery import handle_event
 from shared.contracts.messages import ScheduleTick
 from shared.runtime.context import Context
-from shared.runtime.delivery import handle_event
 from shared.scheduling import publish_time_of, trigger_scheduled_run
 
 

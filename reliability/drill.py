@@ -127,7 +127,7 @@ def embedded_drill(maintenance_every_s: float | None = None, **bus_options: Any)
     """`bus_options` go to `embedded.start` (duplicate_deliveries, max_delivery_attempts, max_backoff_s, workers);
     with `maintenance_every_s` the watchdog runs on that tick, as Cloud Scheduler drives it on GCP."""
     from shared import logs
-    from shared.runtime import embedded
+    from shared.app import embedded
     from shared.runtime.settings import Settings
 
     # Drills provoke errors on purpose; their figures are the output. CLOUDACT_RELIABILITY_LOG_LEVEL=INFO to debug.

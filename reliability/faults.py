@@ -110,10 +110,10 @@ class FaultInjector:
 
     # ------------------------------------------------------------------------------------------- wiring
     def install(self) -> None:
+        import shared.metadata_tables as metadata
         import shared.runs.dag as dag
         import shared.runs.engine as engine
         import shared.runs.finalize as finalize
-        import shared.runs.metadata as metadata
 
         # Each seam is wrapped in every engine module that calls it (the engine, the DAG advance, the finaliser).
         seams = (

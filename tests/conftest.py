@@ -11,9 +11,24 @@ from typing import Any
 import pytest
 
 from shared.runtime.settings import Settings
+from tests.manual_clock import ManualClock, installed
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = Path(__file__).resolve().parent / "data"
+
+
+@pytest.fixture
+def manual_clock() -> Iterator[ManualClock]:
+    """The process clock stands still until the test calls `advance()` (tests/manual_clock.py)."""
+    with installed(ManualClock()) as clock:
+        yield clock
+
+
+@pytest.fixture
+def ticking_clock() -> Iterator[ManualClock]:
+    """The process clock follows real time and jumps forward on `advance()`: for a runtime whose threads wait on it."""
+    with installed(ManualClock(ticking=True)) as clock:
+        yield clock
 
 
 @pytest.fixture
@@ -32,7 +47,7 @@ def settings(tmp_path: Path, config_dir: Path) -> Settings:
 
 @pytest.fixture
 def make_runtime(settings: Settings) -> Iterator[Callable[..., Any]]:
-    from shared.runtime import embedded
+    from shared.app import embedded
 
     started: list[Any] = []
 

@@ -128,9 +128,9 @@ class StepEnv:
         return get_processor(step.ps_type).run(step, self.step_context(**kwargs))
 
     def provision(self, step: StepSpec) -> None:
-        """What onboarding provisions for this step (shared/tenancy/provisioning.py): the tenant's metadata dataset
+        """What onboarding provisions for this step (shared/lifecycle/provisioning.py): the tenant's metadata dataset
         and the step's destination dataset when its name is fixed. Runs create none (on BigQuery they may not)."""
-        from shared.tenancy.provisioning import STATIC_DATASET
+        from shared.lifecycle.provisioning import STATIC_DATASET
 
         self.warehouse.create_dataset(f"{self.tenant_id}_metadata")
         dataset = (step.destination or {}).get("dataset")

@@ -50,7 +50,7 @@ def timed_run(
 
 def warm_in_process(config_dir: Path, home: Path, rounds: int, warmup: int) -> dict[str, list[float]]:
     from shared import logs
-    from shared.runtime import embedded
+    from shared.app import embedded
     from shared.runtime.settings import Settings
 
     logs.configure(level="WARNING")

@@ -67,7 +67,7 @@ def _pipelines(config_dir: Path) -> dict[str, int]:
 
 def measure(options: Options) -> CaseResult:
     from shared import logs
-    from shared.runtime import embedded
+    from shared.app import embedded
     from shared.runtime.settings import Settings
 
     rounds = 1 if options.quick else 3

@@ -87,10 +87,10 @@ def _tick_all(ctx: Any, tenant_ids: list[str], label: str, onboard_threads: int)
     """Onboard, then time the due ticks of every tenant through scheduled_trigger; check the count and the dedup."""
     from functions.scheduled_trigger import scheduled_trigger
     from shared.adapters.inprocess_bus import InProcessBus
+    from shared.app.embedded import to_cloud_event
     from shared.contracts import topics
     from shared.contracts.envelope import ReceivedMessage
     from shared.runtime.context import set_context
-    from shared.runtime.embedded import to_cloud_event
 
     tenants = len(tenant_ids)
     timeout_s = 900.0

@@ -1,6 +1,6 @@
 """P7: one tenant's sustained admissions/s against the Firestore emulator, and whether any run was over-admitted.
 
-Admission is `shared.tenancy.admission.admit_run`, the gate the API, schedules, backfills and re-runs share (pipeline,
+Admission is `shared.runs.admission.admit_run`, the gate the API, schedules, backfills and re-runs share (pipeline,
 tenant, idempotency, day/month quota shards, concurrency slot, run + idempotency documents), on a Firestore emulator
 this case starts for itself (a fresh JVM: a few seconds of admissions for another tenant warm it up first, not
 measured; production Firestore has no such warm-up). Three phases, each with CLIENTS threads admitting for ONE
@@ -89,7 +89,7 @@ def _admitting(
     far. Returns (outcomes, latencies in ms)."""
     from shared.contracts.messages import Trigger
     from shared.errors import ClientError
-    from shared.tenancy.admission import admit_run
+    from shared.runs.admission import admit_run
 
     outcomes: collections.Counter[str] = collections.Counter()
     latencies: list[float] = []
@@ -137,7 +137,7 @@ def _clients(work: Callable[[], Any]) -> tuple[collections.Counter[str], list[fl
 def sustained(ctx: Any, log: WriteLog, tenant: str, seconds: float) -> dict[str, Any]:
     """Each client ends (releases, as finalisation does) its own runs HOLD_S after admitting them, before its next
     admission, so releases cost what they cost in the same process."""
-    from shared.tenancy.admission import release_run_slot
+    from shared.runs.admission import release_run_slot
 
     deadline = time.monotonic() + seconds
 
@@ -165,7 +165,7 @@ def sustained(ctx: Any, log: WriteLog, tenant: str, seconds: float) -> dict[str,
 def race(ctx: Any, tenant: str, limit_name: str, quota: int) -> dict[str, Any]:
     """Threads admitting until refused (429); how many were admitted against `quota`, read back from the store."""
     from shared.ports.state import Filter
-    from shared.tenancy.admission import usage
+    from shared.runs.admission import usage
 
     outcomes, _, elapsed = _clients(lambda: _admitting(ctx, tenant, lambda o: o == "429"))
     stored = len(ctx.state.list("runs", [Filter("tenant_id", "==", tenant)]))
@@ -187,9 +187,9 @@ def measure(options: Options) -> CaseResult:
         with emulator_servers("P7", bigquery=False) as servers, process_env(servers.env):
             from shared.adapters.firestore_state import FirestoreStateStore
             from shared.adapters.inprocess_bus import InProcessBus
+            from shared.plans import MAX_LIMIT
             from shared.runtime.context import Context
             from shared.runtime.settings import Settings
-            from shared.tenancy.plans import MAX_LIMIT
 
             project = f"bench-p7-{uuid.uuid4().hex[:6]}"
             settings = Settings(
@@ -260,7 +260,7 @@ def _result(steady: dict[str, Any], daily: dict[str, Any], slots: dict[str, Any]
         "sustained_outcomes": dict(outcomes),
         "daily_race": {k: v for k, v in daily.items() if k != "elapsed"},
         "concurrency_race": {k: v for k, v in slots.items() if k != "elapsed"},
-        "path": "shared.tenancy.admission.admit_run in process -> Firestore emulator (quota shards, slots, run docs)",
+        "path": "shared.runs.admission.admit_run in process -> Firestore emulator (quota shards, slots, run docs)",
     }
     return CaseResult("P7", CASE.title, "measured", figures, details=details)
 

@@ -46,9 +46,9 @@ class InvocationTimer:
 def measure(options: Options) -> CaseResult:
     import functions.stage_worker as stage_worker
     from shared import logs
+    from shared.app import embedded
     from shared.processors.debug_job import job_path
     from shared.processors.jobs import stage_job_id
-    from shared.runtime import embedded
     from shared.runtime.settings import Settings
 
     job_s = QUICK_JOB_S if options.quick else JOB_S

@@ -192,7 +192,7 @@ def _reset_gcs_client() -> Any:
 def attack_ground() -> Iterator[Ground]:
     from bench.tenants import onboard_unthrottled
     from shared import logs
-    from shared.runtime import embedded
+    from shared.app import embedded
     from shared.runtime.settings import Settings
 
     logs.configure()

@@ -115,7 +115,7 @@ def _child(home: Path, variant: str) -> None:
     import yaml
 
     from bench.tenants import onboard_unthrottled
-    from shared.runtime import embedded
+    from shared.app import embedded
     from shared.runtime.settings import Settings
 
     config_dir = home / "tenant_configs"

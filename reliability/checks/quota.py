@@ -26,8 +26,8 @@ TENANT = "quotaco"
 def run(options: Options) -> list[Figure]:
     if not has_tenancy():
         raise NotMeasured("needs plans and quotas (tenancy, issue 4)")
-    from shared.tenancy.admission import active_runs
-    from shared.tenancy.plans import MAX_LIMIT
+    from shared.plans import MAX_LIMIT
+    from shared.runs.admission import active_runs
 
     limits = {"concurrent_runs": LIMIT, "runs_per_day": MAX_LIMIT, "runs_per_month": MAX_LIMIT}
     limits["requests_per_minute"] = MAX_LIMIT

@@ -12,7 +12,7 @@ import time
 from collections import Counter
 from typing import Any
 
-import shared.runs.metadata as metadata
+import shared.metadata_tables as metadata
 from reliability.drill import TERMINAL, embedded_drill
 from reliability.harness import Figure, Options, figure, info, ratio
 

@@ -116,7 +116,7 @@ class LimitsReport:
 
 
 def biggest_plan() -> Any:
-    from shared.tenancy.plans import PLANS
+    from shared.plans import PLANS
 
     return max(PLANS.values(), key=lambda p: (p.pipelines.pipeline_bytes, p.pipelines.steps))
 
@@ -139,6 +139,7 @@ def max_pipeline_yaml(plan: Any) -> str:
 def audit(root: tf.Module, audit_dir: Path | None = None) -> LimitsReport:
     import yaml
 
+    from shared.app.local_stack import HTTP_FUNCTIONS
     from shared.contracts.messages import RunRequest, StageTask, StatusEvent, Trigger
     from shared.pipelines.loader import snapshot
     from shared.pipelines.spec import PipelineSpec, StepSpec
@@ -146,7 +147,6 @@ def audit(root: tf.Module, audit_dir: Path | None = None) -> LimitsReport:
     from shared.runs.attempts import MAX_ERROR_CHARS, attempt_record, capped
     from shared.runs.stage_jobs import POLL_WINDOW_S
     from shared.runs.store import join_groups, new_stage_doc, snapshot_documents
-    from shared.runtime.local_stack import HTTP_FUNCTIONS
 
     plan = biggest_plan()
     report = LimitsReport()
@@ -275,7 +275,7 @@ def audit(root: tf.Module, audit_dir: Path | None = None) -> LimitsReport:
 
 def _table_quota(audit_dir: Path | None) -> list[Figure]:
     """Load jobs per table per run (from the recording) x the plans' runs per day, for history tables."""
-    from shared.tenancy.plans import PLANS
+    from shared.plans import PLANS
 
     if audit_dir is None:
         return []

@@ -26,7 +26,9 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
-from shared.adapters.sqlite_state import (
+from shared.errors import TransientError
+from shared.ports.state import EXPIRE_AT, Doc, Filter, Versioned
+from shared.ports.state_rules import (
     check_collection_path,
     check_doc,
     check_field_name,
@@ -36,8 +38,6 @@ from shared.adapters.sqlite_state import (
     field_segments,
     split_doc_path,
 )
-from shared.errors import TransientError
-from shared.ports.state import EXPIRE_AT, Doc, Filter, Versioned
 
 RPC_TIMEOUT_S = 10.0
 """Per-call deadline. Pub/Sub-triggered functions must fail fast and be redelivered rather than hang."""

@@ -25,9 +25,9 @@ from typing import Any
 from shared.api.base import ApiRequest, ApiResponse, QueryParam, Route, int_param
 from shared.clock import iso, parse_iso, utc_now
 from shared.errors import BadRequest
+from shared.metadata_tables import read_dq_results
 from shared.notify import list_deliveries
 from shared.pipelines.spec import IDENTIFIER
-from shared.runs.metadata import read_dq_results
 from shared.runs.store import get_run, list_runs, load_run_spec
 from shared.runtime.context import Context
 

@@ -24,10 +24,10 @@ from shared.errors import (
     TooManyRequests,
     TransientError,
 )
+from shared.plans import effective_plan
 from shared.runtime.context import Context
 from shared.tenancy.apikeys import authenticate
 from shared.tenancy.credentials import require_admin
-from shared.tenancy.plans import effective_plan
 from shared.tenancy.ratelimit import RateLimited, check_tenant_rate, global_limiter
 from shared.tenancy.tenants import get_tenant_cached, require_active
 from shared.ui.serve import is_ui_path, ui_response

@@ -1,6 +1,6 @@
 """Operator routes (platform admin credential): the dead-letter queue, and offboarding a tenant.
 
-The logic is in shared/runs/dead_letters.py and shared/tenancy/offboarding.py, shared with `cloudact dead-letters`
+The logic is in shared/runs/dead_letters.py and shared/lifecycle/offboarding.py, shared with `cloudact dead-letters`
 and `cloudact tenants offboard`; every change is audited with the caller's X-User-ID.
 """
 
@@ -12,9 +12,9 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from shared.api.base import ApiRequest, ApiResponse, QueryParam, Route, int_param, validate_body
 from shared.errors import BadRequest
+from shared.lifecycle.offboarding import offboard_tenant
 from shared.runs import dead_letters
 from shared.runtime.context import Context
-from shared.tenancy.offboarding import offboard_tenant
 from shared.tenancy.tenants import TENANT_ID
 
 _ID = r"^[A-Za-z0-9_\-.]{1,100}$"

@@ -18,11 +18,11 @@ from shared.observability import timed_admission
 from shared.pipelines.loader import PipelineValidationError, list_pipeline_files, load_pipeline
 from shared.pipelines.spec import IDENTIFIER
 from shared.pipelines.sql_check import require_translatable
+from shared.runs.admission import load_admitted_pipeline, usage
 from shared.runs.operations import cancel, rerun, start_run
 from shared.runs.states import RunStatus
 from shared.runs.store import CreatedRun, get_run, list_runs, list_stages, public_run
 from shared.runtime.context import Context
-from shared.tenancy.admission import load_admitted_pipeline, usage
 
 MAX_BACKFILL_DAYS = 366
 RUN_STATUSES = [s.value for s in RunStatus]
@@ -113,8 +113,8 @@ def cancel_execution(ctx: Context, req: ApiRequest, params: dict[str, str]) -> A
 def backfill_pipeline(ctx: Context, req: ApiRequest, params: dict[str, str]) -> ApiResponse:
     """One idempotent run per date in [start_date, end_date], at most max_active_runs at once (the rest start as the
     maintenance tick or a repeat finds room). A repeat retries the dates whose run failed and resumes after a quota
-    stop (shared/scheduling/backfill.py)."""
-    from shared.scheduling.backfill import BackfillRequest, submit
+    stop (shared/runs/backfill.py)."""
+    from shared.runs.backfill import BackfillRequest, submit
 
     body: BackfillBody = validate_body(BackfillBody, req.json_body)
     tenant_id, pipeline_id = params["tenant_id"], params["pipeline_id"]

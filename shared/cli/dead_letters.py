@@ -48,7 +48,7 @@ def _session(replaying: bool = False) -> Iterator[_Session]:
         return
     if replaying:  # the functions must run to handle what is replayed: the embedded runtime, as `cloudact run` does
         from shared import logs
-        from shared.runtime import embedded
+        from shared.app import embedded
 
         logs.configure(level="WARNING")
         runtime = embedded.start(settings)
@@ -59,7 +59,7 @@ def _session(replaying: bool = False) -> Iterator[_Session]:
             runtime.close()
         return
     from shared.adapters.dead_letter_file import DeadLetterFile
-    from shared.runtime.embedded import dead_letter_file_path
+    from shared.app.embedded import dead_letter_file_path
 
     queue = DeadLetterFile(dead_letter_file_path(settings))
     try:

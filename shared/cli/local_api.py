@@ -178,7 +178,7 @@ def local_api(settings: Settings) -> Iterator[RemoteApi | EmbeddedApi]:
         finally:
             state.close()
         return
-    from shared.runtime import embedded
+    from shared.app import embedded
 
     runtime = embedded.start(settings)
     try:

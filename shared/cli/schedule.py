@@ -84,7 +84,7 @@ def schedule_tick(at_text: str | None, tenant_id: str | None, timeout: float) ->
     runs. A pipeline with `misfire: catch_up` also fires the slots it missed since its last one.
     """
     from shared import logs
-    from shared.runtime import embedded
+    from shared.app import embedded
     from shared.runtime.settings import Settings
     from shared.scheduling.local import fire_due
 

@@ -93,7 +93,7 @@ def tenants_list(status: str | None) -> None:
 @click.argument("tenant_id")
 def tenants_show(tenant_id: str) -> None:
     """The tenant record with today's usage and effective limits."""
-    from shared.tenancy.admission import usage
+    from shared.runs.admission import usage
     from shared.tenancy.tenants import get_tenant
 
     with _context() as ctx:
@@ -121,7 +121,7 @@ def tenants_update(tenant_id: str, plan: str | None, status: str | None, limits:
 def tenants_provision(tenant_id: str) -> None:
     """Create the tenant's missing datasets ({tenant}_metadata and every dataset its pipelines write to by name) and
     history tables, as your own identity (on GCP: bigquery.datasets.create). Idempotent; onboarding does it too."""
-    from shared.tenancy.provisioning import provision_tenant
+    from shared.lifecycle.provisioning import provision_tenant
     from shared.tenancy.tenants import get_tenant
 
     with _context() as ctx:
@@ -138,7 +138,7 @@ def tenants_offboard(tenant_id: str, delete_data: bool, yes: bool) -> None:
 
     Its data stays unless --delete-data --yes; without them the answer lists what would be deleted.
     """
-    from shared.tenancy.offboarding import offboard_tenant
+    from shared.lifecycle.offboarding import offboard_tenant
 
     if delete_data and not yes:
         raise click.UsageError("--delete-data deletes the tenant's datasets and secrets for good: add --yes")

@@ -39,7 +39,7 @@ class UiServer:
     def __init__(self, settings: Settings, port: int) -> None:
         from werkzeug.serving import make_server
 
-        from shared.runtime import embedded
+        from shared.app import embedded
 
         self.runtime = embedded.start(settings)
         self.runtime.start_maintenance_ticker(MAINTENANCE_EVERY_S)

@@ -1,4 +1,4 @@
-"""docs/metadata-schema.md from the table definitions in shared/runs/metadata.py (names, types, partitioning).
+"""docs/metadata-schema.md from the table definitions in shared/metadata_tables.py (names, types, partitioning).
 
 The schemas carry no column descriptions, so they are kept here, next to the renderer; `render()` refuses a column
 without one and a description of a column that no longer exists, so the two cannot drift apart silently.
@@ -10,8 +10,8 @@ from typing import get_args
 
 import pyarrow as pa
 
+from shared import metadata_tables as metadata
 from shared.contracts.messages import TriggerType
-from shared.runs import metadata
 
 PARTITION = "execution_date"
 CLUSTER = ("pipeline_id", "status")
@@ -61,7 +61,7 @@ COLUMNS: dict[str, dict[str, str]] = {
     },
 }
 WRITERS = {
-    "pipeline_executions": "one row per run, written when the run ends (shared/runs/metadata.py record_run)",
+    "pipeline_executions": "one row per run, written when the run ends (shared/metadata_tables.py record_run)",
     "step_executions": "one row per attempt of every step, written with the run's row",
     "dq_results": "one row per check per quality.check step run (record_dq_results; a retry appends newer rows)",
 }

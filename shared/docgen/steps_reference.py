@@ -144,7 +144,7 @@ CHECK_MEANING: dict[str, str] = {
 }
 """What each check type tests (a test checks every type of `quality_rules` has its line)."""
 
-SETTINGS_DOCS = {"notify.slack": "shared.notify.steps", "notify.email": "shared.notify.steps"}
+SETTINGS_DOCS = {"notify.slack": "shared.processors.notify_steps", "notify.email": "shared.processors.notify_steps"}
 """Step types without settings models whose settings are described in another module's docstring."""
 
 _COMMON = ("step_id", "name", "ps_type", "depends_on", "timeout_minutes", "retries", "trigger")

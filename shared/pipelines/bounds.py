@@ -1,4 +1,4 @@
-"""How big a pipeline and a run's parameters may be, per plan (shared.tenancy.plans.PipelineLimits).
+"""How big a pipeline and a run's parameters may be, per plan (shared.plans.PipelineLimits).
 
 Every cap is checked before the work it bounds: the file size before the file is read, the YAML's nodes and nesting
 before any object is built (shared.yaml_source), the step count and fan-out/fan-in before the steps are validated one
@@ -21,7 +21,7 @@ import yaml
 
 from shared.errors import BadRequest, PayloadTooLarge
 from shared.pipelines.spec import PipelineSpec
-from shared.tenancy.plans import DEFAULT_PLAN, PLANS, Plan
+from shared.plans import DEFAULT_PLAN, PLANS, Plan
 from shared.yaml_source import YamlBounds, YamlPath, compose_and_load, read_config_text
 
 BoundIssue = tuple[YamlPath, str, bool]

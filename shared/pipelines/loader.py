@@ -24,9 +24,9 @@ from shared.pipelines.graph import validate_graph, validate_names
 from shared.pipelines.reserved import default_issues
 from shared.pipelines.spec import IDENTIFIER, Parameter, PipelineSpec, StepIssue, StepSpec
 from shared.pipelines.templating import ValidationScope
+from shared.plans import DEFAULT_PLAN, PLANS, Plan
 from shared.processors.jobs import IN_INVOCATION_MAX_MINUTES
 from shared.processors.registry import get_validator, is_known_type, runs_as_job
-from shared.tenancy.plans import DEFAULT_PLAN, PLANS, Plan
 from shared.yaml_source import SourceIssue, UnsafeYaml, compose_and_load, key_path, read_config_text
 
 log = logs.get_logger("cloudact.pipelines")

@@ -2,16 +2,16 @@
 
 config: {channel: <tenant.yaml notifications channel>, message: "...{run_id}...", subject?, severity?}
 The email is multipart (text + HTML) and goes through the channel's SMTP relay (STARTTLS + auth).
-See shared/notify/steps.py for the placeholders and the exactly-once guarantee.
+See shared/processors/notify_steps.py for the placeholders and the exactly-once guarantee.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from shared.notify.steps import send_step_notification, validate_step_config
 from shared.pipelines.spec import StepSpec
 from shared.processors.base import StepContext, StepResult
+from shared.processors.notify_steps import send_step_notification, validate_step_config
 
 
 class NotifyEmail:

@@ -28,6 +28,7 @@ from typing import Any
 
 from shared.clock import utc_now
 from shared.errors import PipelineError, TerminalError
+from shared.metadata_tables import record_dq_results
 from shared.pipelines.spec import StepIssue, StepSpec
 from shared.pipelines.sql_scope import query_parameter_names, render_checked_sql, validate_sql_template
 from shared.pipelines.templating import ValidationScope, run_values
@@ -46,7 +47,6 @@ from shared.processors.quality_rules import (
 )
 from shared.processors.step_config import StrictModel, other_tenants, parse_step, quote_column
 from shared.processors.step_config import step_issues as _model_issues
-from shared.runs.metadata import record_dq_results
 from shared.runtime.context import get_context
 
 CONFIG_MODELS: dict[str, type[StrictModel]] = {"config": QualitySettings}

@@ -186,8 +186,8 @@ def _replay_one(ctx: Context, letter: DeadLetter, bus: MessageBus, actor: str, u
 
 def _resume_run(ctx: Context, letter: DeadLetter, info: dict[str, Any], actor: str, user_id: str | None) -> Outcome:
     """One re-run of the run maintenance ended, however many of its dead letters are replayed, however often."""
+    from shared.runs.admission import admit_run
     from shared.runs.operations import publish_run_request  # the API's own enqueue: one way to publish a run request
-    from shared.tenancy.admission import admit_run
 
     source = ctx.state.get(run_path(info["run_id"])) or {}
     trigger = Trigger(type="rerun", user_id=user_id or actor)

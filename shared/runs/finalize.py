@@ -18,12 +18,12 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from shared import logs
+from shared import metadata_tables as metadata
 from shared.clock import iso, parse_iso, utc_now
 from shared.contracts.messages import EventType
 from shared.contracts.state_paths import run_path
 from shared.error_text import without_local_paths
 from shared.ports.state import set_fields_if
-from shared.runs import metadata
 from shared.runs.events import publish_status_event
 from shared.runs.machine import transition_run
 from shared.runs.plan import derive_run_status
@@ -66,7 +66,7 @@ def finalize_run(ctx: Context, run: dict[str, Any], stages: list[dict[str, Any]]
             ctx.bus, run, RUN_EVENT_TYPES[status], status, error=run.get("error"), duration_ms=run.get("duration_ms")
         )
         set_fields_if(ctx.state, path, {"alerted": True}, lambda d: not d.get("alerted"))
-    from shared.tenancy.admission import release_run_slot  # tenancy sits above runs; imported where it is used
+    from shared.runs.admission import release_run_slot  # tenancy sits above runs; imported where it is used
 
     release_run_slot(ctx, run)
     if (run.get("trigger") or {}).get("type") == "backfill":
@@ -76,8 +76,8 @@ def finalize_run(ctx: Context, run: dict[str, Any], stages: list[dict[str, Any]]
 
 def _start_next_backfill_dates(ctx: Context, run: dict[str, Any]) -> None:
     """A backfill holds dates back past its max_active_runs: this run's end lets the next ones start now. Best
-    effort: what fails here is started by the maintenance tick (shared.scheduling.backfill.advance_waiting)."""
-    from shared.scheduling.backfill import advance_for_run  # scheduling sits above runs
+    effort: what fails here is started by the maintenance tick (shared.runs.backfill.advance_waiting)."""
+    from shared.runs.backfill import advance_for_run  # scheduling sits above runs
 
     try:
         advance_for_run(ctx, run)

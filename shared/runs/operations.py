@@ -94,7 +94,7 @@ def start_run(
     extra_fields: Doc | None = None,
 ) -> CreatedRun:
     """Admit (quota, plan, parameters), record and publish a run, once per idempotency key."""
-    from shared.tenancy.admission import admit_run
+    from shared.runs.admission import admit_run
 
     created, spec = admit_run(ctx, tenant_id, pipeline_id, parameters, trigger, idempotency_key, extra_fields)
     if idempotency_key and not created.created:

@@ -78,7 +78,7 @@ def build_bus(settings: Settings) -> MessageBus:
 
         return PubSubBus(settings.project)
     if settings.bus == "inprocess":
-        raise RuntimeError("the in-process bus lives in the embedded runtime: use shared.runtime.embedded.start()")
+        raise RuntimeError("the in-process bus lives in the embedded runtime: use shared.app.embedded.start()")
     raise ValueError(f"unknown CLOUDACT_BUS {settings.bus!r} (pubsub | inprocess)")
 
 

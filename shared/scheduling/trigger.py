@@ -25,9 +25,9 @@ from shared.contracts.messages import RunRequest, ScheduleTick, Trigger
 from shared.errors import ClientError, ServiceUnavailable, TerminalError, TransientError, UndecodableMessage
 from shared.observability import timed_admission, with_trace_context
 from shared.ports.state import set_fields_if
+from shared.runs.admission import admit_run
 from shared.runtime.context import Context
 from shared.scheduling.cron import CronSchedule, MisfirePolicy, ScheduleError, misfire_reason, slots_to_fire
-from shared.tenancy.admission import admit_run
 from shared.tenancy.cache import compiled_pipeline
 
 log = logs.get_logger("cloudact.scheduling")

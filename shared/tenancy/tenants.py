@@ -2,7 +2,7 @@
 
 Onboarding is idempotent: the tenant document is created with create() (a repeat finds it), the tenant's datasets
 (`{tenant}_metadata` and its pipelines' destinations) and history tables are provisioned on every call
-(shared/tenancy/provisioning.py; a crash between the two is repaired by the next call), and the
+(shared/lifecycle/provisioning.py; a crash between the two is repaired by the next call), and the
 tenant's first API key is issued exactly once (claimed with a compare-and-set on `first_key_id`). Nothing here deletes:
 suspension is the strongest change, and it is reversible.
 """
@@ -15,14 +15,14 @@ from typing import Any, Literal
 
 from shared.clock import iso, utc_now
 from shared.errors import BadRequest, Conflict, Forbidden, NotFound
+from shared.lifecycle.provisioning import provision_tenant
 from shared.pipelines.bounds import declared_plan
+from shared.plans import check_limit_overrides, effective_plan, get_plan
 from shared.ports.state import Filter, set_fields_if
 from shared.runtime.context import Context
 from shared.tenancy.apikeys import IssuedKey, issue_key, revoke_key
 from shared.tenancy.audit import record_audit
 from shared.tenancy.cache import TtlCache
-from shared.tenancy.plans import check_limit_overrides, effective_plan, get_plan
-from shared.tenancy.provisioning import provision_tenant
 
 TENANT_ID = re.compile(r"^[a-z][a-z0-9_]{2,49}$")
 """Also a valid BigQuery dataset prefix: `{tenant_id}_metadata` stays within BigQuery's 1024-character limit."""

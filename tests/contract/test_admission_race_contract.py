@@ -24,10 +24,10 @@ from shared.contracts.messages import Trigger
 from shared.contracts.state_paths import run_path
 from shared.errors import ClientError
 from shared.ports.state import Filter, StateStore
+from shared.runs.admission import active_runs, admit_run, release_run_slot, usage
 from shared.runtime.context import Context
 from shared.runtime.settings import Settings
 from shared.tenancy import quota_shards, ratelimit
-from shared.tenancy.admission import active_runs, admit_run, release_run_slot, usage
 from shared.tenancy.tenants import onboard_tenant, update_tenant
 
 pytestmark = pytest.mark.timeout(300)

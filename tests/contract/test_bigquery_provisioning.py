@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
+from shared.lifecycle.provisioning import provision_tenant
 from shared.ports.warehouse import DatasetCreationRefused
 from shared.runtime.context import Context
 from shared.runtime.settings import Settings
-from shared.tenancy.provisioning import provision_tenant
 from tests.bigquery_recorder import BigQueryRecorder, recorder_fixture  # noqa: F401
 from tests.processor_support import BQ_PROJECT, _drop_bigquery_datasets
 

@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
+from shared import metadata_tables as metadata
 from shared.ports.warehouse import Warehouse
-from shared.runs import metadata
 from shared.runtime.context import Context
 from shared.runtime.settings import Settings
 from tests.processor_support import BQ_PROJECT, _drop_bigquery_datasets, engine_fixture, open_warehouse  # noqa: F401

@@ -33,7 +33,7 @@ def require_emulators() -> None:
 @pytest.fixture(scope="module")
 def emulator_stack(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     require_emulators()
-    from shared.runtime.local_stack import start_stack
+    from shared.app.local_stack import start_stack
 
     root = tmp_path_factory.mktemp("stack")
     configs = root / "tenant_configs"
@@ -65,7 +65,7 @@ def emulator_stack(request: pytest.FixtureRequest, tmp_path_factory: pytest.Temp
 def provision_like_terraform(stack: Any, configs: Path) -> None:
     """Every tenant folder's datasets, created from the test process as Terraform's tenant module would on GCP: the
     api function does not create datasets on BigQuery (its identity holds no BigQuery role)."""
-    from shared.tenancy.provisioning import provision_tenant
+    from shared.lifecycle.provisioning import provision_tenant
 
     ctx = stack_context(stack)
     try:

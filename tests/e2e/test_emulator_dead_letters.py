@@ -22,8 +22,8 @@ from typing import Any
 
 import pytest
 
+from shared.app.local_stack import http_json
 from shared.contracts import topics
-from shared.runtime.local_stack import http_json
 from tests.conftest import wait_for
 from tests.e2e.conftest import stack_context
 

@@ -58,8 +58,8 @@ from reliability.attacks.step_corpus import (
     reserved_attacks,
     ssrf_urls,
 )
-from shared.runtime.local_stack import http_json
-from shared.tenancy.provisioning import provision_tenant
+from shared.app.local_stack import http_json
+from shared.lifecycle.provisioning import provision_tenant
 from tests.conftest import REPO
 from tests.e2e.conftest import stack_context
 

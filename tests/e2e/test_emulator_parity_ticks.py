@@ -13,10 +13,10 @@ from typing import Any
 
 import pytest
 
+from shared.app.local_stack import http_json
 from shared.contracts import topics
 from shared.contracts.messages import MaintenanceTick, ScheduleTick
 from shared.ports.state import Filter
-from shared.runtime.local_stack import http_json
 from shared.scheduling.cron import CronSchedule
 from tests.conftest import wait_for
 from tests.e2e.conftest import stack_context

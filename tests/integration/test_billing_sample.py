@@ -104,7 +104,7 @@ def _independent_daily_totals(path: Path) -> dict[tuple[Any, ...], dict[str, flo
 @pytest.fixture(params=["duckdb", pytest.param("bigquery", marks=pytest.mark.bqemulator)])
 def billing_runtime(request: pytest.FixtureRequest, settings: Settings) -> Iterator[Any]:
     """The embedded runtime on DuckDB, or on BigQuery's API (bqemulator) with a project of its own."""
-    from shared.runtime import embedded
+    from shared.app import embedded
 
     if request.param == "bigquery":
         settings = replace(

@@ -5,9 +5,9 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
+import shared.metadata_tables as metadata
 import shared.runs.engine as engine
 import shared.runs.finalize as finalize
-import shared.runs.metadata as metadata
 from shared.clock import utc_now
 from shared.contracts.state_paths import run_path
 from shared.runs.watchdog import watchdog

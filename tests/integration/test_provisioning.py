@@ -13,9 +13,9 @@ from click.testing import CliRunner
 
 from shared.adapters.duckdb_warehouse import DuckDBWarehouse
 from shared.cli.main import cli
+from shared.lifecycle.provisioning import provision_tenant, tenant_datasets
 from shared.runtime.context import Context
 from shared.runtime.settings import Settings
-from shared.tenancy.provisioning import provision_tenant, tenant_datasets
 from shared.tenancy.tenants import onboard_tenant
 
 PARAMETER_DATASET = """

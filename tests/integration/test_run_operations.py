@@ -13,11 +13,11 @@ from click.testing import CliRunner, Result
 from shared.cli.main import cli
 from shared.contracts.messages import Trigger
 from shared.contracts.state_paths import run_path
+from shared.runs.admission import admit_run
+from shared.runs.backfill import advance_for_run, advance_waiting, backfill_path_of_run
 from shared.runs.store import list_runs
 from shared.runtime.context import Context
 from shared.runtime.settings import Settings
-from shared.scheduling.backfill import advance_for_run, advance_waiting, backfill_path_of_run
-from shared.tenancy.admission import admit_run
 from tests.conftest import auth, execute, run_to_end
 
 FLIPPING = """pipeline_id: flipping

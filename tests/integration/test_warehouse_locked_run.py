@@ -17,7 +17,7 @@ HOLD = "import duckdb, sys, time; c = duckdb.connect(sys.argv[1]); print('held',
 
 
 def test_a_locked_warehouse_fails_the_run_with_its_alert(settings: Settings, capsys: object) -> None:
-    from shared.runtime import embedded
+    from shared.app import embedded
 
     embedded.start(settings).close()  # onboard the local tenants (creates acme's warehouse file), then let go
     holder = subprocess.Popen(

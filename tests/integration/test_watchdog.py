@@ -19,12 +19,12 @@ from shared.contracts import topics
 from shared.contracts.envelope import OutboundMessage, ReceivedMessage
 from shared.contracts.messages import MaintenanceTick, RunRequest, Trigger
 from shared.contracts.state_paths import claim_path, run_path
+from shared.runs.admission import admit_run, usage
 from shared.runs.engine import start_run
 from shared.runs.store import list_stages
 from shared.runs.watchdog import watchdog
 from shared.runtime.context import Context
 from shared.runtime.settings import REPO_ROOT, Settings
-from shared.tenancy.admission import admit_run, usage
 from tests.conftest import wait_for
 
 ABANDONED = """pipeline_id: abandoned
@@ -37,7 +37,7 @@ steps:
 CHILD = textwrap.dedent(
     """
     import sys, time
-    from shared.runtime import embedded
+    from shared.app import embedded
     runtime = embedded.start()
     response = runtime.call_api(
         "POST", "/api/v1/tenants/testco/pipelines/execute", {"pipeline_id": "abandoned"},

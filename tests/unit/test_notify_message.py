@@ -17,7 +17,7 @@ from shared.notify.errors import ChannelError
 from shared.notify.mail import build_email
 from shared.notify.message import event_message, format_duration
 from shared.notify.slack import check_webhook_url, retry_after_seconds, slack_payload
-from shared.notify.steps import render_template
+from shared.processors.notify_steps import render_template
 
 RUN = {
     "run_id": "run_abc",
@@ -166,8 +166,8 @@ def test_step_templates_substitute_known_names_only() -> None:
 def test_notify_step_config_problems_are_found_before_any_run() -> None:
     from types import SimpleNamespace
 
-    from shared.notify.steps import validate_step_config
     from shared.pipelines.spec import StepSpec
+    from shared.processors.notify_steps import validate_step_config
 
     step = StepSpec.model_validate(
         {"step_id": "tell", "ps_type": "notify.slack", "config": {"chanel": "x", "message": "{who} {day}"}}

@@ -30,7 +30,7 @@ def traced_settings(settings: Settings, tmp_path: Path) -> Iterator[Settings]:
 
 
 def test_one_run_is_one_trace_across_function_hops(traced_settings: Settings) -> None:
-    from shared.runtime import embedded
+    from shared.app import embedded
 
     runtime = embedded.start(traced_settings, max_backoff_s=0.05)
     try:
@@ -52,7 +52,7 @@ def test_one_run_is_one_trace_across_function_hops(traced_settings: Settings) ->
 
 
 def test_metrics_count_runs_stage_durations_and_admissions(traced_settings: Settings) -> None:
-    from shared.runtime import embedded
+    from shared.app import embedded
 
     runtime = embedded.start(traced_settings, max_backoff_s=0.05)
     try:

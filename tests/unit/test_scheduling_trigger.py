@@ -10,12 +10,12 @@ from typing import Any
 
 from click.testing import CliRunner
 
+from shared.app.embedded import to_cloud_event
 from shared.contracts import topics
 from shared.contracts.envelope import OutboundMessage, ReceivedMessage
 from shared.contracts.messages import ScheduleTick
 from shared.runs.store import list_runs
 from shared.runtime.context import Context
-from shared.runtime.embedded import to_cloud_event
 from shared.scheduling.local import tick_message
 
 NIGHTLY = """pipeline_id: nightly

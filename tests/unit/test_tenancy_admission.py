@@ -14,11 +14,12 @@ from shared.clock import utc_now
 from shared.contracts.messages import Trigger
 from shared.errors import Forbidden, NotFound, ServiceUnavailable
 from shared.ports.state import Versioned
+from shared.runs import admission
+from shared.runs.admission import QuotaExceeded, admit_run, release_run_slot, usage
 from shared.runs.machine import transition_run
 from shared.runtime.context import Context
 from shared.runtime.settings import Settings
-from shared.tenancy import admission, quota_shards
-from shared.tenancy.admission import QuotaExceeded, admit_run, release_run_slot, usage
+from shared.tenancy import quota_shards
 from shared.tenancy.tenants import onboard_tenant, update_tenant
 
 API = Trigger(type="api")

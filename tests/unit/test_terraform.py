@@ -18,9 +18,9 @@ import pytest
 import yaml
 
 import main
+from shared.app.local_stack import DEAD_LETTER_PULL_SUBSCRIPTION, HTTP_FUNCTIONS
 from shared.contracts import topics
 from shared.contracts.messages import MaintenanceTick, ScheduleTick, parse_message
-from shared.runtime.local_stack import DEAD_LETTER_PULL_SUBSCRIPTION, HTTP_FUNCTIONS
 from shared.scheduling.cron import CronSchedule
 from shared.scheduling.jobs import (
     MAINTENANCE_JOB,

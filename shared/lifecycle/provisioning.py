@@ -25,9 +25,9 @@ from typing import Any
 import yaml
 
 from shared import logs
+from shared.metadata_tables import create_metadata_tables, metadata_dataset
 from shared.pipelines.loader import list_pipeline_files
 from shared.ports.warehouse import DatasetCreationRefused, Warehouse
-from shared.runs.metadata import create_metadata_tables, metadata_dataset
 from shared.runtime.context import Context
 from shared.runtime.settings import Settings
 from shared.yaml_source import compose_and_load, read_config_text

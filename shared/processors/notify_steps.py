@@ -18,6 +18,7 @@ import re
 import time
 from typing import Any, Literal
 
+from shared.contracts.state_paths import stages_collection
 from shared.errors import TerminalError, TransientError
 from shared.notify import load_configs
 from shared.notify.config import SEVERITY_RANK, OutboxChannel, Severity
@@ -26,7 +27,6 @@ from shared.notify.message import Message, inspect_lines
 from shared.notify.routing import tenant_channel
 from shared.pipelines.spec import StepSpec
 from shared.processors.base import StepContext, StepResult
-from shared.runs.store import list_stages
 from shared.runtime.context import Context, get_context
 
 _PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
@@ -69,7 +69,11 @@ def send_step_notification(step: StepSpec, sctx: StepContext, kind: Literal["sla
         stage_id=sctx.stage_id,
     )
     what = f"step {step.step_id}"
-    failed = [s for s in list_stages(ctx.state, sctx.run_id) if s.get("status") in ("FAILED", "TIMED_OUT")]
+    failed = [
+        s
+        for s in (doc for _, doc in ctx.state.list(stages_collection(sctx.run_id)))
+        if s.get("status") in ("FAILED", "TIMED_OUT")
+    ]
     severity: Severity = cfg.get("severity") or ("error" if failed else "info")
     if severity not in SEVERITY_RANK:
         raise TerminalError(f"{what}: severity must be info, warning or error, got {severity!r}")

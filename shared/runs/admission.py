@@ -38,13 +38,13 @@ from shared.pipelines.bounds import check_run_parameters, spec_problem
 from shared.pipelines.loader import PipelineValidationError
 from shared.pipelines.parameters import validate_run_parameters
 from shared.pipelines.spec import PipelineSpec
+from shared.plans import Plan, effective_plan
 from shared.ports.state import Doc, StateStore, set_fields_if
 from shared.runs.states import is_terminal
 from shared.runs.store import CreatedRun, create_run, idempotency_path, new_run_id
 from shared.runtime.context import Context
 from shared.tenancy import quota_shards, slots
 from shared.tenancy.cache import CompiledPipeline, compiled_pipeline
-from shared.tenancy.plans import Plan, effective_plan
 from shared.tenancy.tenants import get_tenant, require_active
 
 CAS_BUDGET_S = 4.0

@@ -46,7 +46,7 @@ def handle_maintenance_event(cloud_event: Any) -> None:
             log.error("maintenance tick undecodable, dropped: %s", exc)
             return
         log.info("watchdog: %s", summary(watchdog(ctx)))
-        from shared.scheduling.backfill import advance_waiting
+        from shared.runs.backfill import advance_waiting
 
         started = advance_waiting(ctx)  # backfill dates held back by max_active_runs start as room frees up
         if started:
