@@ -20,8 +20,9 @@ def onboard(ctx: Any, tenant_id: str, limits: dict[str, int] | None = None, plan
     headers = {"X-User-ID": "bench"}
     if not has_tenancy():
         return headers
+    from shared.lifecycle.onboarding import onboard_tenant
     from shared.tenancy.apikeys import issue_key
-    from shared.tenancy.tenants import onboard_tenant, tenant_path, update_tenant
+    from shared.tenancy.tenants import tenant_path, update_tenant
 
     if ctx.state.get(tenant_path(tenant_id)) is None:
         onboarded = onboard_tenant(ctx, tenant_id, plan, limits=limits or {}, actor="bench")

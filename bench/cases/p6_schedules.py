@@ -77,7 +77,7 @@ def _onboard_all(ctx: Any, tenant_ids: list[str], threads: int) -> None:
     """Onboard every tenant (as P3), on `threads` threads: the emulator's round trips overlap."""
     from concurrent.futures import ThreadPoolExecutor
 
-    from shared.tenancy.tenants import onboard_tenant
+    from shared.lifecycle.onboarding import onboard_tenant
 
     with ThreadPoolExecutor(max_workers=threads) as pool:
         list(pool.map(lambda t: onboard_tenant(ctx, t, "starter", actor="bench"), tenant_ids))

@@ -12,13 +12,14 @@ from shared.api.base import ApiRequest, ApiResponse, QueryParam, Route, int_para
 from shared.api.operations_routes import OPERATIONS_ROUTES
 from shared.clock import utc_now
 from shared.errors import BadRequest, NotFound
+from shared.lifecycle.onboarding import onboard_tenant
 from shared.plans import PLANS
 from shared.runs.admission import usage
 from shared.runtime.context import Context
 from shared.secrets.store import SECRET_NAME, delete_secret, list_secret_names, put_secret, secret_path
 from shared.tenancy import apikeys
 from shared.tenancy.audit import list_audit, record_audit
-from shared.tenancy.tenants import TENANT_ID, get_tenant, list_tenants, onboard_tenant, update_tenant
+from shared.tenancy.tenants import TENANT_ID, get_tenant, list_tenants, update_tenant
 
 MAX_SECRET_BYTES = 64 * 1024
 Scope = Literal[

@@ -11,8 +11,8 @@ from typing import Any
 
 from shared import logs
 from shared.api.openapi import openapi_document
+from shared.api.reference import DOCS_PATH, docs_response
 from shared.api.routes import ROUTES, ApiRequest, ApiResponse, Route
-from shared.docgen.api_reference import DOCS_PATH, docs_response
 from shared.errors import (
     BadRequest,
     ClientError,

@@ -59,7 +59,7 @@ class EmbeddedRuntime:
     bus: InProcessBus
     context: Context
     api_keys: dict[str, str] = field(default_factory=dict)
-    """tenant_id -> an admin-scoped API key for each tenant in tenant_configs/ (see shared/tenancy/local.py)."""
+    """tenant_id -> an admin-scoped API key per tenant in tenant_configs/ (shared/lifecycle/local_tenants.py)."""
     admin_token: str = ""
     _stop_ticker: threading.Event = field(default_factory=threading.Event)
 
@@ -156,7 +156,7 @@ def start(
         bus.subscribe(topic, handler, topics.subscription_name(topic), dead_letter)
     runtime = EmbeddedRuntime(settings, bus, context)
     if onboard_local_tenants:  # the tenants of tenant_configs/ exist, and the CLI holds a key for each
-        from shared.tenancy.local import bootstrap_local_tenants
+        from shared.lifecycle.local_tenants import bootstrap_local_tenants
 
         local = bootstrap_local_tenants(context)
         runtime.api_keys, runtime.admin_token = local.api_keys, local.admin_token

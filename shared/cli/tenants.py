@@ -69,7 +69,7 @@ def tenants_group() -> None:
 def tenants_onboard(tenant_id: str, plan: str, name: str | None, email: str | None, limits: tuple[str, ...]) -> None:
     """Onboard a tenant (idempotent): tenant record, its datasets (`tenants provision`), and its first API key, shown
     once."""
-    from shared.tenancy.tenants import onboard_tenant
+    from shared.lifecycle.onboarding import onboard_tenant
 
     profile = {k: v for k, v in {"name": name, "contact_email": email}.items() if v}
     with _context() as ctx:

@@ -23,12 +23,13 @@ from shared.adapters.sqlite_state import SqliteStateStore
 from shared.contracts.messages import Trigger
 from shared.contracts.state_paths import run_path
 from shared.errors import ClientError
+from shared.lifecycle.onboarding import onboard_tenant
 from shared.ports.state import Filter, StateStore
 from shared.runs.admission import active_runs, admit_run, release_run_slot, usage
 from shared.runtime.context import Context
 from shared.runtime.settings import Settings
 from shared.tenancy import quota_shards, ratelimit
-from shared.tenancy.tenants import onboard_tenant, update_tenant
+from shared.tenancy.tenants import update_tenant
 
 pytestmark = pytest.mark.timeout(300)
 TENANT = "testco"

@@ -18,12 +18,12 @@ from shared.adapters.inprocess_bus import InProcessBus
 from shared.api.http import handle
 from shared.contracts.messages import Trigger
 from shared.errors import ClientError
+from shared.lifecycle.local_tenants import bootstrap_local_tenants
 from shared.ports.state import Filter, Versioned
 from shared.runs import admission
 from shared.runs.admission import admit_run, release_run_slot, usage
 from shared.runtime.context import Context
 from shared.runtime.settings import Settings
-from shared.tenancy.local import bootstrap_local_tenants
 from shared.tenancy.tenants import update_tenant
 from tests.e2e.conftest import require_emulators
 

@@ -23,7 +23,7 @@ def STACK_EXTRA_ENV(root: Path) -> dict[str, str]:  # read by the emulator_stack
 
 
 def run_to_end(stack: Any, tenant: str, pipeline: str) -> dict[str, Any]:
-    from shared.tenancy.local import bootstrap_local_tenants
+    from shared.lifecycle.local_tenants import bootstrap_local_tenants
 
     key = bootstrap_local_tenants(stack_context(stack)).api_keys[tenant]  # onboarded in the Firestore emulator
     base = f"{stack.api_url}/api/v1/tenants/{tenant}"

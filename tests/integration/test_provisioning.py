@@ -13,10 +13,10 @@ from click.testing import CliRunner
 
 from shared.adapters.duckdb_warehouse import DuckDBWarehouse
 from shared.cli.main import cli
+from shared.lifecycle.onboarding import onboard_tenant
 from shared.lifecycle.provisioning import provision_tenant, tenant_datasets
 from shared.runtime.context import Context
 from shared.runtime.settings import Settings
-from shared.tenancy.tenants import onboard_tenant
 
 PARAMETER_DATASET = """
 pipeline_id: by_parameter

@@ -12,8 +12,8 @@ import click
 
 from shared import docgen, errors
 from shared.api.openapi import openapi_document
+from shared.api.reference import DOCS_PATH, render_html
 from shared.api.routes import ROUTES
-from shared.docgen.api_reference import DOCS_PATH, render_html
 from shared.runtime.settings import Settings
 from shared.ui.serve import CONTENT_SECURITY_POLICY
 from tests.conftest import REPO

@@ -88,7 +88,7 @@ def test_transient_failure_is_a_nack(ctx: Context) -> None:
 
 
 def test_api_entry_point_answers_json_errors(ctx: Context) -> None:
-    from shared.tenancy.local import bootstrap_local_tenants
+    from shared.lifecycle.local_tenants import bootstrap_local_tenants
 
     keys = bootstrap_local_tenants(ctx).api_keys
     c = client("api", "http")

@@ -13,6 +13,7 @@ from shared.api.http import handle
 from shared.clock import utc_now
 from shared.contracts.messages import Trigger
 from shared.errors import Forbidden, NotFound, ServiceUnavailable
+from shared.lifecycle.onboarding import onboard_tenant
 from shared.ports.state import Versioned
 from shared.runs import admission
 from shared.runs.admission import QuotaExceeded, admit_run, release_run_slot, usage
@@ -20,7 +21,7 @@ from shared.runs.machine import transition_run
 from shared.runtime.context import Context
 from shared.runtime.settings import Settings
 from shared.tenancy import quota_shards
-from shared.tenancy.tenants import onboard_tenant, update_tenant
+from shared.tenancy.tenants import update_tenant
 
 API = Trigger(type="api")
 
@@ -153,7 +154,7 @@ def test_contention_is_a_503_with_retry_after_not_a_500(settings: Settings, monk
             admit(ctx)
         assert info.value.retry_after_seconds >= 1
         assert usage(ctx, "testco")["runs_today"] == 0  # nothing was reserved
-        from shared.tenancy.local import bootstrap_local_tenants
+        from shared.lifecycle.local_tenants import bootstrap_local_tenants
 
         key = bootstrap_local_tenants(ctx).api_keys["testco"]
         response = handle(

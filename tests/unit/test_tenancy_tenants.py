@@ -9,14 +9,15 @@ from pathlib import Path
 import pytest
 
 from shared.errors import BadRequest, Conflict, Forbidden, NotFound
+from shared.lifecycle.local_tenants import bootstrap_local_tenants, config_tenants
+from shared.lifecycle.onboarding import onboard_tenant
 from shared.plans import PLANS, effective_plan
 from shared.runtime.context import Context
 from shared.runtime.settings import Settings
 from shared.tenancy import apikeys
 from shared.tenancy.audit import list_audit
 from shared.tenancy.credentials import credentials_path
-from shared.tenancy.local import bootstrap_local_tenants, config_tenants
-from shared.tenancy.tenants import check_tenant_id, get_tenant, onboard_tenant, require_active, update_tenant
+from shared.tenancy.tenants import check_tenant_id, get_tenant, require_active, update_tenant
 
 
 @pytest.fixture

@@ -17,12 +17,13 @@ from typing import Any
 import yaml
 
 from shared import logs
+from shared.lifecycle.onboarding import onboard_tenant
 from shared.lifecycle.provisioning import provision_tenant
 from shared.plans import PLANS
 from shared.runtime.context import Context
 from shared.tenancy.apikeys import issue_key, verify_raw_key
 from shared.tenancy.credentials import ADMIN_TOKEN_ENV, ensure_local_credentials, save_local_credentials
-from shared.tenancy.tenants import TENANT_ID, onboard_tenant, tenant_path
+from shared.tenancy.tenants import TENANT_ID, tenant_path
 from shared.yaml_source import compose_and_load, read_config_text
 
 log = logs.get_logger("cloudact.tenancy")
