@@ -10,10 +10,10 @@ import pyarrow as pa
 import pytest
 
 from shared.errors import TerminalError
+from shared.metadata_tables import latest_sql, read_dq_results
 from shared.pipelines.spec import StepSpec
 from shared.pipelines.templating import ValidationScope
 from shared.processors import quality_check
-from shared.runs.metadata import latest_sql, read_dq_results
 from tests.processor_support import StepEnv, engine_fixture, env_fixture, warehouse_fixture  # noqa: F401
 
 UTC = dt.UTC
