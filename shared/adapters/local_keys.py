@@ -26,13 +26,13 @@ import stat
 import struct
 import threading
 from collections.abc import Iterator
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from shared.clock import iso, utc_now
 from shared.errors import TerminalError
 
 KEYRING_FILENAME = "keyring.json"
@@ -193,7 +193,7 @@ class LocalKeyring:
             "format": _FILE_FORMAT,
             "primary": primary,
             "keys": {str(v): base64.b64encode(k).decode("ascii") for v, k in sorted(keys.items())},
-            "updated_at": datetime.now(UTC).isoformat(),
+            "updated_at": iso(utc_now()),
         }
         tmp = self._path.with_name(f".{self._path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)

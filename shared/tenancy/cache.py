@@ -14,11 +14,12 @@ from __future__ import annotations
 
 import os
 import threading
-import time
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Generic, TypeVar
+
+from shared.clock import utc_now
 
 if TYPE_CHECKING:
     from shared.pipelines.spec import PipelineSpec
@@ -34,12 +35,12 @@ class TtlCache(Generic[V]):
         self._lock = threading.Lock()
 
     def get(self, key: str) -> V | None:
-        now = time.monotonic()
+        now = utc_now().timestamp()  # the process clock, so a test can let the TTL pass without sleeping
         with self._lock:
             hit = self._items.get(key)
             if hit is None:
                 return None
-            if now - hit[0] > self.ttl_s:
+            if not 0 <= now - hit[0] <= self.ttl_s:  # also drop an entry the clock was stepped back past
                 del self._items[key]
                 return None
             self._items.move_to_end(key)
@@ -47,7 +48,7 @@ class TtlCache(Generic[V]):
 
     def put(self, key: str, value: V) -> None:
         with self._lock:
-            self._items[key] = (time.monotonic(), value)
+            self._items[key] = (utc_now().timestamp(), value)
             self._items.move_to_end(key)
             while len(self._items) > self.max_entries:
                 self._items.popitem(last=False)
@@ -108,7 +109,7 @@ def _stamp_of(path: Path) -> Stamp:
 def compiled_pipeline(config_dir: Path, tenant_id: str, pipeline_id: str) -> CompiledPipeline:
     """`find_pipeline`, compiled once per version of the files it depends on (see the module docstring). Raises what
     find_pipeline raises (NotFound, PipelineValidationError); failures are not cached."""
-    from shared.pipelines.loader import find_pipeline, pipeline_path
+    from shared.catalog.loader import find_pipeline, pipeline_path
 
     path = pipeline_path(config_dir, tenant_id, pipeline_id)  # ids checked first: the path cannot escape
     stamp = _stamp_of(path) + _stamp_of(config_dir / tenant_id / "tenant.yaml") + _stamp_of(config_dir)

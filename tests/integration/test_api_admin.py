@@ -4,11 +4,11 @@
 from __future__ import annotations
 
 import json
-import time
 from typing import Any
 
 from shared.secrets.store import get_secret, secret_path
 from tests.conftest import auth
+from tests.manual_clock import ManualClock
 
 
 def admin(runtime: Any) -> dict[str, str]:
@@ -59,7 +59,7 @@ def test_plan_change_and_suspension_through_patch(runtime: Any) -> None:
     )
 
 
-def test_key_lifecycle_create_list_rotate_revoke(runtime: Any) -> None:
+def test_key_lifecycle_create_list_rotate_revoke(runtime: Any, ticking_clock: ManualClock) -> None:
     tenant_admin = auth(runtime, "testco")
     base = "/api/v1/tenants/testco/api-keys"
     made = runtime.call_api("POST", base, {"name": "ci", "scopes": ["runs:read"], "expires_in_days": 30}, tenant_admin)
@@ -76,7 +76,7 @@ def test_key_lifecycle_create_list_rotate_revoke(runtime: Any) -> None:
     new_reader = {"X-API-Key": rotated.body["new_key"]["api_key"]}
     for headers in (reader, new_reader):  # both work during the grace period
         assert runtime.call_api("GET", "/api/v1/tenants/testco/metadata/executions", headers=headers).status == 200
-    time.sleep(1.1)
+    ticking_clock.advance(1.1)
     expired = runtime.call_api("GET", "/api/v1/tenants/testco/metadata/executions", headers=reader)
     assert expired.status == 401 and "expired" in expired.body["message"]
     new_id = rotated.body["new_key"]["key_id"]

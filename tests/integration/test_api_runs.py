@@ -4,13 +4,15 @@ failed step, backfill (idempotent, resumable), pipelines and usage."""
 from __future__ import annotations
 
 import threading
-import time
 from collections import Counter
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+from shared.clock import utc_now
 from shared.contracts.state_paths import run_path
 from tests.conftest import auth, execute, run_to_end, wait_for
+from tests.manual_clock import ManualClock, installed
 
 
 def admin(runtime: Any) -> dict[str, str]:
@@ -53,18 +55,22 @@ def test_200_concurrent_executes_against_a_daily_limit_of_50_admit_exactly_50(ru
 
 def test_tenant_rate_limit_is_429_with_retry_after_and_ratelimit_headers(runtime: Any) -> None:
     set_limits(runtime, "testco", requests_per_minute=3)
-    if 60 - time.time() % 60 < 3:  # stay inside one one-minute window
-        time.sleep(60 - time.time() % 60 + 0.1)
-    key = auth(runtime, "testco")
-    seen = [runtime.call_api("GET", "/api/v1/tenants/testco/pipelines", headers=key) for _ in range(4)]
-    assert [r.status for r in seen] == [200, 200, 200, 429]
-    assert [r.headers["X-RateLimit-Remaining"] for r in seen] == ["2", "1", "0", "0"]
-    assert all(r.headers["X-RateLimit-Limit"] == "3" for r in seen)
-    limited = seen[-1]
-    assert 1 <= int(limited.headers["Retry-After"]) <= 60 and limited.body["details"]["scope"] == "tenant"
-    assert 1 <= int(limited.headers["X-RateLimit-Reset"]) <= 60
-    other = runtime.call_api("GET", "/api/v1/tenants/acme/pipelines", headers=auth(runtime, "acme"))
-    assert other.status == 200  # limits are per tenant
+    next_minute = utc_now().replace(second=0, microsecond=0) + timedelta(minutes=1)
+    with installed(ManualClock(next_minute + timedelta(seconds=1))) as clock:  # one second into a one-minute window
+        key = auth(runtime, "testco")
+        seen = [runtime.call_api("GET", "/api/v1/tenants/testco/pipelines", headers=key) for _ in range(4)]
+        assert [r.status for r in seen] == [200, 200, 200, 429]
+        assert [r.headers["X-RateLimit-Remaining"] for r in seen] == ["2", "1", "0", "0"]
+        assert all(r.headers["X-RateLimit-Limit"] == "3" for r in seen)
+        limited = seen[-1]
+        assert limited.headers["Retry-After"] == limited.headers["X-RateLimit-Reset"] == "59"
+        assert limited.body["details"]["scope"] == "tenant"
+        other = runtime.call_api("GET", "/api/v1/tenants/acme/pipelines", headers=auth(runtime, "acme"))
+        assert other.status == 200  # limits are per tenant
+        clock.advance(58)
+        assert runtime.call_api("GET", "/api/v1/tenants/testco/pipelines", headers=key).status == 429
+        clock.advance(1)  # the next window
+        assert runtime.call_api("GET", "/api/v1/tenants/testco/pipelines", headers=key).status == 200
 
 
 def _write_pipeline(runtime: Any, name: str, text: str) -> Path:

@@ -4,7 +4,6 @@ over, and a job's failure handled like a step's."""
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +16,7 @@ from shared.processors.debug_job import job_path
 from shared.processors.jobs import stage_job_id
 from shared.runs.watchdog import watchdog
 from tests.conftest import auth, execute, run_to_end
+from tests.manual_clock import ManualClock
 
 TENANT = "jobco"
 PIPELINES = {
@@ -78,7 +78,7 @@ def test_the_steps_timeout_cancels_the_job_and_times_the_stage_out(job_config: P
 
 
 def test_a_broken_recheck_chain_is_taken_over_after_it_goes_stale(
-    job_config: Path, make_runtime: Any, monkeypatch: Any
+    job_config: Path, make_runtime: Any, monkeypatch: Any, ticking_clock: ManualClock
 ) -> None:
     monkeypatch.setattr(stage_jobs, "STALE_AFTER_S", 1.0)
     real = stage_jobs.publish_stage_tasks
@@ -97,7 +97,7 @@ def test_a_broken_recheck_chain_is_taken_over_after_it_goes_stale(
     assert runtime.wait_idle(30)
     assert dropped == [1]
     assert runtime.context.state.get(stage_path(run_id, "q"))["status"] == "RUNNING"  # nobody polls it any more
-    time.sleep(1.2)
+    ticking_clock.advance(1.2)
     report = watchdog(runtime.context, now=utc_now())
     assert report["redispatched"] == 1
     assert runtime.wait_idle(30)

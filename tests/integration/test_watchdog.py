@@ -8,7 +8,6 @@ import signal
 import subprocess
 import sys
 import textwrap
-import time
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -26,6 +25,7 @@ from shared.runs.watchdog import watchdog
 from shared.runtime.context import Context
 from shared.runtime.settings import REPO_ROOT, Settings
 from tests.conftest import wait_for
+from tests.manual_clock import ManualClock
 
 ABANDONED = """pipeline_id: abandoned
 description: the run's deadline (0.6 s) passes long before its only step (60 s) could end
@@ -54,7 +54,7 @@ def active_slots(ctx: Context) -> list[str]:
 
 
 def test_abandoned_running_run_times_out_releases_its_slot_and_alerts(
-    settings: Settings, config_dir: Path, make_runtime: Any
+    settings: Settings, config_dir: Path, make_runtime: Any, ticking_clock: ManualClock
 ) -> None:
     (config_dir / "testco" / "pipelines" / "abandoned.yaml").write_text(ABANDONED)
     env = {**os.environ, "CLOUDACT_HOME": str(settings.home), "CLOUDACT_CONFIG_DIR": str(config_dir)}
@@ -71,7 +71,7 @@ def test_abandoned_running_run_times_out_releases_its_slot_and_alerts(
         child.wait(timeout=10)
     run = observer.state.get(run_path(run_id)) or {}
     assert run["status"] == "RUNNING" and run_id in active_slots(observer)
-    time.sleep(max(0.0, (parse_iso(run["deadline_at"]) - utc_now()).total_seconds()) + 0.05)
+    ticking_clock.advance(max(0.0, (parse_iso(run["deadline_at"]) - utc_now()).total_seconds()) + 0.05)
 
     runtime = make_runtime()
     alerts: list[ReceivedMessage] = []

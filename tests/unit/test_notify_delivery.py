@@ -21,6 +21,7 @@ from shared.notify.routing import ChannelTarget
 from shared.runtime.context import Context
 from shared.runtime.settings import Settings
 from shared.secrets.store import put_secret
+from tests.manual_clock import ManualClock
 
 OUTBOX = ChannelTarget("team", "tenant", OutboxChannel(type="outbox"), "acme")
 SLACK = ChannelTarget("team_slack", "tenant", SlackChannel(type="slack", webhook_secret="hook"), "acme")
@@ -85,7 +86,9 @@ def test_the_same_notification_from_eight_deliveries_at_once_is_sent_once(ctx: C
     assert "lease_owner" not in entry
 
 
-def test_cooldown_lets_one_of_many_concurrent_repeats_through_and_counts_the_rest(ctx: Context) -> None:
+def test_cooldown_lets_one_of_many_concurrent_repeats_through_and_counts_the_rest(
+    ctx: Context, manual_clock: ManualClock
+) -> None:
     def repeat(i: int) -> Outcome:
         return deliver(ctx, notification(f"ev{i}~rule~team", cooldown_seconds=0.5), root(), time.monotonic() + 5)
 
@@ -95,10 +98,14 @@ def test_cooldown_lets_one_of_many_concurrent_repeats_through_and_counts_the_res
     assert len(suppressed) == 7 and all(
         d["error"].startswith("cooldown: rule rule already notified team") for d in suppressed
     )
-    time.sleep(0.6)  # the window is over: the next one goes out and says what was held back
+    manual_clock.advance(0.4)
+    assert deliver(ctx, notification("ev8~rule~team", cooldown_seconds=0.5), root(), time.monotonic()).status == (
+        "suppressed"
+    )
+    manual_clock.advance(0.2)  # the window is over: the next one goes out and says what was held back
     assert deliver(ctx, notification("ev9~rule~team", cooldown_seconds=0.5), root(), time.monotonic()).status == "sent"
     text = ctx.state.get(delivery_path("ev9~rule~team"))["text"]  # type: ignore[index]
-    assert "7 similar notification(s) were suppressed by the" in text
+    assert "8 similar notification(s) were suppressed by the" in text
     other_pipeline = notification("ev10~rule~team", cooldown_seconds=60, pipeline_id="other")
     assert deliver(ctx, other_pipeline, root(), time.monotonic()).status == "sent"  # cooldowns are per pipeline
 

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Iterator
 from datetime import timedelta
-from typing import Any
 
 import pytest
 
@@ -15,7 +13,7 @@ from shared.errors import BadRequest, Conflict, Unauthorized
 from shared.runtime.context import Context
 from shared.runtime.settings import Settings
 from shared.tenancy import apikeys
-from shared.tenancy.cache import TtlCache
+from tests.manual_clock import ManualClock
 
 
 @pytest.fixture
@@ -76,17 +74,18 @@ def test_revoked_key_is_401_at_once_and_revoking_is_idempotent(ctx: Context) -> 
         apikeys.authenticate(ctx, issued.api_key)
 
 
-def test_expired_key_is_401(ctx: Context) -> None:
-    issued = apikeys.issue_key(ctx, "acme", "ci", expires_at=utc_now() + timedelta(seconds=0.3))
+def test_expired_key_is_401(ctx: Context, manual_clock: ManualClock) -> None:
+    issued = apikeys.issue_key(ctx, "acme", "ci", expires_at=utc_now() + timedelta(hours=1))
+    manual_clock.advance(timedelta(minutes=59))
     apikeys.authenticate(ctx, issued.api_key)
-    time.sleep(0.35)
+    manual_clock.advance(timedelta(minutes=1, seconds=1))
     with pytest.raises(Unauthorized, match="expired"):
         apikeys.authenticate(ctx, issued.api_key)
     with pytest.raises(BadRequest):
         apikeys.issue_key(ctx, "acme", "ci", expires_at=utc_now() - timedelta(seconds=1))
 
 
-def test_rotation_keeps_the_old_key_for_the_grace_period_only(ctx: Context) -> None:
+def test_rotation_keeps_the_old_key_for_the_grace_period_only(ctx: Context, manual_clock: ManualClock) -> None:
     old = apikeys.issue_key(ctx, "acme", "deploy", ["pipelines:execute", "runs:read"])
     new, old_view = apikeys.rotate_key(ctx, "acme", old.key_id, grace_seconds=1)
     assert new.doc["scopes"] == ["pipelines:execute", "runs:read"] and new.doc["rotated_from"] == old.key_id
@@ -95,24 +94,26 @@ def test_rotation_keeps_the_old_key_for_the_grace_period_only(ctx: Context) -> N
     assert apikeys.authenticate(ctx, new.api_key).key_id == new.key_id
     with pytest.raises(Conflict):
         apikeys.rotate_key(ctx, "acme", old.key_id, grace_seconds=1)  # one successor only
-    time.sleep(1.05)
+    manual_clock.advance(1.05)
     with pytest.raises(Unauthorized, match="expired"):
         apikeys.authenticate(ctx, old.api_key)
     assert apikeys.authenticate(ctx, new.api_key).tenant_id == "acme"
 
 
-def test_revocation_on_another_instance_is_seen_within_the_cache_ttl(ctx: Context, settings: Settings) -> None:
+def test_revocation_on_another_instance_is_seen_within_the_cache_ttl(
+    ctx: Context, settings: Settings, manual_clock: ManualClock
+) -> None:
     """The documented staleness bound: another instance's cached copy lives at most KEY_CACHE_TTL_S."""
     issued = apikeys.issue_key(ctx, "acme", "ci")
-    ctx.extras["api_key_cache"] = TtlCache[dict[str, Any]](0.3, 100)  # this instance: a short TTL for the test
     apikeys.authenticate(ctx, issued.api_key)
     other = Context(settings)
     try:
         apikeys.revoke_key(other, "acme", issued.key_id)
     finally:
         other.close()
+    manual_clock.advance(apikeys.KEY_CACHE_TTL_S - 1)
     assert apikeys.authenticate(ctx, issued.api_key).key_id == issued.key_id  # stale, within the bound
-    time.sleep(0.35)
+    manual_clock.advance(2)
     with pytest.raises(Unauthorized, match="revoked"):
         apikeys.authenticate(ctx, issued.api_key)
     assert apikeys.KEY_CACHE_TTL_S <= 60
