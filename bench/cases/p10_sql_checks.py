@@ -39,8 +39,8 @@ def _timed_ms(fn: Callable[[], object], repeat: int) -> list[float]:
 def measure(options: Options) -> CaseResult:
     from shared.adapters.duckdb_sql import transpile
     from shared.adapters.duckdb_warehouse import DuckDBWarehouse
-    from shared.pipelines.loader import load_pipeline
-    from shared.pipelines.sql_check import _translation_issues_cached, check_pipeline, translation_issues
+    from shared.catalog.loader import load_pipeline
+    from shared.catalog.sql_check import _translation_issues_cached, check_pipeline, translation_issues
 
     path = REPO / "tenant_configs" / "acme" / "pipelines" / "daily_sales.yaml"
     spec = load_pipeline(path)
@@ -91,7 +91,7 @@ def measure(options: Options) -> CaseResult:
 
 def _bigquery_figure(path: Path, spec: PipelineSpec, endpoint: str, repeat: int) -> Figure:
     from shared.adapters.bigquery_warehouse import BigQueryWarehouse
-    from shared.pipelines.sql_check import check_pipeline
+    from shared.catalog.sql_check import check_pipeline
 
     wh = BigQueryWarehouse("cloudact-test", endpoint=endpoint, retry_deadline_s=5, request_timeout_s=10)
     try:

@@ -142,7 +142,7 @@ def _limit_memory() -> None:
 
 
 def _main(paths: list[str]) -> None:
-    from shared.pipelines.loader import PipelineValidationError, load_pipeline
+    from shared.catalog.loader import PipelineValidationError, load_pipeline
 
     for path in paths:
         started = time.process_time()

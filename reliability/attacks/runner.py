@@ -87,7 +87,7 @@ def pipeline_yaml(batch: Batch, attacks: list[tuple[int, Attack]]) -> str:
 
 def validate(ground: Any, batch: Batch, markers: Markers) -> dict[int, Verdict]:
     """Loader verdicts: attacks refused at validation (by index). Sets `batch.control_ok` from the control step."""
-    from shared.pipelines.loader import PipelineValidationError, load_pipeline
+    from shared.catalog.loader import PipelineValidationError, load_pipeline
 
     path = ground.pipelines / f"{batch.pipeline_id}.yaml"
     path.write_text(pipeline_yaml(batch, list(enumerate(batch.attacks))), encoding="utf-8")

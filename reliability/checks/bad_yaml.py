@@ -48,7 +48,7 @@ class LoaderVerdict:
 
 
 def judge_with_loader(path: Path) -> LoaderVerdict:
-    from shared.pipelines.loader import PipelineValidationError, parse_pipeline
+    from shared.catalog.loader import PipelineValidationError, parse_pipeline
 
     text = path.read_text(encoding="utf-8", errors="replace")
     try:

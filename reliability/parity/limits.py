@@ -12,7 +12,7 @@ emulators do not.
   cap.
 
 The documents and messages are built with the code's own builders (shared.runs.store, shared.contracts.messages,
-shared.pipelines.loader.snapshot, shared.runs.attempts) from a synthetic pipeline at the largest plan's caps.
+shared.catalog.loader.snapshot, shared.runs.attempts) from a synthetic pipeline at the largest plan's caps.
 """
 
 from __future__ import annotations
@@ -140,8 +140,8 @@ def audit(root: tf.Module, audit_dir: Path | None = None) -> LimitsReport:
     import yaml
 
     from shared.app.local_stack import HTTP_FUNCTIONS
+    from shared.catalog.loader import snapshot
     from shared.contracts.messages import RunRequest, StageTask, StatusEvent, Trigger
-    from shared.pipelines.loader import snapshot
     from shared.pipelines.spec import PipelineSpec, StepSpec
     from shared.processors.jobs import IN_INVOCATION_MAX_MINUTES
     from shared.runs.attempts import MAX_ERROR_CHARS, attempt_record, capped

@@ -12,12 +12,12 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from shared.api.base import ApiRequest, ApiResponse, QueryParam, Route, int_param, timestamp_param, validate_body
+from shared.catalog.loader import PipelineValidationError, list_pipeline_files, load_pipeline
+from shared.catalog.sql_check import require_translatable
 from shared.contracts.messages import Trigger
 from shared.errors import BadRequest
 from shared.observability import timed_admission
-from shared.pipelines.loader import PipelineValidationError, list_pipeline_files, load_pipeline
 from shared.pipelines.spec import IDENTIFIER
-from shared.pipelines.sql_check import require_translatable
 from shared.runs.admission import load_admitted_pipeline, usage
 from shared.runs.operations import cancel, rerun, start_run
 from shared.runs.states import RunStatus

@@ -26,7 +26,7 @@ def pipelines_validate(paths: tuple[Path, ...], offline: bool, verbose: bool) ->
     SQL step is also checked against its tenant's warehouse (the one CLOUDACT_WAREHOUSE selects): the tables it reads
     exist or an upstream step creates them, the query translates (embedded) and a dry run accepts it.
     """
-    from shared.pipelines.loader import PipelineValidationError, list_pipeline_files, load_pipeline
+    from shared.catalog.loader import PipelineValidationError, list_pipeline_files, load_pipeline
     from shared.runtime.settings import Settings
 
     settings = Settings.from_env()
@@ -65,9 +65,9 @@ class _WarehouseChecks:
         self.dry_runs = self.known_later = 0
 
     def check(self, path: Path, spec: Any, verbose: bool) -> bool:
+        from shared.catalog.loader import display_name, tenant_of
+        from shared.catalog.sql_check import check_pipeline
         from shared.errors import PipelineError
-        from shared.pipelines.loader import display_name, tenant_of
-        from shared.pipelines.sql_check import check_pipeline
 
         tenant_id = tenant_of(path)[0]
         if tenant_id is None:
@@ -111,7 +111,7 @@ class _WarehouseChecks:
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None, help="File (default: stdout).")
 def pipelines_schema(out: Path | None) -> None:
     """Write the JSON Schema of a pipeline file, for editor completion and checks."""
-    from shared.pipelines.json_schema import pipeline_json_schema
+    from shared.catalog.json_schema import pipeline_json_schema
 
     text = json.dumps(pipeline_json_schema(), indent=2, sort_keys=True) + "\n"
     if out is None:

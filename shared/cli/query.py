@@ -31,7 +31,7 @@ def query_cmd(tenant_id: str, sql: str, limit: int, as_json: bool) -> None:
     """
     import pyarrow as pa
 
-    from shared.pipelines.loader import tenant_folders
+    from shared.catalog.loader import tenant_folders
     from shared.pipelines.sql_scope import TableScope, checked_query
     from shared.pipelines.templating import TemplateError
     from shared.pipelines.templating import render as render_template

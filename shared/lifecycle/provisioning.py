@@ -25,8 +25,8 @@ from typing import Any
 import yaml
 
 from shared import logs
+from shared.catalog.loader import list_pipeline_files
 from shared.metadata_tables import create_metadata_tables, metadata_dataset
-from shared.pipelines.loader import list_pipeline_files
 from shared.ports.warehouse import DatasetCreationRefused, Warehouse
 from shared.runtime.context import Context
 from shared.runtime.settings import Settings

@@ -30,12 +30,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from shared.catalog.loader import PipelineValidationError
 from shared.clock import iso, parse_iso, utc_now
 from shared.contracts.messages import Trigger
 from shared.contracts.state_paths import run_path
 from shared.errors import BadRequest, ServiceUnavailable, TooManyRequests
 from shared.pipelines.bounds import check_run_parameters, spec_problem
-from shared.pipelines.loader import PipelineValidationError
 from shared.pipelines.parameters import validate_run_parameters
 from shared.pipelines.spec import PipelineSpec
 from shared.plans import Plan, effective_plan

@@ -18,13 +18,13 @@ from datetime import date, timedelta
 from typing import Any
 
 from shared import logs
+from shared.catalog.loader import PipelineValidationError, find_pipeline, snapshot
 from shared.clock import iso, parse_iso, utc_now
 from shared.contracts.messages import EventType, RunRequest, StageTask
 from shared.contracts.state_paths import claim_path, run_path, stage_path
 from shared.error_text import without_local_paths
 from shared.errors import ClientError, TerminalError, TransientError
 from shared.observability import stage_span
-from shared.pipelines.loader import PipelineValidationError, find_pipeline, snapshot
 from shared.pipelines.parameters import resolve_run_parameters, typed_values
 from shared.pipelines.spec import StepSpec
 from shared.ports.state import EXPIRE_AT, expires_in

@@ -11,13 +11,13 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from shared.catalog.loader import PipelineValidationError, list_pipeline_files, load_pipeline
 from shared.clock import iso, utc_now
 from shared.contracts import topics
 from shared.contracts.envelope import OutboundMessage
 from shared.contracts.messages import ScheduleTick
 from shared.contracts.state_paths import run_path
 from shared.observability import with_trace_context
-from shared.pipelines.loader import PipelineValidationError, list_pipeline_files, load_pipeline
 from shared.runs.store import idempotency_path
 from shared.runtime.context import Context
 from shared.scheduling.cron import CronSchedule, ScheduleError, misfire_reason, slots_to_fire

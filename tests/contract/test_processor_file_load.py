@@ -15,8 +15,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from shared.catalog.loader import PipelineValidationError, load_pipeline
 from shared.errors import TerminalError
-from shared.pipelines.loader import PipelineValidationError, load_pipeline
 from shared.pipelines.spec import StepSpec
 from shared.pipelines.templating import ValidationScope
 from shared.processors import file_load, file_sources, table_sink

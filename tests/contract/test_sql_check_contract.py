@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from shared.pipelines.loader import load_pipeline
-from shared.pipelines.sql_check import check_pipeline
+from shared.catalog.loader import load_pipeline
+from shared.catalog.sql_check import check_pipeline
 from shared.ports.warehouse import Warehouse
 from tests.processor_support import BQ_PROJECT, engine_fixture, open_warehouse  # noqa: F401
 

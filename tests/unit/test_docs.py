@@ -165,8 +165,8 @@ def test_every_step_type_has_an_example_the_loader_accepts() -> None:
 
     import yaml
 
+    from shared.catalog.loader import parse_pipeline
     from shared.docgen.steps_reference import EXAMPLES
-    from shared.pipelines.loader import parse_pipeline
     from shared.processors.registry import known_types
 
     assert sorted(EXAMPLES) == known_types()

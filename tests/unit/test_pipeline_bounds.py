@@ -10,12 +10,12 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
+from shared.catalog.loader import PipelineValidationError, load_pipeline, parse_pipeline
 from shared.cli.main import cli
 from shared.errors import BadRequest, PayloadTooLarge
 from shared.lifecycle.local_tenants import config_tenants
 from shared.notify.config import validate_all
 from shared.pipelines.bounds import check_run_parameters, declared_plan, spec_problem
-from shared.pipelines.loader import PipelineValidationError, load_pipeline, parse_pipeline
 from shared.plans import DEFAULT_PLAN, PLANS, Plan
 from shared.tenancy.sources import TenantSourcesError, parse_sources
 from shared.yaml_source import UnsafeYaml, YamlBounds, compose_and_load, read_config_text

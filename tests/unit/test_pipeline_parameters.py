@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from shared.pipelines.loader import parse_pipeline
+from shared.catalog.loader import parse_pipeline
 from shared.pipelines.parameters import ParameterError, coerce, resolve_run_parameters, typed_values
 from tests.conftest import auth, execute, run_to_end
 

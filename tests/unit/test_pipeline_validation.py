@@ -16,8 +16,8 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
+from shared.catalog.loader import PipelineValidationError, load_pipeline, parse_pipeline, snapshot
 from shared.cli.main import cli
-from shared.pipelines.loader import PipelineValidationError, load_pipeline, parse_pipeline, snapshot
 from shared.pipelines.spec import PipelineSpec
 
 DATA = Path(__file__).resolve().parents[1] / "data"

@@ -64,7 +64,7 @@ def test_table_marks_missed_targets_and_the_record_is_written_twice(tmp_path: Pa
 
 
 def test_generated_bench_pipelines_are_valid_chains_and_fans() -> None:
-    from shared.pipelines.loader import parse_pipeline
+    from shared.catalog.loader import parse_pipeline
     from shared.plans import PLANS
 
     seq = parse_pipeline(sequential("seq10", 10), "seq10.yaml")

@@ -12,9 +12,9 @@ from typing import Any
 import pytest
 
 from shared.adapters.duckdb_warehouse import DuckDBWarehouse
+from shared.catalog.loader import PipelineValidationError, parse_pipeline
 from shared.errors import TerminalError
 from shared.pipelines import reserved
-from shared.pipelines.loader import PipelineValidationError, parse_pipeline
 from shared.pipelines.parameters import ParameterError, resolve_run_parameters
 from shared.processors.base import StepContext
 from shared.processors.step_config import Destination, TableRef

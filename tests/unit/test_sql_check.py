@@ -1,4 +1,4 @@
-"""SQL steps checked against the tenant's warehouse (shared/pipelines/sql_check.py) and by `cloudact pipelines
+"""SQL steps checked against the tenant's warehouse (shared/catalog/sql_check.py) and by `cloudact pipelines
 validate`: unknown tables and columns and untranslatable SQL reported at the query's file:line:col, tables an upstream
 step creates are known later, and the execute path's cheap translation check."""
 
@@ -12,9 +12,9 @@ from click.testing import CliRunner
 
 from shared.adapters.duckdb_sql import transpile
 from shared.adapters.duckdb_warehouse import DuckDBWarehouse
+from shared.catalog.loader import load_pipeline
+from shared.catalog.sql_check import CheckReport, check_pipeline, translation_issues
 from shared.cli.main import cli
-from shared.pipelines.loader import load_pipeline
-from shared.pipelines.sql_check import CheckReport, check_pipeline, translation_issues
 
 HEAD = """pipeline_id: p
 parameters:

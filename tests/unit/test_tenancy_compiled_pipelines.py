@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from shared.catalog.loader import PipelineValidationError
 from shared.errors import NotFound
-from shared.pipelines.loader import PipelineValidationError
 from shared.tenancy.cache import compiled_pipeline
 
 PIPELINE = """pipeline_id: nightly

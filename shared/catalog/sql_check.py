@@ -35,8 +35,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal, NamedTuple
 
-from shared.errors import BadRequest, ClientError, PipelineError, TerminalError
-from shared.pipelines.loader import (
+from shared.catalog.loader import (
     PipelineValidationError,
     display_name,
     find_pipeline,
@@ -44,6 +43,7 @@ from shared.pipelines.loader import (
     pipeline_path,
     tenant_of,
 )
+from shared.errors import BadRequest, ClientError, PipelineError, TerminalError
 from shared.pipelines.parameters import typed
 from shared.pipelines.spec import PipelineSpec, StepSpec
 from shared.pipelines.sql_engine_messages import clean, offset_of_name
