@@ -32,6 +32,7 @@ lint: install-dev
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	$(BIN)/lint-imports   # the layers in pyproject.toml [tool.importlinter]: each imports only those below it
 
 fmt: install-dev
 	$(BIN)/ruff format .

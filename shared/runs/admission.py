@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from shared.catalog.compiled import CompiledPipeline, compiled_pipeline
 from shared.catalog.loader import PipelineValidationError
 from shared.clock import iso, parse_iso, utc_now
 from shared.contracts.messages import Trigger
@@ -44,7 +45,6 @@ from shared.runs.states import is_terminal
 from shared.runs.store import CreatedRun, create_run, idempotency_path, new_run_id
 from shared.runtime.context import Context
 from shared.tenancy import quota_shards, slots
-from shared.tenancy.cache import CompiledPipeline, compiled_pipeline
 from shared.tenancy.tenants import get_tenant, require_active
 
 CAS_BUDGET_S = 4.0

@@ -18,6 +18,7 @@ from functools import lru_cache
 from typing import Any
 
 from shared import logs
+from shared.catalog.compiled import compiled_pipeline
 from shared.clock import iso, parse_iso, utc_now
 from shared.contracts import topics
 from shared.contracts.envelope import OutboundMessage, decode_cloud_event
@@ -28,7 +29,6 @@ from shared.ports.state import set_fields_if
 from shared.runs.admission import admit_run
 from shared.runtime.context import Context
 from shared.scheduling.cron import CronSchedule, MisfirePolicy, ScheduleError, misfire_reason, slots_to_fire
-from shared.tenancy.cache import compiled_pipeline
 
 log = logs.get_logger("cloudact.scheduling")
 MAX_RETRY_AFTER_S = 600.0

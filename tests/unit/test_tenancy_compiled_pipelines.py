@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from shared.catalog.compiled import compiled_pipeline
 from shared.catalog.loader import PipelineValidationError
 from shared.errors import NotFound
-from shared.tenancy.cache import compiled_pipeline
 
 PIPELINE = """pipeline_id: nightly
 schedule: {{cron: "{cron}", timezone: UTC}}
