@@ -122,6 +122,9 @@ def _computed(rtype: str, attrs: Mapping[str, Any], name: str) -> Any:
     if rtype == "google_project_service_identity" and name in ("email", "member"):
         email = f"service-{PROJECT_NUMBER}@gcp-sa-{str(a('service')).split('.')[0]}.iam.gserviceaccount.com"
         return email if name == "email" else f"serviceAccount:{email}"
+    if rtype == "google_logging_project_sink" and name == "writer_identity":
+        # unique_writer_identity: the project's Logging service agent, shared by its sinks.
+        return f"serviceAccount:service-{PROJECT_NUMBER}@gcp-sa-logging.iam.gserviceaccount.com"
     if rtype == "google_project" and name == "number":
         return PROJECT_NUMBER
     if rtype == "google_bigquery_default_service_account" and name in ("email", "member"):

@@ -16,11 +16,22 @@ MAINTENANCE_TICKS: Final = "cdp-maintenance-ticks"
 """Cloud Scheduler -> maintenance."""
 DEAD_LETTERS: Final = "cdp-dead-letters"
 """Every push subscription's dead-letter topic; maintenance reads it."""
+JOB_EVENTS: Final = "cdp-job-events"
+"""BigQuery job-completion audit log entries of our jobs (a Cloud Logging sink publishes them) -> stage_worker, which
+starts that stage's next poll round at once (shared/runs/job_events.py). Nothing of ours publishes here."""
 
 DEAD_LETTER_PULL_SUBSCRIPTION: Final = f"{DEAD_LETTERS}--inspect"
 """The dead-letter topic's retained pull subscription: what an operator lists, replays and purges."""
 
-ALL_TOPICS: Final = (RUN_REQUESTS, STAGE_TASKS, RUN_EVENTS, SCHEDULE_TICKS, MAINTENANCE_TICKS, DEAD_LETTERS)
+ALL_TOPICS: Final = (
+    RUN_REQUESTS,
+    STAGE_TASKS,
+    RUN_EVENTS,
+    SCHEDULE_TICKS,
+    MAINTENANCE_TICKS,
+    DEAD_LETTERS,
+    JOB_EVENTS,
+)
 
 # Which function entry point consumes which topic. One push subscription per pair, named `<topic>--<function>`.
 SUBSCRIBERS: Final[dict[str, str]] = {
@@ -30,6 +41,7 @@ SUBSCRIBERS: Final[dict[str, str]] = {
     SCHEDULE_TICKS: "scheduled_trigger",
     MAINTENANCE_TICKS: "maintenance",
     DEAD_LETTERS: "maintenance",
+    JOB_EVENTS: "stage_worker",
 }
 
 

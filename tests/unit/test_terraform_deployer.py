@@ -46,6 +46,7 @@ ROLE_OF: dict[str, str | None] = {
     "google_monitoring_dashboard": "roles/monitoring.editor",
     "google_monitoring_uptime_check_config": "roles/monitoring.editor",
     "google_logging_metric": "roles/logging.configWriter",
+    "google_logging_project_sink": "roles/logging.configWriter",
     "time_sleep": None,  # no Google API call
 }
 # Needed by the deploy itself rather than by a resource type.

@@ -12,6 +12,7 @@ locals {
     "cdp-schedule-ticks",
     "cdp-maintenance-ticks",
     "cdp-dead-letters",
+    "cdp-job-events",
   ]
   dead_letter_topic = "cdp-dead-letters"
 
@@ -23,6 +24,17 @@ locals {
     "cdp-schedule-ticks"    = "scheduled_trigger"
     "cdp-maintenance-ticks" = "maintenance"
     "cdp-dead-letters"      = "maintenance"
+    "cdp-job-events"        = "stage_worker"
+  }
+
+  # BigQuery job-completion events (platform/job_events.tf): the log sink selects the completion entries of the jobs
+  # the code starts, which carry the label app=cdp (shared/adapters/bigquery_warehouse.py `_job_labels`) and ids
+  # starting `cdp_` (shared/processors/jobs.py `stage_job_id`, shared/ports/warehouse.py `StepJobs.job_id`).
+  job_events = {
+    topic         = "cdp-job-events"
+    job_id_prefix = "cdp_"
+    label_key     = "app"
+    label_value   = "cdp"
   }
 
   push_subscriptions = {

@@ -3,6 +3,11 @@ output "topics" {
   value       = local.topics
 }
 
+output "job_events" {
+  description = "The topic BigQuery job-completion audit entries are routed to, and how the sink knows our jobs."
+  value       = local.job_events
+}
+
 output "dead_letter_topic" {
   value = local.dead_letter_topic
 }
