@@ -41,6 +41,11 @@ def topic_from_source(source: str) -> str:
     return source.rsplit(marker, 1)[1] if marker in source else ""
 
 
+def source_topic(event: Any) -> str:
+    """The topic a Pub/Sub CloudEvent came from (empty when its source names none): one function may serve two."""
+    return topic_from_source(str(event["source"])) if _has(event, "source") else ""
+
+
 def decode_cloud_event(event: Any) -> ReceivedMessage:
     """Extract the Pub/Sub message from a CloudEvent (cloudevents.http.CloudEvent or anything with the same shape)."""
     data = event.data if hasattr(event, "data") else event.get("data")
@@ -54,14 +59,13 @@ def decode_cloud_event(event: Any) -> ReceivedMessage:
     attributes = message.get("attributes") or {}
     if not isinstance(attributes, dict):
         raise UndecodableMessage("message.attributes is not an object")
-    source = event["source"] if _has(event, "source") else ""
     attempt = data.get("deliveryAttempt") or message.get("deliveryAttempt")
     return ReceivedMessage(
         data=raw,
         attributes={str(k): str(v) for k, v in attributes.items()},
         message_id=str(message.get("messageId") or message.get("message_id") or ""),
         publish_time=str(message.get("publishTime") or message.get("publish_time") or ""),
-        topic=topic_from_source(str(source)),
+        topic=source_topic(event),
         delivery_attempt=int(attempt) if attempt else None,
     )
 

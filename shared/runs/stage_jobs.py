@@ -4,8 +4,10 @@ No invocation waits for a job longer than POLL_WINDOW_S, whatever the job's leng
 - the attempt's RUNNING transition records the deterministic `job_id` and claims poll round 0 (`poll_seq`,
   `polled_at`); the job is submitted after that, so a crash in between is found by the next round (`missing`) and
   submitted then under the same id: a redelivery never starts a second job;
-- a round polls until the job is done or the window ends; still running, it records the job's progress on the stage
-  and publishes one re-check stage task for round n+1, then acks;
+- a round polls until the job is done or the window ends; still running, it records the job's progress and that
+  round n ended (`round_ended`) on the stage and publishes one re-check stage task for round n+1, then acks;
+- the job's completion event (BigQuery's audit log, shared/runs/job_events.py) sends that same re-check for round
+  n+1 when no round is polling (`idle_round`): it ends a stage whose chain broke, or whose re-check is held up, now;
 - a re-check claims its round with a compare-and-set `poll_seq` n -> n+1: a duplicate of it (Pub/Sub delivers at
   least once) loses that write and does nothing, so the chain of re-checks never forks. A chain broken by a crash is
   taken over by any task for the stage (a redelivery, the watchdog's re-dispatch) once `polled_at` is stale;
@@ -40,6 +42,22 @@ _POLL_EVERY_S = (0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0)
 jobs.get a second."""
 STALE_AFTER_S = POLL_WINDOW_S + 30.0
 """A round claimed this long ago whose re-check never came belongs to a crashed worker: its chain is taken over."""
+
+
+ROUND_ENDED = "round_ended"
+"""The stage field naming the last round that ended with its job still running; equal to `poll_seq`: none polls now."""
+
+
+def idle_round(stage: dict[str, Any], now: datetime) -> int | None:
+    """The round a re-check sent now would claim (`poll_seq` + 1), or None while a round polls the job: that round sees
+    the job end by itself, and a second round beside it would finish the job twice. A round that never ended (its
+    worker died) is idle once its chain is stale, as for the watchdog."""
+    if stage.get("status") != "RUNNING" or not stage.get("job_id"):
+        return None
+    seq = int(stage.get("poll_seq") or 0)
+    polled_at = stage.get("polled_at")
+    stale = not polled_at or (now - parse_iso(str(polled_at))).total_seconds() > STALE_AFTER_S
+    return seq + 1 if stage.get(ROUND_ENDED) == seq or stale else None
 
 
 def first_round(
@@ -109,7 +127,7 @@ def _round(
     set_fields_if(
         ctx.state,
         _path(stage),
-        {"job_progress": state.progress},
+        {"job_progress": state.progress, ROUND_ENDED: seq},
         lambda d: d.get("status") == "RUNNING" and (d.get("poll_seq") or 0) == seq,
     )
     publish_stage_tasks(ctx.bus, run, [step.step_id], poll_seq=seq + 1)
