@@ -11,8 +11,8 @@ from shared.runtime.context import get_context
 
 @functions_framework.http
 def api(request: Any) -> tuple[str, int, dict[str, str]]:
-    logs.configure()
     ctx = get_context()
+    logs.configure(ctx.settings.log_level)
     observability.configure(ctx.settings)
     with observability.http_span("api", request.method, request.path, dict(request.headers.items())) as span:
         text, status, headers = handle_flask(ctx, request)

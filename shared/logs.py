@@ -10,7 +10,6 @@ import contextlib
 import contextvars
 import json
 import logging
-import os
 import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -49,15 +48,18 @@ def _trace_fields() -> dict[str, Any]:
     return log_trace_fields()
 
 
-def configure(level: str | None = None, stream: Any = None) -> None:
-    """Install the JSON formatter on the root logger once (functions-framework and the CLI both call this)."""
+def configure(level: str = "INFO", stream: Any = None) -> None:
+    """Install the JSON formatter on the root logger once (functions-framework and the CLI both call this).
+
+    The functions pass `Settings.log_level` (CLOUDACT_LOG_LEVEL); this layer is below Settings and reads no
+    environment."""
     root = logging.getLogger()
     if any(isinstance(h.formatter, JsonFormatter) for h in root.handlers):
         return
     handler = logging.StreamHandler(stream or sys.stderr)
     handler.setFormatter(JsonFormatter())
     root.addHandler(handler)
-    root.setLevel(level or os.environ.get("CLOUDACT_LOG_LEVEL", "INFO"))
+    root.setLevel(level)
 
 
 @contextlib.contextmanager

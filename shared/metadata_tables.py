@@ -139,7 +139,7 @@ def create_metadata_tables(warehouse: Warehouse, tenant_id: str) -> None:
 
 def ensure_metadata_tables(ctx: Context, tenant_id: str) -> None:
     """Runtime: check the provisioned dataset (never create it) and create missing tables, once per process."""
-    ensured: set[str] = ctx.extras.setdefault("metadata_tables", set())
+    ensured = ctx.caches.metadata_tables
     if tenant_id in ensured:
         return
     warehouse = ctx.warehouse_for(tenant_id)

@@ -37,8 +37,8 @@ def dead_letter(ctx: Context, received: ReceivedMessage, reason: str, function: 
 
 
 def handle_event(cloud_event: Any, model: type[M], handler: Callable[[Context, M], None], function: str) -> None:
-    logs.configure()
     ctx = get_context()
+    logs.configure(ctx.settings.log_level)
     observability.configure(ctx.settings)
     try:
         received = decode_cloud_event(cloud_event)

@@ -18,8 +18,8 @@ _DEAD_LETTER_MARKERS = ("CloudPubSubDeadLetterSourceDeliveryCount", "cdp_dead_le
 
 
 def handle_maintenance_event(cloud_event: Any) -> None:
-    logs.configure()
     ctx = get_context()
+    logs.configure(ctx.settings.log_level)
     observability.configure(ctx.settings)
     try:
         received = decode_cloud_event(cloud_event)

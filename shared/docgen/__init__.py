@@ -43,7 +43,7 @@ def _steps() -> str:
 
 
 GENERATED: dict[str, tuple[str, Callable[[], str]]] = {
-    "configuration.md": ("shared/runtime/settings.py and every os.environ read", _configuration),
+    "configuration.md": ("shared/runtime/settings.py", _configuration),
     "metadata-schema.md": ("shared/runs/metadata.py", _metadata_schema),
     "api.md": ("the OpenAPI document of shared/api", _api_markdown),
     "steps.md": ("the processors' settings models, shared/processors/expressions.py and quality_rules.py", _steps),

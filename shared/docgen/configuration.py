@@ -1,9 +1,9 @@
 """docs/configuration.md from the code: every environment variable the platform reads, its default and who reads it.
 
 Sources of truth, read rather than restated: `Settings.from_env` (which variable fills which field, with what default)
-and the field docstrings of `Settings`; every `os.environ` read elsewhere in shared/ (through a module constant such as
-`PEPPER_ENV` or a literal); the functions' environment in terraform/modules/platform/functions.tf; the variables the
-scripts in scripts/ read. A variable added anywhere of these shows up here at the next `make docs`.
+and the field docstrings of `Settings` - the one place shared/ and functions/ read the environment
+(tests/unit/test_settings.py keeps it so); the functions' environment in terraform/modules/platform/functions.tf; the
+variables the scripts in scripts/ read. A variable added to any of these shows up here at the next `make docs`.
 """
 
 from __future__ import annotations
@@ -23,14 +23,6 @@ FUNCTIONS_TF = REPO_ROOT / "terraform" / "modules" / "platform" / "functions.tf"
 class SettingVariable:
     env: str
     field: str
-    default: str
-    doc: str
-
-
-@dataclass(frozen=True)
-class EnvRead:
-    env: str
-    module: str
     default: str
     doc: str
 
@@ -91,53 +83,6 @@ def settings_variables() -> list[SettingVariable]:
     return out
 
 
-def _module_constants(tree: ast.Module) -> dict[str, object]:
-    return {
-        target.id: node.value.value
-        for node in tree.body
-        if isinstance(node, ast.Assign) and isinstance(node.value, ast.Constant)
-        for target in node.targets
-        if isinstance(target, ast.Name)
-    }
-
-
-def _value(node: ast.expr | None, constants: dict[str, object]) -> object:
-    if isinstance(node, ast.Constant):
-        return node.value
-    return constants.get(getattr(node, "id", ""))
-
-
-def environment_reads() -> list[EnvRead]:
-    """Every os.environ.get/[...] of shared/ outside Settings, resolved through module constants."""
-    reads: dict[tuple[str, str], EnvRead] = {}
-    for path in sorted((REPO_ROOT / "shared").rglob("*.py")):
-        if path == SETTINGS_FILE:
-            continue
-        tree = ast.parse(path.read_text())
-        constants = _module_constants(tree)
-        module = str(path.relative_to(REPO_ROOT))
-        for node in ast.walk(tree):
-            if not (isinstance(node, ast.Call) and getattr(node.func, "attr", None) == "get" and node.args):
-                continue
-            if "os.environ" not in ast.unparse(node.func):
-                continue
-            env = _value(node.args[0], constants)
-            if isinstance(env, str) and env.startswith("CLOUDACT_"):
-                default = _value(node.args[1], constants) if len(node.args) > 1 else None
-                shown = "unset" if default is None else f"`{default}`"
-                reads[(env, module)] = EnvRead(env, module, shown, _module_doc_line(tree, env))
-    return sorted(reads.values(), key=lambda r: (r.env, r.module))
-
-
-def _module_doc_line(tree: ast.Module, env: str) -> str:
-    """The sentence of the module docstring that names the variable, if there is one."""
-    text = " ".join((ast.get_docstring(tree) or "").split())
-    for sentence in re.split(r"(?<=[.;])\s+", text):
-        if env in sentence:
-            return sentence.strip()
-    return ""
-
-
 def terraform_environment() -> dict[str, str]:
     """Variable -> value expression that Terraform sets on every function."""
     block = FUNCTIONS_TF.read_text().split("environment_variables = {", 1)[1].split("}", 1)[0]
@@ -179,19 +124,10 @@ def render() -> str:
     lines += [
         "",
         "`CLOUDACT_PROJECT` falls back to `GOOGLE_CLOUD_PROJECT` (set by Cloud Functions) before its default.",
-        "",
-        "## Read outside Settings",
-        "",
-        "The tenancy variables are read by the `api` function (and the CLI on the same runtime); set the secrets among",
-        "them with `--set-secrets` on the api function only.",
-        "",
-        "| variable | read by | default | what the code says |",
-        "|---|---|---|---|",
+        "The secrets (`CLOUDACT_API_KEY_PEPPER`, `CLOUDACT_ADMIN_TOKEN`) are mounted with `--set-secrets` on the api",
+        "function only; Settings holds them as SecretStr, so a printed Settings never shows them.",
     ]
-    for read in environment_reads():
-        lines.append(f"| `{read.env}` | `{read.module}` | {read.default} | {_cell(read.doc)} |")
-    known = {v.env for v in settings} | {r.env for r in environment_reads()}
-    unread = sorted(set(terraform) - known)
+    unread = sorted(set(terraform) - {v.env for v in settings})
     if unread:
         lines += ["", "Set by Terraform but read by no code (kept as a label of the function's environment):", ""]
         lines += [f"- `{env}` = `{terraform[env]}`" for env in unread]

@@ -9,7 +9,6 @@ key revoked) is replaced; a valid one is reused, so repeated runs issue no new k
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,7 +21,7 @@ from shared.lifecycle.provisioning import provision_tenant
 from shared.plans import PLANS
 from shared.runtime.context import Context
 from shared.tenancy.apikeys import issue_key, verify_raw_key
-from shared.tenancy.credentials import ADMIN_TOKEN_ENV, ensure_local_credentials, save_local_credentials
+from shared.tenancy.credentials import ensure_local_credentials, save_local_credentials
 from shared.tenancy.tenants import TENANT_ID, tenant_path
 from shared.yaml_source import compose_and_load, read_config_text
 
@@ -82,4 +81,5 @@ def bootstrap_local_tenants(ctx: Context) -> LocalCredentials:
             changed = True
     if changed:
         save_local_credentials(ctx.settings, {**creds, "api_keys": keys})
-    return LocalCredentials(os.environ.get(ADMIN_TOKEN_ENV) or str(creds["admin_token"]), keys)
+    configured = ctx.settings.admin_token
+    return LocalCredentials(configured.get_secret_value() if configured else str(creds["admin_token"]), keys)

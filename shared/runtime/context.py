@@ -13,12 +13,12 @@ import re
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from shared.ports.bus import MessageBus
 from shared.ports.keys import KeyService
 from shared.ports.state import StateStore
 from shared.ports.warehouse import Warehouse
+from shared.runtime.caches import InstanceCaches
 from shared.runtime.settings import Settings
 
 
@@ -30,8 +30,8 @@ class Context:
     _warehouses: dict[str, Warehouse] = field(default_factory=dict)
     _keys: KeyService | None = None
     _lock: threading.RLock = field(default_factory=threading.RLock)
-    extras: dict[str, Any] = field(default_factory=dict)
-    """Per-process caches other packages keep alongside the adapters (e.g. which metadata tables exist)."""
+    caches: InstanceCaches = field(default_factory=InstanceCaches, repr=False)
+    """What this instance keeps beside the adapters: document caches, resolved credentials, its rate limiter."""
 
     @property
     def bus(self) -> MessageBus:

@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+from pydantic import SecretStr
+
 RuntimeName = Literal["embedded", "emulators", "gcp"]
 
 _PRESETS: dict[str, dict[str, str]] = {
@@ -74,6 +76,20 @@ class Settings:
     """Days an audit record (`audit/...`) is kept: a year of admin changes plus a month, then TTL-deleted."""
     notification_retention_days: float = 90.0
     """Days notification records, delivery logs and dead-letter records are kept before TTL deletes them."""
+    global_requests_per_minute: int = 60_000
+    """api function: requests one instance serves per minute over all tenants, unauthenticated included (a flood
+    guard; the platform-wide ceiling is this times the function's max instances)."""
+    # The two secrets are SecretStr and left out of repr: printing Settings (or a Context) never shows them.
+    api_key_pepper: SecretStr | None = field(default=None, repr=False)
+    """api function (and the CLI on its runtime): the HMAC key API-key secrets are stored under, >= 32 characters, a
+    Secret Manager secret mounted with `--set-secrets`. Unset: a random pepper sealed with the key service is kept
+    in the state store (shared/tenancy/credentials.py)."""
+    admin_token: SecretStr | None = field(default=None, repr=False)
+    """api function: the platform admin credential (`X-Admin-Token`), >= 32 characters, a Secret Manager secret
+    mounted with `--set-secrets`. Unset: admin_token_sealed, else (local keyring only) `.cloudact/credentials.json`,
+    else the admin routes answer 503."""
+    admin_token_sealed: str | None = None
+    """api function: the admin credential sealed with Cloud KMS, base64 (`cloudact tenants seal-admin-token`)."""
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -105,7 +121,16 @@ class Settings:
             run_retention_days=float(e.get("CLOUDACT_RUN_RETENTION_DAYS", "400")),
             audit_retention_days=float(e.get("CLOUDACT_AUDIT_RETENTION_DAYS", "400")),
             notification_retention_days=float(e.get("CLOUDACT_NOTIFICATION_RETENTION_DAYS", "90")),
+            global_requests_per_minute=int(e.get("CLOUDACT_GLOBAL_REQUESTS_PER_MINUTE", "60000")),
+            api_key_pepper=_secret(e.get("CLOUDACT_API_KEY_PEPPER")),
+            admin_token=_secret(e.get("CLOUDACT_ADMIN_TOKEN")),
+            admin_token_sealed=e.get("CLOUDACT_ADMIN_TOKEN_SEALED") or None,
         )
+
+
+def _secret(value: str | None) -> SecretStr | None:
+    """An empty variable counts as unset (Terraform writes "" for a secret it does not manage)."""
+    return SecretStr(value) if value else None
 
 
 def _egress_allow_private(runtime: str, value: str | None) -> tuple[str, ...] | None:

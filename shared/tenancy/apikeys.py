@@ -21,6 +21,7 @@ from typing import Any
 from shared.clock import iso, parse_iso, utc_now
 from shared.errors import BadRequest, Conflict, NotFound, Unauthorized
 from shared.ports.state import Filter, set_fields_if
+from shared.runtime.caches import DocumentCache
 from shared.runtime.context import Context
 from shared.tenancy.cache import TtlCache
 from shared.tenancy.credentials import api_key_pepper
@@ -70,11 +71,12 @@ def key_path(key_id: str) -> str:
     return f"api_keys/{key_id}"
 
 
-def _cache(ctx: Context) -> TtlCache[dict[str, Any]]:
-    cache = ctx.extras.get("api_key_cache")
-    if cache is None:
-        cache = ctx.extras.setdefault("api_key_cache", TtlCache[dict[str, Any]](KEY_CACHE_TTL_S, KEY_CACHE_MAX))
-    return cache  # type: ignore[no-any-return]
+def _cache(ctx: Context) -> DocumentCache:
+    caches = ctx.caches
+    with caches.lock:
+        if caches.api_keys is None:
+            caches.api_keys = TtlCache[dict[str, Any]](KEY_CACHE_TTL_S, KEY_CACHE_MAX)
+        return caches.api_keys
 
 
 def _hmac(pepper: bytes, key_id: str, secret: str) -> bytes:

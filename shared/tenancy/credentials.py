@@ -13,7 +13,9 @@ Where they come from (first match wins):
      `.cloudact/credentials.json` (mode 0600), created on first use. `cloudact tenants admin-token` prints it.
   With none of these the admin routes answer 503: the API never runs with an open or default admin credential.
 
-Both values are cached per process once resolved (one KMS decrypt per cold start).
+The variables are read once, into `Settings` (api_key_pepper, admin_token, admin_token_sealed; the secrets as
+SecretStr, so they never show in a repr or a log line). Both values are cached per instance once resolved
+(`Context.caches`: one KMS decrypt per cold start).
 """
 
 from __future__ import annotations
@@ -46,14 +48,14 @@ MIN_SECRET_CHARS = 32
 
 
 def api_key_pepper(ctx: Context) -> bytes:
-    cached = ctx.extras.get("api_key_pepper")
-    if isinstance(cached, bytes):
+    cached = ctx.caches.api_key_pepper
+    if cached is not None:
         return cached
-    from_env = os.environ.get(PEPPER_ENV)
-    if from_env:
-        if len(from_env) < MIN_SECRET_CHARS:
+    configured = ctx.settings.api_key_pepper
+    if configured is not None:
+        if len(configured.get_secret_value()) < MIN_SECRET_CHARS:
             raise TerminalError(f"{PEPPER_ENV} must be at least {MIN_SECRET_CHARS} characters")
-        pepper = from_env.encode()
+        pepper = configured.get_secret_value().encode()
     else:
         doc = ctx.state.get(PEPPER_DOC)
         if doc is None:
@@ -63,7 +65,7 @@ def api_key_pepper(ctx: Context) -> bytes:
         if doc is None:
             raise TerminalError(f"{PEPPER_DOC} vanished right after it was created")
         pepper = open_sealed(ctx.keys, doc["sealed"], PLATFORM, "api_key_pepper")
-    ctx.extras["api_key_pepper"] = pepper
+    ctx.caches.api_key_pepper = pepper
     return pepper
 
 
@@ -75,10 +77,10 @@ def _digest(token: str) -> bytes:
 
 
 def _configured_admin_token(ctx: Context) -> str | None:
-    plain = os.environ.get(ADMIN_TOKEN_ENV)
-    if plain:
-        return plain
-    sealed = os.environ.get(ADMIN_TOKEN_SEALED_ENV)
+    plain = ctx.settings.admin_token
+    if plain is not None:
+        return plain.get_secret_value()
+    sealed = ctx.settings.admin_token_sealed
     if sealed:
         try:
             record = json.loads(base64.b64decode(sealed, validate=True))
@@ -92,8 +94,8 @@ def _configured_admin_token(ctx: Context) -> str | None:
 
 def require_admin(ctx: Context, presented: str | None) -> None:
     """401 unless `presented` equals the admin credential (compared as SHA-256 digests, in constant time)."""
-    digest = ctx.extras.get("admin_token_digest")
-    if not isinstance(digest, bytes):
+    digest = ctx.caches.admin_token_digest
+    if digest is None:
         token = _configured_admin_token(ctx)
         if not token or len(token) < MIN_SECRET_CHARS:
             raise ServiceUnavailable(
@@ -102,7 +104,7 @@ def require_admin(ctx: Context, presented: str | None) -> None:
                 60,
             )
         digest = _digest(token)
-        ctx.extras["admin_token_digest"] = digest
+        ctx.caches.admin_token_digest = digest
     if not presented:
         raise Unauthorized(
             "this route needs the admin credential in the X-Admin-Token header", {"field": "X-Admin-Token"}

@@ -17,7 +17,6 @@ unauthenticated included. The platform-wide ceiling is this times the function's
 from __future__ import annotations
 
 import math
-import os
 import random
 import threading
 from dataclasses import dataclass
@@ -26,6 +25,7 @@ from datetime import UTC, datetime
 from shared.clock import utc_now
 from shared.errors import TooManyRequests
 from shared.ports.state import expires_in
+from shared.runtime.caches import RequestLimiter
 from shared.runtime.context import Context
 
 WINDOW_S = 60
@@ -34,8 +34,6 @@ SHARD_RPM = 60
 MAX_SHARDS = 256
 PROBES = 2
 """Shards tried before a request is refused."""
-GLOBAL_RPM_ENV = "CLOUDACT_GLOBAL_REQUESTS_PER_MINUTE"
-DEFAULT_GLOBAL_RPM = 60_000
 
 
 @dataclass(frozen=True)
@@ -109,10 +107,10 @@ class GlobalLimiter:
             raise RateLimited("the API is over its global request rate; retry later", window, "global")
 
 
-def global_limiter(ctx: Context) -> GlobalLimiter:
-    limiter = ctx.extras.get("global_limiter")
-    if limiter is None:
-        limit = int(os.environ.get(GLOBAL_RPM_ENV, DEFAULT_GLOBAL_RPM))
-        limiter = ctx.extras.setdefault("global_limiter", GlobalLimiter(limit))
-    assert isinstance(limiter, GlobalLimiter)
-    return limiter
+def global_limiter(ctx: Context) -> RequestLimiter:
+    """The instance's limiter, at `Settings.global_requests_per_minute` (CLOUDACT_GLOBAL_REQUESTS_PER_MINUTE)."""
+    caches = ctx.caches
+    with caches.lock:
+        if caches.global_limiter is None:
+            caches.global_limiter = GlobalLimiter(ctx.settings.global_requests_per_minute)
+        return caches.global_limiter

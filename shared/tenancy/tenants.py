@@ -17,6 +17,7 @@ from shared.errors import BadRequest, Conflict, Forbidden, NotFound
 from shared.pipelines.bounds import declared_plan
 from shared.plans import check_limit_overrides, effective_plan, get_plan
 from shared.ports.state import Filter, set_fields_if
+from shared.runtime.caches import DocumentCache
 from shared.runtime.context import Context
 from shared.tenancy.audit import record_audit
 from shared.tenancy.cache import TtlCache
@@ -49,11 +50,12 @@ def get_tenant(ctx: Context, tenant_id: str) -> dict[str, Any]:
     return doc
 
 
-def _tenant_cache(ctx: Context) -> TtlCache[dict[str, Any]]:
-    cache = ctx.extras.get("tenant_cache")
-    if cache is None:
-        cache = ctx.extras.setdefault("tenant_cache", TtlCache[dict[str, Any]](TENANT_CACHE_TTL_S, 100_000))
-    return cache  # type: ignore[no-any-return]
+def _tenant_cache(ctx: Context) -> DocumentCache:
+    caches = ctx.caches
+    with caches.lock:
+        if caches.tenants is None:
+            caches.tenants = TtlCache[dict[str, Any]](TENANT_CACHE_TTL_S, 100_000)
+        return caches.tenants
 
 
 def get_tenant_cached(ctx: Context, tenant_id: str) -> dict[str, Any]:
