@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 
-.PHONY: install install-dev demo test lint fmt bench reliability security gcp-parity dev clean schemas
+.PHONY: install install-dev demo test test-fast lint fmt bench reliability security gcp-parity dev clean schemas
 
 $(BIN)/python:
 	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11+ is required"'
@@ -27,6 +27,9 @@ demo: install            ## run the sample pipeline end to end on the embedded r
 
 test: install-dev        ## the whole suite; starts (and stops) the emulators, bqemulator and function servers
 	scripts/test.sh
+
+test-fast: install-dev   ## the tests that need no server (unit + embedded contract halves), < 2 min; fails on 0 tests
+	scripts/test_fast.sh
 
 lint: install-dev
 	$(BIN)/ruff check .

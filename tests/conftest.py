@@ -12,9 +12,17 @@ import pytest
 
 from shared.runtime.settings import Settings
 from tests.manual_clock import ManualClock, installed
+from tests.servers import SERVER_MARKERS, fast_run
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = Path(__file__).resolve().parent / "data"
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """Under `make test-fast` (no servers started) a test marked as needing one fails at once, naming the marker."""
+    needs = [m for m in SERVER_MARKERS if item.get_closest_marker(m)]
+    if needs and fast_run():
+        pytest.fail(f"marked {needs}: needs a server, which make test-fast does not start (make test does)")
 
 
 @pytest.fixture

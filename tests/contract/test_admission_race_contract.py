@@ -30,6 +30,7 @@ from shared.runtime.context import Context
 from shared.runtime.settings import Settings
 from shared.tenancy import quota_shards, ratelimit
 from shared.tenancy.tenants import update_tenant
+from tests.servers import server_missing
 
 pytestmark = pytest.mark.timeout(300)
 TENANT = "testco"
@@ -40,10 +41,7 @@ def ctx(request: pytest.FixtureRequest, tmp_path: Path, config_dir: Path) -> Ite
     store: StateStore
     if request.param == "firestore":
         if not os.environ.get("FIRESTORE_EMULATOR_HOST"):
-            message = "Firestore emulator not running (FIRESTORE_EMULATOR_HOST unset): `make test` starts it"
-            if os.environ.get("CI", "").lower() == "true":
-                pytest.fail(message)
-            pytest.skip(message)
+            server_missing("Firestore emulator not running (FIRESTORE_EMULATOR_HOST unset): `make test` starts it")
         from shared.adapters.firestore_state import FirestoreStateStore
 
         store = FirestoreStateStore(project=f"race-{uuid.uuid4().hex[:8]}")

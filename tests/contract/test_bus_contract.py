@@ -19,6 +19,7 @@ import pytest
 from shared.adapters.inprocess_bus import InProcessBus
 from shared.contracts.envelope import OutboundMessage, ReceivedMessage
 from shared.ports.bus import MessageBus
+from tests.servers import PUBSUB_MISSING, server_missing
 
 
 @dataclass
@@ -40,10 +41,7 @@ def _inprocess() -> BusHarness:
 
 def _pubsub() -> BusHarness:
     if not os.environ.get("PUBSUB_EMULATOR_HOST"):
-        message = "Pub/Sub emulator not running: `make test` starts it (gcloud components install pubsub-emulator)"
-        if os.environ.get("CI") == "true":
-            pytest.fail(message)
-        pytest.skip(message)
+        server_missing(PUBSUB_MISSING)
     from google.cloud import pubsub_v1  # type: ignore[attr-defined]
 
     from shared.adapters.pubsub_bus import PubSubBus

@@ -22,6 +22,7 @@ from shared.adapters.dead_letter_file import DeadLetterFile
 from shared.adapters.inprocess_bus import InProcessBus
 from shared.contracts.envelope import OutboundMessage, ReceivedMessage
 from shared.ports.bus import DeadLetterQueue, MessageBus
+from tests.servers import PUBSUB_MISSING, server_missing
 
 TOPIC, DLQ_TOPIC, DLQ_PULL = "dlq-contract", "dlq-contract-dead", "dlq-contract-dead--inspect"
 
@@ -50,10 +51,7 @@ def _inprocess(tmp_path: Path) -> QueueHarness:
 
 def _pubsub() -> QueueHarness:
     if not os.environ.get("PUBSUB_EMULATOR_HOST"):
-        message = "Pub/Sub emulator not running: `make test` starts it (gcloud components install pubsub-emulator)"
-        if os.environ.get("CI") == "true":
-            pytest.fail(message)
-        pytest.skip(message)
+        server_missing(PUBSUB_MISSING)
     from google.cloud import pubsub_v1  # type: ignore[attr-defined]
 
     from shared.adapters.pubsub_bus import PubSubBus

@@ -21,6 +21,7 @@ import pytest
 
 from shared.adapters.sqlite_state import SqliteStateStore
 from shared.ports.state import EXPIRE_AT, Filter, StateStore, expires_in
+from tests.servers import server_missing
 
 T = TypeVar("T")
 
@@ -34,9 +35,7 @@ EMULATOR_MISSING = (
 def backend(request: pytest.FixtureRequest) -> str:
     name: str = request.param
     if name == "firestore" and not os.environ.get("FIRESTORE_EMULATOR_HOST"):
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(f"CI=true but {EMULATOR_MISSING}")
-        pytest.skip(EMULATOR_MISSING)
+        server_missing(EMULATOR_MISSING)
     return name
 
 

@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import DATA, REPO
+from tests.servers import server_missing
 
 REQUIRED = ("PUBSUB_EMULATOR_HOST", "FIRESTORE_EMULATOR_HOST", "CLOUDACT_BIGQUERY_ENDPOINT")
 
@@ -25,9 +26,7 @@ def require_emulators() -> None:
         f"emulator stack not running ({', '.join(missing)} unset): run `make test`, which starts it; "
         "install the Google emulators with `gcloud components install pubsub-emulator cloud-firestore-emulator`"
     )
-    if os.environ.get("CI") == "true":
-        pytest.fail(message)
-    pytest.skip(message)
+    server_missing(message)
 
 
 @pytest.fixture(scope="module")
