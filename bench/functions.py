@@ -1,4 +1,4 @@
-"""One function as its own functions-framework process, started the way shared/runtime/local_stack.py starts them.
+"""One function as its own functions-framework process, started the way bench/local_stack.py starts them.
 
 For figures that need a single function (P4: the `api` function alone) and for drills that restart one on its port
 (reliability: kill -9 of the stage_worker).

@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from bench.harness import REPO_ROOT, Skip, progress
-from shared.app.local_stack import free_ports
+from bench.local_stack import free_ports
 
 EMULATORS_SH = REPO_ROOT / "scripts" / "emulators.sh"
 BQEMULATOR_SH = REPO_ROOT / "scripts" / "bqemulator.sh"

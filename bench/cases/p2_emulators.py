@@ -34,7 +34,7 @@ def _ts(text: str) -> float:
 def run_once(
     api_url: str, pipeline_id: str, headers: dict[str, str], timeout_s: float = 120.0
 ) -> tuple[float, dict[str, Any]]:
-    from shared.app.local_stack import http_json
+    from bench.local_stack import http_json
 
     started = time.time()
     status, body = http_json(
@@ -77,7 +77,7 @@ def _onboard(project: str, env: dict[str, str]) -> dict[str, str]:
 
 
 def measure(options: Options) -> CaseResult:
-    from shared.app.local_stack import start_stack
+    from bench.local_stack import start_stack
 
     runs, warmup = (2, 1) if options.quick else (8, 2)
     with emulator_servers("P2") as servers, tempfile.TemporaryDirectory(prefix="cloudact-bench-p2-") as tmp:

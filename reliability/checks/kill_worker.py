@@ -69,7 +69,7 @@ def run(options: Options) -> list[Figure]:
 
 
 def _on_servers(servers: Any) -> list[Figure]:
-    from shared.app.local_stack import start_stack
+    from bench.local_stack import start_stack
     from shared.runtime.context import Context
     from shared.runtime.settings import Settings
 
@@ -133,7 +133,7 @@ def _log_errors(stack: Any) -> str:
 
 
 def _drill(stack: Any, env: dict[str, str], headers: dict[str, str]) -> list[Figure]:
-    from shared.app.local_stack import http_json
+    from bench.local_stack import http_json
 
     base = f"{stack.api_url}/api/v1/tenants/{TENANT}"
 

@@ -139,7 +139,7 @@ def max_pipeline_yaml(plan: Any) -> str:
 def audit(root: tf.Module, audit_dir: Path | None = None) -> LimitsReport:
     import yaml
 
-    from shared.app.local_stack import HTTP_FUNCTIONS
+    from bench.local_stack import HTTP_FUNCTIONS
     from shared.catalog.loader import snapshot
     from shared.contracts.messages import RunRequest, StageTask, StatusEvent, Trigger
     from shared.pipelines.spec import PipelineSpec, StepSpec

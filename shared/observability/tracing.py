@@ -13,7 +13,6 @@ propagates real trace and span ids, so log lines of one run share a trace id; `c
 from __future__ import annotations
 
 import contextlib
-import json
 import random
 import sys
 import threading
@@ -212,10 +211,3 @@ def log_trace_fields() -> dict[str, Any]:
         LOG_SPAN_KEY: f"{ctx.span_id:016x}",
         LOG_SAMPLED_KEY: ctx.trace_flags.sampled,
     }
-
-
-def read_span_file(path: Path) -> list[dict[str, Any]]:
-    """Every span a `file` exporter wrote (tests and `cloudact` diagnostics)."""
-    if not path.exists():
-        return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]

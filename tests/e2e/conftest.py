@@ -32,7 +32,7 @@ def require_emulators() -> None:
 @pytest.fixture(scope="module")
 def emulator_stack(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     require_emulators()
-    from shared.app.local_stack import start_stack
+    from bench.local_stack import start_stack
 
     root = tmp_path_factory.mktemp("stack")
     configs = root / "tenant_configs"

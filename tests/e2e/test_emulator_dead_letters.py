@@ -22,7 +22,7 @@ from typing import Any
 
 import pytest
 
-from shared.app.local_stack import http_json
+from bench.local_stack import http_json
 from shared.contracts import topics
 from tests.conftest import wait_for
 from tests.e2e.conftest import stack_context

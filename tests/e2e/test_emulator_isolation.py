@@ -39,6 +39,7 @@ from typing import Any
 import pytest
 import yaml
 
+from bench.local_stack import http_json
 from reliability.attacks.ground import _files as plant_files  # the drill's files, canaries and symlinks
 from reliability.attacks.judge import Attack, Markers, Verdict, describe, judge_run, tally
 from reliability.attacks.sql_corpus import (
@@ -58,7 +59,6 @@ from reliability.attacks.step_corpus import (
     reserved_attacks,
     ssrf_urls,
 )
-from shared.app.local_stack import http_json
 from shared.lifecycle.provisioning import provision_tenant
 from tests.conftest import REPO
 from tests.e2e.conftest import stack_context

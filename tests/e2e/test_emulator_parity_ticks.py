@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from shared.app.local_stack import http_json
+from bench.local_stack import http_json
 from shared.contracts import topics
 from shared.contracts.messages import MaintenanceTick, ScheduleTick
 from shared.ports.state import Filter

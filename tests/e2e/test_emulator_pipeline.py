@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from shared.app.local_stack import http_json
+from bench.local_stack import http_json
 from tests.conftest import wait_for
 from tests.e2e.conftest import stack_context
 
@@ -94,7 +94,7 @@ def test_failed_run_and_bad_requests_on_emulators(emulator_stack: Any) -> None:
 def test_undecodable_message_is_dead_lettered_on_emulators(emulator_stack: Any) -> None:
     from google.cloud import pubsub_v1
 
-    from shared.app.local_stack import DEAD_LETTER_PULL_SUBSCRIPTION
+    from bench.local_stack import DEAD_LETTER_PULL_SUBSCRIPTION
     from shared.contracts import topics
 
     publisher = pubsub_v1.PublisherClient()

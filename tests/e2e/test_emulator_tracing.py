@@ -10,10 +10,10 @@ from typing import Any
 
 import pytest
 
-from shared.app.local_stack import http_json
-from shared.observability.tracing import read_span_file
+from bench.local_stack import http_json
 from tests.conftest import wait_for
 from tests.e2e.conftest import stack_context
+from tests.span_files import read_span_file
 
 pytestmark = pytest.mark.emulator
 

@@ -14,9 +14,9 @@ import pytest
 
 from shared import logs
 from shared.observability import metrics, tracing
-from shared.observability.tracing import read_span_file
 from shared.runtime.settings import Settings
 from tests.conftest import run_to_end
+from tests.span_files import read_span_file
 
 
 @pytest.fixture

@@ -18,19 +18,19 @@ import pytest
 import yaml
 
 import main
-from shared.app.local_stack import DEAD_LETTER_PULL_SUBSCRIPTION, HTTP_FUNCTIONS
+from bench.local_stack import DEAD_LETTER_PULL_SUBSCRIPTION, HTTP_FUNCTIONS
 from shared.contracts import topics
 from shared.contracts.messages import MaintenanceTick, ScheduleTick, parse_message
 from shared.scheduling.cron import CronSchedule
-from shared.scheduling.jobs import (
+from shared.scheduling.local import scheduled_pipelines
+from tests.conftest import DATA, REPO
+from tests.scheduler_jobs import (
     MAINTENANCE_JOB,
     MAINTENANCE_SCHEDULE,
     schedule_tick_attributes,
     schedule_tick_body,
     scheduler_job_name,
 )
-from shared.scheduling.local import scheduled_pipelines
-from tests.conftest import DATA, REPO
 
 TERRAFORM = REPO / "terraform"
 MODULES = TERRAFORM / "modules"

@@ -1,6 +1,9 @@
 """The `emulators` runtime: every function as its own functions-framework process behind Pub/Sub emulator push
 subscriptions, exactly wired as terraform/ wires production (retry policy + dead-letter topic on every push
 subscription, and a pull subscription on the dead-letter topic).
+
+A harness of tests/e2e, the benchmarks and the reliability drills (it lives here, beside the other process and server
+helpers they share, and not in shared/, so it is not in the deployed bundle).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The Cloud Scheduler jobs production needs, as terraform/ declares them (tests compare the two).
+"""The Cloud Scheduler jobs production needs, as terraform/ declares them (tests/unit/test_terraform.py checks).
 
 One job per scheduled pipeline publishes a static ScheduleTick to `cdp-schedule-ticks` on the pipeline's cron, in
 its time zone; one maintenance job publishes a MaintenanceTick every few minutes. Scheduler cannot put the schedule
