@@ -23,7 +23,7 @@ from bench.tenants import onboard, onboard_unthrottled
 TENANT = "relyco"
 CONFIGS = Path(__file__).resolve().parent / "tenant_configs"
 TERMINAL = frozenset({"SUCCEEDED", "FAILED", "TIMED_OUT", "CANCELLED", "SKIPPED"})
-"""Terminal statuses of runs and stages (shared.runs.states.TERMINAL; SKIPPED is a stage's only)."""
+"""Terminal statuses of runs and stages (shared.contracts.states.TERMINAL; SKIPPED is a stage's only)."""
 
 
 @dataclass

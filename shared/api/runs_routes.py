@@ -15,12 +15,12 @@ from shared.api.base import ApiRequest, ApiResponse, QueryParam, Route, int_para
 from shared.catalog.loader import PipelineValidationError, list_pipeline_files, load_pipeline
 from shared.catalog.sql_check import require_translatable
 from shared.contracts.messages import Trigger
+from shared.contracts.states import RunStatus
 from shared.errors import BadRequest
 from shared.observability import timed_admission
 from shared.pipelines.spec import IDENTIFIER
 from shared.runs.admission import load_admitted_pipeline, usage
 from shared.runs.operations import cancel, rerun, start_run
-from shared.runs.states import RunStatus
 from shared.runs.store import CreatedRun, get_run, list_runs, list_stages, public_run
 from shared.runtime.context import Context
 

@@ -73,8 +73,8 @@ def run_and_follow(
 def follow_run(api: RemoteApi | EmbeddedApi, run_id: str, started: float, timeout: float, quiet: bool) -> str:
     """Print each stage as it changes until the run is over, then the summary; returns the run's status."""
     from shared.contracts.state_paths import run_path
+    from shared.contracts.states import is_terminal
     from shared.notify.summary import deliveries_line
-    from shared.runs.states import is_terminal
     from shared.runs.store import list_stages, public_run
 
     state = api.state

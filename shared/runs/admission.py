@@ -35,13 +35,13 @@ from shared.catalog.loader import PipelineValidationError
 from shared.clock import iso, parse_iso, utc_now
 from shared.contracts.messages import Trigger
 from shared.contracts.state_paths import run_path
+from shared.contracts.states import is_terminal
 from shared.errors import BadRequest, ServiceUnavailable, TooManyRequests
 from shared.pipelines.bounds import check_run_parameters, spec_problem
 from shared.pipelines.parameters import validate_run_parameters
 from shared.pipelines.spec import PipelineSpec
 from shared.plans import Plan, effective_plan
 from shared.ports.state import Doc, StateStore, set_fields_if
-from shared.runs.states import is_terminal
 from shared.runs.store import CreatedRun, create_run, idempotency_path, new_run_id
 from shared.runtime.context import Context
 from shared.tenancy import quota_shards, slots

@@ -10,6 +10,7 @@ from datetime import datetime
 from typing import Any
 
 from shared.clock import iso
+from shared.contracts.states import AttemptStatus
 from shared.errors import TerminalError
 from shared.pipelines.spec import StepSpec
 from shared.processors.base import StepResult
@@ -76,12 +77,12 @@ def _stop(worker: threading.Thread, cancel: Callable[[], bool], grace_s: float) 
 
 
 def attempt_record(
-    stage: dict[str, Any], status: str, error: str | None, now: datetime, result: StepResult | None = None
+    stage: dict[str, Any], status: AttemptStatus, error: str | None, now: datetime, result: StepResult | None = None
 ) -> dict[str, Any]:
     """One entry of a stage's `attempts` history (one row of step_executions)."""
     record: dict[str, Any] = {
         "attempt": int(stage.get("attempt", 0)),
-        "status": status,
+        "status": str(status),
         "started_at": stage.get("attempt_started_at"),
         "ended_at": iso(now),
         "error": capped(error),

@@ -22,17 +22,16 @@ from __future__ import annotations
 from typing import Any
 
 from shared.contracts.state_paths import stage_path, stages_collection
+from shared.contracts.states import ACTIVE, FAILURES, StageStatus, is_terminal
 from shared.errors import TransientError
 from shared.ports.state import EXPIRE_AT, Filter
 from shared.runs.events import publish_stage_tasks
 from shared.runs.finalize import finish_run
 from shared.runs.machine import TransitionRequest, transition
 from shared.runs.plan import RunPlan, run_plan, should_run
-from shared.runs.states import is_terminal
 from shared.runs.store import JOIN_GROUP_SIZE, list_stages
 from shared.runtime.context import Context
 
-ACTIVE_STAGE_STATUSES = ["QUEUED", "RUNNING"]
 _CAS_RETRIES = 50
 """A join's document takes one write per parent; parents that end together retry their compare-and-set."""
 
@@ -50,7 +49,9 @@ def advance(ctx: Context, run: dict[str, Any], actor: str, finished: str | None 
         stages = list_stages(ctx.state, run_id)
         ended = [(str(s["stage_id"]), str(s["status"])) for s in stages if is_terminal(str(s["status"]))]
         roots = [
-            str(s["stage_id"]) for s in stages if s["status"] == "QUEUED" and not plan.steps[s["stage_id"]].depends_on
+            str(s["stage_id"])
+            for s in stages
+            if s["status"] == StageStatus.QUEUED and not plan.steps[s["stage_id"]].depends_on
         ]
         ready.extend(sid for sid in roots if _flag_dispatch(ctx, run_id, sid, actor))
         sink_ended = _propagate(ctx, run_id, plan, actor, ended, ready, run.get(EXPIRE_AT)) or not stages
@@ -62,7 +63,7 @@ def advance(ctx: Context, run: dict[str, Any], actor: str, finished: str | None 
         sink_ended = _propagate(ctx, run_id, plan, actor, ended, ready, run.get(EXPIRE_AT))
     publish_stage_tasks(ctx.bus, run, ready)
     if sink_ended and not ctx.state.list(
-        stages_collection(run_id), [Filter("status", "in", ACTIVE_STAGE_STATUSES)], limit=1
+        stages_collection(run_id), [Filter("status", "in", [str(s) for s in ACTIVE])], limit=1
     ):
         finish_run(ctx, run, list_stages(ctx.state, run_id))
 
@@ -94,16 +95,17 @@ def _propagate(
             doc = _record_parent(ctx, run_id, plan, child, *arrival, actor)
             if doc is None or len(doc.get("parents_done") or {}) < int(doc.get("parents_total", 0)):
                 continue
-            if doc["status"] == "QUEUED" and doc.get("skip"):
+            if doc["status"] == StageStatus.QUEUED and doc.get("skip"):
                 moved = transition(
                     ctx.state,
                     stage_path(run_id, child),
-                    TransitionRequest("stage", "SKIPPED", only_from=frozenset({"QUEUED"})),
+                    TransitionRequest("stage", StageStatus.SKIPPED, only_from=frozenset({StageStatus.QUEUED})),
                 )
                 doc = moved.doc or {**doc, "status": moved.status}
-            if doc["status"] == "SKIPPED":  # ours or a crashed delivery's skip: its dependants learn it (idempotent)
-                work.append((child, "SKIPPED"))
-            elif doc["status"] == "QUEUED" and doc.get("dispatched_by") == actor:
+            # ours or a crashed delivery's skip: its dependants learn it (idempotent)
+            if doc["status"] == StageStatus.SKIPPED:
+                work.append((child, StageStatus.SKIPPED))
+            elif doc["status"] == StageStatus.QUEUED and doc.get("dispatched_by") == actor:
                 ready.append(child)
     return sink_ended
 
@@ -128,7 +130,7 @@ def _record_parent(
             fields["parents_done"] = done
         complete = len(done) >= int(doc.get("parents_total", len(step.depends_on)))
         undecided = doc.get("dispatched_by") is None and not doc.get("skip")
-        if complete and undecided and doc.get("status") == "QUEUED":
+        if complete and undecided and doc.get("status") == StageStatus.QUEUED:
             if should_run(step.trigger, list(done.values())):
                 fields["dispatched_by"] = actor
             else:
@@ -163,9 +165,9 @@ def _record_in_group(
         if len(done) < members:
             return None
         outcomes = set(done.values())
-        if outcomes & {"FAILED", "TIMED_OUT"}:
-            return f"#g{group}", "FAILED"
-        return f"#g{group}", "SUCCEEDED" if outcomes == {"SUCCEEDED"} else "SKIPPED"
+        if outcomes & FAILURES:
+            return f"#g{group}", StageStatus.FAILED
+        return f"#g{group}", StageStatus.SUCCEEDED if outcomes == {StageStatus.SUCCEEDED} else StageStatus.SKIPPED
     raise TransientError(f"{path}: too much contention recording {parent}", retry_after_seconds=0.5)
 
 
@@ -174,7 +176,7 @@ def _flag_dispatch(ctx: Context, run_id: str, stage_id: str, actor: str) -> bool
     path = stage_path(run_id, stage_id)
     for _ in range(_CAS_RETRIES):
         current = ctx.state.get_versioned(path)
-        if current is None or current.data.get("status") != "QUEUED":
+        if current is None or current.data.get("status") != StageStatus.QUEUED:
             return False
         owner = current.data.get("dispatched_by")
         if owner is not None:

@@ -22,6 +22,7 @@ from shared.catalog.loader import PipelineValidationError, find_pipeline, snapsh
 from shared.clock import iso, parse_iso, utc_now
 from shared.contracts.messages import EventType, RunRequest, StageTask
 from shared.contracts.state_paths import claim_path, run_path, stage_path
+from shared.contracts.states import AttemptStatus, RunStatus, StageStatus, is_terminal
 from shared.error_text import without_local_paths
 from shared.errors import ClientError, TerminalError, TransientError
 from shared.observability import stage_span
@@ -39,7 +40,7 @@ from shared.runs.events import publish_status_event
 from shared.runs.finalize import finalize_if_needed
 from shared.runs.machine import TransitionRequest, transition, transition_run
 from shared.runs.plan import run_plan
-from shared.runs.states import is_terminal
+from shared.runs.records import StageRecord
 from shared.runs.store import carried_stages, create_run, join_groups, new_stage_doc, save_run_spec
 from shared.runtime.context import Context
 
@@ -70,7 +71,7 @@ def start_run(ctx: Context, req: RunRequest) -> None:
         log.info("run already %s; request ignored", run["status"])
         finalize_if_needed(ctx, run)
         return
-    if run["status"] == "QUEUED":
+    if run["status"] == RunStatus.QUEUED:
         try:
             spec = find_pipeline(ctx.settings.config_dir, req.tenant_id, req.pipeline_id)
             params = resolve_run_parameters(spec, dict(run.get("parameters") or {}))
@@ -91,7 +92,7 @@ def start_run(ctx: Context, req: RunRequest) -> None:
         result = transition_run(
             state,
             req.run_id,
-            "RUNNING",
+            RunStatus.RUNNING,
             parameters=params,
             stage_order=[s.step_id for s in spec.steps],
             deadline_at=iso(utc_now() + timedelta(minutes=spec.timeout_minutes)),
@@ -102,13 +103,13 @@ def start_run(ctx: Context, req: RunRequest) -> None:
             return
     # Published on every delivery of a started run: a crash right after RUNNING must not lose it; the notifier
     # drops repeats by event id.
-    publish_status_event(ctx.bus, run, "run.started", "RUNNING")
+    publish_status_event(ctx.bus, run, "run.started", RunStatus.RUNNING)
     advance(ctx, run, actor="run_starter")
 
 
 def _fail_before_start(ctx: Context, run: dict[str, Any], error: str) -> None:
     log.warning("run cannot start: %s", error)
-    result = transition_run(ctx.state, run["run_id"], "FAILED", error=error)
+    result = transition_run(ctx.state, run["run_id"], RunStatus.FAILED, error=error)
     finalize_if_needed(ctx, result.doc or run)
 
 
@@ -120,7 +121,8 @@ def execute_stage(ctx: Context, task: StageTask) -> None:
         raise TerminalError(f"stage task for unknown run {task.run_id}")
     spath = stage_path(task.run_id, task.stage_id)
     if is_terminal(str(run["status"])):
-        transition(state, spath, TransitionRequest("stage", "CANCELLED", only_from=frozenset({"QUEUED"})))
+        queued = frozenset({StageStatus.QUEUED})
+        transition(state, spath, TransitionRequest("stage", StageStatus.CANCELLED, only_from=queued))
         finalize_if_needed(ctx, run)
         return
     plan = run_plan(run, state)
@@ -131,11 +133,12 @@ def execute_stage(ctx: Context, task: StageTask) -> None:
     if current is None:
         raise TerminalError(f"run {task.run_id} has no stage {task.stage_id}")
     stage = current.data
+    record = StageRecord.from_doc(stage)
     now = utc_now()
-    if is_terminal(str(stage["status"])):
+    if record.is_terminal:
         advance(ctx, run, actor=task.stage_id, finished=task.stage_id)
         return
-    if stage["status"] == "RUNNING" and stage.get("job_id"):  # a job's re-check (or a task finding its chain)
+    if record.status == StageStatus.RUNNING and record.job_id:  # a job's re-check (or a task finding its chain)
         attempt = int(stage["attempt"])
         with logs.log_context(stage_id=task.stage_id, attempt=attempt):
             _conclude(
@@ -148,17 +151,17 @@ def execute_stage(ctx: Context, task: StageTask) -> None:
                 _job_round(ctx, run, step, stage, task),
             )
         return
-    if stage["status"] == "RUNNING" and now < parse_iso(stage["lease_until"]):
-        left = (parse_iso(stage["lease_until"]) - now).total_seconds()
-        raise TransientError(f"attempt {stage['attempt']} is running (lease {left:.0f}s left)", retry_after_seconds=1.0)
-    if stage["status"] == "QUEUED" and stage.get("not_before") and now < parse_iso(stage["not_before"]):
-        left = (parse_iso(stage["not_before"]) - now).total_seconds()
+    if record.lease_active(now):
+        left = record.lease_left(now)
+        raise TransientError(f"attempt {record.attempt} is running (lease {left:.0f}s left)", retry_after_seconds=1.0)
+    if record.in_backoff(now):
+        left = record.backoff_left(now)
         raise TransientError(f"retry backoff: {left:.2f}s left", retry_after_seconds=left)
     history = list(stage.get("attempts") or [])
     last_error = stage.get("last_error")
-    if stage["status"] == "RUNNING":  # the worker holding the lease was lost
-        last_error = f"worker lost during attempt {stage.get('attempt')} (lease expired)"
-        history.append(attempt_record(stage, "LOST", last_error, now))
+    if record.status == StageStatus.RUNNING:  # the worker holding the lease was lost
+        last_error = f"worker lost during attempt {record.attempt} (lease expired)"
+        history.append(attempt_record(stage, AttemptStatus.LOST, last_error, now))
     attempt = int(stage.get("attempt", 0)) + 1
     if attempt > step.retries.max_attempts:
         _finish_stage(
@@ -166,7 +169,7 @@ def execute_stage(ctx: Context, task: StageTask) -> None:
             run,
             spath,
             attempt - 1,
-            "FAILED",
+            StageStatus.FAILED,
             history,
             error=give_up_message({**stage, "last_error": last_error}, step),
         )
@@ -181,7 +184,7 @@ def execute_stage(ctx: Context, task: StageTask) -> None:
         spath,
         TransitionRequest(
             "stage",
-            "RUNNING",
+            StageStatus.RUNNING,
             attempt,
             fields={
                 "attempt": attempt,
@@ -290,22 +293,22 @@ def _conclude(
         result = produce()
     except StageTimeout:
         error = f"timed out after {timeout_minutes(step):g} min"
-        record = attempt_record(stage, "TIMED_OUT", error, utc_now())
-        _finish_stage(ctx, run, spath, attempt, "TIMED_OUT", [*history, record], error=error)
+        record = attempt_record(stage, AttemptStatus.TIMED_OUT, error, utc_now())
+        _finish_stage(ctx, run, spath, attempt, StageStatus.TIMED_OUT, [*history, record], error=error)
     except TerminalError as exc:
         error = without_local_paths(str(exc))  # the tenant reads it: no host paths (shared.error_text)
-        record = attempt_record(stage, "FAILED", error, utc_now())
-        _finish_stage(ctx, run, spath, attempt, "FAILED", [*history, record], error=error)
+        record = attempt_record(stage, AttemptStatus.FAILED, error, utc_now())
+        _finish_stage(ctx, run, spath, attempt, StageStatus.FAILED, [*history, record], error=error)
     except Exception as exc:  # transient by default: a processor bug is retried, then FAILED with its error
         error = without_local_paths(f"{type(exc).__name__}: {exc}")
-        history = [*history, attempt_record(stage, "FAILED", error, utc_now())]
+        history = [*history, attempt_record(stage, AttemptStatus.FAILED, error, utc_now())]
         if attempt >= step.retries.max_attempts:
             _finish_stage(
                 ctx,
                 run,
                 spath,
                 attempt,
-                "FAILED",
+                StageStatus.FAILED,
                 history,
                 error=f"gave up after {attempt} attempts; last error: {error}",
             )
@@ -323,10 +326,10 @@ def _conclude(
             spath,
             TransitionRequest(
                 "stage",
-                "SUCCEEDED",
+                StageStatus.SUCCEEDED,
                 attempt,
                 fields={
-                    "attempts": [*history, attempt_record(stage, "SUCCEEDED", None, now, result)],
+                    "attempts": [*history, attempt_record(stage, AttemptStatus.SUCCEEDED, None, now, result)],
                     "rows_in": result.rows_in,
                     "rows_out": result.rows_out,
                     "bytes_processed": result.bytes_processed,
@@ -356,7 +359,7 @@ def _requeue(
         spath,
         TransitionRequest(
             "stage",
-            "QUEUED",
+            StageStatus.QUEUED,
             attempt,
             fields={
                 "attempts": history,
@@ -368,11 +371,19 @@ def _requeue(
     )
     if moved.applied:
         log.warning("attempt %d failed, retrying: %s", attempt, error)
-        publish_status_event(ctx.bus, run, "stage.retrying", "QUEUED", {**stage, "attempt": attempt}, error=error)
+        publish_status_event(
+            ctx.bus, run, "stage.retrying", StageStatus.QUEUED, {**stage, "attempt": attempt}, error=error
+        )
 
 
 def _finish_stage(
-    ctx: Context, run: dict[str, Any], spath: str, attempt: int, status: str, history: list[dict[str, Any]], error: str
+    ctx: Context,
+    run: dict[str, Any],
+    spath: str,
+    attempt: int,
+    status: StageStatus,
+    history: list[dict[str, Any]],
+    error: str,
 ) -> None:
     moved = transition(
         ctx.state,
@@ -390,5 +401,5 @@ def _finish_stage(
     )
     if moved.applied:
         log.error("stage %s: %s", status, error)
-        event: EventType = "stage.timed_out" if status == "TIMED_OUT" else "stage.failed"
+        event: EventType = "stage.timed_out" if status == StageStatus.TIMED_OUT else "stage.failed"
         publish_status_event(ctx.bus, run, event, status, moved.doc, error=error)

@@ -22,30 +22,30 @@ from shared import metadata_tables as metadata
 from shared.clock import iso, parse_iso, utc_now
 from shared.contracts.messages import EventType
 from shared.contracts.state_paths import run_path
+from shared.contracts.states import FAILURES, RunStatus, is_terminal
 from shared.error_text import without_local_paths
 from shared.ports.state import set_fields_if
 from shared.runs.events import publish_status_event
 from shared.runs.machine import transition_run
 from shared.runs.plan import derive_run_status
-from shared.runs.states import is_terminal
 from shared.runs.store import list_stages
 from shared.runtime.context import Context
 
 log = logs.get_logger("cloudact.engine")
 FINALIZE_LEASE_S = 30.0
 """Long enough for the history write; a writer that died lets it lapse and the watchdog writes the rows."""
-RUN_EVENT_TYPES: dict[str, EventType] = {
-    "SUCCEEDED": "run.succeeded",
-    "FAILED": "run.failed",
-    "CANCELLED": "run.cancelled",
-    "TIMED_OUT": "run.timed_out",
+RUN_EVENT_TYPES: dict[RunStatus, EventType] = {
+    RunStatus.SUCCEEDED: "run.succeeded",
+    RunStatus.FAILED: "run.failed",
+    RunStatus.CANCELLED: "run.cancelled",
+    RunStatus.TIMED_OUT: "run.timed_out",
 }
 
 
 def finish_run(ctx: Context, run: dict[str, Any], stages: list[dict[str, Any]]) -> None:
     """Move a run whose stages have all ended to its terminal status (once), then finalise it."""
     status, error = derive_run_status(stages)
-    failed = next((s["stage_id"] for s in stages if s["status"] in ("FAILED", "TIMED_OUT")), None)
+    failed = next((s["stage_id"] for s in stages if s["status"] in FAILURES), None)
     result = transition_run(ctx.state, run["run_id"], status, error=error, failed_stage=failed)
     if result.applied or is_terminal(result.status):
         finalize_if_needed(ctx, result.doc, stages)
@@ -60,7 +60,7 @@ def finalize_if_needed(ctx: Context, run: dict[str, Any], stages: list[dict[str,
 def finalize_run(ctx: Context, run: dict[str, Any], stages: list[dict[str, Any]], now: datetime | None = None) -> bool:
     """Alert, slot, history (see the module docstring). True when the run is finalised after the call."""
     path = run_path(run["run_id"])
-    status = str(run["status"])
+    status = RunStatus(run["status"])
     if not run.get("alerted"):
         publish_status_event(
             ctx.bus, run, RUN_EVENT_TYPES[status], status, error=run.get("error"), duration_ms=run.get("duration_ms")

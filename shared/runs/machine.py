@@ -14,20 +14,22 @@ from typing import Any, Literal
 
 from shared.clock import iso, parse_iso, utc_now
 from shared.contracts.state_paths import run_path
+from shared.contracts.states import RUN_TRANSITIONS, STAGE_TRANSITIONS, RunStatus, StageStatus, is_terminal
 from shared.errors import TransientError
 from shared.ports.state import CAS_RETRIES, Doc, StateStore
-from shared.runs.states import RUN_TRANSITIONS, STAGE_TRANSITIONS, is_terminal
 
 Kind = Literal["run", "stage"]
+MISSING = "MISSING"
+"""TransitionResult.status when there is no document to move (not a status any document holds)."""
 
 
 @dataclass(frozen=True)
 class TransitionRequest:
     kind: Kind
-    to: str
+    to: RunStatus | StageStatus
     attempt: int | None = None
     """For stages: the attempt making the move; moves out of RUNNING must come from the attempt that holds it."""
-    only_from: frozenset[str] | None = None
+    only_from: frozenset[StageStatus] | frozenset[RunStatus] | None = None
     """Narrow the rule table further for this call (e.g. only QUEUED -> SKIPPED)."""
     fields: Doc = field(default_factory=dict)
 
@@ -45,34 +47,37 @@ Guard = Callable[[Doc, TransitionRequest], str | None]
 
 
 def _rule_table(doc: Doc, req: TransitionRequest) -> str | None:
-    table = RUN_TRANSITIONS if req.kind == "run" else STAGE_TRANSITIONS
     current = str(doc.get("status"))
-    if req.to not in table.get(current, frozenset()):
+    if req.to not in (_RUN_RULES if req.kind == "run" else _STAGE_RULES).get(current, frozenset()):
         return f"{req.kind} cannot go from {current} to {req.to}"
     return None
 
 
 def _narrowed(doc: Doc, req: TransitionRequest) -> str | None:
     if req.only_from is not None and doc.get("status") not in req.only_from:
-        return f"{req.kind} is {doc.get('status')}, expected one of {sorted(req.only_from)}"
+        return f"{req.kind} is {doc.get('status')}, expected one of {sorted(map(str, req.only_from))}"
     return None
 
 
 def _attempt_owner(doc: Doc, req: TransitionRequest) -> str | None:
-    if req.kind != "stage" or doc.get("status") != "RUNNING" or req.attempt is None:
+    if req.kind != "stage" or doc.get("status") != StageStatus.RUNNING or req.attempt is None:
         return None
     held = int(doc.get("attempt", 0))
-    if req.to == "RUNNING":
+    if req.to == StageStatus.RUNNING:
         return None if req.attempt > held else f"attempt {req.attempt} cannot take over attempt {held}"
     return None if req.attempt == held else f"attempt {req.attempt} does not hold the stage (attempt {held} does)"
 
+
+_RUN_RULES: dict[str, frozenset[str]] = {str(k): frozenset(v) for k, v in RUN_TRANSITIONS.items()}
+_STAGE_RULES: dict[str, frozenset[str]] = {str(k): frozenset(v) for k, v in STAGE_TRANSITIONS.items()}
+"""The tables keyed by the stored strings: a document's status is a plain string (an unknown one has no moves)."""
 
 GUARDS: tuple[Guard, ...] = (_rule_table, _narrowed, _attempt_owner)
 
 
 def _timestamps(doc: Doc, to: str, now: datetime) -> Doc:
-    out: Doc = {"status": to, "updated_at": iso(now)}
-    if to == "RUNNING" and not doc.get("started_at"):
+    out: Doc = {"status": str(to), "updated_at": iso(now)}
+    if to == RunStatus.RUNNING and not doc.get("started_at"):
         out["started_at"] = iso(now)
     if is_terminal(to):
         out["ended_at"] = iso(now)
@@ -86,7 +91,7 @@ def transition(store: StateStore, path: str, req: TransitionRequest) -> Transiti
     for _ in range(CAS_RETRIES):
         current = store.get_versioned(path)
         if current is None:
-            return TransitionResult(False, "MISSING", {}, f"no {req.kind} at {path}")
+            return TransitionResult(False, MISSING, {}, f"no {req.kind} at {path}")
         for guard in GUARDS:
             reason = guard(current.data, req)
             if reason:
@@ -99,5 +104,5 @@ def transition(store: StateStore, path: str, req: TransitionRequest) -> Transiti
     raise TransientError(f"{path}: too much contention moving to {req.to}")
 
 
-def transition_run(store: StateStore, run_id: str, to: str, **fields: Any) -> TransitionResult:
+def transition_run(store: StateStore, run_id: str, to: RunStatus, **fields: Any) -> TransitionResult:
     return transition(store, run_path(run_id), TransitionRequest("run", to, fields=fields))

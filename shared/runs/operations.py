@@ -14,6 +14,7 @@ from shared.contracts import topics
 from shared.contracts.envelope import OutboundMessage
 from shared.contracts.messages import RunRequest, Trigger
 from shared.contracts.state_paths import stage_path
+from shared.contracts.states import RERUNNABLE, RunStatus, StageStatus
 from shared.errors import Conflict, ServiceUnavailable, TransientError
 from shared.observability import with_trace_context
 from shared.pipelines.parameters import validate_run_parameters
@@ -22,13 +23,11 @@ from shared.runs.machine import TransitionRequest, transition, transition_run
 from shared.runs.store import CreatedRun, get_run, list_stages, public_run
 from shared.runtime.context import Context
 
-RERUNNABLE = ("FAILED", "TIMED_OUT", "CANCELLED")
-
 
 def publish_run_request(ctx: Context, created: CreatedRun, trigger: Trigger, retryable: bool) -> None:
     """Publish `run.requested` for a QUEUED run; a run nobody can retry is failed rather than left QUEUED."""
     run = created.doc
-    if run["status"] != "QUEUED":  # run_starter ignores a request for a run that already started
+    if run["status"] != RunStatus.QUEUED:  # run_starter ignores a request for a run that already started
         return
     message = RunRequest(
         run_id=created.run_id,
@@ -48,7 +47,7 @@ def publish_run_request(ctx: Context, created: CreatedRun, trigger: Trigger, ret
         ctx.bus.publish(topics.RUN_REQUESTS, [OutboundMessage(message.to_bytes(), with_trace_context(attributes))])
     except TransientError as exc:
         if not retryable:
-            transition_run(ctx.state, created.run_id, "FAILED", error=f"could not enqueue: {exc}")
+            transition_run(ctx.state, created.run_id, RunStatus.FAILED, error=f"could not enqueue: {exc}")
         raise ServiceUnavailable("could not enqueue the run; retry with the same idempotency_key", 2) from exc
 
 
@@ -116,7 +115,7 @@ def rerun(
     """A new run of the same pipeline and parameters. `from_failure`: the source run must have ended without success,
     and its stages that SUCCEEDED are carried over; otherwise every stage runs again (any finished run)."""
     source = get_run(ctx.state, tenant_id, run_id)
-    allowed = RERUNNABLE if from_failure else (*RERUNNABLE, "SUCCEEDED")
+    allowed = RERUNNABLE if from_failure else (*RERUNNABLE, RunStatus.SUCCEEDED)
     if source["status"] not in allowed:
         what = "a FAILED, TIMED_OUT or CANCELLED run" if from_failure else "a finished run"
         raise Conflict(
@@ -136,16 +135,16 @@ def cancel(ctx: Context, tenant_id: str, run_id: str, who: str) -> Doc:
     from shared.runs.finalize import finalize_run
 
     run = get_run(ctx.state, tenant_id, run_id)
-    result = transition_run(ctx.state, run_id, "CANCELLED", error=f"cancelled by {who}", cancelled_by=who)
-    if not result.applied and result.status != "CANCELLED":
+    result = transition_run(ctx.state, run_id, RunStatus.CANCELLED, error=f"cancelled by {who}", cancelled_by=who)
+    if not result.applied and result.status != RunStatus.CANCELLED:
         raise Conflict(f"run {run_id} is already {result.status}", {"field": "run_id", "status": result.status})
     if result.applied or not result.doc.get("finalized"):
         for stage in list_stages(ctx.state, run_id):
-            if stage["status"] == "QUEUED":
+            if stage["status"] == StageStatus.QUEUED:
                 transition(
                     ctx.state,
                     stage_path(run_id, str(stage["stage_id"])),
-                    TransitionRequest("stage", "CANCELLED", only_from=frozenset({"QUEUED"})),
+                    TransitionRequest("stage", StageStatus.CANCELLED, only_from=frozenset({StageStatus.QUEUED})),
                 )
         run = get_run(ctx.state, tenant_id, run_id)
         finalize_run(ctx, run, list_stages(ctx.state, run_id))

@@ -10,6 +10,7 @@ from collections import OrderedDict, deque
 from dataclasses import dataclass
 from typing import Any
 
+from shared.contracts.states import FAILURES, RunStatus, StageStatus
 from shared.errors import TerminalError
 from shared.pipelines.spec import PipelineSpec, StepSpec
 from shared.ports.state import StateStore
@@ -88,15 +89,15 @@ def should_run(trigger: str, dep_statuses: list[str]) -> bool:
     if trigger == "always":
         return True
     if trigger == "on_failure":
-        return any(s in ("FAILED", "TIMED_OUT") for s in dep_statuses)
-    return all(s == "SUCCEEDED" for s in dep_statuses)
+        return any(s in FAILURES for s in dep_statuses)
+    return all(s == StageStatus.SUCCEEDED for s in dep_statuses)
 
 
-def derive_run_status(stages: list[dict[str, Any]]) -> tuple[str, str | None]:
+def derive_run_status(stages: list[dict[str, Any]]) -> tuple[RunStatus, str | None]:
     """A finished run's status and error from its stages: the first failure wins, SKIPPED alone is success."""
     by_status = {str(s["status"]) for s in stages}
-    for status in ("FAILED", "TIMED_OUT", "CANCELLED"):
+    for status in (RunStatus.FAILED, RunStatus.TIMED_OUT, RunStatus.CANCELLED):
         if status in by_status:
             first = next(s for s in stages if s["status"] == status)
             return status, f"stage {first['stage_id']}: {first.get('error') or status.lower()}"
-    return "SUCCEEDED", None
+    return RunStatus.SUCCEEDED, None

@@ -11,16 +11,17 @@ import json
 from typing import Any
 
 from shared import logs
-from shared.clock import parse_iso, utc_now
+from shared.clock import utc_now
 from shared.contracts.envelope import ReceivedMessage
 from shared.contracts.messages import StageTask
 from shared.contracts.state_paths import run_path, stage_path
+from shared.contracts.states import RunStatus, StageStatus
 from shared.ports.state import set_fields_if
 from shared.runs.dag import advance
 from shared.runs.events import publish_stage_tasks
 from shared.runs.finalize import finalize_if_needed
 from shared.runs.machine import TransitionRequest, transition
-from shared.runs.states import is_terminal
+from shared.runs.records import RunRecord, StageRecord
 from shared.runtime.context import Context
 
 log = logs.get_logger("cloudact.recovery")
@@ -43,7 +44,10 @@ def handle_dead_letter(ctx: Context, received: ReceivedMessage) -> str:
             ctx.state,
             run_path(payload["run_id"]),
             TransitionRequest(
-                "run", "FAILED", only_from=frozenset({"QUEUED"}), fields={"error": f"run request {reason}"}
+                "run",
+                RunStatus.FAILED,
+                only_from=frozenset({RunStatus.QUEUED}),
+                fields={"error": f"run request {reason}"},
             ),
         )
         if moved.applied:
@@ -66,21 +70,23 @@ def _dead_stage_task(ctx: Context, task: StageTask, reason: str) -> str:
     with logs.log_context(run_id=task.run_id, tenant_id=task.tenant_id, stage_id=task.stage_id):
         run = ctx.state.get(run_path(task.run_id))
         spath = stage_path(task.run_id, task.stage_id)
-        stage = ctx.state.get(spath)
-        if run is None or stage is None or is_terminal(str(stage["status"])):
+        doc = ctx.state.get(spath)
+        stage = StageRecord.from_doc(doc) if doc is not None else None
+        if run is None or stage is None or stage.is_terminal:
             return "ignored: stage already terminal"
-        if is_terminal(str(run["status"])):  # its delivery would only cancel it
-            transition(ctx.state, spath, TransitionRequest("stage", "CANCELLED", only_from=frozenset({"QUEUED"})))
+        if RunRecord.from_doc(run).is_terminal:  # its delivery would only cancel it
+            queued = frozenset({StageStatus.QUEUED})
+            transition(ctx.state, spath, TransitionRequest("stage", StageStatus.CANCELLED, only_from=queued))
             finalize_if_needed(ctx, run)
             return f"ignored: run already {run['status']}"
         now = utc_now()
-        if stage["status"] == "RUNNING" and stage.get("lease_until") and now < parse_iso(stage["lease_until"]):
+        if stage.lease_active(now):
             publish_stage_tasks(ctx.bus, run, [task.stage_id])  # a live attempt: its lease bounds it, not this count
             return "republished: attempt still running"
-        if stage["status"] == "QUEUED" and stage.get("not_before") and now < parse_iso(stage["not_before"]):
+        if stage.in_backoff(now):
             publish_stage_tasks(ctx.bus, run, [task.stage_id])  # a retry backoff longer than the redelivery window
             return "republished: waiting for its retry backoff"
-        done = int(stage.get("redispatched", 0))
+        done = stage.redispatched
         if done < ctx.settings.stage_redispatches and set_fields_if(
             ctx.state, spath, {"redispatched": done + 1}, lambda d: int(d.get("redispatched", 0)) == done
         ):
@@ -97,8 +103,8 @@ def _dead_stage_task(ctx: Context, task: StageTask, reason: str) -> str:
             spath,
             TransitionRequest(
                 "stage",
-                "FAILED",
-                only_from=frozenset({"QUEUED", "RUNNING"}),
+                StageStatus.FAILED,
+                only_from=frozenset({StageStatus.QUEUED, StageStatus.RUNNING}),
                 fields={"error": f"stage task {reason}, re-dispatched {done} time(s)", "lease_until": None},
             ),
         )

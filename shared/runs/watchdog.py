@@ -29,6 +29,7 @@ from shared.contracts import topics
 from shared.contracts.envelope import OutboundMessage, ReceivedMessage
 from shared.contracts.messages import RunRequest, Trigger
 from shared.contracts.state_paths import run_path, stage_path
+from shared.contracts.states import RunStatus, StageStatus, is_terminal
 from shared.errors import TransientError
 from shared.ports.state import EXPIRE_AT, Doc, Filter, expires_in, set_fields_if
 from shared.runs import stage_jobs
@@ -36,7 +37,7 @@ from shared.runs.dag import advance
 from shared.runs.events import publish_stage_tasks
 from shared.runs.finalize import finalize_run, finish_run
 from shared.runs.machine import TransitionRequest, transition, transition_run
-from shared.runs.states import is_terminal
+from shared.runs.records import RunRecord, StageRecord
 from shared.runs.store import list_stages
 from shared.runtime.context import Context
 
@@ -78,7 +79,7 @@ def _unfinalized_runs(ctx: Context, now: datetime, limits: WatchdogLimits) -> di
     """Terminal runs whose finalisation (history rows, run event, quota slot) was cut short by a crash."""
     redone = 0
     for _, run in ctx.state.list("runs", [Filter("finalized", "==", False)], limit=limits.scan_limit):
-        if not is_terminal(str(run.get("status"))):
+        if not RunRecord.from_doc(run).is_terminal:
             continue
         with _run_scope(run):
             try:
@@ -103,10 +104,10 @@ def _run_scope(run: Doc, stage_id: str | None = None) -> Iterator[None]:
 # ------------------------------------------------------------------------------------------------ RUNNING runs
 def _running_runs(ctx: Context, now: datetime, limits: WatchdogLimits) -> dict[str, int]:
     counts = {"timed_out": 0, "redispatched": 0, "finished": 0, "dag_repaired": 0}
-    for _, run in ctx.state.list("runs", [Filter("status", "==", "RUNNING")], limit=limits.scan_limit):
+    for _, run in ctx.state.list("runs", [Filter("status", "==", RunStatus.RUNNING)], limit=limits.scan_limit):
         with _run_scope(run):
             stages = list_stages(ctx.state, run["run_id"])
-            if run.get("deadline_at") and now > parse_iso(run["deadline_at"]):
+            if RunRecord.from_doc(run).past_deadline(now):
                 _time_out(ctx, run, stages)
                 counts["timed_out"] += 1
                 continue
@@ -130,18 +131,17 @@ def _running_runs(ctx: Context, now: datetime, limits: WatchdogLimits) -> dict[s
     return counts
 
 
-def _lost(stage: Doc, now: datetime) -> bool:
+def _lost(doc: Doc, now: datetime) -> bool:
     """RUNNING past its lease, or a job whose chain of re-checks broke (shared/runs/stage_jobs.py)."""
-    if stage["status"] != "RUNNING":
-        return False
-    if stage.get("job_id") and stage.get("polled_at"):
-        return (now - parse_iso(stage["polled_at"])).total_seconds() > stage_jobs.STALE_AFTER_S
-    return bool(stage.get("lease_until")) and now > parse_iso(stage["lease_until"])
+    stage = StageRecord.from_doc(doc)
+    if stage.status == StageStatus.RUNNING and stage.job_id and stage.polled_at:
+        return (now - parse_iso(stage.polled_at)).total_seconds() > stage_jobs.STALE_AFTER_S
+    return stage.lease_expired(now)
 
 
 def _undecided(stage: Doc, by_id: dict[str, Doc], now: datetime, limits: WatchdogLimits) -> bool:
     """QUEUED, not dispatched, every dependency ended `stalled_dispatch_after` ago or more."""
-    if stage["status"] != "QUEUED" or stage.get("dispatched_by") or not stage.get("depends_on"):
+    if stage["status"] != StageStatus.QUEUED or stage.get("dispatched_by") or not stage.get("depends_on"):
         return False
     deps = [by_id.get(d) for d in stage["depends_on"]]
     if any(d is None or not is_terminal(str(d["status"])) for d in deps):
@@ -152,9 +152,9 @@ def _undecided(stage: Doc, by_id: dict[str, Doc], now: datetime, limits: Watchdo
 
 def _stalled(run: Doc, stage: Doc, by_id: dict[str, Doc], now: datetime, limits: WatchdogLimits) -> bool:
     """Dispatched (all dependencies ended) yet untouched for `stalled_dispatch_after` since it became ready."""
-    if stage["status"] != "QUEUED" or not stage.get("dispatched_by"):
+    if stage["status"] != StageStatus.QUEUED or not stage.get("dispatched_by"):
         return False
-    if stage.get("not_before") and now < parse_iso(stage["not_before"]):
+    if StageRecord.from_doc(stage).in_backoff(now):
         return False
     ready_since = [str(by_id[d].get("ended_at") or "") for d in stage.get("depends_on") or [] if d in by_id]
     touched = max([stage.get("updated_at") or "", *ready_since]) or run.get("started_at")
@@ -168,13 +168,15 @@ def _time_out(ctx: Context, run: Doc, stages: list[Doc]) -> None:
             transition(
                 ctx.state,
                 stage_path(run["run_id"], stage["stage_id"]),
-                TransitionRequest("stage", "TIMED_OUT", fields={"error": "run deadline passed", "lease_until": None}),
+                TransitionRequest(
+                    "stage", StageStatus.TIMED_OUT, fields={"error": "run deadline passed", "lease_until": None}
+                ),
             )
     stages = list_stages(ctx.state, run["run_id"])
     if stages:
         finish_run(ctx, run, stages)  # TIMED_OUT (or FAILED if a stage had failed): finalize releases the slot
         return
-    moved = transition_run(ctx.state, run["run_id"], "TIMED_OUT", error="run deadline passed")
+    moved = transition_run(ctx.state, run["run_id"], RunStatus.TIMED_OUT, error="run deadline passed")
     if moved.applied or (is_terminal(moved.status) and not moved.doc.get("finalized")):
         finalize_run(ctx, moved.doc, [])
 
@@ -182,7 +184,7 @@ def _time_out(ctx: Context, run: Doc, stages: list[Doc]) -> None:
 # ------------------------------------------------------------------------------------------------ QUEUED runs
 def _queued_runs(ctx: Context, now: datetime, limits: WatchdogLimits) -> dict[str, int]:
     counts = {"requeued": 0, "never_started": 0}
-    for _, run in ctx.state.list("runs", [Filter("status", "==", "QUEUED")], limit=limits.scan_limit):
+    for _, run in ctx.state.list("runs", [Filter("status", "==", RunStatus.QUEUED)], limit=limits.scan_limit):
         age = now - parse_iso(run["created_at"])
         if age <= limits.queued_republish_after:
             continue
@@ -192,7 +194,9 @@ def _queued_runs(ctx: Context, now: datetime, limits: WatchdogLimits) -> dict[st
                 moved = transition(
                     ctx.state,
                     run_path(run["run_id"]),
-                    TransitionRequest("run", "FAILED", only_from=frozenset({"QUEUED"}), fields={"error": error}),
+                    TransitionRequest(
+                        "run", RunStatus.FAILED, only_from=frozenset({RunStatus.QUEUED}), fields={"error": error}
+                    ),
                 )
                 if moved.applied:
                     log.error("run never started: %s", error)
@@ -204,7 +208,7 @@ def _queued_runs(ctx: Context, now: datetime, limits: WatchdogLimits) -> dict[st
                 ctx.state,
                 run_path(run["run_id"]),
                 {"requeued": int(run.get("requeued", 0)) + 1},
-                lambda d: d.get("status") == "QUEUED",
+                lambda d: d.get("status") == RunStatus.QUEUED,
             )
             counts["requeued"] += 1
     return counts
@@ -243,7 +247,7 @@ def _claims(ctx: Context, now: datetime, limits: WatchdogLimits) -> dict[str, in
         stage = ctx.state.get(stage_path(run_id, stage_id))
         if stage is None or not attempt_text.isdigit():
             continue
-        if stage["status"] == "QUEUED" and int(stage.get("attempt", 0)) < int(attempt_text):
+        if stage["status"] == StageStatus.QUEUED and int(stage.get("attempt", 0)) < int(attempt_text):
             with _run_scope(run, stage_id):
                 log.warning("attempt %s was claimed but never started: releasing the claim", attempt_text)
                 ctx.state.delete(f"claims/{claim_id}")

@@ -20,9 +20,9 @@ import pytest
 from shared import logs
 from shared.adapters.bigquery_warehouse import _job_labels
 from shared.api.routes import ROUTES, health
+from shared.contracts.states import TERMINAL, RunStatus
 from shared.observability import metrics
 from shared.plans import DEFAULT_PLAN, PLANS
-from shared.runs.states import TERMINAL, RunStatus
 from tests.conftest import REPO
 from tests.unit.test_terraform import MODULES, TERRAFORM, load_hcl, resources
 

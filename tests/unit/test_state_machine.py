@@ -7,8 +7,8 @@ import threading
 import pytest
 
 from shared.adapters.sqlite_state import SqliteStateStore
+from shared.contracts.states import RUN_TRANSITIONS, STAGE_TRANSITIONS, TERMINAL
 from shared.runs.machine import TransitionRequest, transition
-from shared.runs.states import RUN_TRANSITIONS, STAGE_TRANSITIONS, TERMINAL
 
 
 @pytest.fixture
