@@ -24,7 +24,7 @@ from shared.contracts.envelope import OutboundMessage, ReceivedMessage
 from shared.errors import TerminalError, TransientError
 from shared.ports.bus import DeadLetter
 
-log = logs.get_logger("cloudact.bus")
+log = logs.get_logger(__name__)
 Handler = Callable[[ReceivedMessage], None]
 
 

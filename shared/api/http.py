@@ -33,7 +33,7 @@ from shared.tenancy.tenants import get_tenant_cached, require_active
 from shared.ui.serve import is_ui_path, ui_response
 
 MAX_BODY_BYTES = 1 << 20
-log = logs.get_logger("cloudact.api")
+log = logs.get_logger(__name__)
 
 
 def match_route(method: str, path: str) -> tuple[Route, dict[str, str]]:

@@ -19,7 +19,7 @@ from shared.contracts.messages import Message, parse_message
 from shared.errors import TerminalError, TransientError, UndecodableMessage
 from shared.runtime.context import Context, get_context
 
-log = logs.get_logger("cloudact.delivery")
+log = logs.get_logger(__name__)
 M = TypeVar("M", bound=Message)
 
 

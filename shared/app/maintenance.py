@@ -13,7 +13,7 @@ from shared.runs.recovery import handle_dead_letter
 from shared.runs.watchdog import record_dead_letter, summary, watchdog
 from shared.runtime.context import get_context
 
-log = logs.get_logger("cloudact.maintenance")
+log = logs.get_logger(__name__)
 _DEAD_LETTER_MARKERS = ("CloudPubSubDeadLetterSourceDeliveryCount", "cdp_dead_letter_reason")
 
 

@@ -18,7 +18,7 @@ from shared.pipelines.spec import IDENTIFIER, PipelineSpec
 from shared.processors import registry
 
 SCHEMA_ID = "https://convergence-data-pipeline.dev/schemas/pipeline.v1.json"
-log = logs.get_logger("cloudact.pipelines")
+log = logs.get_logger(__name__)
 
 
 def pipeline_json_schema() -> dict[str, Any]:

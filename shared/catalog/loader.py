@@ -29,7 +29,7 @@ from shared.processors.jobs import IN_INVOCATION_MAX_MINUTES
 from shared.processors.registry import get_validator, is_known_type, runs_as_job
 from shared.yaml_source import SourceIssue, UnsafeYaml, compose_and_load, key_path, read_config_text
 
-log = logs.get_logger("cloudact.pipelines")
+log = logs.get_logger(__name__)
 Path_ = tuple[str | int, ...]
 
 

@@ -25,7 +25,7 @@ from shared.tenancy.credentials import ensure_local_credentials, save_local_cred
 from shared.tenancy.tenants import TENANT_ID, tenant_path
 from shared.yaml_source import compose_and_load, read_config_text
 
-log = logs.get_logger("cloudact.tenancy")
+log = logs.get_logger(__name__)
 CLI_KEY_NAME = "cloudact CLI (local)"
 
 

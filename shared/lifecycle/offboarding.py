@@ -22,7 +22,7 @@ from shared.tenancy import apikeys
 from shared.tenancy.audit import record_audit
 from shared.tenancy.tenants import _tenant_cache, get_tenant, tenant_path
 
-log = logs.get_logger("cloudact.offboarding")
+log = logs.get_logger(__name__)
 OFFBOARDED = "offboarded"
 
 

@@ -32,7 +32,7 @@ from shared.runtime.context import Context
 from shared.runtime.settings import Settings
 from shared.yaml_source import compose_and_load, read_config_text
 
-log = logs.get_logger("cloudact.provisioning")
+log = logs.get_logger(__name__)
 STATIC_DATASET = re.compile(r"^[a-z][a-z0-9_]*$")
 """A `destination.dataset` Terraform provisions (terraform/modules/tenant_config/main.tf uses the same pattern)."""
 

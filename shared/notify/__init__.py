@@ -32,7 +32,7 @@ from shared.ports.state import EXPIRE_AT, expires_in, set_fields_if
 from shared.runtime.context import Context
 
 __all__ = ["alert_dead_lettered_event", "alert_operators", "deliver_event", "list_deliveries"]
-log = logs.get_logger("cloudact.notify")
+log = logs.get_logger(__name__)
 
 
 def event_path(event_id: str) -> str:

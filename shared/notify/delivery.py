@@ -35,7 +35,7 @@ from shared.notify.routing import ChannelTarget
 from shared.ports.state import EXPIRE_AT, Doc, Filter, StateStore, expires_in, set_fields_if
 from shared.runtime.context import Context
 
-log = logs.get_logger("cloudact.notify")
+log = logs.get_logger(__name__)
 COLLECTION = "notifications"
 COOLDOWNS = "notification_cooldowns"
 FINAL = frozenset({"sent", "failed", "suppressed"})

@@ -59,7 +59,7 @@ from shared.processors.base import StepContext, StepResult
 from shared.processors.jobs import JobState
 from shared.processors.query_writer import COLUMN, StagingWriter, count_rows
 
-log = logs.get_logger("cloudact.processors.bigquery_query")
+log = logs.get_logger(__name__)
 STAGING_PREFIX = "_cloudact_stage_"
 
 

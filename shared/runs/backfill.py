@@ -30,7 +30,7 @@ from shared.ports.state import Doc, Filter, set_fields_if
 from shared.runs.operations import start_run
 from shared.runtime.context import Context
 
-log = logs.get_logger("cloudact.backfill")
+log = logs.get_logger(__name__)
 COLLECTION = "backfills"
 DEFAULT_MAX_ACTIVE_RUNS = 16
 """As Airflow's default max_active_runs: a long range never floods the tenant's concurrency slots at once."""

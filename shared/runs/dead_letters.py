@@ -28,7 +28,7 @@ from shared.ports.bus import DeadLetter, DeadLetterQueue, MessageBus
 from shared.runtime.context import Context
 from shared.tenancy.audit import record_audit
 
-log = logs.get_logger("cloudact.dead_letters")
+log = logs.get_logger(__name__)
 MAX_DEAD_LETTERS = 1000
 """One command looks at most at this many dead letters (oldest first); repeat after acting on them."""
 RESUMABLE_RUN_STATUSES = frozenset({"FAILED", "TIMED_OUT"})

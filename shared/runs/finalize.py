@@ -31,7 +31,7 @@ from shared.runs.plan import derive_run_status
 from shared.runs.store import list_stages
 from shared.runtime.context import Context
 
-log = logs.get_logger("cloudact.engine")
+log = logs.get_logger(__name__)
 FINALIZE_LEASE_S = 30.0
 """Long enough for the history write; a writer that died lets it lapse and the watchdog writes the rows."""
 RUN_EVENT_TYPES: dict[RunStatus, EventType] = {

@@ -28,7 +28,7 @@ from shared.runs.events import publish_stage_tasks
 from shared.runs.stage_jobs import idle_round
 from shared.runtime.context import Context
 
-log = logs.get_logger("cloudact.job_events")
+log = logs.get_logger(__name__)
 _JOB_NAME = re.compile(r"^projects/([^/]+)/jobs/([A-Za-z0-9_-]{1,1024})$")
 _NEW_RUN_JOB = re.compile(r"^cdp_(run_[0-9a-f]+)_([a-z][a-z0-9_]{0,62})_([0-9]{1,9})$")
 """A stage job of a run id made by shared/runs/store.py `new_run_id`, for entries that lost their labels."""

@@ -24,7 +24,7 @@ from shared.runs.machine import TransitionRequest, transition
 from shared.runs.records import RunRecord, StageRecord
 from shared.runtime.context import Context
 
-log = logs.get_logger("cloudact.recovery")
+log = logs.get_logger(__name__)
 
 
 def handle_dead_letter(ctx: Context, received: ReceivedMessage) -> str:

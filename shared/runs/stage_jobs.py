@@ -34,7 +34,7 @@ from shared.runs.attempts import StageTimeout
 from shared.runs.events import publish_stage_tasks
 from shared.runtime.context import Context
 
-log = logs.get_logger("cloudact.engine")
+log = logs.get_logger(__name__)
 POLL_WINDOW_S = 5.0
 """Longest a round waits on a job within one invocation (P9: no invocation longer than 10 s)."""
 _POLL_EVERY_S = (0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0)

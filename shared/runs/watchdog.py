@@ -41,7 +41,7 @@ from shared.runs.records import RunRecord, StageRecord
 from shared.runs.store import list_stages
 from shared.runtime.context import Context
 
-log = logs.get_logger("cloudact.watchdog")
+log = logs.get_logger(__name__)
 
 
 @dataclass(frozen=True)

@@ -30,7 +30,7 @@ from shared.runs.admission import admit_run
 from shared.runtime.context import Context
 from shared.scheduling.cron import CronSchedule, MisfirePolicy, ScheduleError, misfire_reason, slots_to_fire
 
-log = logs.get_logger("cloudact.scheduling")
+log = logs.get_logger(__name__)
 MAX_RETRY_AFTER_S = 600.0
 """A refusal that clears within this long (concurrency limit, contention) is retried; a longer one is final."""
 

@@ -15,7 +15,7 @@ from shared.clock import iso, utc_now
 from shared.ports.state import EXPIRE_AT, Filter, expires_in
 from shared.runtime.context import Context
 
-log = logs.get_logger("cloudact.audit")
+log = logs.get_logger(__name__)
 
 
 def record_audit(

@@ -5,16 +5,16 @@
 
 locals {
   # Every line our functions log; narrowing to our loggers keeps Cloud Run's own request logs out.
-  function_logs = "resource.type=\"cloud_run_revision\" AND resource.labels.service_name=~\"^cdp-\" AND jsonPayload.logger:\"cloudact.\""
+  function_logs = "resource.type=\"cloud_run_revision\" AND resource.labels.service_name=~\"^cdp-\" AND jsonPayload.logger:\"shared.\""
 }
 
-# A run reached a terminal state and was finalised (shared/runs/engine.py finalize_run: "run %s in %s ms"), by status
+# A run reached a terminal state and was finalised (shared/runs/finalize.py: "run %s in %s ms"), by status
 # and tenant: the per-tenant usage of the dashboard. A tenant label is fine here (one series per active tenant and
 # status) where the OpenTelemetry metrics deliberately have none.
 resource "google_logging_metric" "runs_finished" {
   project = var.project_id
   name    = "cdp_runs_finished"
-  filter  = "${local.function_logs} AND jsonPayload.logger=\"cloudact.engine\" AND severity=INFO AND jsonPayload.message=~\"^run [A-Z_]+ in \""
+  filter  = "${local.function_logs} AND jsonPayload.logger=\"shared.runs.finalize\" AND severity=INFO AND jsonPayload.message=~\"^run [A-Z_]+ in \""
 
   metric_descriptor {
     metric_kind  = "DELTA"
@@ -42,7 +42,7 @@ resource "google_logging_metric" "runs_finished" {
 resource "google_logging_metric" "runs_timed_out" {
   project = var.project_id
   name    = "cdp_runs_timed_out"
-  filter  = "${local.function_logs} AND jsonPayload.logger=\"cloudact.watchdog\" AND severity=ERROR AND jsonPayload.message=~\"^run passed its deadline \""
+  filter  = "${local.function_logs} AND jsonPayload.logger=\"shared.runs.watchdog\" AND severity=ERROR AND jsonPayload.message=~\"^run passed its deadline \""
 
   metric_descriptor {
     metric_kind  = "DELTA"
@@ -58,7 +58,7 @@ resource "google_logging_metric" "runs_timed_out" {
 resource "google_logging_metric" "watchdog_interventions" {
   project = var.project_id
   name    = "cdp_watchdog_interventions"
-  filter  = "${local.function_logs} AND jsonPayload.logger=\"cloudact.watchdog\" AND severity>=WARNING AND (jsonPayload.message=~\"^re-dispatching [0-9]+ stage[(]s[)] nobody is working on: \" OR jsonPayload.message=~\"^run still QUEUED .* after creation: re-publishing its request\" OR jsonPayload.message=~\"^run never started: \" OR jsonPayload.message=~\"^attempt .* was claimed but never started: releasing the claim\")"
+  filter  = "${local.function_logs} AND jsonPayload.logger=\"shared.runs.watchdog\" AND severity>=WARNING AND (jsonPayload.message=~\"^re-dispatching [0-9]+ stage[(]s[)] nobody is working on: \" OR jsonPayload.message=~\"^run still QUEUED .* after creation: re-publishing its request\" OR jsonPayload.message=~\"^run never started: \" OR jsonPayload.message=~\"^attempt .* was claimed but never started: releasing the claim\")"
 
   metric_descriptor {
     metric_kind  = "DELTA"
@@ -73,7 +73,7 @@ resource "google_logging_metric" "watchdog_interventions" {
 resource "google_logging_metric" "notification_failures" {
   project = var.project_id
   name    = "cdp_notification_failures"
-  filter  = "${local.function_logs} AND jsonPayload.logger=\"cloudact.notify\" AND severity=ERROR AND (jsonPayload.message=~\"^notification [^ ]+ failed: \" OR jsonPayload.message=~\"^operator alert [^ ]+ not sent: \")"
+  filter  = "${local.function_logs} AND (jsonPayload.logger=\"shared.notify.delivery\" OR jsonPayload.logger=\"shared.notify\") AND severity=ERROR AND (jsonPayload.message=~\"^notification [^ ]+ failed: \" OR jsonPayload.message=~\"^operator alert [^ ]+ not sent: \")"
 
   metric_descriptor {
     metric_kind  = "DELTA"

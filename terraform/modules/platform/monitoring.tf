@@ -146,7 +146,7 @@ resource "google_monitoring_alert_policy" "function_errors" {
 
   documentation {
     mime_type = "text/markdown"
-    content   = "${each.value.name} answers 5xx (for an event function: nacks, so Pub/Sub redelivers). Read its ERROR lines in Cloud Logging (jsonPayload.logger=\"cloudact.delivery\" for event functions, \"cloudact.api\" for the API). See \"A function's error rate climbs\" in ${local.runbook}."
+    content   = "${each.value.name} answers 5xx (for an event function: nacks, so Pub/Sub redelivers). Read its ERROR lines in Cloud Logging (jsonPayload.logger=\"shared.app.delivery\" for event functions, \"shared.api.http\" for the API). See \"A function's error rate climbs\" in ${local.runbook}."
   }
   alert_strategy {
     auto_close = "1800s"
