@@ -40,13 +40,14 @@ from typing import TYPE_CHECKING, Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from shared.adapters.bigquery_datasets import BigQueryDatasets
 from shared.adapters.bigquery_errors import mapped_errors
 from shared.adapters.bigquery_statements import BigQueryStatementJobs
-from shared.adapters.bigquery_values import checked_name, googlesql_type, parameter, row_id, to_bigquery_schema
+from shared.adapters.bigquery_values import googlesql_type, parameter, row_id
 from shared.adapters.gcp_identity import credentials_identity
 from shared.adapters.running_work import RunningWork, WorkCancelled
 from shared.errors import TerminalError, TransientError
-from shared.ports.warehouse import PROVISION_HINT, DatasetCreationRefused, DryRun, StepJobs, TableInfo, WriteMode
+from shared.ports.warehouse import DryRun, StepJobs, WriteMode
 
 if TYPE_CHECKING:
     from google.auth.credentials import Credentials
@@ -56,7 +57,7 @@ _INSERT_BATCH = 500
 """Rows per insertAll request (Google recommends about 500: https://cloud.google.com/bigquery/quotas#streaming_inserts)."""
 
 
-class BigQueryWarehouse(BigQueryStatementJobs):
+class BigQueryWarehouse(BigQueryDatasets, BigQueryStatementJobs):
     """A `Warehouse` on BigQuery. `endpoint` (e.g. bqemulator's `http://127.0.0.1:9050`) switches to anonymous
     credentials (the emulator checks none); otherwise the client acts as `credentials` (a tenant's impersonated
     service account on GCP) or, without them, as the Application Default Credentials of the process.
@@ -116,88 +117,7 @@ class BigQueryWarehouse(BigQueryStatementJobs):
         self.job_labels = _job_labels(tenant_id, self.identity)
         """Labels of every query and load job: who ran it, for billing exports and audit (INFORMATION_SCHEMA.JOBS)."""
 
-    # -- Warehouse -----------------------------------------------------------------------------------------------
-
-    def require_dataset(self, dataset: str) -> None:
-        """Look the dataset up (bigquery.datasets.get, which a dataset-level role grants); never create it."""
-        from google.api_core.exceptions import NotFound
-
-        ref = f"{self._project}.{checked_name(dataset)}"
-        with mapped_errors(f"dataset {dataset}", self.identity):
-            try:
-                self._client.get_dataset(ref, retry=self._retry, timeout=self._timeout)
-                return
-            except NotFound:
-                pass
-        hint = PROVISION_HINT.format(tenant=self._tenant_id or "TENANT")
-        raise TerminalError(f"BigQuery dataset {ref} does not exist; {hint}")
-
-    def create_dataset(self, dataset: str) -> bool:
-        """Provisioning (onboarding, `cloudact tenants provision`): needs bigquery.datasets.create on the project,
-        which the tenant's own account does not hold: build this warehouse with the operator's or the onboarding
-        function's credentials."""
-        from google.api_core.exceptions import Conflict, Forbidden
-
-        ds = self._bq.Dataset(f"{self._project}.{checked_name(dataset)}")
-        ds.location = self._location
-        with mapped_errors(f"creating dataset {dataset}", self.identity):
-            try:
-                ds = self._client.create_dataset(ds, retry=self._retry, timeout=self._timeout)
-            except Conflict:
-                return False
-            except Forbidden as exc:  # checked before existence: also what a Terraform-made dataset answers
-                raise DatasetCreationRefused(
-                    f"BigQuery refused to create dataset {dataset} as {self.identity} (bigquery.datasets.create on "
-                    f"project {self._project}); {PROVISION_HINT.format(tenant=self._tenant_id or 'TENANT')} as an "
-                    "identity that holds it"
-                ) from exc
-            if self._dataset_writer:  # read-modify-write of the access list: the creator's defaults are kept
-                entry = self._bq.AccessEntry("WRITER", "userByEmail", self._dataset_writer)
-                ds.access_entries = [*ds.access_entries, entry]
-                self._client.update_dataset(ds, ["access_entries"], retry=self._retry, timeout=self._timeout)
-        return True
-
-    def list_datasets(self) -> list[str]:
-        """The tenant's datasets: `{tenant}_...` (no tenant id's datasets can be another's, see onboarding)."""
-        if not self._tenant_id:
-            raise TerminalError("this warehouse belongs to no tenant: it cannot tell which datasets are whose")
-        prefix = f"{self._tenant_id}_"
-        with mapped_errors("listing datasets", self.identity):
-            found = self._client.list_datasets(self._project, retry=self._retry, timeout=self._timeout)
-            return sorted(d.dataset_id for d in found if d.dataset_id.startswith(prefix))
-
-    def drop_dataset(self, dataset: str) -> bool:
-        from google.api_core.exceptions import NotFound
-
-        if dataset not in self.list_datasets():
-            return False
-        ref = f"{self._project}.{checked_name(dataset)}"
-        with mapped_errors(f"dropping dataset {dataset}", self.identity):
-            try:
-                self._client.delete_dataset(ref, delete_contents=True, retry=self._retry, timeout=self._timeout)
-            except NotFound:
-                return False
-        return True
-
-    def list_tables(self, dataset: str) -> list[TableInfo]:
-        """Tables and views of one dataset; row counts from each table's metadata (numRows: no query, no cost)."""
-        from google.api_core.exceptions import NotFound
-
-        ref = f"{self._project}.{checked_name(dataset)}"
-        out: list[TableInfo] = []
-        with mapped_errors(f"listing tables of {dataset}", self.identity):
-            try:
-                items = list(self._client.list_tables(ref, retry=self._retry, timeout=self._timeout))
-            except NotFound:
-                return []
-            for item in sorted(items, key=lambda t: str(t.table_id)):
-                if item.table_type == "VIEW":
-                    out.append(TableInfo(dataset, str(item.table_id), "view", None))
-                    continue
-                table = self._client.get_table(item.reference, retry=self._retry, timeout=self._timeout)
-                rows = table.num_rows
-                out.append(TableInfo(dataset, str(item.table_id), "table", int(rows) if rows is not None else None))
-        return out
+    # -- Warehouse (datasets and tables: BigQueryDatasets) -------------------------------------------------------
 
     def dry_run(self, sql: str, params: Mapping[str, Any] | None = None) -> DryRun:
         """A dry-run query job: BigQuery parses, resolves and plans the query, reads nothing, bills nothing."""
@@ -220,36 +140,6 @@ class BigQueryWarehouse(BigQueryStatementJobs):
             )
             result: pa.Table = rows.to_arrow(create_bqstorage_client=False)
         return result
-
-    def table_exists(self, table: str) -> bool:
-        from google.api_core.exceptions import NotFound
-
-        try:
-            with mapped_errors(f"looking up {table}", self.identity):
-                self._client.get_table(self._ref(table), retry=self._retry, timeout=self._timeout)
-        except TerminalError as e:
-            if isinstance(e.__cause__, NotFound):
-                return False
-            raise
-        return True
-
-    def create_table(
-        self,
-        table: str,
-        schema: pa.Schema,
-        partition_field: str | None = None,
-        cluster_by: Sequence[str] = (),
-    ) -> None:
-        """Create the table if missing: DAY time partitioning on `partition_field`, clustering on `cluster_by`."""
-        bq_table = self._bq.Table(self._ref(table), schema=to_bigquery_schema(schema))
-        if partition_field:
-            bq_table.time_partitioning = self._bq.TimePartitioning(
-                type_=self._bq.TimePartitioningType.DAY, field=partition_field
-            )
-        if cluster_by:
-            bq_table.clustering_fields = list(cluster_by)
-        with mapped_errors(f"creating {table}", self.identity):
-            self._client.create_table(bq_table, exists_ok=True, retry=self._retry, timeout=self._timeout)
 
     def query(self, sql: str, params: Mapping[str, Any] | None = None) -> pa.Table:
         with self._errors("query"):
@@ -382,14 +272,6 @@ class BigQueryWarehouse(BigQueryStatementJobs):
 
     # -- internals -----------------------------------------------------------------------------------------------
 
-    def _ref(self, table: str) -> str:
-        parts = table.replace("`", "").split(".")
-        if len(parts) == 2:
-            parts = [self._project, *parts]
-        if len(parts) != 3:
-            raise TerminalError(f"table must be named 'dataset.table', got {table!r}")
-        return ".".join(checked_name(p) for p in parts)
-
     def _run(self, sql: str, params: Mapping[str, Any] | None) -> bigquery.QueryJob:
         from google.api_core.exceptions import Conflict
 
@@ -413,7 +295,9 @@ class BigQueryWarehouse(BigQueryStatementJobs):
     def _query_config(self, params: Mapping[str, Any] | None) -> bigquery.QueryJobConfig:
         """Parameters, the job's labels and the tenant's bytes cap (asked now: a plan change applies at once)."""
         query_parameters = [parameter(self._bq, k, v) for k, v in (params or {}).items()]
-        config = self._bq.QueryJobConfig(query_parameters=query_parameters, labels=dict(self.job_labels))
+        config: bigquery.QueryJobConfig = self._bq.QueryJobConfig(
+            query_parameters=query_parameters, labels=dict(self.job_labels)
+        )
         cap_of = self._step.max_bytes_billed if self._step and self._step.max_bytes_billed else self._max_bytes_billed
         cap = cap_of() if cap_of else None
         if cap is not None:

@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import copy
 import re
-import threading
-import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import suppress
 from datetime import UTC, datetime
@@ -24,6 +22,7 @@ import duckdb
 import pyarrow as pa
 
 from shared.adapters.duckdb_connection import TenantDatabase
+from shared.adapters.duckdb_datasets import DuckDBDatasets, quote, register_arrow, split_table
 from shared.adapters.duckdb_errors import mapped_errors, streamed
 from shared.adapters.duckdb_sql import Statement, transpile
 from shared.adapters.duckdb_statements import DuckDBStatements
@@ -31,14 +30,10 @@ from shared.adapters.googlesql_errors import in_user_terms
 from shared.adapters.running_work import RunningWork, WorkCancelled
 from shared.errors import PipelineError, TerminalError
 from shared.ports.statement_jobs import StatementStatus
-from shared.ports.warehouse import PROVISION_HINT, DryRun, StepJobs, TableInfo, WriteMode
-
-_SOURCE_PREFIX = "__cloudact_src_"
-_DATASET_LOCK = threading.Lock()
-"""Serialises schema creation in this process (see `create_dataset`)."""
+from shared.ports.warehouse import DryRun, StepJobs, WriteMode
 
 
-class DuckDBWarehouse:
+class DuckDBWarehouse(DuckDBDatasets):
     """A `Warehouse` backed by one DuckDB database file (or `":memory:"`), safe to share between threads.
 
     DuckDB connections are not thread-safe, but cursors made from one connection are independent connections to the
@@ -68,71 +63,12 @@ class DuckDBWarehouse:
         a cursor of this handle is still open (the caller calls again until False)."""
         return self._work.cancel(_interrupt)
 
-    # -- Warehouse -----------------------------------------------------------------------------------------------
-
-    def require_dataset(self, dataset: str) -> None:
-        """Created when missing if this warehouse creates missing datasets (the local runtime), else a TerminalError
-        naming it, as on BigQuery."""
-        _check_name(dataset)
-        if self._dataset_exists(dataset):
-            return
-        if not self._create_missing:
-            hint = PROVISION_HINT.format(tenant=self._tenant or "TENANT")
-            raise TerminalError(f"dataset {dataset} does not exist; {hint}")
-        self.create_dataset(dataset)
-
-    def create_dataset(self, dataset: str) -> bool:
-        """Under one process-wide lock, looked up first: parallel steps creating the same schema would otherwise
-        collide in DuckDB's catalog ("Catalog write-write conflict") and be retried."""
-        _check_name(dataset)
-        with _DATASET_LOCK:
-            if self._dataset_exists(dataset):
-                return False
-            with self._cursor() as cur, mapped_errors(f"creating dataset {dataset}"):
-                cur.execute(f"CREATE SCHEMA IF NOT EXISTS {_quote(dataset)}")
-        return True
-
-    def _dataset_exists(self, dataset: str) -> bool:
-        return dataset in self.list_datasets()
+    # -- Warehouse (datasets and tables: DuckDBDatasets) ---------------------------------------------------------
 
     def for_step(self, jobs: StepJobs) -> DuckDBWarehouse:
         """This handle itself: DuckDB runs statements, not labelled jobs, and a local query bills nothing, so the
         bytes cap does not apply. Cancellation is unchanged (same handle)."""
         return self
-
-    def list_datasets(self) -> list[str]:
-        with self._cursor() as cur, mapped_errors("listing datasets"):
-            rows = cur.execute(
-                "SELECT schema_name FROM information_schema.schemata WHERE catalog_name = current_database() "
-                "AND schema_name NOT IN ('main', 'information_schema', 'pg_catalog') ORDER BY schema_name"
-            ).fetchall()
-        return [str(row[0]) for row in rows]
-
-    def drop_dataset(self, dataset: str) -> bool:
-        _check_name(dataset)
-        if dataset not in self.list_datasets():
-            return False
-        with self._cursor() as cur, mapped_errors(f"dropping dataset {dataset}"):
-            cur.execute(f"DROP SCHEMA IF EXISTS {_quote(dataset)} CASCADE")
-        return True
-
-    def list_tables(self, dataset: str) -> list[TableInfo]:
-        """Tables (with COUNT(*), which DuckDB answers from its metadata) and views of one schema."""
-        _check_name(dataset)
-        out: list[TableInfo] = []
-        with self._cursor() as cur, mapped_errors(f"listing tables of {dataset}"):
-            found = cur.execute(
-                "SELECT table_name, table_type FROM information_schema.tables WHERE table_catalog = current_database() "
-                "AND table_schema = $s ORDER BY table_name",
-                {"s": dataset},
-            ).fetchall()
-            for name, kind in found:
-                if kind == "VIEW":
-                    out.append(TableInfo(dataset, str(name), "view", None))
-                    continue
-                row = cur.execute(f"SELECT count(*) FROM {_quote(dataset)}.{_quote(str(name))}").fetchone()
-                out.append(TableInfo(dataset, str(name), "table", int(row[0]) if row else 0))
-        return out
 
     def dry_run(self, sql: str, params: Mapping[str, Any] | None = None) -> DryRun:
         """Translate one GoogleSQL SELECT, then have DuckDB bind and plan it (EXPLAIN) and name its result columns
@@ -148,41 +84,8 @@ class DuckDBWarehouse:
         return DryRun(tuple((str(row[0]), googlesql_type(str(row[1]))) for row in described), None)
 
     def preview(self, table: str, limit: int) -> pa.Table:
-        dataset, name = _split(table)
+        dataset, name = split_table(table)
         return self.query(f"SELECT * FROM {dataset}.{name} LIMIT {max(0, int(limit))}")
-
-    def table_exists(self, table: str) -> bool:
-        dataset, name = _split(table)
-        with self._cursor() as cur, mapped_errors(f"looking up {table}"):
-            row = cur.execute(
-                "SELECT count(*) FROM information_schema.tables WHERE table_schema = $s AND table_name = $t",
-                {"s": dataset, "t": name},
-            ).fetchone()
-        return bool(row and row[0])
-
-    def create_table(
-        self,
-        table: str,
-        schema: pa.Schema,
-        partition_field: str | None = None,
-        cluster_by: Sequence[str] = (),
-    ) -> None:
-        """Create the table if missing. Column types are DuckDB's own mapping of the arrow types; non-nullable
-        fields become NOT NULL. Partitioning and clustering have no DuckDB equivalent and are ignored."""
-        names = set(schema.names)
-        for field_name in [partition_field, *cluster_by]:
-            if field_name is not None and field_name not in names:
-                raise TerminalError(f"{table}: partition/cluster field {field_name!r} is not in the schema")
-        dataset, name = _split(table)
-        empty = schema.empty_table()
-        with self._cursor() as cur, mapped_errors(f"creating {table}"):
-            source = _register(cur, empty)
-            described = cur.execute(f"DESCRIBE SELECT * FROM {source}").fetchall()
-            columns = ", ".join(
-                f"{_quote(col)} {col_type}{'' if schema.field(col).nullable else ' NOT NULL'}"
-                for col, col_type, *_ in described
-            )
-            cur.execute(f"CREATE TABLE IF NOT EXISTS {_quote(dataset)}.{_quote(name)} ({columns})")
 
     def query(self, sql: str, params: Mapping[str, Any] | None = None) -> pa.Table:
         """Run GoogleSQL; the last statement's rows come back as arrow, widened to BigQuery's column types."""
@@ -243,10 +146,10 @@ class DuckDBWarehouse:
             raise TerminalError(f"write mode must be 'append' or 'truncate', got {mode!r}")
         if not self.table_exists(table):
             self.create_table(table, data.schema)
-        dataset, name = _split(table)
-        target = f"{_quote(dataset)}.{_quote(name)}"
+        dataset, name = split_table(table)
+        target = f"{quote(dataset)}.{quote(name)}"
         with self._cursor() as cur, mapped_errors(f"writing {table}"):
-            source = _register(cur, data)
+            source = register_arrow(cur, data)
             cur.execute("BEGIN TRANSACTION")
             try:
                 if mode == "truncate":
@@ -264,12 +167,12 @@ class DuckDBWarehouse:
         redelivered write adds nothing (BigQuery's streaming insert dedups only within its window)."""
         if not key_columns:
             raise TerminalError("append_rows needs the key columns that make a row unique")
-        dataset, name = _split(table)
-        target = f"{_quote(dataset)}.{_quote(name)}"
+        dataset, name = split_table(table)
+        target = f"{quote(dataset)}.{quote(name)}"
         with self._cursor() as cur, mapped_errors(f"writing {table}"):
-            source = _register(cur, data)
-            keys = ", ".join(map(_quote, key_columns))
-            same_key = " AND ".join(f"t.{_quote(c)} IS NOT DISTINCT FROM s.{_quote(c)}" for c in key_columns)
+            source = register_arrow(cur, data)
+            keys = ", ".join(map(quote, key_columns))
+            same_key = " AND ".join(f"t.{quote(c)} IS NOT DISTINCT FROM s.{quote(c)}" for c in key_columns)
             cur.execute("BEGIN TRANSACTION")
             try:  # DISTINCT ON: a key repeated within `data` is one row too, as BigQuery's insertId dedup makes it
                 cur.execute(
@@ -362,13 +265,6 @@ def _pick(values: Mapping[str, Any], stmt: Statement) -> dict[str, Any] | None:
     return {name: by_name[name.lower()] for name in stmt.params if name.lower() in by_name}
 
 
-def _register(cur: duckdb.DuckDBPyConnection, data: pa.Table) -> str:
-    """Expose an arrow table to SQL on this cursor only, under a name no user table can clash with."""
-    name = f"{_SOURCE_PREFIX}{uuid.uuid4().hex}"
-    cur.register(name, data)
-    return name
-
-
 def _widen(table: pa.Table) -> pa.Table:
     """Cast top-level columns to the arrow types BigQuery returns for the same SQL (module docstring)."""
     fields = []
@@ -383,27 +279,6 @@ def _widen(table: pa.Table) -> pa.Table:
             f, changed = f.with_type(pa.float64()), True
         fields.append(f)
     return table.cast(pa.schema(fields, metadata=table.schema.metadata)) if changed else table
-
-
-def _check_name(part: str) -> None:
-    if not part or not all(c.isalnum() or c in "_-" for c in part):
-        raise TerminalError(f"invalid dataset/table name part {part!r}: use letters, digits, '_' or '-'")
-
-
-def _split(table: str) -> tuple[str, str]:
-    """`dataset.table` (a leading project is allowed and ignored: the embedded warehouse has only one)."""
-    parts = table.replace("`", "").split(".")
-    if len(parts) == 3:
-        parts = parts[1:]
-    if len(parts) != 2:
-        raise TerminalError(f"table must be named 'dataset.table', got {table!r}")
-    for part in parts:
-        _check_name(part)
-    return parts[0], parts[1]
-
-
-def _quote(identifier: str) -> str:
-    return '"' + identifier.replace('"', '""') + '"'
 
 
 _GOOGLESQL_TYPES = {
