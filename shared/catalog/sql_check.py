@@ -28,7 +28,7 @@ run (`{run_date}`, a parameter without default) is not looked up.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Set
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from functools import lru_cache
@@ -200,7 +200,7 @@ class _Context:
     def __init__(
         self,
         tenant_id: str,
-        others: frozenset[str],
+        others: Set[str],
         project: str,
         spec: PipelineSpec,
         warehouse: WarehouseCatalog | None,

@@ -31,21 +31,20 @@ def query_cmd(tenant_id: str, sql: str, limit: int, as_json: bool) -> None:
     """
     import pyarrow as pa
 
-    from shared.catalog.loader import tenant_folders
     from shared.pipelines.sql_scope import TableScope, checked_query
     from shared.pipelines.templating import TemplateError
     from shared.pipelines.templating import render as render_template
+    from shared.pipelines.tenant_folders import other_tenants
 
     tenant = TenantWarehouse(tenant_id)
     with tenant as warehouse:
         settings = tenant.ctx.settings
         config_dir = settings.config_dir
-        others = tenant_folders(config_dir, config_dir.stat().st_mtime_ns) if config_dir.is_dir() else frozenset()
         try:
             rendered = render_template(sql, {"tenant_id": tenant_id, "project": settings.project})
         except TemplateError as exc:
             raise click.ClickException(str(exc)) from None
-        scope = TableScope(tenant_id, frozenset({settings.project}), others - {tenant_id})
+        scope = TableScope(tenant_id, frozenset({settings.project}), other_tenants(config_dir, tenant_id))
         canonical, issues = checked_query(rendered.text, scope, rendered.substituted)
         if canonical is None:
             for issue in issues:

@@ -25,7 +25,7 @@ datasets of every known tenant (`other_tenants`) are refused for that reason, ca
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping, Sequence, Set
 from typing import Any
 
 import sqlglot
@@ -115,7 +115,7 @@ def _lower_parameter_names(tree: exp.Expr) -> None:
 
 
 def render_checked_sql(
-    sql: str, values: Mapping[str, Any], *, tenant_id: str, project: str, other_tenants: frozenset[str] = frozenset()
+    sql: str, values: Mapping[str, Any], *, tenant_id: str, project: str, other_tenants: Set[str] = frozenset()
 ) -> str:
     """Run time: the exact SQL to send (placeholders substituted, regenerated from the checked statement), after
     checking it again against the tenant's scope. Raises TemplateError / QueryScopeError (both terminal) naming every

@@ -14,12 +14,13 @@ tenant's own datasets.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Set
 from dataclasses import dataclass, field
 
 from sqlglot import exp
 
 from shared.pipelines.sql_allowlist import is_system_name
+from shared.pipelines.tenant_folders import OtherTenants, as_other_tenants
 
 PLAIN_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,1023}$")
 """A dataset, table or CTE name a tenant's query may use: ASCII letters, digits and '_' (no path, no dot, no unicode
@@ -39,9 +40,19 @@ class TableScope:
     """The tenant id, or (at validation time, when the file's tenant is unknown) the sentinel standing for it."""
     project_markers: frozenset[str] = frozenset()
     """Accepted project qualifiers: the configured project and/or the rendering of `{project}`."""
-    other_tenants: frozenset[str] = frozenset()
+    other_tenants: Set[str] = frozenset()
+    """Tenants whose datasets are refused; held as an OtherTenants (a literal set is indexed once, here)."""
     describe: Callable[[str], str] = field(default=_same)
     """Turns rendered text back into what the user wrote (sentinels -> `{name}`), for messages."""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "other_tenants", as_other_tenants(self.other_tenants))
+
+    @property
+    def others(self) -> OtherTenants:
+        others = self.other_tenants
+        assert isinstance(others, OtherTenants)  # set by __post_init__
+        return others
 
 
 @dataclass(frozen=True)
@@ -66,10 +77,10 @@ def dataset_problem(dataset: str, scope: TableScope) -> str | None:
             f"dataset `{shown}` is not one of this tenant's datasets: a step may only use datasets named "
             f"{scope.describe(prefix)}<name>"
         )
-    for other in sorted(scope.other_tenants):
-        other_folded = other.lower()
-        if other != scope.tenant_marker and (folded == other_folded or folded.startswith(other_folded + "_")):
-            return f"dataset `{shown}` belongs to tenant {other!r}"
+    # the first, in sorted order, of the tenants whose datasets the name would be (a lookup per `_`, not a scan)
+    owner = next((other for other in scope.others.owners_of(dataset) if other != scope.tenant_marker), None)
+    if owner is not None:
+        return f"dataset `{shown}` belongs to tenant {owner!r}"
     return None
 
 
@@ -128,7 +139,7 @@ def _unnest_problem(argument: exp.Expr, scope: TableScope) -> str | None:
         or head in scope.project_markers
         or folded == "information_schema"
         or folded.startswith("region-")
-        or any(folded == o.lower() or folded.startswith(o.lower() + "_") for o in scope.other_tenants)
+        or bool(scope.others.owners_of(head))
     )
     if not datasetish or folded in _range_variables(argument):
         return None
