@@ -8,7 +8,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from shared.api.base import ApiRequest, ApiResponse, QueryParam, Route, int_param, validate_body
+from shared.api.base import ApiRequest, ApiResponse, ChoiceQuery, IntQuery, Route, validate_body
 from shared.api.operations_routes import OPERATIONS_ROUTES
 from shared.clock import utc_now
 from shared.errors import BadRequest, NotFound
@@ -18,13 +18,14 @@ from shared.runs.admission import usage
 from shared.runtime.context import Context
 from shared.secrets.store import SECRET_NAME, delete_secret, list_secret_names, put_secret, secret_path
 from shared.tenancy import apikeys
+from shared.tenancy.apikeys import Scope
 from shared.tenancy.audit import list_audit, record_audit
 from shared.tenancy.tenants import TENANT_ID, get_tenant, list_tenants, update_tenant
 
 MAX_SECRET_BYTES = 64 * 1024
-Scope = Literal[
-    "pipelines:read", "pipelines:execute", "runs:read", "runs:cancel", "usage:read", "secrets:write", "admin"
-]
+TENANT_STATUS = ChoiceQuery("status", choices=("active", "suspended", "offboarded"))
+TENANTS_LIMIT = IntQuery("limit", default=500, low=1, high=1000)
+AUDIT_LIMIT = IntQuery("limit", default=100, low=1, high=1000)
 PlanName = Literal["free", "starter", "professional", "enterprise"]
 assert set(PlanName.__args__) == set(PLANS), "PlanName must list every plan"  # type: ignore[attr-defined]
 
@@ -70,7 +71,7 @@ class KeyCreateBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: str = Field(min_length=1, max_length=100)
-    scopes: list[Scope] = Field(default=list(apikeys.DEFAULT_SCOPES), min_length=1)  # type: ignore[arg-type]
+    scopes: list[Scope] = Field(default=list(apikeys.DEFAULT_SCOPES), min_length=1)
     expires_in_days: int | None = Field(default=None, ge=1, le=3650)
 
 
@@ -115,10 +116,7 @@ def onboard(ctx: Context, req: ApiRequest, params: dict[str, str]) -> ApiRespons
 
 
 def admin_list_tenants(ctx: Context, req: ApiRequest, params: dict[str, str]) -> ApiResponse:
-    status = req.query.get("status")
-    if status is not None and status not in ("active", "suspended", "offboarded"):
-        raise BadRequest("status must be active, suspended or offboarded", {"field": "status"})
-    tenants = list_tenants(ctx, status, int_param(req.query, "limit", 500, 1, 1000))
+    tenants = list_tenants(ctx, TENANT_STATUS.read(req.query), TENANTS_LIMIT.read(req.query))
     return ApiResponse(200, {"tenants": tenants, "count": len(tenants)})
 
 
@@ -137,7 +135,7 @@ def admin_update_tenant(ctx: Context, req: ApiRequest, params: dict[str, str]) -
 
 def admin_audit(ctx: Context, req: ApiRequest, params: dict[str, str]) -> ApiResponse:
     get_tenant(ctx, params["tenant_id"])
-    entries = list_audit(ctx, params["tenant_id"], int_param(req.query, "limit", 100, 1, 1000))
+    entries = list_audit(ctx, params["tenant_id"], AUDIT_LIMIT.read(req.query))
     return ApiResponse(200, {"audit": entries, "count": len(entries)})
 
 
@@ -211,32 +209,31 @@ ADMIN_ROUTES: list[Route] = [
     Route("POST", _A, onboard, "admin", "Onboard a tenant (idempotent; the first API key is returned once)",
           body=OnboardBody, success=201, errors=(409,), tag="admin"),
     Route("GET", _A, admin_list_tenants, "admin", "List tenants", tag="admin",
-          query=(QueryParam("status", {"type": "string", "enum": ["active", "suspended", "offboarded"]}),
-                 QueryParam("limit", {"type": "integer", "minimum": 1, "maximum": 1000}))),
+          query=(TENANT_STATUS, TENANTS_LIMIT)),
     Route("GET", f"{_A}/{{tenant_id}}", admin_get_tenant, "admin", "A tenant with its usage", errors=(404,),
           tag="admin"),
     Route("PATCH", f"{_A}/{{tenant_id}}", admin_update_tenant, "admin",
           "Change a tenant's plan, status (suspend/activate), limits or profile", body=TenantPatch, errors=(404,),
           tag="admin"),
     Route("GET", f"{_A}/{{tenant_id}}/audit", admin_audit, "admin", "A tenant's audit trail", errors=(404,),
-          tag="admin", query=(QueryParam("limit", {"type": "integer", "minimum": 1, "maximum": 1000}),)),
+          tag="admin", query=(AUDIT_LIMIT,)),
     Route("POST", f"{_A}/{{tenant_id}}/api-keys", create_key, "admin", "Issue an API key for a tenant (shown once)",
           body=KeyCreateBody, success=201, errors=(404,), tag="admin"),
-    Route("GET", f"{_T}/api-keys", list_keys, "tenant", "List the tenant's API keys (never their secrets)", "admin",
+    Route("GET", f"{_T}/api-keys", list_keys, "tenant", "List the tenant's API keys (never their secrets)", Scope.ADMIN,
           tag="api-keys"),
-    Route("POST", f"{_T}/api-keys", create_key, "tenant", "Create an API key (shown once)", "admin",
+    Route("POST", f"{_T}/api-keys", create_key, "tenant", "Create an API key (shown once)", Scope.ADMIN,
           KeyCreateBody, success=201, tag="api-keys"),
     Route("POST", f"{_T}/api-keys/{{key_id}}/rotate", rotate_key, "tenant",
-          "Rotate an API key: a new key now, the old one valid for a grace period", "admin", RotateBody,
+          "Rotate an API key: a new key now, the old one valid for a grace period", Scope.ADMIN, RotateBody,
           success=201, errors=(404, 409), tag="api-keys"),
-    Route("DELETE", f"{_T}/api-keys/{{key_id}}", revoke_key, "tenant", "Revoke an API key (idempotent)", "admin",
+    Route("DELETE", f"{_T}/api-keys/{{key_id}}", revoke_key, "tenant", "Revoke an API key (idempotent)", Scope.ADMIN,
           errors=(404,), tag="api-keys"),
     Route("GET", f"{_T}/secrets", list_secrets, "tenant", "List the tenant's secret names (never values)",
-          "secrets:write", tag="secrets"),
+          Scope.SECRETS_WRITE, tag="secrets"),
     Route("PUT", f"{_T}/secrets/{{name}}", set_secret, "tenant",
-          "Store or replace a secret (envelope-encrypted; the value is never returned)", "secrets:write", SecretBody,
-          tag="secrets"),
-    Route("DELETE", f"{_T}/secrets/{{name}}", remove_secret, "tenant", "Delete a secret", "secrets:write",
+          "Store or replace a secret (envelope-encrypted; the value is never returned)", Scope.SECRETS_WRITE,
+          SecretBody, tag="secrets"),
+    Route("DELETE", f"{_T}/secrets/{{name}}", remove_secret, "tenant", "Delete a secret", Scope.SECRETS_WRITE,
           errors=(404,), tag="secrets"),
     *OPERATIONS_ROUTES,
 ]  # fmt: skip

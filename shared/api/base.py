@@ -10,13 +10,14 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, ValidationError
 
 from shared.errors import BadRequest
 from shared.runtime.context import Context
-from shared.tenancy.apikeys import Principal
+from shared.tenancy.apikeys import Principal, Scope
 
 Access = Literal["public", "tenant", "admin"]
 
@@ -52,9 +53,97 @@ Handler = Callable[[Context, ApiRequest, dict[str, str]], ApiResponse]
 
 @dataclass(frozen=True)
 class QueryParam:
+    """One query parameter, declared once: the OpenAPI schema and the check its handler applies (`read`) both come
+    from this object, so the document and the 400s cannot disagree. A bad value is a 400 naming the parameter."""
+
     name: str
-    schema: dict[str, Any]
     description: str = ""
+
+    @property
+    def schema(self) -> dict[str, Any]:
+        return {"type": "string"}
+
+    def read(self, query: dict[str, str]) -> Any:
+        return query.get(self.name)
+
+    def _refuse(self, what: str) -> BadRequest:
+        return BadRequest(f"{self.name} must be {what}", {"field": self.name})
+
+
+@dataclass(frozen=True)
+class IntQuery(QueryParam):
+    default: int = 0
+    low: int = 0
+    high: int = 0
+
+    @property
+    def schema(self) -> dict[str, Any]:
+        return {"type": "integer", "minimum": self.low, "maximum": self.high, "default": self.default}
+
+    def read(self, query: dict[str, str]) -> int:
+        raw = query.get(self.name)
+        if raw is None:
+            return self.default
+        if not _INTEGER.fullmatch(raw) or not self.low <= int(raw) <= self.high:
+            raise self._refuse(f"an integer in [{self.low}, {self.high}]")
+        return int(raw)
+
+
+@dataclass(frozen=True)
+class ChoiceQuery(QueryParam):
+    choices: tuple[str, ...] = ()
+
+    @property
+    def schema(self) -> dict[str, Any]:
+        return {"type": "string", "enum": list(self.choices)}
+
+    def read(self, query: dict[str, str]) -> str | None:
+        raw = query.get(self.name)
+        if raw is not None and raw not in self.choices:
+            raise self._refuse(f"one of {', '.join(self.choices)}")
+        return raw
+
+
+@dataclass(frozen=True)
+class PatternQuery(QueryParam):
+    pattern: str = ".*"
+    meaning: str = "valid"
+    """How the refusal describes a good value: `{name} must be {meaning}`."""
+
+    @property
+    def schema(self) -> dict[str, Any]:
+        return {"type": "string", "pattern": self.pattern}
+
+    def read(self, query: dict[str, str]) -> str | None:
+        raw = query.get(self.name)
+        if raw is not None and not re.fullmatch(self.pattern, raw):
+            raise self._refuse(self.meaning)
+        return raw
+
+
+@dataclass(frozen=True)
+class TimestampQuery(QueryParam):
+    """An ISO 8601 date or date-time (UTC unless it has an offset), read as the stored form (`iso()`: UTC,
+    microseconds): run documents store `created_at` that way, so the value compares with them as a string."""
+
+    @property
+    def schema(self) -> dict[str, Any]:
+        return {"type": "string", "anyOf": [{"format": "date"}, {"format": "date-time"}]}
+
+    def read(self, query: dict[str, str]) -> str | None:
+        raw = query.get(self.name)
+        if raw is None:
+            return None
+        try:
+            value = datetime.fromisoformat(raw)
+            if value.tzinfo is None:
+                value = value.replace(tzinfo=UTC)
+            return value.astimezone(UTC).isoformat(timespec="microseconds")
+        except (ValueError, OverflowError) as exc:
+            raise self._refuse("an ISO 8601 date or date-time, e.g. 2026-01-31 or 2026-01-31T00:00:00Z") from exc
+
+
+_INTEGER = re.compile(r"-?[0-9]{1,12}")
 
 
 @dataclass(frozen=True)
@@ -65,7 +154,7 @@ class Route:
     handler: Handler
     access: Access
     summary: str
-    scope: str | None = None
+    scope: Scope | None = None
     """For `tenant` routes: the API-key scope needed (`admin` keys have every scope of their tenant)."""
     body: type[BaseModel] | None = None
     query: tuple[QueryParam, ...] = ()
@@ -113,33 +202,4 @@ def validate_body(model: type[BaseModel], body: Any) -> Any:
                 "field": name,
                 "errors": [{"field": ".".join(str(p) for p in e["loc"]), "message": e["msg"]} for e in exc.errors()],
             },
-        ) from exc
-
-
-def int_param(query: dict[str, str], name: str, default: int, low: int, high: int) -> int:
-    raw = query.get(name)
-    if raw is None:
-        return default
-    if not raw.isdigit() or not low <= int(raw) <= high:
-        raise BadRequest(f"{name} must be an integer in [{low}, {high}]", {"field": name})
-    return int(raw)
-
-
-def timestamp_param(query: dict[str, str], name: str) -> str | None:
-    """An ISO 8601 date or date-time (UTC unless it has an offset) as the stored form (`iso()`: UTC, microseconds).
-
-    Run documents store `created_at` that way, so the result compares with them as a string."""
-    raw = query.get(name)
-    if raw is None:
-        return None
-    from datetime import UTC, datetime
-
-    try:
-        value = datetime.fromisoformat(raw)
-        if value.tzinfo is None:
-            value = value.replace(tzinfo=UTC)
-        return value.astimezone(UTC).isoformat(timespec="microseconds")
-    except (ValueError, OverflowError) as exc:
-        raise BadRequest(
-            f"{name} must be an ISO 8601 date or date-time, e.g. 2026-01-31 or 2026-01-31T00:00:00Z", {"field": name}
         ) from exc

@@ -18,18 +18,17 @@ from __future__ import annotations
 
 import json
 import math
-import re
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from shared.api.base import ApiRequest, ApiResponse, QueryParam, Route, int_param
+from shared.api.base import ApiRequest, ApiResponse, ChoiceQuery, IntQuery, PatternQuery, Route
 from shared.clock import iso, parse_iso, utc_now
-from shared.errors import BadRequest
 from shared.metadata_tables import read_dq_results
 from shared.notify import list_deliveries
 from shared.pipelines.spec import IDENTIFIER
 from shared.runs.store import get_run, list_runs, load_run_spec
 from shared.runtime.context import Context
+from shared.tenancy.apikeys import Scope
 
 DELIVERY_STATUSES = ["queued", "retrying", "sent", "failed", "suppressed"]
 RUN_ID_PATTERN = r"^run_[0-9a-f]{1,64}$"
@@ -38,28 +37,28 @@ SUMMARY_MAX_RUNS = 5000
 FINISHED = ("SUCCEEDED", "FAILED", "TIMED_OUT")
 """The statuses a success rate is computed over: a cancelled run is a decision, not an outcome; an active one has
 no outcome yet."""
+NOTIFICATIONS_RUN = PatternQuery("run_id", "Only this run's notifications.", pattern=RUN_ID_PATTERN, meaning="a run id")
+NOTIFICATIONS_STATUS = ChoiceQuery("status", choices=tuple(DELIVERY_STATUSES))
+NOTIFICATIONS_LIMIT = IntQuery("limit", default=100, low=1, high=500)
+SUMMARY_DAYS = IntQuery("days", default=30, low=1, high=90)
+SUMMARY_OFFSET = IntQuery(
+    "utc_offset_minutes",
+    "Days start at midnight in this offset (a browser sends -Date.getTimezoneOffset()).",
+    default=0,
+    low=-840,
+    high=840,
+)
+SUMMARY_PIPELINE = PatternQuery("pipeline_id", pattern=IDENTIFIER.pattern, meaning="a pipeline id (letters, digits, _)")
 _DQ_COLUMNS = (
     "step_id, check_name, check_type, severity, status, table_name, column_name, failed_rows, total_rows, "
     "observed, expected, message, checked_at"
 )
 
 
-def _optional(query: dict[str, str], name: str, pattern: str | None = None, allowed: list[str] | None = None) -> Any:
-    value = query.get(name)
-    if value is None:
-        return None
-    if allowed is not None and value not in allowed:
-        raise BadRequest(f"{name} must be one of {', '.join(allowed)}", {"field": name})
-    if pattern is not None and not re.fullmatch(pattern, value):
-        raise BadRequest(f"{name} is not valid", {"field": name})
-    return value
-
-
 def list_notifications(ctx: Context, req: ApiRequest, params: dict[str, str]) -> ApiResponse:
     """The tenant's notification log, newest first: channel, rule, status, attempts, error, where it went."""
-    run_id = _optional(req.query, "run_id", RUN_ID_PATTERN)
-    status = _optional(req.query, "status", allowed=DELIVERY_STATUSES)
-    limit = int_param(req.query, "limit", 100, 1, 500)
+    run_id, status = NOTIFICATIONS_RUN.read(req.query), NOTIFICATIONS_STATUS.read(req.query)
+    limit = NOTIFICATIONS_LIMIT.read(req.query)
     deliveries = list_deliveries(ctx, params["tenant_id"], run_id, status, limit)
     return ApiResponse(200, {"notifications": deliveries, "count": len(deliveries)})
 
@@ -108,19 +107,6 @@ def run_quality(ctx: Context, req: ApiRequest, params: dict[str, str]) -> ApiRes
     )
 
 
-def _offset_minutes(query: dict[str, str]) -> int:
-    raw = query.get("utc_offset_minutes")
-    if raw is None:
-        return 0
-    try:
-        value = int(raw)
-    except ValueError:
-        value = 10_000
-    if not -840 <= value <= 840:
-        raise BadRequest("utc_offset_minutes must be an integer in [-840, 840]", {"field": "utc_offset_minutes"})
-    return value
-
-
 def _percentile(values: list[int], fraction: float) -> int | None:
     if not values:
         return None
@@ -149,9 +135,9 @@ def _bucket_stats(runs: list[dict[str, Any]]) -> dict[str, Any]:
 
 def executions_summary(ctx: Context, req: ApiRequest, params: dict[str, str]) -> ApiResponse:
     """Per pipeline and per calendar day of the last `days` days: runs, success rate, durations."""
-    days = int_param(req.query, "days", 30, 1, 90)
-    offset = timedelta(minutes=_offset_minutes(req.query))
-    pipeline_id = _optional(req.query, "pipeline_id", IDENTIFIER.pattern)
+    days = SUMMARY_DAYS.read(req.query)
+    offset = timedelta(minutes=SUMMARY_OFFSET.read(req.query))
+    pipeline_id = SUMMARY_PIPELINE.read(req.query)
     now = utc_now()
     first_day = (now + offset).date() - timedelta(days=days - 1)
     since = datetime.combine(first_day, datetime.min.time(), UTC) - offset
@@ -188,27 +174,16 @@ _T = "/api/v1/tenants/{tenant_id}"
 HISTORY_ROUTES: list[Route] = [
     Route(
         "GET", f"{_T}/notifications", list_notifications, "tenant",
-        "Where notifications went (delivery log, newest first)", "runs:read", tag="notifications",
-        query=(
-            QueryParam("run_id", {"type": "string", "pattern": RUN_ID_PATTERN}, "Only this run's notifications."),
-            QueryParam("status", {"type": "string", "enum": DELIVERY_STATUSES}),
-            QueryParam("limit", {"type": "integer", "minimum": 1, "maximum": 500, "default": 100}),
-        ),
+        "Where notifications went (delivery log, newest first)", Scope.RUNS_READ, tag="notifications",
+        query=(NOTIFICATIONS_RUN, NOTIFICATIONS_STATUS, NOTIFICATIONS_LIMIT),
     ),
     Route(
         "GET", f"{_T}/metadata/executions/{{run_id}}/quality", run_quality, "tenant",
-        "The data-quality results of an execution (quality.check steps)", "runs:read", errors=(404,),
+        "The data-quality results of an execution (quality.check steps)", Scope.RUNS_READ, errors=(404,),
     ),
     Route(
         "GET", f"{_T}/metadata/summary", executions_summary, "tenant",
-        "Runs, success rate and durations per pipeline and day over the last `days` days", "runs:read",
-        query=(
-            QueryParam("days", {"type": "integer", "minimum": 1, "maximum": 90, "default": 30}),
-            QueryParam(
-                "utc_offset_minutes", {"type": "integer", "minimum": -840, "maximum": 840, "default": 0},
-                "Days start at midnight in this offset (a browser sends -Date.getTimezoneOffset()).",
-            ),
-            QueryParam("pipeline_id", {"type": "string", "pattern": IDENTIFIER.pattern}),
-        ),
+        "Runs, success rate and durations per pipeline and day over the last `days` days", Scope.RUNS_READ,
+        query=(SUMMARY_DAYS, SUMMARY_OFFSET, SUMMARY_PIPELINE),
     ),
 ]  # fmt: skip

@@ -10,8 +10,7 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from shared.api.base import ApiRequest, ApiResponse, QueryParam, Route, int_param, validate_body
-from shared.errors import BadRequest
+from shared.api.base import ApiRequest, ApiResponse, IntQuery, PatternQuery, Route, validate_body
 from shared.lifecycle.offboarding import offboard_tenant
 from shared.runs import dead_letters
 from shared.runtime.context import Context
@@ -48,15 +47,14 @@ class OffboardBody(BaseModel):
     )
 
 
+DEAD_LETTERS_TENANT = PatternQuery("tenant_id", "Only this tenant's.", pattern=TENANT_ID.pattern, meaning="a tenant id")
+DEAD_LETTERS_LIMIT = IntQuery("limit", default=100, low=1, high=dead_letters.MAX_DEAD_LETTERS)
 ACTOR = "admin"
 """Who acts on these routes: the platform admin credential (X-User-ID says which person, for the audit)."""
 
 
 def list_dead_letters(ctx: Context, req: ApiRequest, params: dict[str, str]) -> ApiResponse:
-    tenant_id = req.query.get("tenant_id")
-    if tenant_id is not None and not TENANT_ID.match(tenant_id):
-        raise BadRequest("tenant_id is not a valid tenant id", {"field": "tenant_id"})
-    limit = int_param(req.query, "limit", 100, 1, dead_letters.MAX_DEAD_LETTERS)
+    tenant_id, limit = DEAD_LETTERS_TENANT.read(req.query), DEAD_LETTERS_LIMIT.read(req.query)
     queue = dead_letters.dead_letter_queue(ctx)
     found = dead_letters.list_dead_letters(ctx, queue, tenant_id, limit)
     return ApiResponse(200, {"dead_letters": found, "count": len(found)})
@@ -93,8 +91,7 @@ OPERATIONS_ROUTES: list[Route] = [
     Route("GET", _D, list_dead_letters, "admin",
           "Dead letters in the queue (oldest first) with their run/stage, reason and where the run stands; "
           "consumes nothing", tag="operations",
-          query=(QueryParam("tenant_id", {"type": "string"}),
-                 QueryParam("limit", {"type": "integer", "minimum": 1, "maximum": dead_letters.MAX_DEAD_LETTERS}))),
+          query=(DEAD_LETTERS_TENANT, DEAD_LETTERS_LIMIT)),
     Route("GET", f"{_D}/{{dead_letter_id}}", show_dead_letter, "admin",
           "One dead letter with its attributes and decoded message", errors=(404,), tag="operations"),
     Route("POST", f"{_D}/replay", replay_dead_letters, "admin",

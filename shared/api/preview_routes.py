@@ -7,15 +7,18 @@ no warehouse query.
 
 from __future__ import annotations
 
-from shared.api.base import ApiRequest, ApiResponse, QueryParam, Route, int_param
+from shared.api.base import ApiRequest, ApiResponse, IntQuery, Route
 from shared.runs.outputs import DEFAULT_PREVIEW_ROWS, MAX_PREVIEW_ROWS, run_stage, stage_preview
 from shared.runs.store import get_run, list_stages, load_run_spec
 from shared.runtime.context import Context
+from shared.tenancy.apikeys import Scope
+
+PREVIEW_LIMIT = IntQuery("limit", "Rows to return.", default=DEFAULT_PREVIEW_ROWS, low=1, high=MAX_PREVIEW_ROWS)
 
 
 def preview_stage(ctx: Context, req: ApiRequest, params: dict[str, str]) -> ApiResponse:
     """The first `limit` rows of the table a stage wrote, with its columns and row count."""
-    limit = int_param(req.query, "limit", DEFAULT_PREVIEW_ROWS, 1, MAX_PREVIEW_ROWS)
+    limit = PREVIEW_LIMIT.read(req.query)
     tenant_id = params["tenant_id"]
     run = get_run(ctx.state, tenant_id, params["run_id"])
     stage = run_stage(list_stages(ctx.state, run["run_id"]), params["stage_id"])
@@ -31,14 +34,8 @@ PREVIEW_ROUTES: list[Route] = [
         preview_stage,
         "tenant",
         "The first rows of the table a stage wrote (as the table holds them now)",
-        "runs:read",
-        query=(
-            QueryParam(
-                "limit",
-                {"type": "integer", "minimum": 1, "maximum": MAX_PREVIEW_ROWS, "default": DEFAULT_PREVIEW_ROWS},
-                "Rows to return.",
-            ),
-        ),
+        Scope.RUNS_READ,
+        query=(PREVIEW_LIMIT,),
         errors=(404,),
     ),
 ]

@@ -11,21 +11,35 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from shared.api.base import ApiRequest, ApiResponse, QueryParam, Route, int_param, timestamp_param, validate_body
+from shared.api.base import (
+    ApiRequest,
+    ApiResponse,
+    ChoiceQuery,
+    IntQuery,
+    PatternQuery,
+    Route,
+    TimestampQuery,
+    validate_body,
+)
 from shared.catalog.loader import PipelineValidationError, list_pipeline_files, load_pipeline
 from shared.catalog.sql_check import require_translatable
 from shared.contracts.messages import Trigger
 from shared.contracts.states import RunStatus
-from shared.errors import BadRequest
 from shared.observability import timed_admission
 from shared.pipelines.spec import IDENTIFIER
-from shared.runs.admission import load_admitted_pipeline, usage
+from shared.runs.admission import usage
+from shared.runs.backfill import DEFAULT_MAX_ACTIVE_RUNS, MAX_BACKFILL_DAYS, BackfillRequest, start_backfill
 from shared.runs.operations import cancel, rerun, start_run
 from shared.runs.store import CreatedRun, get_run, list_runs, list_stages, public_run
 from shared.runtime.context import Context
+from shared.tenancy.apikeys import Scope
 
-MAX_BACKFILL_DAYS = 366
 RUN_STATUSES = [s.value for s in RunStatus]
+STATUS = ChoiceQuery("status", choices=tuple(RUN_STATUSES))
+PIPELINE = PatternQuery("pipeline_id", pattern=IDENTIFIER.pattern, meaning="a pipeline id (letters, digits, _)")
+LIMIT = IntQuery("limit", default=50, low=1, high=500)
+CREATED_AFTER = TimestampQuery("created_after", "ISO 8601 date or date-time (inclusive; UTC if no offset)")
+CREATED_BEFORE = TimestampQuery("created_before", "ISO 8601 date or date-time (exclusive)")
 
 
 class ExecuteBody(BaseModel):
@@ -60,7 +74,10 @@ class BackfillBody(BaseModel):
         "retry the dates whose run failed.",
     )
     max_active_runs: int = Field(
-        default=16, ge=1, le=MAX_BACKFILL_DAYS, description="At most this many of its runs QUEUED or RUNNING at once."
+        default=DEFAULT_MAX_ACTIVE_RUNS,
+        ge=1,
+        le=MAX_BACKFILL_DAYS,
+        description="At most this many of its runs QUEUED or RUNNING at once.",
     )
     retry_failed: bool = Field(
         default=True, description="Give the dates whose run FAILED, TIMED_OUT or was CANCELLED a new attempt."
@@ -114,34 +131,18 @@ def backfill_pipeline(ctx: Context, req: ApiRequest, params: dict[str, str]) -> 
     """One idempotent run per date in [start_date, end_date], at most max_active_runs at once (the rest start as the
     maintenance tick or a repeat finds room). A repeat retries the dates whose run failed and resumes after a quota
     stop (shared/runs/backfill.py)."""
-    from shared.runs.backfill import BackfillRequest, submit
-
     body: BackfillBody = validate_body(BackfillBody, req.json_body)
     tenant_id, pipeline_id = params["tenant_id"], params["pipeline_id"]
-    days = (body.end_date - body.start_date).days + 1
-    if days < 1:
-        raise BadRequest("end_date must not be before start_date", {"field": "end_date"})
-    if days > MAX_BACKFILL_DAYS:
-        raise BadRequest(f"a backfill covers at most {MAX_BACKFILL_DAYS} days", {"field": "end_date"})
-    load_admitted_pipeline(ctx, tenant_id, pipeline_id)  # 404 for an unknown pipeline before anything is recorded
     request = BackfillRequest(
         tenant_id, pipeline_id, body.start_date, body.end_date, body.parameters, body.backfill_id, body.max_active_runs
     )
-    state = submit(ctx, request, req.user_id, body.retry_failed)
-    if state.stopped_because is not None and not state.runs:
-        raise state.stopped_because
+    state = start_backfill(ctx, request, req.user_id, body.retry_failed)
     return ApiResponse(202 if state.created_any else 200, state.as_body(pipeline_id, body.backfill_id))
 
 
 def list_executions(ctx: Context, req: ApiRequest, params: dict[str, str]) -> ApiResponse:
-    status = req.query.get("status")
-    if status is not None and status not in RUN_STATUSES:
-        raise BadRequest(f"unknown status {status!r}", {"field": "status"})
-    pipeline_id = req.query.get("pipeline_id")
-    if pipeline_id is not None and not IDENTIFIER.match(pipeline_id):
-        raise BadRequest("pipeline_id is not a valid identifier", {"field": "pipeline_id"})
-    limit = int_param(req.query, "limit", 50, 1, 500)
-    after, before = timestamp_param(req.query, "created_after"), timestamp_param(req.query, "created_before")
+    status, pipeline_id, limit = STATUS.read(req.query), PIPELINE.read(req.query), LIMIT.read(req.query)
+    after, before = CREATED_AFTER.read(req.query), CREATED_BEFORE.read(req.query)
     runs = list_runs(ctx.state, params["tenant_id"], status, pipeline_id, limit, after, before)
     return ApiResponse(200, {"executions": [public_run(r) for r in runs], "count": len(runs)})
 
@@ -182,35 +183,29 @@ RUN_ROUTES: list[Route] = [
     Route(
         "POST", f"{_T}/pipelines/execute", execute_pipeline, "tenant",
         "Execute a pipeline (a repeated idempotency_key: 200 with its run; with another body: 409)",
-        "pipelines:execute", ExecuteBody, success=202, errors=(404, 409, 429, 503),
+        Scope.PIPELINES_EXECUTE, ExecuteBody, success=202, errors=(404, 409, 429, 503),
     ),
     Route(
         "POST", f"{_T}/pipelines/{{pipeline_id}}/backfill", backfill_pipeline, "tenant",
         "Backfill a pipeline over a date range (one idempotent run per date, max_active_runs at once; repeat to "
-        "resume and retry failed dates)", "pipelines:execute",
+        "resume and retry failed dates)", Scope.PIPELINES_EXECUTE,
         BackfillBody, success=202, errors=(404, 409, 429, 503),
     ),
-    Route("GET", f"{_T}/pipelines", list_pipelines, "tenant", "List the tenant's pipelines", "pipelines:read",
+    Route("GET", f"{_T}/pipelines", list_pipelines, "tenant", "List the tenant's pipelines", Scope.PIPELINES_READ,
           tag="pipelines"),
     Route(
-        "GET", _EXEC, list_executions, "tenant", "List executions (newest first)", "runs:read",
-        query=(
-            QueryParam("status", {"type": "string", "enum": RUN_STATUSES}),
-            QueryParam("pipeline_id", {"type": "string", "pattern": IDENTIFIER.pattern}),
-            QueryParam("limit", {"type": "integer", "minimum": 1, "maximum": 500, "default": 50}),
-            QueryParam("created_after", {"type": "string"}, "ISO 8601 date or date-time (inclusive; UTC if no offset)"),
-            QueryParam("created_before", {"type": "string"}, "ISO 8601 date or date-time (exclusive)"),
-        ),
+        "GET", _EXEC, list_executions, "tenant", "List executions (newest first)", Scope.RUNS_READ,
+        query=(STATUS, PIPELINE, LIMIT, CREATED_AFTER, CREATED_BEFORE),
     ),
     Route("GET", f"{_EXEC}/{{run_id}}", get_execution, "tenant", "An execution with its stages and attempts",
-          "runs:read", errors=(404,)),
-    Route("POST", f"{_EXEC}/{{run_id}}/cancel", cancel_execution, "tenant", "Cancel an execution", "runs:cancel",
+          Scope.RUNS_READ, errors=(404,)),
+    Route("POST", f"{_EXEC}/{{run_id}}/cancel", cancel_execution, "tenant", "Cancel an execution", Scope.RUNS_CANCEL,
           errors=(404, 409, 503)),
     Route(
         "POST", f"{_EXEC}/{{run_id}}/rerun", rerun_execution, "tenant",
         "Re-run an execution: from its failed step (from_failure, the default: stages that succeeded are carried "
         "over) or in full",
-        "pipelines:execute", RerunBody, success=202, errors=(404, 409, 429, 503),
+        Scope.PIPELINES_EXECUTE, RerunBody, success=202, errors=(404, 409, 429, 503),
     ),
-    Route("GET", f"{_T}/usage", get_usage, "tenant", "Quota usage and plan limits", "usage:read", tag="tenancy"),
+    Route("GET", f"{_T}/usage", get_usage, "tenant", "Quota usage and plan limits", Scope.USAGE_READ, tag="tenancy"),
 ]  # fmt: skip

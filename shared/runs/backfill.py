@@ -25,14 +25,17 @@ from shared import logs
 from shared.clock import iso, parse_iso, utc_now
 from shared.contracts.messages import Trigger
 from shared.contracts.state_paths import run_path
-from shared.errors import TooManyRequests
+from shared.errors import BadRequest, TooManyRequests
 from shared.ports.state import Doc, Filter, set_fields_if
+from shared.runs.admission import load_admitted_pipeline
 from shared.runs.operations import start_run
 from shared.runtime.context import Context
 
 log = logs.get_logger(__name__)
 COLLECTION = "backfills"
 DEFAULT_MAX_ACTIVE_RUNS = 16
+MAX_BACKFILL_DAYS = 366
+"""Dates one backfill covers at most (a year, leap day included)."""
 """As Airflow's default max_active_runs: a long range never floods the tenant's concurrency slots at once."""
 LEASE_S = 30.0
 RETRYABLE = frozenset({"FAILED", "TIMED_OUT", "CANCELLED"})
@@ -98,6 +101,24 @@ class BackfillState:
 def run_key(request: BackfillRequest, day: str, attempt: int) -> str:
     key = f"backfill:{request.backfill_id}:{request.pipeline_id}:{day}:{request.digest}"
     return key if attempt <= 1 else f"{key}:retry{attempt}"
+
+
+def start_backfill(
+    ctx: Context, request: BackfillRequest, user_id: str | None, retry_failed: bool = True
+) -> BackfillState:
+    """A backfill as a caller asks for it (the API route, hence `cloudact backfill`): the range is checked and the
+    pipeline looked up before anything is recorded, and a request that could start no run at all (a quota stop before
+    its first date) is that refusal rather than an empty backfill."""
+    days = (request.end_date - request.start_date).days + 1
+    if days < 1:
+        raise BadRequest("end_date must not be before start_date", {"field": "end_date"})
+    if days > MAX_BACKFILL_DAYS:
+        raise BadRequest(f"a backfill covers at most {MAX_BACKFILL_DAYS} days", {"field": "end_date"})
+    load_admitted_pipeline(ctx, request.tenant_id, request.pipeline_id)  # 404 for an unknown pipeline
+    state = submit(ctx, request, user_id, retry_failed)
+    if state.stopped_because is not None and not state.runs:
+        raise state.stopped_because
+    return state
 
 
 def submit(ctx: Context, request: BackfillRequest, user_id: str | None, retry_failed: bool = True) -> BackfillState:

@@ -16,6 +16,7 @@ import re
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from enum import StrEnum
 from typing import Any
 
 from shared.clock import iso, parse_iso, utc_now
@@ -33,17 +34,25 @@ KEY_CACHE_TTL_S = 30.0
 KEY_CACHE_MAX = 100_000
 MAX_GRACE_S = 30 * 86400
 
-SCOPES = (
-    "pipelines:read",
-    "pipelines:execute",
-    "runs:read",
-    "runs:cancel",
-    "usage:read",
-    "secrets:write",
-    "admin",
-)
-"""`admin` (tenant administration: keys, secrets) implies every other scope of the same tenant."""
-DEFAULT_SCOPES = ("pipelines:read", "pipelines:execute", "runs:read", "runs:cancel", "usage:read")
+
+class Scope(StrEnum):
+    """What an API key may do on its tenant: the one list. Every tenant route names one of these (Route.scope) and
+    every one is needed by some route (tests/integration/test_api_auth.py); the key-creation body, the CLI's
+    `--scope` and the OpenAPI document take their choices from here."""
+
+    PIPELINES_READ = "pipelines:read"
+    PIPELINES_EXECUTE = "pipelines:execute"
+    RUNS_READ = "runs:read"
+    RUNS_CANCEL = "runs:cancel"
+    USAGE_READ = "usage:read"
+    SECRETS_WRITE = "secrets:write"
+    ADMIN = "admin"
+    """Tenant administration (keys, secrets); implies every other scope of the same tenant."""
+
+
+SCOPES = tuple(scope.value for scope in Scope)
+DEFAULT_SCOPES = (Scope.PIPELINES_READ, Scope.PIPELINES_EXECUTE, Scope.RUNS_READ, Scope.RUNS_CANCEL, Scope.USAGE_READ)
+"""A new key's scopes unless it asks for others: all but key/secret administration."""
 
 
 @dataclass(frozen=True)
@@ -64,7 +73,7 @@ class Principal:
     user_id: str | None = None
 
     def allows(self, scope: str) -> bool:
-        return scope in self.scopes or "admin" in self.scopes
+        return scope in self.scopes or Scope.ADMIN in self.scopes
 
 
 def key_path(key_id: str) -> str:
@@ -87,7 +96,7 @@ def check_scopes(scopes: list[str]) -> list[str]:
     unknown = [s for s in scopes if s not in SCOPES]
     if unknown or not scopes:
         raise BadRequest(f"scopes must be a non-empty subset of {', '.join(SCOPES)}", {"field": "scopes"})
-    return sorted(set(scopes))
+    return sorted({Scope(s).value for s in scopes})  # plain strings: they are stored in the key document
 
 
 def issue_key(

@@ -22,13 +22,14 @@ from shared.api.base import ApiRequest, ApiResponse, validate_body
 from shared.clock import iso, parse_iso, utc_now
 from shared.errors import NotFound, Unauthorized
 from shared.runtime.context import Context
+from shared.tenancy.apikeys import Scope
 
 COLLECTION = "ui_signin"
 SIGNIN_TTL = timedelta(minutes=10)
 """How long a printed link can be used (once)."""
 SESSION_TTL = timedelta(hours=12)
 """How long the read-only key the link is exchanged for stays valid."""
-SESSION_SCOPES = ("runs:read", "pipelines:read")
+SESSION_SCOPES = (Scope.RUNS_READ, Scope.PIPELINES_READ)
 SESSION_KEY_NAME = "cloudact ui sign-in (local, read-only)"
 
 

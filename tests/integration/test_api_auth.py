@@ -39,7 +39,16 @@ def mismatches(runtime: Any, routes: list[Route], headers: dict[str, str], statu
 
 def test_the_table_covers_every_route() -> None:
     assert len(TENANT_ROUTES) >= 15 and len(ADMIN_ROUTES) >= 5
-    assert all(r.scope in apikeys.SCOPES for r in TENANT_ROUTES)
+    assert all(isinstance(r.scope, apikeys.Scope) for r in TENANT_ROUTES)
+    assert all(r.scope is None for r in ROUTES if r.access != "tenant")
+
+
+def test_every_scope_is_needed_by_some_route_and_no_route_needs_another() -> None:
+    """The one scope list (apikeys.Scope) and the route table agree both ways: a scope no route asks for could be
+    granted to no effect, a route's scope missing from the list could never be granted."""
+    assert {r.scope for r in TENANT_ROUTES} == set(apikeys.Scope)
+    assert set(apikeys.SCOPES) == {s.value for s in apikeys.Scope}
+    assert set(apikeys.DEFAULT_SCOPES) < set(apikeys.Scope) and apikeys.Scope.ADMIN not in apikeys.DEFAULT_SCOPES
     assert {r.access for r in ROUTES} == {"public", "tenant", "admin"}
 
 
