@@ -32,6 +32,7 @@ E2E_TESTS = (
     "tests/e2e/test_emulator_dead_letters.py",
     "tests/e2e/test_emulator_admission.py",
     "tests/e2e/test_emulator_parity_ticks.py",
+    "tests/e2e/test_emulator_job_events.py",
 )
 PORTS = {
     "CLOUDACT_PUBSUB_PORT": "8285",
