@@ -119,6 +119,7 @@ class StepEnv:
             variables={},
             warehouse=self.warehouse,
             deadline_monotonic=time.monotonic() + timeout_s,
+            runtime=self.context,
         )
 
     def run(self, raw_step: dict[str, Any], **kwargs: Any) -> StepResult:

@@ -1,14 +1,13 @@
 """The pipeline spec as a JSON Schema, for editors (VS Code's YAML extension: `# yaml-language-server: $schema=...`).
 
 It is derived from the pydantic models, plus what pydantic cannot express on its own: the known `ps_type`s, name
-patterns of parameter and variable keys, and, per processor that exposes `CONFIG_MODELS`, the schema of its
+patterns of parameter and variable keys, and, per processor whose SPEC has `config_models`, the schema of its
 `source` / `destination` / `config` (as `if ps_type == X then ...`). Rules that need the whole document (cycles,
 SQL scope) are only checked by `cloudact pipelines validate`.
 """
 
 from __future__ import annotations
 
-import importlib
 from typing import Any
 
 from pydantic import BaseModel
@@ -55,13 +54,8 @@ def pipeline_json_schema() -> dict[str, Any]:
 
 
 def _config_models(ps_type: str) -> dict[str, type[BaseModel]]:
-    module_name = registry._MODULES.get(ps_type)
-    if module_name is None:
-        return {}
     try:
-        module = importlib.import_module(module_name)
+        return dict(registry.get_spec(ps_type).config_models)
     except ImportError as exc:  # a processor whose optional dependency is missing still gets the generic schema
         log.warning("no settings schema for %s: %s", ps_type, exc)
         return {}
-    models = getattr(module, "CONFIG_MODELS", None)
-    return dict(models) if isinstance(models, dict) else {}

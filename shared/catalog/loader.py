@@ -1,7 +1,7 @@
 """Load pipeline YAML files into PipelineSpec, reporting every problem as `file:line:column: key: message`.
 
 Four passes, all reported together: YAML syntax (and duplicate keys, which PyYAML would silently overwrite), the
-pydantic model, whole-document rules (graph.py), and each step's processor checks (`validate_step`, through the
+pydantic model, whole-document rules (graph.py), and each step's processor checks (its SPEC's `validate`, through the
 registry), which include the SQL scope rules for queries. A file at `{config_dir}/{tenant}/pipelines/x.yaml` is
 validated for that tenant (its datasets, and every other tenant's datasets refused).
 """
@@ -52,11 +52,13 @@ def parse_pipeline(
     tenant_id: str | None = None,
     other_tenants: frozenset[str] = frozenset(),
     plan: Plan | None = None,
+    config_dir: Path | None = None,
 ) -> PipelineSpec:
     """Validate YAML text; raise PipelineValidationError listing every problem found.
 
     `plan` (default: the default plan) caps the file's size, steps, fan-out/fan-in and parameters; a pipeline over a
-    cap is reported with that problem alone, before the per-step checks it would make costly."""
+    cap is reported with that problem alone, before the per-step checks it would make costly. `config_dir` (the
+    tenant_configs folder of the file) lets steps check what the tenant's tenant.yaml declares."""
     plan = plan or PLANS[DEFAULT_PLAN]
     doc = _Document(text, file)
     node, data = doc.parse(plan)
@@ -82,7 +84,7 @@ def parse_pipeline(
         at_key = bool(g.path) and g.path[-1] == "[key]"
         issues.append(doc.issue(node, tuple(p for p in g.path if p != "[key]"), g.message, at_key=at_key))
     if isinstance(steps, list):
-        scope = _scope(data, tenant_id, other_tenants)
+        scope = _scope(data, tenant_id, other_tenants, config_dir)
         for i, raw in enumerate(steps):
             for problem in _step_issues(raw, scope):
                 issues.append(doc.issue(node, ("steps", i, *problem.path), problem.message, offset=problem.offset))
@@ -174,7 +176,8 @@ def _load_cached(path: str, _mtime_ns: int, plan_name: str) -> PipelineSpec:
         raise PipelineValidationError([SpecIssue(path, 1, 1, "<document>", problem)]) from None
     except UnicodeDecodeError as exc:
         raise PipelineValidationError([SpecIssue(path, 1, 1, "<document>", f"not UTF-8 text: {exc}")]) from None
-    spec = parse_pipeline(text, path, tenant_id=tenant_id, other_tenants=others, plan=plan)
+    config_dir = file.parent.parent.parent if tenant_id is not None else None
+    spec = parse_pipeline(text, path, tenant_id=tenant_id, other_tenants=others, plan=plan, config_dir=config_dir)
     if tenant_id is not None and spec.pipeline_id != file.stem:
         issue = _Document(text, path).issue(
             None, ("pipeline_id",), f"must match the file name ({file.stem!r}): runs find the pipeline by it"
@@ -186,7 +189,9 @@ def _load_cached(path: str, _mtime_ns: int, plan_name: str) -> PipelineSpec:
 # -- passes ------------------------------------------------------------------------------------------------------
 
 
-def _scope(data: dict[str, Any], tenant_id: str | None, other_tenants: frozenset[str]) -> ValidationScope:
+def _scope(
+    data: dict[str, Any], tenant_id: str | None, other_tenants: frozenset[str], config_dir: Path | None
+) -> ValidationScope:
     """Declared parameters and variables, each taken if valid on its own (a bad one is reported elsewhere)."""
     types: dict[str, str] = {}
     defaults: dict[str, Any] = {}
@@ -204,7 +209,7 @@ def _scope(data: dict[str, Any], tenant_id: str | None, other_tenants: frozenset
         str(k): v.isoformat() if isinstance(v, date | datetime) else v
         for k, v in (raw_vars.items() if isinstance(raw_vars, dict) else ())
     }
-    return ValidationScope(tenant_id, other_tenants - {tenant_id or ""}, types, defaults, variables)
+    return ValidationScope(tenant_id, other_tenants - {tenant_id or ""}, types, defaults, variables, config_dir)
 
 
 def _step_issues(raw: Any, scope: ValidationScope) -> list[StepIssue]:
@@ -223,13 +228,12 @@ def _step_issues(raw: Any, scope: ValidationScope) -> list[StepIssue]:
                 "minutes (Cloud Functions stops it at 540 s); longer work needs a step type that runs as a job",
             )
         )
-    validator = get_validator(step.ps_type) if is_known_type(step.ps_type) else None
-    if validator is None:
+    if not is_known_type(step.ps_type):
         return reserved
     try:
-        return reserved + list(validator(step, scope))
+        return reserved + get_validator(step.ps_type)(step, scope)
     except Exception as exc:  # a validator bug must not hide the file's other problems
-        log.exception("validate_step of %s failed", step.ps_type)
+        log.exception("the validate of %s failed", step.ps_type)
         return [StepIssue(("ps_type",), f"the {step.ps_type} checks failed: {type(exc).__name__}: {exc}")]
 
 

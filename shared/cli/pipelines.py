@@ -27,8 +27,14 @@ def pipelines_validate(paths: tuple[Path, ...], offline: bool, verbose: bool) ->
     exist or an upstream step creates them, the query translates (embedded) and a dry run accepts it.
     """
     from shared.catalog.loader import PipelineValidationError, list_pipeline_files, load_pipeline
+    from shared.processors.contract import ProcessorContractError
+    from shared.processors.registry import check_all
     from shared.runtime.settings import Settings
 
+    try:  # every step type's SPEC, before any file is judged by them
+        check_all()
+    except ProcessorContractError as exc:
+        raise click.ClickException(str(exc)) from None
     settings = Settings.from_env()
     files = _expand(paths) if paths else list_pipeline_files(settings.config_dir)
     if not files:

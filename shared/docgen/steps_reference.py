@@ -1,14 +1,13 @@
 """docs/steps.md and `cloudact steps [PS_TYPE]`: the per-step reference, rendered from the code that checks steps.
 
-Every field of every step type comes from the processor's pydantic settings models (`CONFIG_MODELS`: type, default,
-constraints, description), the intro of each type from its module docstring, the arrow expression functions from
-`expressions.FUNCTIONS` and the quality checks from `quality_rules`. The examples below are validated as pipelines by
-tests/unit/test_docs.py, so the page cannot show a step the loader would refuse.
+Every field of every step type comes from the processor's pydantic settings models (its SPEC's `config_models`: type,
+default, constraints, description), the intro of each type from its SPEC's `summary`, the arrow expression functions
+from `expressions.FUNCTIONS` and the quality checks from `quality_rules`. The examples below are validated as
+pipelines by tests/unit/test_docs.py, so the page cannot show a step the loader would refuse.
 """
 
 from __future__ import annotations
 
-import importlib
 import inspect
 import json
 from collections.abc import Iterator
@@ -144,14 +143,12 @@ CHECK_MEANING: dict[str, str] = {
 }
 """What each check type tests (a test checks every type of `quality_rules` has its line)."""
 
-SETTINGS_DOCS = {"notify.slack": "shared.processors.notify_steps", "notify.email": "shared.processors.notify_steps"}
-"""Step types without settings models whose settings are described in another module's docstring."""
-
 _COMMON = ("step_id", "name", "ps_type", "depends_on", "timeout_minutes", "retries", "trigger")
 
 
 def render() -> str:
-    """The whole reference (docs/steps.md without its generated-file header)."""
+    """The whole reference (docs/steps.md without its generated-file header); every processor's SPEC is checked."""
+    registry.check_all()
     parts = [
         "# Step reference\n\n"
         "Every step of a pipeline YAML (`tenant_configs/<tenant>/pipelines/<pipeline>.yaml`) has the common fields "
@@ -197,9 +194,9 @@ def placeholders() -> str:
 
 def step_reference(ps_type: str) -> str:
     """One step type: what it does, each settings section field by field, an example."""
-    module = importlib.import_module(registry._MODULES[ps_type])
-    out = [f"## {ps_type}\n", _intro(module.__doc__ or "")]
-    models: dict[str, type[BaseModel]] = dict(getattr(module, "CONFIG_MODELS", None) or {})
+    spec = registry.get_spec(ps_type)
+    out = [f"## {ps_type}\n", f"`{ps_type}`: {spec.summary}\n"]
+    models: dict[str, type[BaseModel]] = dict(spec.config_models)
     if ps_type == "quality.check":
         from shared.processors.step_config import TableRef
 
@@ -209,8 +206,7 @@ def step_reference(ps_type: str) -> str:
     for section, model in models.items():
         out.append(_model_reference(section, model))
     if not models and ps_type != "quality.check":
-        documented = importlib.import_module(SETTINGS_DOCS.get(ps_type, registry._MODULES[ps_type]))
-        settings = _settings_text(documented.__doc__ or "")
+        settings = spec.settings_doc.strip() or "(no settings)"
         out.append(f"Its settings, as the step checks them:\n\n```text\n{settings}\n```\n")
     if ps_type == "arrow.transform":
         out.append("Expressions in filter/derive/aggregate: [the arrow expression language](#arrow-expressions).\n")
@@ -351,17 +347,6 @@ def _table(rows: list[list[str]]) -> str:
     lines = ["| field | type | default | description |", "|---|---|---|---|"]
     lines += ["| " + " | ".join(row) + " |" for row in rows]
     return "\n".join(lines) + "\n"
-
-
-def _intro(doc: str) -> str:
-    """A module docstring's first paragraph: what the step does."""
-    return inspect.cleandoc(doc).split("\n\n", 1)[0].strip() + "\n"
-
-
-def _settings_text(doc: str) -> str:
-    """The settings block of a module docstring without models (the paragraphs after the first)."""
-    rest = inspect.cleandoc(doc).split("\n\n", 1)
-    return rest[1].strip() if len(rest) > 1 else "(no settings)"
 
 
 def _anchor(text: str) -> str:

@@ -3,7 +3,7 @@ schedule, timeout_minutes, retries, steps[] with step_id, ps_type, depends_on, t
 
 What one field can check is checked here; rules that need the whole document (unique ids, known dependencies, no
 cycles, known ps_type, names shared by a parameter and a variable) are in `graph.py`, and each processor checks its
-own settings (`validate_step` in its module), so every problem is reported against its own YAML line.
+own settings (the `validate` of its SPEC), so every problem is reported against its own YAML line.
 """
 
 from __future__ import annotations
@@ -42,7 +42,7 @@ VariableValue = Annotated[Any, AfterValidator(_scalar)]
 
 
 class StepIssue(NamedTuple):
-    """A problem a processor's `validate_step` found in one step. A plain `(path, message)` tuple works too."""
+    """A problem a processor's `validate` (its SPEC, shared/processors/contract.py) found in one step."""
 
     path: tuple[str | int, ...]
     """Where in the step, e.g. ("destination", "merge_keys", 0)."""

@@ -13,6 +13,7 @@ import re
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
+from pathlib import Path
 from typing import Any
 
 from shared.errors import TerminalError
@@ -207,6 +208,9 @@ class ValidationScope:
     parameter_types: Mapping[str, str] = field(default_factory=dict)
     parameter_defaults: Mapping[str, Any] = field(default_factory=dict)
     variables: Mapping[str, Any] = field(default_factory=dict)
+    config_dir: Path | None = None
+    """The tenant_configs folder the pipeline file sits in (for checks against the tenant's tenant.yaml, such as
+    its declared gs:// buckets); None for a text validated on its own."""
 
     def values(self) -> dict[str, Any]:
         """Validation-time placeholder values: tenant_id and variables as they are, a sentinel for the rest."""

@@ -24,15 +24,16 @@ from typing import Any
 import pyarrow as pa
 from pydantic import Field, model_validator
 
-from shared.pipelines.spec import StepSpec
+from shared.pipelines.spec import StepIssue, StepSpec
+from shared.pipelines.templating import ValidationScope
 from shared.processors.arrow_ops import Operation, Pipeline
 from shared.processors.base import StepContext, StepResult
+from shared.processors.contract import ProcessorSpec
 from shared.processors.file_sources import FileFormat, ReadOptions, infer_format, read_batches
 from shared.processors.step_config import (
     ColumnName,
     Destination,
     Identifier,
-    Issue,
     StrictModel,
     TableRef,
     check_deadline,
@@ -79,15 +80,7 @@ class ArrowTransformStep(StrictModel):
         return self
 
 
-CONFIG_MODELS: dict[str, type[StrictModel]] = {
-    "source": TransformSource,
-    "destination": Destination,
-    "config": TransformSettings,
-}
-"""Settings models for the editor JSON Schema (`cloudact pipelines schema`)."""
-
-
-def validate_step(step: StepSpec) -> list[Issue]:
+def validate_step(step: StepSpec, scope: ValidationScope) -> list[StepIssue]:
     return step_issues(ArrowTransformStep, step)
 
 
@@ -97,7 +90,7 @@ def _source_batches(cfg: ArrowTransformStep, ctx: StepContext) -> tuple[Iterator
     if src.path is not None:
         location = render_path_template(src.path, ctx)
         fmt = src.format or infer_format(location)
-        return read_batches(location, ctx.tenant_id, ReadOptions(fmt, batch_rows=batch_rows)), location
+        return read_batches(location, ctx, ReadOptions(fmt, batch_rows=batch_rows)), location
     assert src.dataset is not None and src.table is not None
     table = TableRef(dataset=src.dataset, table=src.table).qualified(ctx)
     columns = ", ".join(quote_column(c) for c in src.columns) if src.columns else "*"
@@ -153,4 +146,10 @@ class ArrowTransform:
         return StepResult(rows_in=rows_in[0], rows_out=rows_out, bytes_processed=sink.bytes_written, details=details)
 
 
-PROCESSOR = ArrowTransform()
+SPEC = ProcessorSpec(
+    ps_type="arrow.transform",
+    summary="stream record batches from a tenant table (or a file) through pyarrow compute into a table.",
+    processor=ArrowTransform(),
+    validate=validate_step,
+    config_models={"source": TransformSource, "destination": Destination, "config": TransformSettings},
+)

@@ -10,12 +10,19 @@ from typing import Any, Protocol
 
 from shared.errors import TerminalError
 from shared.pipelines.reserved import dataset_name_problem, reserved_table_problem
-from shared.pipelines.spec import StepSpec
+from shared.pipelines.spec import IDENTIFIER, StepSpec
+from shared.ports.state import StateStore
 from shared.ports.warehouse import StepJobs, Warehouse
+from shared.runtime.context import Context
+from shared.runtime.settings import Settings
 
 
 @dataclass(frozen=True)
 class StepContext:
+    """Everything a processor works with, handed in by the engine: the run's identity and values, the tenant's
+    warehouse, the deployment's settings and the tenant's secrets. Processors never reach for the process-wide
+    `get_context()`: what a step may touch is what it is given here."""
+
     tenant_id: str
     pipeline_id: str
     run_id: str
@@ -27,15 +34,50 @@ class StepContext:
     warehouse: Warehouse
     deadline_monotonic: float
     """time.monotonic() value after which the step must give up (its timeout)."""
+    runtime: Context = field(repr=False)
+    """The process's adapters the engine runs the step with. Processors use `settings`, `state` and `secret()`;
+    only notify steps pass it whole, to the notification delivery of shared/notify (which sends through it)."""
 
     def __post_init__(self) -> None:
         # Every processor reaches the warehouse through `ctx.warehouse`: handing it the step-labelled handle here
         # gives every BigQuery job of the step its labels and deterministic job id (Warehouse.for_step), whichever
         # processor starts it. The handle shares the given one's running work, so the engine's cancel still stops it.
         jobs = StepJobs(
-            self.tenant_id, self.pipeline_id, self.run_id, self.stage_id, self.attempt, _bytes_cap(self.tenant_id)
+            self.tenant_id,
+            self.pipeline_id,
+            self.run_id,
+            self.stage_id,
+            self.attempt,
+            _bytes_cap(self.runtime, self.tenant_id),
         )
         object.__setattr__(self, "warehouse", self.warehouse.for_step(jobs))
+
+    @property
+    def settings(self) -> Settings:
+        """The deployment's settings (project, config folder, runtime)."""
+        return self.runtime.settings
+
+    @property
+    def state(self) -> StateStore:
+        """The platform's state store, for processors that keep documents of their own (debug.job's jobs) or read
+        the run's stages (notify steps)."""
+        return self.runtime.state
+
+    def other_tenants(self) -> frozenset[str]:
+        """Every other tenant with a folder in the config folder: their dataset names are off limits to this step."""
+        config_dir = self.settings.config_dir
+        if not config_dir.is_dir():
+            return frozenset()
+        return frozenset(
+            d.name for d in config_dir.iterdir() if d.is_dir() and d.name != self.tenant_id and IDENTIFIER.match(d.name)
+        )
+
+    def secret(self, name: str) -> str:
+        """The tenant's secret `name` (set with `cloudact secrets set`), as text; a TerminalError when it is unset.
+        Bound to the step's tenant: a step cannot read another tenant's secrets."""
+        from shared.secrets.store import get_secret
+
+        return get_secret(self.runtime, self.tenant_id, name).decode("utf-8")
 
     def seconds_left(self) -> float:
         return self.deadline_monotonic - time.monotonic()
@@ -59,14 +101,13 @@ class StepContext:
         return f"{dataset}.{table}"
 
 
-def _bytes_cap(tenant_id: str) -> Callable[[], int]:
+def _bytes_cap(runtime: Context, tenant_id: str) -> Callable[[], int]:
     """The tenant's per-query bytes cap, looked up only when a billing warehouse starts a query (DuckDB never asks)."""
 
     def cap() -> int:
-        from shared.runtime.context import get_context
         from shared.tenancy.tenants import query_bytes_cap
 
-        return query_bytes_cap(get_context(), tenant_id)
+        return query_bytes_cap(runtime, tenant_id)
 
     return cap
 

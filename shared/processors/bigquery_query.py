@@ -33,15 +33,15 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from shared import logs
+from shared.contracts.states import StatementState
 from shared.errors import TerminalError
 from shared.pipelines.reserved import reserved_table_problem
-from shared.pipelines.spec import IDENTIFIER, StepIssue, StepSpec
+from shared.pipelines.spec import StepIssue, StepSpec
 from shared.pipelines.sql_scope import TableScope, query_parameter_names, render_checked_sql, writable_dataset_problem
 from shared.pipelines.sql_scope import validate_sql_template as _validate_sql
 from shared.pipelines.sql_tables import RESERVED_DATASETS
@@ -56,6 +56,7 @@ from shared.pipelines.templating import (
 from shared.ports.statement_jobs import StatementJobs
 from shared.ports.warehouse import Warehouse
 from shared.processors.base import StepContext, StepResult
+from shared.processors.contract import ProcessorSpec
 from shared.processors.jobs import JobState
 from shared.processors.query_writer import COLUMN, StagingWriter, count_rows
 
@@ -94,10 +95,6 @@ class QueryDestination(BaseModel):
         if len(set(self.merge_keys)) != len(self.merge_keys):
             raise ValueError("merge_keys lists a column twice")
         return self
-
-
-CONFIG_MODELS: dict[str, type[BaseModel]] = {"source": QuerySource, "destination": QueryDestination}
-"""Per-field settings models, also used for the editor JSON Schema (`cloudact pipelines schema`)."""
 
 
 # -- validation --------------------------------------------------------------------------------------------------
@@ -207,12 +204,12 @@ class BigQueryQuery:
 
     def poll(self, step: StepSpec, ctx: StepContext, job_id: str) -> JobState:
         status = _jobs(ctx).statement_status(job_id)
-        if status.state == "MISSING":
+        if status.state == StatementState.MISSING:
             return JobState(done=False, missing=True)
-        if status.state == "RUNNING":
+        if status.state == StatementState.RUNNING:
             processed = f", {status.bytes_processed:,} bytes processed" if status.bytes_processed else ""
             return JobState(done=False, progress=f"query job {job_id} running{processed}")
-        if status.state == "FAILED":
+        if status.state == StatementState.FAILED:
             return JobState(done=True, error=status.error or TerminalError(f"query job {job_id} failed"))
         return JobState(done=True, result=_plan(step, ctx).finish(ctx.warehouse, status.bytes_processed))
 
@@ -229,8 +226,8 @@ def _jobs(ctx: StepContext) -> StatementJobs:
 def _plan(step: StepSpec, ctx: StepContext) -> _Write:
     """Render and check the query and the destination for this attempt (the same on every delivery)."""
     source, dest = _settings(step)
-    project, config_dir = _deployment()
-    others = _other_tenants(config_dir, ctx.tenant_id)
+    project = ctx.settings.project
+    others = ctx.other_tenants()
     values = run_values(
         tenant_id=ctx.tenant_id,
         run_id=ctx.run_id,
@@ -293,20 +290,10 @@ def _write_id(ctx: StepContext, step: StepSpec) -> str:
     return f"{_safe(ctx.run_id)}:{step.step_id}"
 
 
-def _deployment() -> tuple[str, Path | None]:
-    """The configured project and tenant_configs folder (runtime settings)."""
-    from shared.runtime.context import get_context
-
-    settings = get_context().settings
-    return settings.project, settings.config_dir
-
-
-def _other_tenants(config_dir: Path | None, tenant_id: str) -> frozenset[str]:
-    if config_dir is None or not config_dir.is_dir():
-        return frozenset()
-    return frozenset(
-        d.name for d in config_dir.iterdir() if d.is_dir() and d.name != tenant_id and IDENTIFIER.match(d.name)
-    )
-
-
-PROCESSOR = BigQueryQuery()
+SPEC = ProcessorSpec(
+    ps_type="bigquery.query",
+    summary="ELT inside the warehouse. The data never passes through the function.",
+    processor=BigQueryQuery(),
+    validate=validate_step,
+    config_models={"source": QuerySource, "destination": QueryDestination},
+)

@@ -18,10 +18,12 @@ from typing import Any
 
 from shared.clock import utc_now
 from shared.errors import TerminalError
-from shared.pipelines.spec import StepSpec
+from shared.pipelines.spec import StepIssue, StepSpec
+from shared.pipelines.templating import ValidationScope
 from shared.processors.base import StepContext, StepResult
+from shared.processors.contract import ProcessorSpec, settings_doc
+from shared.processors.debug_noop import plain_config_issues
 from shared.processors.jobs import JobState, stage_job_id
-from shared.runtime.context import get_context
 
 _CONFIG_TYPES: dict[str, type] = {"duration_s": int, "rows": int, "fail": bool}
 
@@ -44,7 +46,7 @@ class DebugJob:
             time.sleep(0.2)
 
     def submit(self, step: StepSpec, ctx: StepContext, job_id: str) -> None:
-        state = get_context().state
+        state = ctx.state
         state.increment(f"{job_path(job_id)}_submits", "calls")  # every submit call, for drills: 1 job, n calls
         state.create(
             job_path(job_id),
@@ -52,7 +54,7 @@ class DebugJob:
         )
 
     def poll(self, step: StepSpec, ctx: StepContext, job_id: str) -> JobState:
-        job: dict[str, Any] | None = get_context().state.get(job_path(job_id))
+        job: dict[str, Any] | None = ctx.state.get(job_path(job_id))
         if job is None:
             return JobState(done=False, missing=True)
         if job.get("cancelled"):
@@ -67,25 +69,20 @@ class DebugJob:
         return JobState(done=True, result=StepResult(rows_out=rows, details={"job_id": job_id}))
 
     def cancel(self, step: StepSpec, ctx: StepContext, job_id: str) -> None:
-        state = get_context().state
+        state = ctx.state
         job = state.get(job_path(job_id))
         if job is not None:
             state.set(job_path(job_id), {**job, "cancelled": True})
 
 
-PROCESSOR = DebugJob()
+def validate_step(step: StepSpec, scope: ValidationScope) -> list[StepIssue]:
+    return plain_config_issues(step, _CONFIG_TYPES)
 
 
-def validate_step(step: StepSpec) -> list[tuple[tuple[str | int, ...], str]]:
-    issues: list[tuple[tuple[str | int, ...], str]] = []
-    for key, value in step.config.items():
-        expected = _CONFIG_TYPES.get(key)
-        if expected is None:
-            issues.append((("config", key), f"unknown debug.job setting (known: {', '.join(_CONFIG_TYPES)})"))
-        elif type(value) is not expected or (isinstance(value, int) and not isinstance(value, bool) and value < 0):
-            kind = "a non-negative integer" if expected is int else "true or false"
-            issues.append((("config", key), f"{key} must be {kind}, got {value!r}"))
-    for field in ("source", "destination"):
-        if getattr(step, field):
-            issues.append(((field,), f"debug.job takes no {field}"))
-    return issues
+SPEC = ProcessorSpec(
+    ps_type="debug.job",
+    summary="a stand-in for a long external job (a BigQuery query job), for drills, benchmarks and tests.",
+    processor=DebugJob(),
+    validate=validate_step,
+    settings_doc=settings_doc(__doc__),
+)

@@ -12,8 +12,10 @@ from __future__ import annotations
 import time
 
 from shared.errors import TerminalError, TransientError
-from shared.pipelines.spec import StepSpec
+from shared.pipelines.spec import StepIssue, StepSpec
+from shared.pipelines.templating import ValidationScope
 from shared.processors.base import StepContext, StepResult
+from shared.processors.contract import ProcessorSpec, settings_doc
 
 
 class DebugNoop:
@@ -29,23 +31,34 @@ class DebugNoop:
         return StepResult(rows_out=int(cfg.get("rows", 0)))
 
 
-PROCESSOR = DebugNoop()
-
-
 _CONFIG_TYPES: dict[str, type] = {"sleep_ms": int, "rows": int, "fail_transient_attempts": int, "fail_terminal": bool}
 
 
-def validate_step(step: StepSpec) -> list[tuple[tuple[str | int, ...], str]]:
+def validate_step(step: StepSpec, scope: ValidationScope) -> list[StepIssue]:
     """Known config keys with values of the right type; debug.noop reads and writes nothing."""
-    issues: list[tuple[tuple[str | int, ...], str]] = []
+    return plain_config_issues(step, _CONFIG_TYPES)
+
+
+def plain_config_issues(step: StepSpec, types: dict[str, type]) -> list[StepIssue]:
+    """The debug steps' settings: only `config`, each key known and of its type (ints non-negative)."""
+    issues: list[StepIssue] = []
     for key, value in step.config.items():
-        expected = _CONFIG_TYPES.get(key)
+        expected = types.get(key)
         if expected is None:
-            issues.append((("config", key), f"unknown debug.noop setting (known: {', '.join(_CONFIG_TYPES)})"))
+            issues.append(StepIssue(("config", key), f"unknown {step.ps_type} setting (known: {', '.join(types)})"))
         elif type(value) is not expected or (isinstance(value, int) and not isinstance(value, bool) and value < 0):
             kind = "a non-negative integer" if expected is int else "true or false"
-            issues.append((("config", key), f"{key} must be {kind}, got {value!r}"))
+            issues.append(StepIssue(("config", key), f"{key} must be {kind}, got {value!r}"))
     for field in ("source", "destination"):
         if getattr(step, field):
-            issues.append(((field,), f"debug.noop takes no {field}"))
+            issues.append(StepIssue((field,), f"{step.ps_type} takes no {field}"))
     return issues
+
+
+SPEC = ProcessorSpec(
+    ps_type="debug.noop",
+    summary="does nothing, on purpose. Used by benchmarks (pure orchestration overhead) and fault drills.",
+    processor=DebugNoop(),
+    validate=validate_step,
+    settings_doc=settings_doc(__doc__),
+)

@@ -26,15 +26,15 @@ from pydantic import ConfigDict, Field
 
 from shared.adapters.gcp_identity import tenant_credentials
 from shared.errors import TerminalError
-from shared.pipelines.spec import StepSpec
+from shared.pipelines.spec import StepIssue, StepSpec
 from shared.pipelines.templating import ValidationScope
 from shared.processors.base import StepContext, StepResult
+from shared.processors.contract import ProcessorSpec
 from shared.processors.file_sources import FileFormat, ReadOptions, infer_format, read_batches, split_gs
 from shared.processors.step_config import (
     ColumnName,
     ColumnTypeName,
     Destination,
-    Issue,
     StrictModel,
     arrow_type,
     check_deadline,
@@ -43,7 +43,6 @@ from shared.processors.step_config import (
     step_issues,
 )
 from shared.processors.table_sink import TableSink
-from shared.runtime.context import get_context
 from shared.tenancy.sources import undeclared_bucket_problem
 
 
@@ -78,24 +77,19 @@ class FileLoadStep(StrictModel):
     config: FileLoadSettings = Field(default_factory=FileLoadSettings)
 
 
-CONFIG_MODELS: dict[str, type[StrictModel]] = {"source": FileSource, "destination": Destination}
-"""Settings models for the editor JSON Schema (the optional `config` is left out: the schema marks these required)."""
-
-
-def validate_step(step: StepSpec, scope: ValidationScope) -> list[Issue]:
+def validate_step(step: StepSpec, scope: ValidationScope) -> list[StepIssue]:
     issues = step_issues(FileLoadStep, step)
     path = step.source.get("path") if isinstance(step.source, dict) else None
-    if scope.tenant_id and isinstance(path, str) and path.startswith("gs://"):
+    if scope.tenant_id and scope.config_dir and isinstance(path, str) and path.startswith("gs://"):
         bucket = path.removeprefix("gs://").partition("/")[0]
         if "{" not in bucket:  # a templated bucket is checked at run time, once rendered
             try:
                 split_gs(path)
             except TerminalError as exc:
-                return [*issues, (("source", "path"), str(exc))]
-            config_dir = get_context().settings.config_dir
-            problem = undeclared_bucket_problem(config_dir, scope.tenant_id, bucket)
+                return [*issues, StepIssue(("source", "path"), str(exc))]
+            problem = undeclared_bucket_problem(scope.config_dir, scope.tenant_id, bucket)
             if problem:
-                issues.append((("source", "path"), problem))
+                issues.append(StepIssue(("source", "path"), problem))
     return issues
 
 
@@ -117,8 +111,8 @@ class FileLoad:
             # gs:// objects are read as the tenant's own service account on GCP (None elsewhere: the emulators check
             # no identity), so a bucket the tenant was never granted stays unreadable even past the declared-bucket
             # check.
-            credentials = tenant_credentials(get_context().settings, ctx.tenant_id)
-            for batch in read_batches(location, ctx.tenant_id, options, credentials=credentials):
+            credentials = tenant_credentials(ctx.settings, ctx.tenant_id)
+            for batch in read_batches(location, ctx, options, credentials=credentials):
                 check_deadline(ctx, step)
                 sink.write(batch)
             rows = sink.commit(empty_schema=options.schema)
@@ -134,4 +128,11 @@ class FileLoad:
         return StepResult(rows_in=rows, rows_out=rows, bytes_processed=sink.bytes_written, details=details)
 
 
-PROCESSOR = FileLoad()
+SPEC = ProcessorSpec(
+    ps_type="file.load",
+    summary="parquet / csv / ndjson files from a tenant folder or `gs://` into a table, streamed in record batches.",
+    processor=FileLoad(),
+    validate=validate_step,
+    # the optional `config` is left out: the editor schema marks every section listed here required
+    config_models={"source": FileSource, "destination": Destination},
+)

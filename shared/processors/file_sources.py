@@ -28,7 +28,8 @@ import pyarrow.json as pjson
 import pyarrow.parquet as pq
 
 from shared.errors import TerminalError, TransientError
-from shared.runtime.context import get_context
+from shared.processors.base import StepContext
+from shared.runtime.settings import Settings
 from shared.tenancy.sources import undeclared_bucket_problem
 
 FileFormat = Literal["parquet", "csv", "ndjson"]
@@ -61,15 +62,13 @@ def infer_format(location: str) -> FileFormat:
     raise TerminalError(f"cannot tell the format of {location!r} from its extension: set source.format")
 
 
-def allowed_roots(tenant_id: str) -> list[Path]:
-    settings = get_context().settings
+def allowed_roots(settings: Settings, tenant_id: str) -> list[Path]:
     return [(settings.home / "files" / tenant_id).resolve(), (settings.config_dir / tenant_id).resolve()]
 
 
-def resolve_local(location: str, tenant_id: str) -> list[Path]:
+def resolve_local(location: str, roots: list[Path]) -> list[Path]:
     """The files a local path names (glob patterns allowed: `exports/*/part-*.parquet`), all inside the tenant's
-    roots; every match is checked on its own, so a symlink among them cannot lead out."""
-    roots = allowed_roots(tenant_id)
+    `roots` (relative paths start at the first); every match is checked on its own, so a symlink cannot lead out."""
     raw = Path(location)
     candidate = raw if raw.is_absolute() else roots[0] / raw
     parts = candidate.parts
@@ -96,20 +95,20 @@ def _confined(path: Path, roots: list[Path], location: str) -> Path:
 
 
 def read_batches(
-    location: str, tenant_id: str, options: ReadOptions, credentials: Any | None = None
+    location: str, ctx: StepContext, options: ReadOptions, credentials: Any | None = None
 ) -> Iterator[pa.RecordBatch]:
     """Every matching file's rows, file after file, as record batches (explicit schema applied when given).
 
     `credentials` (google.auth credentials) read gs:// objects as that identity (the tenant's own on GCP); None
     uses the process's default identity (the emulator in tests, the local developer's login)."""
     if location.startswith("gs://"):
-        check_declared_bucket(location, tenant_id)
-        for blob_name, opener in _gcs_objects(location, credentials):
+        check_declared_bucket(location, ctx.settings.config_dir, ctx.tenant_id)
+        for blob_name, opener in _gcs_objects(location, ctx.settings.project, credentials):
             with opener() as stream:
                 yield from _batches(stream, blob_name, options)
         return
-    roots = allowed_roots(tenant_id)
-    for path in resolve_local(location, tenant_id):
+    roots = allowed_roots(ctx.settings, ctx.tenant_id)
+    for path in resolve_local(location, roots):
         with _local_stream(path, options.format, roots, location) as stream:
             yield from _batches(stream, str(path), options)
 
@@ -201,19 +200,19 @@ def split_gs(location: str) -> tuple[str, str]:
     return bucket, name
 
 
-def check_declared_bucket(location: str, tenant_id: str) -> None:
+def check_declared_bucket(location: str, config_dir: Path, tenant_id: str) -> None:
     """Refuse a gs:// location whose bucket the tenant has not declared (run time, after rendering)."""
     bucket, _ = split_gs(location)
-    problem = undeclared_bucket_problem(get_context().settings.config_dir, tenant_id, bucket)
+    problem = undeclared_bucket_problem(config_dir, tenant_id, bucket)
     if problem:
         raise TerminalError(f"{location}: {problem}")
 
 
-def _gcs_objects(location: str, credentials: Any | None) -> list[tuple[str, Any]]:
+def _gcs_objects(location: str, project: str, credentials: Any | None) -> list[tuple[str, Any]]:
     """(gs:// name, opener) for each object; a glob in the object name lists the bucket under its fixed prefix."""
     bucket_name, pattern = split_gs(location)
     with _gcs_errors(location):
-        bucket = gcs_client(credentials).bucket(bucket_name)
+        bucket = gcs_client(project, credentials).bucket(bucket_name)
         if any(ch in pattern for ch in "*?["):
             prefix = pattern[: min(pattern.find(c) for c in "*?[" if c in pattern)]
             names = sorted(b.name for b in bucket.list_blobs(prefix=prefix) if fnmatch.fnmatchcase(b.name, pattern))
@@ -244,16 +243,16 @@ def _gcs_opener(bucket: Any, name: str, location: str) -> Any:
 _CLIENT: Any = None
 
 
-def gcs_client(credentials: Any | None = None) -> Any:
+def gcs_client(project: str, credentials: Any | None = None) -> Any:
     """A storage client: the process-wide one for the default identity, or a new one acting as `credentials`
     (a client per step: it only holds the credentials and a session, and must never serve another tenant)."""
     global _CLIENT
     from google.cloud import storage  # type: ignore[attr-defined]  # lazy: only steps that read gs:// pay for the import
 
     if credentials is not None:
-        return storage.Client(project=get_context().settings.project, credentials=credentials)
+        return storage.Client(project=project, credentials=credentials)
     if _CLIENT is None:
-        _CLIENT = storage.Client(project=get_context().settings.project)
+        _CLIENT = storage.Client(project=project)
     return _CLIENT
 
 

@@ -30,15 +30,16 @@ import pyarrow as pa
 from pydantic import ConfigDict, Field, field_validator
 
 from shared.errors import TerminalError
-from shared.pipelines.spec import StepSpec
+from shared.pipelines.spec import StepIssue, StepSpec
+from shared.pipelines.templating import ValidationScope
 from shared.processors.base import StepContext, StepResult
+from shared.processors.contract import ProcessorSpec
 from shared.processors.egress_guard import egress_policy
 from shared.processors.http_client import JsonClient, RateLimiter, RetryPolicy
 from shared.processors.step_config import (
     ColumnName,
     ColumnTypeName,
     Destination,
-    Issue,
     StrictModel,
     arrow_type,
     check_deadline,
@@ -47,8 +48,7 @@ from shared.processors.step_config import (
     step_issues,
 )
 from shared.processors.table_sink import TableSink
-from shared.runtime.context import get_context
-from shared.secrets.store import SECRET_NAME, get_secret
+from shared.secrets.store import SECRET_NAME
 
 Scalar = str | int | float | bool
 
@@ -131,15 +131,11 @@ class HttpExtractStep(StrictModel):
     config: HttpSettings = Field(default_factory=HttpSettings)
 
 
-CONFIG_MODELS: dict[str, type[StrictModel]] = {"source": HttpSource, "destination": Destination}
-"""Settings models for the editor JSON Schema (the optional `config` is left out: the schema marks these required)."""
-
-
-def validate_step(step: StepSpec) -> list[Issue]:
+def validate_step(step: StepSpec, scope: ValidationScope) -> list[StepIssue]:
     issues = step_issues(HttpExtractStep, step)
     pagination = (step.source.get("pagination") or {}) if isinstance(step.source, dict) else {}
     if isinstance(pagination, dict) and pagination.get("type") == "cursor" and not pagination.get("cursor_path"):
-        issues.append((("source", "pagination", "cursor_path"), "cursor pagination needs cursor_path"))
+        issues.append(StepIssue(("source", "pagination", "cursor_path"), "cursor pagination needs cursor_path"))
     return issues
 
 
@@ -240,7 +236,7 @@ class HttpExtract:
         headers = dict(src.headers)
         redact: tuple[str, ...] = ()
         if src.auth is not None:
-            token = get_secret(get_context(), ctx.tenant_id, src.auth.secret).decode("utf-8")
+            token = ctx.secret(src.auth.secret)
             headers[src.auth.header] = f"{src.auth.scheme} {token}" if src.auth.scheme else token
             redact = (token,)
         client = JsonClient(
@@ -248,7 +244,7 @@ class HttpExtract:
             limiter=RateLimiter(src.rate_limit.requests_per_second),
             timeout_seconds=src.timeout_seconds,
             seconds_left=ctx.seconds_left,
-            policy=egress_policy(get_context().settings),
+            policy=egress_policy(ctx.settings),
             redact=redact,
             sensitive_headers=frozenset({src.auth.header.lower()} if src.auth is not None else ()),
         )
@@ -286,4 +282,11 @@ class HttpExtract:
         return StepResult(rows_in=rows, rows_out=rows, bytes_processed=sink.bytes_written, details=details)
 
 
-PROCESSOR = HttpExtract()
+SPEC = ProcessorSpec(
+    ps_type="http.extract",
+    summary="page through a REST API and land the records in a table.",
+    processor=HttpExtract(),
+    validate=validate_step,
+    # the optional `config` is left out: the editor schema marks every section listed here required
+    config_models={"source": HttpSource, "destination": Destination},
+)

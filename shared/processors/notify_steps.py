@@ -9,7 +9,8 @@ config:
   severity: info | warning | error   (default: error when a step before this one failed, info otherwise)
 
 A retried stage does not send twice: the delivery is keyed by (run, step, channel). The message lists the run's
-failed steps with their errors, so an `on_failure` step says what went wrong without templating.
+failed steps with their errors, so an `on_failure` step says what went wrong without templating. An email is multipart
+(text + HTML) and goes through the channel's SMTP relay (STARTTLS + auth).
 """
 
 from __future__ import annotations
@@ -25,9 +26,10 @@ from shared.notify.config import SEVERITY_RANK, OutboxChannel, Severity
 from shared.notify.delivery import Delivery, deliver, delivery_id
 from shared.notify.message import Message, inspect_lines
 from shared.notify.routing import tenant_channel
-from shared.pipelines.spec import StepSpec
+from shared.pipelines.spec import StepIssue, StepSpec
+from shared.pipelines.templating import ValidationScope
 from shared.processors.base import StepContext, StepResult
-from shared.runtime.context import Context, get_context
+from shared.processors.contract import ProcessorSpec, settings_doc
 
 _PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
 _KEYS = frozenset({"channel", "message", "subject", "severity"})
@@ -45,7 +47,20 @@ def render_template(template: str, values: dict[str, Any], what: str) -> str:
     return _PLACEHOLDER.sub(sub, template)
 
 
-def send_step_notification(step: StepSpec, sctx: StepContext, kind: Literal["slack", "email"]) -> StepResult:
+ChannelKind = Literal["slack", "email"]
+
+
+class NotifyStep:
+    """notify.slack and notify.email: the same step, checked against the kind of the channel it names."""
+
+    def __init__(self, kind: ChannelKind) -> None:
+        self.kind: ChannelKind = kind
+
+    def run(self, step: StepSpec, ctx: StepContext) -> StepResult:
+        return send_step_notification(step, ctx, self.kind)
+
+
+def send_step_notification(step: StepSpec, sctx: StepContext, kind: ChannelKind) -> StepResult:
     cfg = step.config
     unknown = sorted(set(cfg) - _KEYS)
     if unknown:
@@ -55,8 +70,7 @@ def send_step_notification(step: StepSpec, sctx: StepContext, kind: Literal["sla
         raise TerminalError(f"step {step.step_id}: config.channel (a channel name from tenant.yaml) is required")
     if not isinstance(text, str) or not text.strip():
         raise TerminalError(f"step {step.step_id}: config.message is required")
-    ctx: Context = get_context()
-    tenant, root, problem = load_configs(ctx.settings.config_dir, sctx.tenant_id)
+    tenant, root, problem = load_configs(sctx.settings.config_dir, sctx.tenant_id)
     target = tenant_channel(sctx.tenant_id, channel_name, tenant, root)
     if target.type != kind and not isinstance(target.config, OutboxChannel):
         raise TerminalError(f"step {step.step_id}: channel {channel_name!r} is a {target.type} channel, not {kind}")
@@ -71,7 +85,7 @@ def send_step_notification(step: StepSpec, sctx: StepContext, kind: Literal["sla
     what = f"step {step.step_id}"
     failed = [
         s
-        for s in (doc for _, doc in ctx.state.list(stages_collection(sctx.run_id)))
+        for s in (doc for _, doc in sctx.state.list(stages_collection(sctx.run_id)))
         if s.get("status") in ("FAILED", "TIMED_OUT")
     ]
     severity: Severity = cfg.get("severity") or ("error" if failed else "info")
@@ -99,35 +113,51 @@ def send_step_notification(step: StepSpec, sctx: StepContext, kind: Literal["sla
         pipeline_id=sctx.pipeline_id,
     )
     deadline = time.monotonic() + max(0.0, min(root.delivery.inline_wait_seconds, sctx.seconds_left() - 5))
-    outcome = deliver(ctx, d, root, deadline)
+    outcome = deliver(sctx.runtime, d, root, deadline)
     if outcome.status == "failed":
-        doc = ctx.state.get(f"notifications/{d.delivery_id}") or {}
+        doc = sctx.state.get(f"notifications/{d.delivery_id}") or {}
         raise TerminalError(f"{what}: notification failed: {doc.get('error', 'see cloudact notifications list')}")
     if outcome.status == "later":
         raise TransientError(f"{what}: notification to {target.key} will be retried", outcome.retry_after)
     return StepResult(rows_out=0, details={"delivery_id": d.delivery_id, "status": outcome.status})
 
 
-def validate_step_config(step: StepSpec, scope: Any = None) -> list[tuple[tuple[str | int, ...], str]]:
+def validate_step_config(step: StepSpec, scope: ValidationScope) -> list[StepIssue]:
     """Problems `cloudact pipelines validate` can report at the step's file:line before any run."""
     cfg = step.config
-    problems: list[tuple[tuple[str | int, ...], str]] = [
-        (("config", key), f"unknown key; allowed: {', '.join(sorted(_KEYS))}") for key in sorted(set(cfg) - _KEYS)
+    problems = [
+        StepIssue(("config", key), f"unknown key; allowed: {', '.join(sorted(_KEYS))}")
+        for key in sorted(set(cfg) - _KEYS)
     ]
     if not isinstance(cfg.get("channel"), str) or not re.fullmatch(r"[a-z][a-z0-9_]{0,62}", cfg["channel"]):
-        problems.append((("config", "channel"), "required: a channel name from tenant.yaml notifications.channels"))
+        problems.append(
+            StepIssue(("config", "channel"), "required: a channel name from tenant.yaml notifications.channels")
+        )
     if not isinstance(cfg.get("message"), str) or not cfg["message"].strip():
-        problems.append((("config", "message"), "required: the text to send"))
+        problems.append(StepIssue(("config", "message"), "required: the text to send"))
     if "severity" in cfg and cfg["severity"] not in SEVERITY_RANK:
-        problems.append((("config", "severity"), "must be info, warning or error"))
-    known = {"tenant_id", "pipeline_id", "run_id", "run_date", "stage_id"}
-    known |= set(getattr(scope, "parameter_types", {}) or {}) | set(getattr(scope, "variables", {}) or {})
+        problems.append(StepIssue(("config", "severity"), "must be info, warning or error"))
+    known = {"tenant_id", "pipeline_id", "run_id", "run_date", "stage_id", *scope.parameter_types, *scope.variables}
     for key in ("message", "subject"):
         text = cfg.get(key)
-        if scope is not None and isinstance(text, str):
+        if isinstance(text, str):
             for name in _PLACEHOLDER.findall(text):
                 if name not in known:
                     problems.append(
-                        (("config", key), f"unknown placeholder {{{name}}}; known: {', '.join(sorted(known))}")
+                        StepIssue(("config", key), f"unknown placeholder {{{name}}}; known: {', '.join(sorted(known))}")
                     )
     return problems
+
+
+def _notify_spec(kind: ChannelKind, summary: str) -> ProcessorSpec:
+    return ProcessorSpec(
+        ps_type=f"notify.{kind}",
+        summary=summary,
+        processor=NotifyStep(kind),
+        validate=validate_step_config,
+        settings_doc=settings_doc(__doc__),
+    )
+
+
+SLACK_SPEC = _notify_spec("slack", "post a message from the pipeline to one of the tenant's Slack channels.")
+EMAIL_SPEC = _notify_spec("email", "email a message from the pipeline through one of the tenant's email channels.")

@@ -33,6 +33,7 @@ from shared.pipelines.spec import StepIssue, StepSpec
 from shared.pipelines.sql_scope import query_parameter_names, render_checked_sql, validate_sql_template
 from shared.pipelines.templating import ValidationScope, run_values
 from shared.processors.base import StepContext, StepResult
+from shared.processors.contract import ProcessorSpec
 from shared.processors.quality_rules import (
     AcceptedValues,
     CustomSql,
@@ -45,16 +46,12 @@ from shared.processors.quality_rules import (
     RowCount,
     Unique,
 )
-from shared.processors.step_config import StrictModel, other_tenants, parse_step, quote_column
+from shared.processors.step_config import parse_step, quote_column
 from shared.processors.step_config import step_issues as _model_issues
-from shared.runtime.context import get_context
-
-CONFIG_MODELS: dict[str, type[StrictModel]] = {"config": QualitySettings}
-"""Settings models for the editor JSON Schema (the optional `source` is left out: the schema marks these required)."""
 
 
 def validate_step(step: StepSpec, scope: ValidationScope) -> list[StepIssue]:
-    issues = [StepIssue(path, message) for path, message in _model_issues(QualityStep, step)]
+    issues = _model_issues(QualityStep, step)
     for index, raw in enumerate(step.config.get("checks") or []):
         if isinstance(raw, dict) and raw.get("type") == "custom_sql" and isinstance(raw.get("sql"), str):
             for offset, message in validate_sql_template(raw["sql"], scope):
@@ -180,7 +177,7 @@ def _freshness(ctx: StepContext, table: str, check: Freshness, total: int) -> _O
 
 
 def _custom_sql(ctx: StepContext, table: str | None, check: CustomSql, total: int) -> _Outcome:
-    settings = get_context().settings
+    settings = ctx.settings
     values = run_values(
         tenant_id=ctx.tenant_id,
         run_id=ctx.run_id,
@@ -191,7 +188,7 @@ def _custom_sql(ctx: StepContext, table: str | None, check: CustomSql, total: in
         variables=ctx.variables,
     )
     sql = render_checked_sql(
-        check.sql, values, tenant_id=ctx.tenant_id, project=settings.project, other_tenants=other_tenants(ctx.tenant_id)
+        check.sql, values, tenant_id=ctx.tenant_id, project=settings.project, other_tenants=ctx.other_tenants()
     )
     available = {
         **ctx.variables,
@@ -284,4 +281,11 @@ class QualityCheck:
         return StepResult(rows_in=total, rows_out=0, details=details)
 
 
-PROCESSOR = QualityCheck()
+SPEC = ProcessorSpec(
+    ps_type="quality.check",
+    summary="data-quality checks run as SQL inside the warehouse; results land in `{tenant}_metadata.dq_results`.",
+    processor=QualityCheck(),
+    validate=validate_step,
+    # the optional `source` is left out: the editor schema marks every section listed here required
+    config_models={"config": QualitySettings},
+)

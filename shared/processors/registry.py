@@ -1,30 +1,29 @@
-"""ps_type -> processor module.
+"""ps_type -> the processor module that declares it (`SPEC`, shared/processors/contract.py).
 
-Modules are imported on first use, so a function's cold start pays only for the processors it runs.
+Modules are imported on first use, so a function's cold start pays only for the processors it runs; each SPEC is
+checked when its module is first imported, and `check_all()` imports and checks every one (tests, `cloudact pipelines
+validate`, docs generation). A new step type is one file with its SPEC plus its line in `_MODULES` below.
 """
 
 from __future__ import annotations
 
 import importlib
-import inspect
-from collections.abc import Callable
+from collections.abc import Mapping
 from functools import cache
-from typing import cast
 
 from shared.errors import TerminalError
-from shared.pipelines.spec import StepIssue, StepSpec
-from shared.pipelines.templating import ValidationScope
 from shared.processors.base import Processor
+from shared.processors.contract import ProcessorContractError, ProcessorSpec, StepValidator, spec_of
 
 _MODULES: dict[str, str] = {
+    "arrow.transform": "shared.processors.arrow_transform",
     "bigquery.query": "shared.processors.bigquery_query",
     "debug.job": "shared.processors.debug_job",
     "debug.noop": "shared.processors.debug_noop",
-    "notify.slack": "shared.processors.notify_slack",
-    "notify.email": "shared.processors.notify_email",
-    "arrow.transform": "shared.processors.arrow_transform",
     "file.load": "shared.processors.file_load",
     "http.extract": "shared.processors.http_extract",
+    "notify.email": "shared.processors.notify_steps:EMAIL_SPEC",
+    "notify.slack": "shared.processors.notify_steps:SLACK_SPEC",
     "quality.check": "shared.processors.quality_check",
 }
 
@@ -38,12 +37,16 @@ def is_known_type(ps_type: str) -> bool:
 
 
 @cache
-def get_processor(ps_type: str) -> Processor:
-    module_name = _MODULES.get(ps_type)
-    if module_name is None:
+def get_spec(ps_type: str) -> ProcessorSpec:
+    """The step type's declaration, its module imported (and its SPEC checked) on first use."""
+    entry = _MODULES.get(ps_type)
+    if entry is None:
         raise TerminalError(f"unknown ps_type {ps_type!r}; known: {', '.join(known_types())}")
-    module = importlib.import_module(module_name)
-    return cast(Processor, module.PROCESSOR)
+    return _load(ps_type, entry)
+
+
+def get_processor(ps_type: str) -> Processor:
+    return get_spec(ps_type).processor
 
 
 @cache
@@ -54,28 +57,29 @@ def runs_as_job(ps_type: str) -> bool:
     return is_known_type(ps_type) and isinstance(get_processor(ps_type), JobProcessor)
 
 
-StepValidator = Callable[[StepSpec, ValidationScope], list[StepIssue]]
+def get_validator(ps_type: str) -> StepValidator:
+    """The step type's own checks, called as `(step, scope)` by the loader."""
+    return get_spec(ps_type).validate
 
 
-@cache
-def get_validator(ps_type: str) -> StepValidator | None:
-    """The processor module's `validate_step`, if it has one, called as `(step, scope)`.
+def check_all(modules: Mapping[str, str] | None = None) -> list[ProcessorSpec]:
+    """Import every processor module (default: the registry's) and check its SPEC; the specs in ps_type order.
 
-    A module may define `validate_step(step)` or `validate_step(step, scope)` (scope: the pipeline's tenant,
-    parameters and variables, for settings that use placeholders). It returns `(path within the step, message)`
-    tuples, or `StepIssue`s that also carry a character offset into a string setting; the loader reports them at
-    the right file:line:column.
-    """
-    module_name = _MODULES.get(ps_type)
-    if module_name is None:
-        return None
-    validate = getattr(importlib.import_module(module_name), "validate_step", None)
-    if validate is None:
-        return None
-    takes_scope = len(inspect.signature(validate).parameters) >= 2
+    Raises ProcessorContractError naming every module that fails, not only the first."""
+    found: list[ProcessorSpec] = []
+    problems: list[str] = []
+    for ps_type, entry in sorted((modules if modules is not None else _MODULES).items()):
+        try:
+            found.append(_load(ps_type, entry))
+        except ProcessorContractError as exc:
+            problems.append(str(exc))
+        except ImportError as exc:
+            problems.append(f"processor module {entry} (ps_type {ps_type!r}) does not import: {exc}")
+    if problems:
+        raise ProcessorContractError("\n".join(problems))
+    return found
 
-    def call(step: StepSpec, scope: ValidationScope) -> list[StepIssue]:
-        found = validate(step, scope) if takes_scope else validate(step)
-        return [StepIssue(*issue) for issue in found]
 
-    return call
+def _load(ps_type: str, entry: str) -> ProcessorSpec:
+    module_name, _, attribute = entry.partition(":")
+    return spec_of(ps_type, importlib.import_module(module_name), attribute or "SPEC")

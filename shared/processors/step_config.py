@@ -2,7 +2,7 @@
 
 Each processor declares one pydantic model with `source`, `destination` and `config` sections mirroring the YAML, so
 a validation error's location is the step's own key path (`source.path`, `config.checks[2].column`). The same model
-checks a step at `pipelines validate` time (`validate_step`) and again when the step runs (`parse_step`).
+checks a step at `pipelines validate` time (its SPEC's `validate`) and again when the step runs (`parse_step`).
 """
 
 from __future__ import annotations
@@ -15,14 +15,10 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationErr
 
 from shared.errors import TerminalError
 from shared.pipelines.reserved import reserved_problem
-from shared.pipelines.spec import IDENTIFIER, StepSpec
+from shared.pipelines.spec import IDENTIFIER, StepIssue, StepSpec
 from shared.pipelines.sql_scope import TableScope, dataset_problem
 from shared.pipelines.templating import path_fragment_problem
 from shared.processors.base import StepContext
-from shared.runtime.context import get_context
-
-Issue = tuple[tuple[str | int, ...], str]
-"""A config problem: the key path inside the step (e.g. ("source", "path")) and what is wrong there."""
 
 COLUMN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,299}$")
 _PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
@@ -95,7 +91,7 @@ class TableRef(StrictModel):
         would be tenant `acme_eu`'s `sales`) or, for a destination, a reserved one."""
         writing = self._section == "destination"
         dataset = ctx.dataset(self.dataset, f"{self._section}.dataset", writing=writing)
-        scope = TableScope(ctx.tenant_id, other_tenants=other_tenants(ctx.tenant_id))
+        scope = TableScope(ctx.tenant_id, other_tenants=ctx.other_tenants())
         problem = dataset_problem(dataset, scope)
         if problem:
             raise TerminalError(problem)
@@ -117,14 +113,6 @@ class Destination(TableRef):
         return dataset
 
 
-def other_tenants(tenant_id: str) -> frozenset[str]:
-    """Every other tenant with a folder in tenant_configs/ (their dataset names are off limits)."""
-    config_dir = get_context().settings.config_dir
-    if not config_dir.is_dir():
-        return frozenset()
-    return frozenset(d.name for d in config_dir.iterdir() if d.is_dir() and d.name != tenant_id)
-
-
 M = TypeVar("M", bound=BaseModel)
 
 
@@ -132,13 +120,13 @@ def _sections(step: StepSpec) -> dict[str, Any]:
     return {"source": step.source, "destination": step.destination, "config": step.config}
 
 
-def step_issues(model: type[BaseModel], step: StepSpec) -> list[Issue]:
+def step_issues(model: type[BaseModel], step: StepSpec) -> list[StepIssue]:
     """Every problem pydantic finds in the step's sections, located by key path."""
     data = _sections(step)
     try:
         model.model_validate(data)
     except ValidationError as exc:
-        return [(_yaml_path(data, tuple(err["loc"])), _message(err)) for err in exc.errors()]
+        return [StepIssue(_yaml_path(data, tuple(err["loc"])), _message(err)) for err in exc.errors()]
     return []
 
 

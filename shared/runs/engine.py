@@ -237,6 +237,7 @@ def _step_context(
         variables=dict(spec.variables),
         warehouse=warehouse,
         deadline_monotonic=time.monotonic() + timeout_s,
+        runtime=ctx,
     )
 
 

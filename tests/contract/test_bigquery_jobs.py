@@ -17,7 +17,7 @@ import pytest
 from shared.adapters.bigquery_warehouse import BigQueryWarehouse
 from shared.ports.warehouse import StepJobs
 from shared.processors.base import StepContext
-from shared.runtime.context import Context, set_context
+from shared.runtime.context import Context
 from shared.runtime.settings import Settings
 from tests.bigquery_recorder import BigQueryRecorder, recorder_fixture  # noqa: F401
 from tests.processor_support import BQ_PROJECT
@@ -115,23 +115,20 @@ def test_a_step_context_gives_the_tenants_plan_cap_to_its_queries(
     config_dir = tmp_path / "configs"
     (config_dir / "acme").mkdir(parents=True)
     (config_dir / "acme" / "tenant.yaml").write_text("plan: free\n")  # no tenant document: the declared plan
-    previous = set_context(Context(Settings(project=BQ_PROJECT, home=tmp_path, config_dir=config_dir)))
-    try:
-        ctx = StepContext(
-            tenant_id="acme",
-            pipeline_id="p",
-            run_id="run_cap",
-            stage_id="s",
-            attempt=1,
-            run_date=dt.date(2026, 11, 2),
-            parameters={},
-            variables={},
-            warehouse=_warehouse(recorder).session(),
-            deadline_monotonic=time.monotonic() + 60,
-        )
-        ctx.warehouse.query("SELECT 1 AS x")
-    finally:
-        set_context(previous)
+    ctx = StepContext(
+        tenant_id="acme",
+        pipeline_id="p",
+        run_id="run_cap",
+        stage_id="s",
+        attempt=1,
+        run_date=dt.date(2026, 11, 2),
+        parameters={},
+        variables={},
+        warehouse=_warehouse(recorder).session(),
+        deadline_monotonic=time.monotonic() + 60,
+        runtime=Context(Settings(project=BQ_PROJECT, home=tmp_path, config_dir=config_dir)),
+    )
+    ctx.warehouse.query("SELECT 1 AS x")
     (job,) = recorder.job_inserts()
     assert job["configuration"]["query"]["maximumBytesBilled"] == str(10 << 30)  # the free plan's 10 GiB
     assert job["configuration"]["labels"]["run"] == "run_cap"

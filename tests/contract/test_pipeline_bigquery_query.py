@@ -19,8 +19,8 @@ from shared.errors import TerminalError
 from shared.pipelines.spec import StepSpec
 from shared.ports.warehouse import Warehouse
 from shared.processors.base import StepContext, StepResult
-from shared.processors.bigquery_query import PROCESSOR
-from shared.runtime.context import Context, set_context
+from shared.processors.bigquery_query import SPEC
+from shared.runtime.context import Context, get_context, set_context
 from shared.runtime.settings import Settings
 from tests.processor_support import BQ_PROJECT, engine_fixture, open_warehouse  # noqa: F401
 
@@ -78,8 +78,9 @@ def run_step(
         variables={},
         warehouse=wh,
         deadline_monotonic=time.monotonic() + 120,
+        runtime=get_context(),
     )
-    return PROCESSOR.run(step, ctx)
+    return SPEC.processor.run(step, ctx)
 
 
 def rows(wh: Warehouse, table: str) -> list[dict[str, Any]]:

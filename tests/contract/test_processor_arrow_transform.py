@@ -13,6 +13,7 @@ import pytest
 
 from shared.errors import TerminalError
 from shared.pipelines.spec import StepSpec
+from shared.pipelines.templating import ValidationScope
 from shared.processors import arrow_ops, arrow_transform, table_sink
 from shared.processors.expressions import ExpressionError, compile_expression, evaluate_to_array
 from tests.processor_support import StepEnv, engine_fixture, env_fixture, warehouse_fixture  # noqa: F401
@@ -329,7 +330,8 @@ def test_another_tenants_dataset_is_refused(env: StepEnv) -> None:
 
 
 def _issues(raw: dict[str, Any]) -> list[tuple[tuple[str | int, ...], str]]:
-    return arrow_transform.validate_step(StepSpec.model_validate({"step_id": "t", "ps_type": "arrow.transform", **raw}))
+    step = StepSpec.model_validate({"step_id": "t", "ps_type": "arrow.transform", **raw})
+    return [(issue.path, issue.message) for issue in arrow_transform.SPEC.validate(step, ValidationScope())]
 
 
 def test_validation_points_at_the_offending_key() -> None:

@@ -172,8 +172,8 @@ def test_a_folder_swapped_for_a_symlink_after_the_check_is_caught_at_open(
     (elsewhere / "day.csv").write_text("id,name,amount,day\n666,stolen,0,2026-11-01\n")
     checked = file_sources.resolve_local
 
-    def check_then_swap(location: str, tenant_id: str) -> list[Any]:
-        found = checked(location, tenant_id)
+    def check_then_swap(location: str, roots: list[Any]) -> list[Any]:
+        found = checked(location, roots)
         (env.landing / "exports").rename(env.landing / "exports_before")
         (env.landing / "exports").symlink_to(elsewhere, target_is_directory=True)
         return found
@@ -216,7 +216,7 @@ def test_missing_files_and_bad_contents_fail_clearly(env: StepEnv) -> None:
 def test_validation_names_the_key() -> None:
     def issues(raw: dict[str, Any]) -> dict[tuple[str | int, ...], str]:
         step = StepSpec.model_validate({"step_id": "load", "ps_type": "file.load", **raw})
-        return dict(file_load.validate_step(step, ValidationScope()))
+        return {issue.path: issue.message for issue in file_load.SPEC.validate(step, ValidationScope())}
 
     ok = _step({"path": "x.parquet"})
     assert issues({k: v for k, v in ok.items() if k not in ("step_id", "ps_type")}) == {}

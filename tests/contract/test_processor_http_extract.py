@@ -16,6 +16,7 @@ import pytest
 
 from shared.errors import TerminalError, TransientError
 from shared.pipelines.spec import StepSpec
+from shared.pipelines.templating import ValidationScope
 from shared.processors import http_extract
 from shared.processors.http_client import retry_after_seconds
 from shared.secrets.store import put_secret
@@ -242,7 +243,7 @@ def test_validation_names_the_key() -> None:
         "source": {"url": "ftp://x", "auth": {"secret": "Bad Name"}, "pagination": {"type": "cursor"}},
         "destination": {"dataset": "raw", "table": "t"},
     }
-    found = dict(http_extract.validate_step(StepSpec.model_validate(raw)))
+    found = {i.path: i.message for i in http_extract.SPEC.validate(StepSpec.model_validate(raw), ValidationScope())}
     assert "should match pattern" in found[("source", "url")]
     assert "invalid secret name" in found[("source", "auth", "secret")]
     assert found[("source", "pagination", "cursor_path")] == "cursor pagination needs cursor_path"

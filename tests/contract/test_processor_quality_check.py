@@ -169,7 +169,7 @@ def test_an_empty_table_is_not_fresh(env: StepEnv) -> None:
 def _issues(raw: dict[str, Any], tenant: str = "acme") -> dict[tuple[str | int, ...], str]:
     step = StepSpec.model_validate(raw)
     scope = ValidationScope(tenant_id=tenant, parameter_types={"limit": "number"})
-    return {i.path: i.message for i in quality_check.validate_step(step, scope)}
+    return {i.path: i.message for i in quality_check.SPEC.validate(step, scope)}
 
 
 def test_validation_names_the_check_and_key() -> None:

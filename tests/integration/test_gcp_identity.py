@@ -89,7 +89,8 @@ def test_tenant_storage_clients_carry_their_tenants_identity(adc: None) -> None:
 
     previous = set_context(Context(GCP))
     try:
-        acme, globex = gcs_client(tenant_credentials(GCP, "acme")), gcs_client(tenant_credentials(GCP, "globex"))
+        acme = gcs_client(PROJECT, tenant_credentials(GCP, "acme"))
+        globex = gcs_client(PROJECT, tenant_credentials(GCP, "globex"))
     finally:
         set_context(previous)
     assert acme is not globex

@@ -39,7 +39,7 @@ from shared.pipelines.spec import StepSpec
 from shared.ports.warehouse import Warehouse
 from shared.processors.base import StepContext
 from shared.processors.registry import get_processor
-from shared.runtime.context import Context, set_context
+from shared.runtime.context import Context, get_context, set_context
 from shared.runtime.settings import Settings
 from shared.samples import billing_catalog
 from shared.samples.billing import SCHEMA, generate_batches
@@ -234,6 +234,7 @@ def _run_step(world: World, query: CorpusQuery) -> list[dict[str, Any]]:
         variables={},
         warehouse=world.warehouse,
         deadline_monotonic=time.monotonic() + 300,
+        runtime=get_context(),
     )
     get_processor("bigquery.query").run(step, ctx)
     return world.warehouse.query(f"SELECT * FROM {world.tenant_id}_corpus.{table}").to_pylist()

@@ -181,16 +181,15 @@ def test_every_step_type_has_an_example_the_loader_accepts() -> None:
 
 def test_steps_reference_lists_every_setting_of_every_step_type() -> None:
     """Each field of each settings model is a row of its type's section (a new field needs `make docs`)."""
-    import importlib
-
     from shared.processors import registry
 
     text = (DOCS / "steps.md").read_text()
-    for ps_type in registry.known_types():
+    for spec in registry.check_all():
+        ps_type = spec.ps_type
         section = text.split(f"\n## {ps_type}\n", 1)[1].split("\n## ", 1)[0]
         assert "```yaml\n- step_id:" in section, f"{ps_type} has no example"
-        models = getattr(importlib.import_module(registry._MODULES[ps_type]), "CONFIG_MODELS", None) or {}
-        for model in models.values():
+        assert f"`{ps_type}`: {spec.summary}" in section
+        for model in spec.config_models.values():
             if ps_type == "quality.check":
                 continue  # its checks have their own section, checked below
             for name in model.model_fields:

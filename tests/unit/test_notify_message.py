@@ -164,16 +164,15 @@ def test_step_templates_substitute_known_names_only() -> None:
 
 
 def test_notify_step_config_problems_are_found_before_any_run() -> None:
-    from types import SimpleNamespace
-
     from shared.pipelines.spec import StepSpec
-    from shared.processors.notify_steps import validate_step_config
+    from shared.pipelines.templating import ValidationScope
+    from shared.processors.registry import get_validator
 
     step = StepSpec.model_validate(
         {"step_id": "tell", "ps_type": "notify.slack", "config": {"chanel": "x", "message": "{who} {day}"}}
     )
-    scope = SimpleNamespace(parameter_types={"day": "date"}, variables={})
-    assert validate_step_config(step, scope) == [
+    scope = ValidationScope(parameter_types={"day": "date"})
+    assert [(i.path, i.message) for i in get_validator("notify.slack")(step, scope)] == [
         (("config", "chanel"), "unknown key; allowed: channel, message, severity, subject"),
         (("config", "channel"), "required: a channel name from tenant.yaml notifications.channels"),
         (

@@ -20,8 +20,8 @@ from shared.pipelines.spec import StepSpec
 from shared.pipelines.sql_scope import QueryScopeError, render_checked_sql
 from shared.pipelines.templating import TemplateError, render
 from shared.processors.base import StepContext
-from shared.processors.bigquery_query import PROCESSOR
-from shared.runtime.context import Context, set_context
+from shared.processors.bigquery_query import SPEC
+from shared.runtime.context import Context, get_context, set_context
 from shared.runtime.settings import Settings
 from tests.conftest import run_to_end
 
@@ -117,6 +117,7 @@ def _ctx(wh: DuckDBWarehouse, **parameters: Any) -> StepContext:
         variables={},
         warehouse=wh,
         deadline_monotonic=time.monotonic() + 60,
+        runtime=get_context(),
     )
 
 
@@ -145,7 +146,7 @@ def test_the_processor_refuses_out_of_scope_sql_before_running_anything(
         destination={"dataset": "copy", "table": "t"},
     )
     with pytest.raises(QueryScopeError, match=message):
-        PROCESSOR.run(step, _ctx(wh))
+        SPEC.processor.run(step, _ctx(wh))
     assert wh.query("SELECT COUNT(*) AS n FROM acme_sales.orders").column("n")[0].as_py() == 1
     assert not wh.table_exists("acme_copy.t")
     wh.close()
@@ -160,7 +161,7 @@ def test_a_run_value_for_a_placeholder_must_be_an_identifier(deployment: Setting
         destination={"dataset": "copy", "table": "t"},
     )
     with pytest.raises(TemplateError, match="cannot be part of a table name"):
-        PROCESSOR.run(step, _ctx(wh, suffix="x WHERE 1=1 UNION ALL SELECT * FROM globex_sales.orders"))
+        SPEC.processor.run(step, _ctx(wh, suffix="x WHERE 1=1 UNION ALL SELECT * FROM globex_sales.orders"))
     wh.close()
 
 

@@ -18,6 +18,8 @@ from shared.pipelines import reserved
 from shared.pipelines.parameters import ParameterError, resolve_run_parameters
 from shared.processors.base import StepContext
 from shared.processors.step_config import Destination, TableRef
+from shared.runtime.context import Context
+from shared.runtime.settings import Settings
 from tests.conftest import auth, execute, run_to_end
 
 VARIANTS = ["metadata", "Metadata", "METADATA", "mEtAdAtA", "metadata ", " metadata", "metadata\n", "metadata\t"]
@@ -28,7 +30,7 @@ NOT_NAMES = ["meta.data", "metadata;", "\uff2dETADATA", "metadat\u0430", "", "1m
 def _context(tenant_id: str = "acme") -> StepContext:
     unused = DuckDBWarehouse(":memory:")  # never queried: every name here is decided before a warehouse is needed
     return StepContext(
-        tenant_id, "p", "r", "s", 1, date(2026, 1, 1), {}, {}, unused, deadline_monotonic=time.monotonic() + 60
+        tenant_id, "p", "r", "s", 1, date(2026, 1, 1), {}, {}, unused, time.monotonic() + 60, Context(Settings())
     )
 
 
