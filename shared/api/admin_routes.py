@@ -3,23 +3,28 @@ tenant's own key with the `admin` / `secrets:write` scope). Every change is audi
 
 from __future__ import annotations
 
-from datetime import timedelta
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from shared.api.base import ApiRequest, ApiResponse, ChoiceQuery, IntQuery, Route, validate_body
 from shared.api.operations_routes import OPERATIONS_ROUTES
-from shared.clock import utc_now
-from shared.errors import BadRequest, NotFound
 from shared.lifecycle.onboarding import onboard_tenant
 from shared.plans import PLANS
 from shared.runs.admission import usage
 from shared.runtime.context import Context
-from shared.secrets.store import SECRET_NAME, delete_secret, list_secret_names, put_secret, secret_path
+from shared.secrets.store import list_secret_names
 from shared.tenancy import apikeys
+from shared.tenancy.administration import (
+    create_api_key,
+    delete_tenant_secret,
+    merged_limits,
+    revoke_api_key,
+    rotate_api_key,
+    set_tenant_secret,
+)
 from shared.tenancy.apikeys import Scope
-from shared.tenancy.audit import list_audit, record_audit
+from shared.tenancy.audit import list_audit
 from shared.tenancy.tenants import TENANT_ID, get_tenant, list_tenants, update_tenant
 
 MAX_SECRET_BYTES = 64 * 1024
@@ -129,7 +134,7 @@ def admin_update_tenant(ctx: Context, req: ApiRequest, params: dict[str, str]) -
     body: TenantPatch = validate_body(TenantPatch, req.json_body)
     changes = body.model_dump(exclude_none=True)
     if body.limits is not None:
-        changes["limits"] = {**get_tenant(ctx, params["tenant_id"]).get("limits", {}), **body.limits.overrides()}
+        changes["limits"] = merged_limits(ctx, params["tenant_id"], body.limits.overrides())
     return ApiResponse(200, {"tenant": update_tenant(ctx, params["tenant_id"], changes, "admin", req.user_id)})
 
 
@@ -144,11 +149,9 @@ def admin_audit(ctx: Context, req: ApiRequest, params: dict[str, str]) -> ApiRes
 
 def create_key(ctx: Context, req: ApiRequest, params: dict[str, str]) -> ApiResponse:
     body: KeyCreateBody = validate_body(KeyCreateBody, req.json_body)
-    tenant_id = params["tenant_id"]
-    get_tenant(ctx, tenant_id)
-    expires = utc_now() + timedelta(days=body.expires_in_days) if body.expires_in_days else None
-    key = apikeys.issue_key(ctx, tenant_id, body.name, list(body.scopes), expires, req.user_id or _actor(req))
-    record_audit(ctx, "api_key.created", tenant_id, _actor(req), req.user_id, {"key_id": key.key_id})
+    key = create_api_key(
+        ctx, params["tenant_id"], body.name, body.scopes, body.expires_in_days, _actor(req), req.user_id
+    )
     return ApiResponse(201, _issued(key))
 
 
@@ -160,25 +163,16 @@ def list_keys(ctx: Context, req: ApiRequest, params: dict[str, str]) -> ApiRespo
 def rotate_key(ctx: Context, req: ApiRequest, params: dict[str, str]) -> ApiResponse:
     body: RotateBody = validate_body(RotateBody, req.json_body)
     tenant_id, key_id = params["tenant_id"], params["key_id"]
-    new, old = apikeys.rotate_key(ctx, tenant_id, key_id, body.grace_seconds, req.user_id or _actor(req))
-    record_audit(ctx, "api_key.rotated", tenant_id, _actor(req), req.user_id, {"key_id": key_id, "new": new.key_id})
+    new, old = rotate_api_key(ctx, tenant_id, key_id, body.grace_seconds, _actor(req), req.user_id)
     return ApiResponse(201, {"new_key": _issued(new), "old_key": old})
 
 
 def revoke_key(ctx: Context, req: ApiRequest, params: dict[str, str]) -> ApiResponse:
-    tenant_id, key_id = params["tenant_id"], params["key_id"]
-    doc = apikeys.revoke_key(ctx, tenant_id, key_id, f"revoked by {req.user_id or _actor(req)}")
-    record_audit(ctx, "api_key.revoked", tenant_id, _actor(req), req.user_id, {"key_id": key_id})
+    doc = revoke_api_key(ctx, params["tenant_id"], params["key_id"], _actor(req), req.user_id)
     return ApiResponse(200, doc)
 
 
 # ---------------------------------------------------------------------------------------------- secrets
-
-
-def _secret_name(name: str) -> str:
-    if not SECRET_NAME.match(name):
-        raise BadRequest("secret names are lower-case letters, digits, '_' and '-' (1-63)", {"field": "name"})
-    return name
 
 
 def list_secrets(ctx: Context, req: ApiRequest, params: dict[str, str]) -> ApiResponse:
@@ -188,18 +182,14 @@ def list_secrets(ctx: Context, req: ApiRequest, params: dict[str, str]) -> ApiRe
 
 def set_secret(ctx: Context, req: ApiRequest, params: dict[str, str]) -> ApiResponse:
     body: SecretBody = validate_body(SecretBody, req.json_body)
-    tenant_id, name = params["tenant_id"], _secret_name(params["name"])
-    put_secret(ctx, tenant_id, name, body.value.encode())
-    record_audit(ctx, "secret.set", tenant_id, _actor(req), req.user_id, {"name": name})
+    name = params["name"]
+    set_tenant_secret(ctx, params["tenant_id"], name, body.value.encode(), _actor(req), req.user_id)
     return ApiResponse(200, {"name": name, "stored": "envelope-encrypted"})
 
 
 def remove_secret(ctx: Context, req: ApiRequest, params: dict[str, str]) -> ApiResponse:
-    tenant_id, name = params["tenant_id"], _secret_name(params["name"])
-    if ctx.state.get(secret_path(tenant_id, name)) is None:
-        raise NotFound(f"tenant {tenant_id!r} has no secret {name!r}", {"field": "name"})
-    delete_secret(ctx, tenant_id, name)
-    record_audit(ctx, "secret.deleted", tenant_id, _actor(req), req.user_id, {"name": name})
+    name = params["name"]
+    delete_tenant_secret(ctx, params["tenant_id"], name, _actor(req), req.user_id)
     return ApiResponse(200, {"name": name, "deleted": True})
 
 

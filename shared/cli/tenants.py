@@ -9,9 +9,8 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import timedelta
 from typing import Any
 
 import click
@@ -107,12 +106,13 @@ def tenants_show(tenant_id: str) -> None:
 @click.option("--limit", "limits", multiple=True, help="Per-tenant override NAME=INTEGER (merged with existing).")
 def tenants_update(tenant_id: str, plan: str | None, status: str | None, limits: tuple[str, ...]) -> None:
     """Change a tenant's plan, status or limit overrides (audited)."""
-    from shared.tenancy.tenants import get_tenant, update_tenant
+    from shared.tenancy.administration import merged_limits
+    from shared.tenancy.tenants import update_tenant
 
     with _context() as ctx:
         changes: dict[str, Any] = {"plan": plan, "status": status}
         if limits:
-            changes["limits"] = {**(get_tenant(ctx, tenant_id).get("limits") or {}), **_limits(limits)}
+            changes["limits"] = merged_limits(ctx, tenant_id, _limits(limits))
         _echo(update_tenant(ctx, tenant_id, changes, _actor()))
 
 
@@ -182,16 +182,11 @@ def keys_group() -> None:
 @click.option("--scope", "scopes", multiple=True, help="Repeat; default: every scope but admin and secrets:write.")
 @click.option("--expires-in-days", type=int, default=None)
 def keys_create(tenant_id: str, name: str, scopes: tuple[str, ...], expires_in_days: int | None) -> None:
-    from shared.clock import utc_now
-    from shared.tenancy.apikeys import DEFAULT_SCOPES, issue_key
-    from shared.tenancy.audit import record_audit
-    from shared.tenancy.tenants import get_tenant
+    from shared.tenancy.administration import create_api_key
+    from shared.tenancy.apikeys import DEFAULT_SCOPES
 
     with _context() as ctx:
-        get_tenant(ctx, tenant_id)
-        expires = utc_now() + timedelta(days=expires_in_days) if expires_in_days else None
-        key = issue_key(ctx, tenant_id, name, list(scopes or DEFAULT_SCOPES), expires, _actor())
-        record_audit(ctx, "api_key.created", tenant_id, _actor(), None, {"key_id": key.key_id})
+        key = create_api_key(ctx, tenant_id, name, scopes or DEFAULT_SCOPES, expires_in_days, _actor())
     click.echo(f"key {key.key_id} ({', '.join(key.doc['scopes'])}), shown once - store it now:\n{key.api_key}")
 
 
@@ -206,25 +201,15 @@ def keys_list(tenant_id: str) -> None:
             click.echo(f"{key['key_id']}  {state:<8} {key['name']:<30} {','.join(key['scopes'])}")
 
 
-def _key_change(fn: Callable[[Any], Any], action: str, tenant_id: str, key_id: str) -> Any:
-    from shared.tenancy.audit import record_audit
-
-    with _context() as ctx:
-        result = fn(ctx)
-        record_audit(ctx, action, tenant_id, _actor(), None, {"key_id": key_id})
-    return result
-
-
 @keys_group.command("rotate")
 @click.argument("tenant_id")
 @click.argument("key_id")
 @click.option("--grace-seconds", default=86400, show_default=True, help="How long the old key keeps working.")
 def keys_rotate(tenant_id: str, key_id: str, grace_seconds: int) -> None:
-    from shared.tenancy.apikeys import rotate_key
+    from shared.tenancy.administration import rotate_api_key
 
-    new, old = _key_change(
-        lambda ctx: rotate_key(ctx, tenant_id, key_id, grace_seconds, _actor()), "api_key.rotated", tenant_id, key_id
-    )
+    with _context() as ctx:
+        new, old = rotate_api_key(ctx, tenant_id, key_id, grace_seconds, _actor())
     click.echo(f"old key {key_id} valid until {old['expires_at']}; new key {new.key_id}, shown once:\n{new.api_key}")
 
 
@@ -232,9 +217,10 @@ def keys_rotate(tenant_id: str, key_id: str, grace_seconds: int) -> None:
 @click.argument("tenant_id")
 @click.argument("key_id")
 def keys_revoke(tenant_id: str, key_id: str) -> None:
-    from shared.tenancy.apikeys import revoke_key
+    from shared.tenancy.administration import revoke_api_key
 
-    doc = _key_change(lambda ctx: revoke_key(ctx, tenant_id, key_id, _actor()), "api_key.revoked", tenant_id, key_id)
+    with _context() as ctx:
+        doc = revoke_api_key(ctx, tenant_id, key_id, _actor())
     click.echo(f"key {key_id} revoked at {doc['revoked_at']}")
 
 
@@ -252,18 +238,13 @@ def secrets_group() -> None:
 @click.option("--stdin", "from_stdin", is_flag=True, help="Read the value from stdin instead of a hidden prompt.")
 def secrets_set(tenant_id: str, name: str, from_stdin: bool) -> None:
     """Store a secret; the value never appears in arguments, logs or the state store."""
-    from shared.secrets.store import put_secret, secret_path
-    from shared.tenancy.audit import record_audit
-    from shared.tenancy.tenants import get_tenant
+    from shared.tenancy.administration import set_tenant_secret
 
     value = sys.stdin.read().rstrip("\n") if from_stdin else click.prompt("value", hide_input=True)
     if not value:
         raise click.ClickException("empty secret value")
     with _context() as ctx:
-        get_tenant(ctx, tenant_id)
-        secret_path(tenant_id, name)  # validates the name before anything is sealed
-        put_secret(ctx, tenant_id, name, value.encode())
-        record_audit(ctx, "secret.set", tenant_id, _actor(), None, {"name": name})
+        set_tenant_secret(ctx, tenant_id, name, value.encode(), _actor())
     click.echo(f"secret {tenant_id}/{name} stored (envelope-encrypted)")
 
 
@@ -281,12 +262,8 @@ def secrets_list(tenant_id: str) -> None:
 @click.argument("tenant_id")
 @click.argument("name")
 def secrets_delete(tenant_id: str, name: str) -> None:
-    from shared.secrets.store import delete_secret, secret_path
-    from shared.tenancy.audit import record_audit
+    from shared.tenancy.administration import delete_tenant_secret
 
     with _context() as ctx:
-        if ctx.state.get(secret_path(tenant_id, name)) is None:
-            raise click.ClickException(f"tenant {tenant_id!r} has no secret {name!r}")
-        delete_secret(ctx, tenant_id, name)
-        record_audit(ctx, "secret.deleted", tenant_id, _actor(), None, {"name": name})
+        delete_tenant_secret(ctx, tenant_id, name, _actor())
     click.echo(f"secret {tenant_id}/{name} deleted")

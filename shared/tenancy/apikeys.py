@@ -37,8 +37,8 @@ MAX_GRACE_S = 30 * 86400
 
 class Scope(StrEnum):
     """What an API key may do on its tenant: the one list. Every tenant route names one of these (Route.scope) and
-    every one is needed by some route (tests/integration/test_api_auth.py); the key-creation body, the CLI's
-    `--scope` and the OpenAPI document take their choices from here."""
+    every one is needed by some route (tests/integration/test_api_auth.py); the key-creation body and the OpenAPI
+    document take their choices from here, and `check_scopes` (the CLI's `--scope` too) checks against it."""
 
     PIPELINES_READ = "pipelines:read"
     PIPELINES_EXECUTE = "pipelines:execute"

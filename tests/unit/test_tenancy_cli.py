@@ -45,3 +45,33 @@ def test_onboard_keys_and_secrets_from_the_cli(run: CliRunner, tmp_path: Path) -
     assert bad.exit_code == 1 and "invalid tenant id" in bad.output
     token = run.invoke(cli, ["tenants", "admin-token"]).output.strip()
     assert token.startswith("cdpadm_") and len(token) >= 32
+
+
+def test_the_cli_makes_the_same_audited_changes_as_the_api(run: CliRunner) -> None:
+    """shared/tenancy/administration.py serves both: the same audit actions and details, limits merged."""
+    from shared.runtime.context import Context
+    from shared.runtime.settings import Settings
+    from shared.tenancy.audit import list_audit
+
+    assert run.invoke(cli, ["tenants", "onboard", "initech", "--limit", "runs_per_day=5"]).exit_code == 0
+    updated = run.invoke(cli, ["tenants", "update", "initech", "--limit", "concurrent_runs=2"])
+    assert '"runs_per_day": 5' in updated.output and '"concurrent_runs": 2' in updated.output
+    created = run.invoke(cli, ["keys", "create", "initech", "--name", "ci"])
+    key_id = re.search(r"key ([0-9a-f]{16})", created.output).group(1)  # type: ignore[union-attr]
+    rotated = run.invoke(cli, ["keys", "rotate", "initech", key_id, "--grace-seconds", "0"])
+    new_id = re.search(r"new key ([0-9a-f]{16})", rotated.output).group(1)  # type: ignore[union-attr]
+    assert run.invoke(cli, ["secrets", "set", "initech", "token", "--stdin"], input="s3cret\n").exit_code == 0
+    assert run.invoke(cli, ["secrets", "delete", "initech", "token"]).exit_code == 0
+    missing = run.invoke(cli, ["secrets", "delete", "initech", "token"])
+    assert missing.exit_code == 1 and "has no secret 'token'" in missing.output
+    bad_name = run.invoke(cli, ["secrets", "set", "initech", "Bad Name", "--stdin"], input="x\n")
+    assert bad_name.exit_code == 1 and "secret names are lower-case" in bad_name.output
+    ctx = Context(Settings.from_env())
+    try:
+        entries = [a for a in list_audit(ctx, "initech") if a["action"].startswith(("api_key.", "secret."))]
+        audit = {(a["action"], tuple(sorted(a["details"].items()))) for a in entries}
+    finally:
+        ctx.close()
+    assert ("api_key.created", (("key_id", key_id),)) in audit
+    assert ("api_key.rotated", (("key_id", key_id), ("new", new_id))) in audit
+    assert {("secret.set", (("name", "token"),)), ("secret.deleted", (("name", "token"),))} <= audit
