@@ -22,14 +22,13 @@ from shared.api.base import (
     validate_body,
 )
 from shared.catalog.loader import PipelineValidationError, list_pipeline_files, load_pipeline
-from shared.catalog.sql_check import require_translatable
 from shared.contracts.messages import Trigger
 from shared.contracts.states import RunStatus
 from shared.observability import timed_admission
 from shared.pipelines.spec import IDENTIFIER
 from shared.runs.admission import usage
 from shared.runs.backfill import DEFAULT_MAX_ACTIVE_RUNS, MAX_BACKFILL_DAYS, BackfillRequest, start_backfill
-from shared.runs.operations import cancel, rerun, start_run
+from shared.runs.operations import cancel, require_runnable_here, rerun, start_run
 from shared.runs.store import CreatedRun, get_run, list_runs, list_stages, public_run
 from shared.runtime.context import Context
 from shared.tenancy.apikeys import Scope
@@ -97,10 +96,7 @@ def execute_pipeline(ctx: Context, req: ApiRequest, params: dict[str, str]) -> A
     body: ExecuteBody = validate_body(ExecuteBody, req.json_body)
     tenant_id = params["tenant_id"]
     trigger = Trigger(type="api", user_id=req.user_id)
-    if ctx.settings.warehouse == "duckdb":  # translation only: cached, no warehouse round trip (sql_check docstring)
-        from shared.adapters.duckdb_sql import transpile
-
-        require_translatable(ctx.settings.config_dir, tenant_id, body.pipeline_id, ctx.settings.project, transpile)
+    require_runnable_here(ctx, tenant_id, body.pipeline_id)
     with timed_admission("api"):
         created = start_run(ctx, tenant_id, body.pipeline_id, body.parameters, trigger, body.idempotency_key)
     return _accepted(tenant_id, created)

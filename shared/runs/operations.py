@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from shared.catalog.sql_check import require_translatable
 from shared.clock import parse_iso
 from shared.contracts import topics
 from shared.contracts.envelope import OutboundMessage
@@ -81,6 +82,17 @@ def require_same_request(
             f"differs in: {fields}. Use a new key for a new request",
             {"field": "idempotency_key", "run_id": created.run_id, "differences": differences},
         )
+
+
+def require_runnable_here(ctx: Context, tenant_id: str, pipeline_id: str) -> None:
+    """On the embedded warehouse, a 400 naming file:line:col when a SQL step of the pipeline cannot be translated to
+    DuckDB, before the run is admitted (translation only, cached: no warehouse round trip). BigQuery runs the
+    GoogleSQL as written. Asked by callers with someone to answer (execute); a scheduled run fails at its step."""
+    if ctx.settings.warehouse != "duckdb":
+        return
+    from shared.adapters.duckdb_sql import transpile
+
+    require_translatable(ctx.settings.config_dir, tenant_id, pipeline_id, ctx.settings.project, transpile)
 
 
 def start_run(
