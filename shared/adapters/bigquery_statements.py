@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from shared.contracts.states import StatementState
 from shared.ports.statement_jobs import StatementStatus
 
 if TYPE_CHECKING:
@@ -52,17 +53,17 @@ class BigQueryStatementJobs:
             try:
                 job = self._client.get_job(job_id, location=self._location, retry=self._retry, timeout=self._timeout)
             except NotFound:
-                return StatementStatus("MISSING")
-        if job.state != "DONE":
-            return StatementStatus("RUNNING", bytes_processed=getattr(job, "total_bytes_processed", None))
+                return StatementStatus(StatementState.MISSING)
+        if job.state != StatementState.DONE:
+            return StatementStatus(StatementState.RUNNING, bytes_processed=getattr(job, "total_bytes_processed", None))
         failure = job.exception() if job.error_result else None  # type: ignore[no-untyped-call]
         if failure is not None:
             try:
                 with self._errors("the query job"):
                     raise failure
             except Exception as mapped:  # the same transient/terminal split as a statement waited on
-                return StatementStatus("FAILED", error=mapped)
-        return StatementStatus("DONE", bytes_processed=getattr(job, "total_bytes_processed", None))
+                return StatementStatus(StatementState.FAILED, error=mapped)
+        return StatementStatus(StatementState.DONE, bytes_processed=getattr(job, "total_bytes_processed", None))
 
     def cancel_statement(self, job_id: str) -> None:
         from google.api_core.exceptions import NotFound

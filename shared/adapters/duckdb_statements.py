@@ -16,6 +16,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from shared.contracts.states import StatementState
 from shared.ports.statement_jobs import StatementStatus
 
 MAX_REMEMBERED = 4096
@@ -61,13 +62,13 @@ class DuckDBStatements:
         with self._lock:
             job = self._jobs.get(job_id)
         if job is None:
-            return StatementStatus("MISSING")
+            return StatementStatus(StatementState.MISSING)
         if not job.done.is_set():
-            return StatementStatus("RUNNING")
+            return StatementStatus(StatementState.RUNNING)
         if job.error is not None:
             error = job.error if isinstance(job.error, Exception) else RuntimeError(str(job.error))
-            return StatementStatus("FAILED", error=error)
-        return StatementStatus("DONE")
+            return StatementStatus(StatementState.FAILED, error=error)
+        return StatementStatus(StatementState.DONE)
 
     def cancel(self, job_id: str) -> None:
         with self._lock:

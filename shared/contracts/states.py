@@ -42,8 +42,8 @@ class AttemptStatus(StrEnum):
     """Its worker vanished (the lease expired) and a later attempt took the stage over."""
 
 
-class JobState(StrEnum):
-    """A warehouse statement running as a job (shared/ports/statement_jobs.py), not a run or a stage."""
+class StatementState(StrEnum):
+    """A warehouse statement running as a job (shared/ports/statement_jobs.py; BigQuery's job states), not a stage."""
 
     RUNNING = "RUNNING"
     DONE = "DONE"
@@ -51,6 +51,9 @@ class JobState(StrEnum):
     MISSING = "MISSING"
     """No job of that id: never started, or started by a process that is gone (the embedded warehouse)."""
 
+
+NO_DOCUMENT: Final = "MISSING"
+"""The state machine's answer for a run or stage that does not exist (TransitionResult.status): no document holds it."""
 
 TERMINAL: Final[frozenset[StageStatus]] = frozenset(
     {StageStatus.SUCCEEDED, StageStatus.FAILED, StageStatus.CANCELLED, StageStatus.TIMED_OUT, StageStatus.SKIPPED}

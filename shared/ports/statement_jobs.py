@@ -11,9 +11,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Literal, Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
-StatementState = Literal["RUNNING", "DONE", "FAILED", "MISSING"]
+from shared.contracts.states import StatementState
 
 
 @dataclass(frozen=True)

@@ -38,6 +38,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from shared import logs
+from shared.contracts.states import StatementState
 from shared.errors import TerminalError
 from shared.pipelines.reserved import reserved_table_problem
 from shared.pipelines.spec import StepIssue, StepSpec
@@ -203,12 +204,12 @@ class BigQueryQuery:
 
     def poll(self, step: StepSpec, ctx: StepContext, job_id: str) -> JobState:
         status = _jobs(ctx).statement_status(job_id)
-        if status.state == "MISSING":
+        if status.state == StatementState.MISSING:
             return JobState(done=False, missing=True)
-        if status.state == "RUNNING":
+        if status.state == StatementState.RUNNING:
             processed = f", {status.bytes_processed:,} bytes processed" if status.bytes_processed else ""
             return JobState(done=False, progress=f"query job {job_id} running{processed}")
-        if status.state == "FAILED":
+        if status.state == StatementState.FAILED:
             return JobState(done=True, error=status.error or TerminalError(f"query job {job_id} failed"))
         return JobState(done=True, result=_plan(step, ctx).finish(ctx.warehouse, status.bytes_processed))
 

@@ -35,7 +35,7 @@ from shared.catalog.loader import PipelineValidationError
 from shared.clock import iso, parse_iso, utc_now
 from shared.contracts.messages import Trigger
 from shared.contracts.state_paths import run_path
-from shared.contracts.states import is_terminal
+from shared.contracts.states import RunStatus, is_terminal
 from shared.errors import BadRequest, ServiceUnavailable, TooManyRequests
 from shared.pipelines.bounds import check_run_parameters, spec_problem
 from shared.pipelines.parameters import validate_run_parameters
@@ -105,7 +105,9 @@ def admit_run(
             retention_days=ctx.settings.run_retention_days,
         )
         if created.created and extra_fields:
-            set_fields_if(ctx.state, run_path(created.run_id), extra_fields, lambda d: d.get("status") == "QUEUED")
+            set_fields_if(
+                ctx.state, run_path(created.run_id), extra_fields, lambda d: d.get("status") == RunStatus.QUEUED
+            )
             created = CreatedRun(created.run_id, True, {**created.doc, **extra_fields})
     except BaseException:
         _give_back(ctx.state, tenant_id, run_id, reservation, now)

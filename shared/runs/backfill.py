@@ -25,6 +25,7 @@ from shared import logs
 from shared.clock import iso, parse_iso, utc_now
 from shared.contracts.messages import Trigger
 from shared.contracts.state_paths import run_path
+from shared.contracts.states import ACTIVE, RERUNNABLE, RunStatus
 from shared.errors import BadRequest, TooManyRequests
 from shared.ports.state import Doc, Filter, set_fields_if
 from shared.runs.admission import load_admitted_pipeline
@@ -38,8 +39,6 @@ MAX_BACKFILL_DAYS = 366
 """Dates one backfill covers at most (a year, leap day included)."""
 """As Airflow's default max_active_runs: a long range never floods the tenant's concurrency slots at once."""
 LEASE_S = 30.0
-RETRYABLE = frozenset({"FAILED", "TIMED_OUT", "CANCELLED"})
-ACTIVE = frozenset({"QUEUED", "RUNNING"})
 
 
 @dataclass(frozen=True)
@@ -91,7 +90,7 @@ class BackfillState:
             "retried_dates": self.retried_dates,
             "active_runs": active,
             "complete": not self.waiting_dates,
-            "succeeded": not self.waiting_dates and all(r["status"] == "SUCCEEDED" for r in self.runs),
+            "succeeded": not self.waiting_dates and all(r["status"] == RunStatus.SUCCEEDED for r in self.runs),
         }
         if self.stopped_because is not None:
             out["stopped_because"] = self.stopped_because.to_body()
@@ -165,7 +164,7 @@ def advance(ctx: Context, request: BackfillRequest, retry_failed: bool = False) 
     if held:
         if retry_failed:
             for day in dates:
-                if statuses.get(day) in RETRYABLE:
+                if statuses.get(day) in RERUNNABLE:
                     attempts[day] = attempts.get(day, 1) + 1
                     runs.pop(day)
                     retried.append(day)

@@ -23,6 +23,7 @@ from shared.contracts import topics
 from shared.contracts.envelope import OutboundMessage
 from shared.contracts.messages import Trigger
 from shared.contracts.state_paths import run_path, stage_path
+from shared.contracts.states import RunStatus
 from shared.errors import ClientError, NotFound, TerminalError
 from shared.ports.bus import DeadLetter, DeadLetterQueue, MessageBus
 from shared.runtime.context import Context
@@ -31,7 +32,7 @@ from shared.tenancy.audit import record_audit
 log = logs.get_logger(__name__)
 MAX_DEAD_LETTERS = 1000
 """One command looks at most at this many dead letters (oldest first); repeat after acting on them."""
-RESUMABLE_RUN_STATUSES = frozenset({"FAILED", "TIMED_OUT"})
+RESUMABLE_RUN_STATUSES = frozenset({RunStatus.FAILED, RunStatus.TIMED_OUT})
 _TOPIC_OF_KIND = {
     "stage.task": topics.STAGE_TASKS,
     "run.requested": topics.RUN_REQUESTS,

@@ -22,6 +22,7 @@ from shared import logs
 from shared.clock import utc_now
 from shared.contracts.messages import Message
 from shared.contracts.state_paths import run_path, stage_path
+from shared.contracts.states import StageStatus, StatementState
 from shared.ports.warehouse import label_value
 from shared.processors.jobs import stage_job_id
 from shared.runs.events import publish_stage_tasks
@@ -109,7 +110,7 @@ def completion_of(entry: JobLogEntry) -> JobCompletion | None:
     if payload.service_name not in (None, "bigquery.googleapis.com") or change is None:
         return None
     job = change.job
-    if change.after != "DONE" and job.job_status.job_state != "DONE":
+    if change.after != StatementState.DONE and job.job_status.job_state != StatementState.DONE:
         return None
     name = _JOB_NAME.match(job.job_name)
     if name is None:
@@ -159,7 +160,7 @@ def _wake(ctx: Context, done: JobCompletion, target: StageJob) -> str:
         return "tenant label does not match the run: ignored"
     if stage.get("job_id") != done.job_id or stage.get("attempt") != target.attempt:
         return f"the stage's job is {stage.get('job_id')!r} (attempt {stage.get('attempt')}): ignored"
-    if stage.get("status") != "RUNNING":
+    if stage.get("status") != StageStatus.RUNNING:
         return f"stage already {stage.get('status')}: ignored"
     next_round = idle_round(stage, utc_now())
     if next_round is None:

@@ -14,13 +14,11 @@ from typing import Any, Literal
 
 from shared.clock import iso, parse_iso, utc_now
 from shared.contracts.state_paths import run_path
-from shared.contracts.states import RUN_TRANSITIONS, STAGE_TRANSITIONS, RunStatus, StageStatus, is_terminal
+from shared.contracts.states import NO_DOCUMENT, RUN_TRANSITIONS, STAGE_TRANSITIONS, RunStatus, StageStatus, is_terminal
 from shared.errors import TransientError
 from shared.ports.state import CAS_RETRIES, Doc, StateStore
 
 Kind = Literal["run", "stage"]
-MISSING = "MISSING"
-"""TransitionResult.status when there is no document to move (not a status any document holds)."""
 
 
 @dataclass(frozen=True)
@@ -91,7 +89,7 @@ def transition(store: StateStore, path: str, req: TransitionRequest) -> Transiti
     for _ in range(CAS_RETRIES):
         current = store.get_versioned(path)
         if current is None:
-            return TransitionResult(False, MISSING, {}, f"no {req.kind} at {path}")
+            return TransitionResult(False, NO_DOCUMENT, {}, f"no {req.kind} at {path}")
         for guard in GUARDS:
             reason = guard(current.data, req)
             if reason:

@@ -18,6 +18,7 @@ from datetime import date, datetime, time
 from decimal import Decimal
 from typing import Any
 
+from shared.contracts.states import StageStatus
 from shared.errors import NotFound
 from shared.pipelines.sql_tables import PLAIN_NAME
 from shared.ports.state import Doc
@@ -93,7 +94,11 @@ def stage_preview(
     total = warehouse.query(f"SELECT COUNT(*) AS n FROM {table}").column("n")[0].as_py()
     columns = [{"name": f.name, "type": str(f.type)} for f in data.schema]
     rows = [{k: json_value(v) for k, v in row.items()} for row in data.to_pylist()]
-    note = None if stage.get("status") == "SUCCEEDED" else f"the stage is {stage.get('status')}: rows may be older"
+    note = (
+        None
+        if stage.get("status") == StageStatus.SUCCEEDED
+        else f"the stage is {stage.get('status')}: rows may be older"
+    )
     return Preview(stage_id, table, True, columns, rows, int(total or 0), note)
 
 

@@ -26,6 +26,7 @@ from shared import logs
 from shared.clock import iso, parse_iso, utc_now
 from shared.contracts.messages import StageTask
 from shared.contracts.state_paths import stage_path
+from shared.contracts.states import StageStatus
 from shared.pipelines.spec import StepSpec
 from shared.ports.state import set_fields_if
 from shared.processors.base import StepContext, StepResult
@@ -52,7 +53,7 @@ def idle_round(stage: dict[str, Any], now: datetime) -> int | None:
     """The round a re-check sent now would claim (`poll_seq` + 1), or None while a round polls the job: that round sees
     the job end by itself, and a second round beside it would finish the job twice. A round that never ended (its
     worker died) is idle once its chain is stale, as for the watchdog."""
-    if stage.get("status") != "RUNNING" or not stage.get("job_id"):
+    if stage.get("status") != StageStatus.RUNNING or not stage.get("job_id"):
         return None
     seq = int(stage.get("poll_seq") or 0)
     polled_at = stage.get("polled_at")
@@ -87,7 +88,11 @@ def later_round(
     attempt = stage.get("attempt")
 
     def same_round(doc: dict[str, Any]) -> bool:
-        return doc.get("status") == "RUNNING" and doc.get("attempt") == attempt and (doc.get("poll_seq") or 0) == seq
+        return (
+            doc.get("status") == StageStatus.RUNNING
+            and doc.get("attempt") == attempt
+            and (doc.get("poll_seq") or 0) == seq
+        )
 
     if not set_fields_if(ctx.state, _path(stage), {"poll_seq": seq + 1, "polled_at": iso(utc_now())}, same_round):
         return None  # a duplicate claimed this round first
@@ -128,7 +133,7 @@ def _round(
         ctx.state,
         _path(stage),
         {"job_progress": state.progress, ROUND_ENDED: seq},
-        lambda d: d.get("status") == "RUNNING" and (d.get("poll_seq") or 0) == seq,
+        lambda d: d.get("status") == StageStatus.RUNNING and (d.get("poll_seq") or 0) == seq,
     )
     publish_stage_tasks(ctx.bus, run, [step.step_id], poll_seq=seq + 1)
     return None

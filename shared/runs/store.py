@@ -15,6 +15,7 @@ from typing import Any
 from shared.clock import iso, utc_now
 from shared.contracts.messages import Trigger
 from shared.contracts.state_paths import run_path, spec_path, stages_collection
+from shared.contracts.states import RunStatus, StageStatus
 from shared.errors import NotFound
 from shared.observability import current_traceparent
 from shared.pipelines.spec import StepSpec
@@ -85,7 +86,7 @@ def create_run(
         "run_id": run_id,
         "tenant_id": tenant_id,
         "pipeline_id": pipeline_id,
-        "status": "QUEUED",
+        "status": str(RunStatus.QUEUED),
         "parameters": parameters,
         "trigger": trigger.model_dump(mode="json", exclude_none=True),
         "idempotency_key": idempotency_key,
@@ -206,7 +207,7 @@ def new_stage_doc(
         "depends_on": list(step.depends_on),
         "parents_total": join_groups(len(step.depends_on)),
         "parents_done": dict(parents_done or {}),
-        "status": "QUEUED",
+        "status": str(StageStatus.QUEUED),
         "attempt": 0,
         "max_attempts": step.retries.max_attempts,
         "attempts": [],
@@ -221,12 +222,12 @@ def carried_stages(store: StateStore, source_run_id: Any, now: str) -> dict[str,
         return {}
     return {
         str(s["stage_id"]): {
-            "status": "SUCCEEDED",
+            "status": str(StageStatus.SUCCEEDED),
             "carried_from": source_run_id,
             **{k: s.get(k) for k in ("rows_in", "rows_out", "bytes_processed", "details")},
             "ended_at": now,
             "duration_ms": 0,
         }
         for s in list_stages(store, str(source_run_id))
-        if s.get("status") == "SUCCEEDED"
+        if s.get("status") == StageStatus.SUCCEEDED
     }
