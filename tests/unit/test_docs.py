@@ -224,3 +224,28 @@ def test_cloudact_steps_prints_the_same_reference() -> None:
     assert rendered.exit_code == 0 and "freshness" in rendered.output and "max_age_hours" in rendered.output
     unknown = CliRunner().invoke(cli, ["steps", "nope.step"])
     assert unknown.exit_code == 2 and "known: arrow.transform" in unknown.output
+
+
+def test_the_readme_api_table_names_each_routes_scope() -> None:
+    """README's hand-written route table repeats each tenant route's scope: it must say what the route table says
+    (shared/tenancy/apikeys.Scope is the one list), and list every tenant route."""
+    from shared.tenancy.apikeys import Scope
+
+    section = (REPO / "README.md").read_text().split("## HTTP API", 1)[1].split("\n## ", 1)[0]
+    tenant_routes = {(r.method, r.path): r.scope for r in ROUTES if r.access == "tenant"}
+    seen: set[tuple[str, str]] = set()
+    for line in section.splitlines():
+        cells = [c.strip() for c in line.strip("|").split("|")]
+        if len(cells) < 3 or cells[2] not in {s.value for s in Scope}:
+            continue
+        template = cells[1].strip("`").replace("{t}", "{tenant_id}").replace("{p}", "{pipeline_id}")
+        optional = re.search(r"\[([^\]]+)\]", template)
+        paths = [template]
+        if optional:
+            paths = [template.replace(optional.group(0), ""), template.replace(optional.group(0), optional.group(1))]
+        rows = {(m.strip(), p) for m in cells[0].split(",") for p in paths} & set(tenant_routes)
+        assert rows, f"README names no tenant route: {line}"
+        for row in rows:
+            assert tenant_routes[row] == cells[2], f"{row}: README says {cells[2]}, the route {tenant_routes[row]}"
+        seen |= rows
+    assert set(tenant_routes) - seen == set(), "README's HTTP API table misses these tenant routes"
