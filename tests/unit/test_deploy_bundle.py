@@ -38,6 +38,13 @@ def bundle(tmp_path_factory: pytest.TempPathFactory) -> list[str]:
         return sorted(zipped.namelist())
 
 
+@pytest.fixture(scope="module")
+def imports(bundle: list[str]) -> dict[str, set[str]]:
+    """Bundled module -> the bundled-or-not modules it imports (each file parsed once)."""
+    known = {_module(p) for p in bundle if p.endswith(".py")}
+    return {_module(p): _imports(p, _module(p), known) for p in bundle if p.endswith(".py")}
+
+
 def _module(path: str) -> str:
     parts = list(Path(path).with_suffix("").parts)
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
@@ -80,11 +87,10 @@ def test_the_bundle_holds_the_code_and_configs_only(bundle: list[str]) -> None:
     assert not [name for name in bundle if "__pycache__" in name or name.endswith(".pyc")]
 
 
-def test_every_bundled_module_is_imported_from_a_deployed_entry_point(bundle: list[str]) -> None:
+def test_every_bundled_module_is_imported_from_a_deployed_entry_point(imports: dict[str, set[str]]) -> None:
     """A module nothing deployed imports is one that only tests, benchmarks or drills use: it belongs under tests/,
     bench/ or reliability/ (which are not shipped), not in shared/ or functions/."""
-    paths = {_module(p): p for p in bundle if p.endswith(".py")}
-    known = set(paths)
+    known = set(imports)
     reached: set[str] = set()
     todo = sorted(_entry_points(known) & known)
     while todo:
@@ -92,16 +98,11 @@ def test_every_bundled_module_is_imported_from_a_deployed_entry_point(bundle: li
         if module in reached:
             continue
         reached.add(module)
-        todo.extend(sorted((_imports(paths[module], module, known) & known) - reached))
+        todo.extend(sorted((imports[module] & known) - reached))
     assert sorted(known - reached) == []
 
 
-def test_no_bundled_module_imports_a_test_bench_or_drill_helper(bundle: list[str]) -> None:
+def test_no_bundled_module_imports_a_test_bench_or_drill_helper(imports: dict[str, set[str]]) -> None:
     """They are not in the bundle: such an import would fail on GCP, at cold start or in the middle of a step."""
-    known = {_module(p) for p in bundle if p.endswith(".py")}
-    offenders = {
-        path: sorted(name for name in _imports(path, _module(path), known) if name.split(".")[0] in HARNESSES)
-        for path in bundle
-        if path.endswith(".py")
-    }
-    assert {path: names for path, names in offenders.items() if names} == {}
+    offenders = {module: sorted(n for n in names if n.split(".")[0] in HARNESSES) for module, names in imports.items()}
+    assert {module: names for module, names in offenders.items() if names} == {}
