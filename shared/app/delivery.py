@@ -10,11 +10,12 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any, TypeVar
 
 from shared import logs, observability
 from shared.contracts import topics
-from shared.contracts.envelope import OutboundMessage, ReceivedMessage, decode_cloud_event
+from shared.contracts.envelope import OutboundMessage, ReceivedMessage, decode_cloud_event, source_topic
 from shared.contracts.messages import Message, parse_message
 from shared.errors import TerminalError, TransientError, UndecodableMessage
 from shared.runtime.context import Context, get_context
@@ -45,7 +46,8 @@ def handle_event(cloud_event: Any, model: type[M], handler: Callable[[Context, M
         message = parse_message(received.data, model)
     except UndecodableMessage as exc:
         raw = cloud_event.data if hasattr(cloud_event, "data") else None
-        received = _best_effort(raw)
+        # The topic it came from goes with it, so the dead letter says where it was published (and replays there).
+        received = replace(_best_effort(raw), topic=source_topic(cloud_event))
         log.error(
             "undecodable message dead-lettered: %s",
             exc,

@@ -144,7 +144,9 @@ def test_events_of_other_jobs_and_malformed_entries_are_acked_and_do_nothing(
     assert runtime.bus.stats.nacked == before[0]  # nothing retried
     assert runtime.bus.stats.dead_lettered == before[1]  # no delivery ran out
     letters = runtime.bus.peek_dead_letters(100)  # the two that do not fit, put there once by the handler
-    assert [d.attributes["cdp_source_function"] for d in letters] == ["stage_worker"] * 2
+    assert [(d.attributes["cdp_source_function"], d.attributes["cdp_source_topic"]) for d in letters] == [
+        ("stage_worker", topics.JOB_EVENTS)
+    ] * 2
     reasons = " | ".join(d.attributes["cdp_dead_letter_reason"] for d in letters)
     assert "not JSON" in reasons and "JobLogEntry" in reasons and "protoPayload" in reasons, reasons
     _publish(runtime, _completion(runtime, run_id, job_id))  # the stage's own event still ends it
