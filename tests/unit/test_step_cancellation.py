@@ -76,12 +76,12 @@ def test_cancelling_one_step_leaves_another_steps_query_running(wh: DuckDBWareho
     first, second = wh.session(), wh.session()
     doomed = Background(lambda: first.query(FOREVER))
     survivor = Background(lambda: second.query(FOREVER))
-    time.sleep(0.3)
+    cpu_seconds_until(0.3)  # both computing
     first.cancel_running()
     doomed.thread.join(5)
     assert not doomed.thread.is_alive()
-    time.sleep(0.3)
-    assert survivor.thread.is_alive()  # still computing: only the cancelled session's statement was interrupted
+    still = cpu_seconds_until(0.3)  # still computing: only the cancelled session's statement was interrupted
+    assert still >= 0.3 and survivor.thread.is_alive()
     second.cancel_running()
     survivor.thread.join(5)
     assert not survivor.thread.is_alive()
