@@ -66,3 +66,12 @@ def test_a_bad_value_is_a_400_naming_the_parameter(runtime: Any, route: Route, p
     assert refused.body["details"]["field"] == param.name and param.name in refused.body["message"]
     accepted = _call(runtime, route, {param.name: _good_value(param)})
     assert accepted.status != 400, accepted.body
+
+
+def test_handlers_read_the_query_only_through_declared_parameters() -> None:
+    from tests.conftest import REPO
+
+    handlers = [*(REPO / "shared" / "api").glob("*_routes.py"), *(REPO / "shared" / "ui").glob("*.py")]
+    assert len(handlers) >= 6
+    direct = [str(p.relative_to(REPO)) for p in handlers if "query.get(" in p.read_text() or "query[" in p.read_text()]
+    assert direct == [], "declare a QueryParam on the route and read it with .read(req.query)"
