@@ -12,7 +12,8 @@ from typing import Any
 
 
 def has_tenancy() -> bool:
-    return all(importlib.util.find_spec(f"shared.tenancy.{m}") is not None for m in ("plans", "tenants", "apikeys"))
+    modules = ("shared.plans", "shared.tenancy.tenants", "shared.tenancy.apikeys")
+    return all(importlib.util.find_spec(m) is not None for m in modules)
 
 
 def onboard(ctx: Any, tenant_id: str, limits: dict[str, int] | None = None, plan: str = "enterprise") -> dict[str, str]:

@@ -44,6 +44,10 @@ class Plan:
     """Runs admitted and not yet ended (QUEUED or RUNNING) at any moment."""
     requests_per_minute: int
     """Authenticated API requests per minute (fixed one-minute windows)."""
+    concurrent_stages: int
+    """Stages of the tenant's runs executing at once (a running job included); the others wait parked, in order
+    (shared/runs/stage_slots.py). Below the stage worker's max instances (Terraform `max_instances`, 20 by default)
+    so that one tenant's fan-out leaves instances to the others: raise both together."""
     pipelines: PipelineLimits
     """Caps on pipeline files and run parameters (shared.pipelines.bounds)."""
     bytes_billed_per_query: int
@@ -70,6 +74,7 @@ PLANS: dict[str, Plan] = {
         runs_per_month=300,
         concurrent_runs=2,
         requests_per_minute=60,
+        concurrent_stages=2,
         pipelines=_FREE_PIPELINES,
         bytes_billed_per_query=10 << 30,
     ),
@@ -79,6 +84,7 @@ PLANS: dict[str, Plan] = {
         runs_per_month=4000,
         concurrent_runs=10,
         requests_per_minute=600,
+        concurrent_stages=4,
         pipelines=_STARTER_PIPELINES,
         bytes_billed_per_query=100 << 30,
     ),
@@ -88,6 +94,7 @@ PLANS: dict[str, Plan] = {
         runs_per_month=50000,
         concurrent_runs=50,
         requests_per_minute=3000,
+        concurrent_stages=8,
         pipelines=_PRO_PIPELINES,
         bytes_billed_per_query=500 << 30,
     ),
@@ -97,13 +104,21 @@ PLANS: dict[str, Plan] = {
         runs_per_month=500000,
         concurrent_runs=200,
         requests_per_minute=12000,
+        concurrent_stages=16,
         pipelines=_ENTERPRISE_PIPELINES,
         bytes_billed_per_query=1 << 40,
     ),
 }
 DEFAULT_PLAN = "starter"
 """The plan of a tenant whose tenant.yaml names none (the embedded runtime onboards it on this plan too)."""
-LIMIT_FIELDS = ("runs_per_day", "runs_per_month", "concurrent_runs", "requests_per_minute", "bytes_billed_per_query")
+LIMIT_FIELDS = (
+    "runs_per_day",
+    "runs_per_month",
+    "concurrent_runs",
+    "concurrent_stages",
+    "requests_per_minute",
+    "bytes_billed_per_query",
+)
 MAX_LIMIT = 10_000_000
 MAX_BYTES_BILLED = 1 << 50
 """The largest `bytes_billed_per_query` override (1 PiB): counts are capped at MAX_LIMIT, bytes are not counts."""

@@ -11,6 +11,7 @@ from bench.cases import (
     p5_arrow,
     p6_schedules,
     p7_admission_rate,
+    p8_burst,
     p9_long_step,
     p10_sql_checks,
 )
@@ -25,6 +26,7 @@ CASES: tuple[Case, ...] = (
     p5_arrow.CASE,
     p6_schedules.CASE,
     p7_admission_rate.CASE,
+    p8_burst.CASE,
     p9_long_step.CASE,
     p10_sql_checks.CASE,
 )

@@ -25,7 +25,7 @@ from shared.contracts.state_paths import stage_path, stages_collection
 from shared.contracts.states import ACTIVE, FAILURES, StageStatus, is_terminal
 from shared.errors import TransientError
 from shared.ports.state import EXPIRE_AT, Filter
-from shared.runs.events import publish_stage_tasks
+from shared.runs import stage_slots
 from shared.runs.finalize import finish_run
 from shared.runs.machine import TransitionRequest, transition
 from shared.runs.plan import RunPlan, run_plan, should_run
@@ -45,6 +45,7 @@ def advance(ctx: Context, run: dict[str, Any], actor: str, finished: str | None 
     plan = run_plan(run, ctx.state)
     run_id = str(run["run_id"])
     ready: list[str] = []
+    freed = False
     if finished is None:
         stages = list_stages(ctx.state, run_id)
         ended = [(str(s["stage_id"]), str(s["status"])) for s in stages if is_terminal(str(s["status"]))]
@@ -59,9 +60,11 @@ def advance(ctx: Context, run: dict[str, Any], actor: str, finished: str | None 
         current = ctx.state.get(stage_path(run_id, finished))
         if current is None or not is_terminal(str(current["status"])):
             return
+        # Its slot first, so a dependant it makes ready can take it; a parked stage takes what is left.
+        freed = stage_slots.release(ctx, run, finished)
         ended = [(finished, str(current["status"]))]
         sink_ended = _propagate(ctx, run_id, plan, actor, ended, ready, run.get(EXPIRE_AT))
-    publish_stage_tasks(ctx.bus, run, ready)
+    stage_slots.dispatch(ctx, run, ready, pump_after=freed)
     if sink_ended and not ctx.state.list(
         stages_collection(run_id), [Filter("status", "in", [str(s) for s in ACTIVE])], limit=1
     ):

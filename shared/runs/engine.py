@@ -33,7 +33,7 @@ from shared.ports.warehouse import Warehouse
 from shared.processors.base import StepContext, StepResult
 from shared.processors.jobs import IN_INVOCATION_MAX_MINUTES, JobProcessor, stage_job_id
 from shared.processors.registry import get_processor, runs_as_job
-from shared.runs import stage_jobs
+from shared.runs import stage_jobs, stage_slots
 from shared.runs.attempts import StageTimeout, attempt_record, call_with_timeout, capped, give_up_message
 from shared.runs.dag import advance
 from shared.runs.events import publish_status_event
@@ -123,6 +123,7 @@ def execute_stage(ctx: Context, task: StageTask) -> None:
     if is_terminal(str(run["status"])):
         queued = frozenset({StageStatus.QUEUED})
         transition(state, spath, TransitionRequest("stage", StageStatus.CANCELLED, only_from=queued))
+        stage_slots.release_and_pump(ctx, run, task.stage_id)  # its run ended: the tenant's next stage may go
         finalize_if_needed(ctx, run)
         return
     plan = run_plan(run, state)

@@ -32,7 +32,7 @@ from shared.contracts.state_paths import run_path, stage_path
 from shared.contracts.states import RunStatus, StageStatus, is_terminal
 from shared.errors import TransientError
 from shared.ports.state import EXPIRE_AT, Doc, Filter, expires_in, set_fields_if
-from shared.runs import stage_jobs
+from shared.runs import stage_jobs, stage_slots
 from shared.runs.dag import advance
 from shared.runs.events import publish_stage_tasks
 from shared.runs.finalize import finalize_run, finish_run
@@ -68,6 +68,7 @@ def watchdog(ctx: Context, now: datetime | None = None, limits: WatchdogLimits |
     report.update(_queued_runs(ctx, now, limits))
     report.update(_claims(ctx, now, limits))
     report.update(_unfinalized_runs(ctx, now, limits))
+    report["parked_stages_woken"] = stage_slots.sweep(ctx, now, limits.scan_limit)
     report.update(dead_letter_backlog(ctx, now, limits))
     report["expired_documents_purged"] = ctx.state.purge_expired(expires_in(0, now))  # SQLite; Firestore: its TTL
     if report.get("dead_letters_unresolved"):
@@ -120,7 +121,15 @@ def _running_runs(ctx: Context, now: datetime, limits: WatchdogLimits) -> dict[s
                 counts["dag_repaired"] += 1
                 stages = list_stages(ctx.state, run["run_id"])
                 by_id = {str(s["stage_id"]): s for s in stages}
-            stuck = [s["stage_id"] for s in stages if _lost(s, now) or _stalled(run, s, by_id, now, limits)]
+            stuck = [
+                s["stage_id"]
+                for s in stages
+                if _lost(s, now)
+                or (
+                    _stalled(run, s, by_id, now, limits)
+                    and not stage_slots.is_parked(ctx, run["run_id"], s["stage_id"])
+                )
+            ]
             if stuck:
                 log.warning("re-dispatching %d stage(s) nobody is working on: %s", len(stuck), ", ".join(stuck))
                 publish_stage_tasks(ctx.bus, run, stuck)

@@ -1,5 +1,6 @@
-"""Concurrent-run slots: `tenants/{t}/slots/{i}` for i < the tenant's concurrent-run limit, each
-`{run_id, reserved_at}` while a run holds it and `{run_id: null, released_at}` once given back.
+"""Slots: `tenants/{t}/slots/{i}` for i < the tenant's concurrent-run limit, each `{run_id, reserved_at}` while a run
+holds it and `{run_id: null, released_at}` once given back; the same for the stages a tenant may run at once
+(`tenants/{t}/stage_slots/{i}`, held by `{run_id}/{stage_id}` in `holder`: shared/runs/stage_slots.py).
 
 Why slots: a run may start only by writing its id into a free slot with create() (no document yet) or a
 compare-and-set (a freed document), so at most `limit` runs hold one - exact under any race - and no document takes
@@ -36,9 +37,21 @@ RELEASE_ATTEMPTS = 50
 known_slots = KnownPaths()
 """Slot documents this process has seen exist: a slot not in it is claimed with create() without reading it first."""
 _held_hint: TtlCache[int] = TtlCache(ttl_s=600.0, max_entries=100_000)
-"""Per tenant, how many slots were held when this process last listed them (widens the fast path's range)."""
+"""Per pool and tenant, how many slots were held when this process last listed them (widens the fast path's range)."""
 _freed: dict[str, collections.deque[int]] = collections.defaultdict(lambda: collections.deque(maxlen=64))
-"""Per tenant, slots this process cleared lately: tried first (likely still free), saving the probes of held ones."""
+"""Per pool and tenant, slots this process cleared lately: tried first (likely free), saving probes of held ones."""
+
+
+@dataclass(frozen=True)
+class Pool:
+    """One kind of slot: the tenant's subcollection and the field naming the holder."""
+
+    name: str
+    holder_field: str
+
+
+RUN_SLOTS = Pool("slots", "run_id")
+STAGE_SLOTS = Pool("stage_slots", "holder")
 
 
 class SlotsFull(Exception):
@@ -62,58 +75,61 @@ Reclaimable = Callable[[dict[int, Doc]], list[int]]
 """Given the held slots (index -> slot document), the indexes whose holder has ended or never started."""
 
 
-def collection(tenant_id: str) -> str:
-    return f"tenants/{tenant_id}/slots"
+def collection(tenant_id: str, pool: Pool = RUN_SLOTS) -> str:
+    return f"tenants/{tenant_id}/{pool.name}"
 
 
-def slot_path(tenant_id: str, index: int) -> str:
-    return f"{collection(tenant_id)}/{index}"
+def slot_path(tenant_id: str, index: int, pool: Pool = RUN_SLOTS) -> str:
+    return f"{collection(tenant_id, pool)}/{index}"
 
 
-def held(state: StateStore, tenant_id: str) -> dict[int, Doc]:
+def held(state: StateStore, tenant_id: str, pool: Pool = RUN_SLOTS) -> dict[int, Doc]:
     """Every held slot (index -> document): one query over the tenant's slots."""
-    rows = state.list(collection(tenant_id), [Filter("run_id", "!=", None)])
+    rows = state.list(collection(tenant_id, pool), [Filter(pool.holder_field, "!=", None)])
     return {int(doc_id): data for doc_id, data in rows if doc_id.isdigit()}
 
 
-def _probe(state: StateStore, tenant_id: str, index: int) -> SlotPick | None:
-    path = slot_path(tenant_id, index)
+def _probe(state: StateStore, tenant_id: str, index: int, pool: Pool) -> SlotPick | None:
+    path = slot_path(tenant_id, index, pool)
     if path not in known_slots:
         return SlotPick(index, None)
     current = state.get_versioned(path)
     if current is None:
         return SlotPick(index, None)
-    return None if current.data.get("run_id") else SlotPick(index, current.version)
+    return None if current.data.get(pool.holder_field) else SlotPick(index, current.version)
 
 
-def pick(state: StateStore, tenant_id: str, limit: int, reclaimable: Reclaimable) -> SlotPick | None:
-    """A slot to claim. Raises SlotsFull when `limit` live runs hold slots; None when the free slots found were all
+def pick(
+    state: StateStore, tenant_id: str, limit: int, reclaimable: Reclaimable, pool: Pool = RUN_SLOTS
+) -> SlotPick | None:
+    """A slot to claim. Raises SlotsFull when `limit` live holders hold slots; None when the free slots found were all
     taken while being read (a lost race: the caller tries again)."""
     if limit <= 0:
         raise SlotsFull(0)
-    spread = min(limit, max(SPREAD, 2 * (_held_hint.get(tenant_id) or 0)))
-    recent = _freed.get(tenant_id)
+    key = f"{pool.name}/{tenant_id}"
+    spread = min(limit, max(SPREAD, 2 * (_held_hint.get(key) or 0)))
+    recent = _freed.get(key)
     index = _pop(recent) if recent else None
     if index is not None and index < limit:
-        found = _probe(state, tenant_id, index)
+        found = _probe(state, tenant_id, index, pool)
         if found is not None:
             return found
     for index in random.sample(range(spread), min(FAST_PROBES, spread)):
-        found = _probe(state, tenant_id, index)
+        found = _probe(state, tenant_id, index, pool)
         if found is not None:
             return found
-    occupied = held(state, tenant_id)
-    _held_hint.put(tenant_id, len(occupied))
+    occupied = held(state, tenant_id, pool)
+    _held_hint.put(key, len(occupied))
     if len(occupied) >= limit:
         for index in reclaimable(occupied):
-            current = state.get_versioned(slot_path(tenant_id, index))
-            holder = occupied[index].get("run_id")
-            if current is not None and current.data.get("run_id") == holder:
+            current = state.get_versioned(slot_path(tenant_id, index, pool))
+            holder = occupied[index].get(pool.holder_field)
+            if current is not None and current.data.get(pool.holder_field) == holder:
                 return SlotPick(index, current.version, str(holder))
         raise SlotsFull(len(occupied))
     free = _free_indexes(occupied, limit, max(SPREAD, len(occupied)))
     for index in random.sample(free, min(FAST_PROBES, len(free))):
-        found = _probe(state, tenant_id, index)
+        found = _probe(state, tenant_id, index, pool)
         if found is not None:
             return found
     return None
@@ -130,9 +146,12 @@ def _free_indexes(occupied: dict[int, Doc], limit: int, wanted: int) -> list[int
     return out
 
 
-def take(state: StateStore, tenant_id: str, picked: SlotPick, run_id: str, now: datetime) -> bool:
-    path = slot_path(tenant_id, picked.index)
-    doc: Doc = {"run_id": run_id, "reserved_at": iso(now)}
+def take(
+    state: StateStore, tenant_id: str, picked: SlotPick, run_id: str, now: datetime, pool: Pool = RUN_SLOTS
+) -> bool:
+    """Claim the picked slot for holder `run_id` (for stage slots `{run_id}/{stage_id}`); False on a lost race."""
+    path = slot_path(tenant_id, picked.index, pool)
+    doc: Doc = {pool.holder_field: run_id, "reserved_at": iso(now)}
     if picked.version is None:
         if state.create(path, doc):
             known_slots.add(path)
@@ -142,21 +161,21 @@ def take(state: StateStore, tenant_id: str, picked: SlotPick, run_id: str, now: 
     return state.update_if(path, doc, picked.version)
 
 
-def _set_holder(state: StateStore, tenant_id: str, index: int, expected: str, fields: Doc) -> None:
+def _set_holder(state: StateStore, tenant_id: str, index: int, expected: str, fields: Doc, pool: Pool) -> None:
     """Write `fields` on slot `index` only while `expected` holds it (compare-and-set, retried on lost races)."""
-    path = slot_path(tenant_id, index)
+    path = slot_path(tenant_id, index, pool)
     for _ in range(RELEASE_ATTEMPTS):
         current = state.get_versioned(path)
-        if current is None or current.data.get("run_id") != expected:
+        if current is None or current.data.get(pool.holder_field) != expected:
             return
         if state.update_if(path, fields, current.version):
             return
-    raise TransientError(f"{path}: too much contention on a run slot", retry_after_seconds=1.0)
+    raise TransientError(f"{path}: too much contention on a slot", retry_after_seconds=1.0)
 
 
-def clear(state: StateStore, tenant_id: str, index: int, run_id: str, now: datetime) -> None:
-    _set_holder(state, tenant_id, index, run_id, {"run_id": None, "released_at": iso(now)})
-    _freed[tenant_id].append(index)
+def clear(state: StateStore, tenant_id: str, index: int, run_id: str, now: datetime, pool: Pool = RUN_SLOTS) -> None:
+    _set_holder(state, tenant_id, index, run_id, {pool.holder_field: None, "released_at": iso(now)}, pool)
+    _freed[f"{pool.name}/{tenant_id}"].append(index)
 
 
 def _pop(recent: collections.deque[int]) -> int | None:
@@ -167,12 +186,12 @@ def _pop(recent: collections.deque[int]) -> int | None:
 
 
 def rename(state: StateStore, tenant_id: str, index: int, old: str, new: str) -> None:
-    _set_holder(state, tenant_id, index, old, {"run_id": new})
+    _set_holder(state, tenant_id, index, old, {"run_id": new}, RUN_SLOTS)
 
 
-def release(state: StateStore, tenant_id: str, run_id: str, now: datetime) -> int:
+def release(state: StateStore, tenant_id: str, run_id: str, now: datetime, pool: Pool = RUN_SLOTS) -> int:
     """Clear every slot `run_id` holds (normally one); how many were found. Idempotent."""
-    rows = state.list(collection(tenant_id), [Filter("run_id", "==", run_id)])
+    rows = state.list(collection(tenant_id, pool), [Filter(pool.holder_field, "==", run_id)])
     for doc_id, _ in rows:
-        clear(state, tenant_id, int(doc_id), run_id, now)
+        clear(state, tenant_id, int(doc_id), run_id, now, pool)
     return len(rows)

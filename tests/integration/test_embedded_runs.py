@@ -136,9 +136,9 @@ def test_same_idempotency_key_returns_same_run(runtime: Any) -> None:
 
 def test_crash_between_hops_is_resumed_by_redelivery(runtime: Any, monkeypatch: Any) -> None:
     """The worker dies after recording its stage SUCCEEDED but before dispatching the next stage."""
-    import shared.runs.dag as dag
+    import shared.runs.stage_slots as stage_slots  # the DAG dispatches through the tenant's stage slots
 
-    real = dag.publish_stage_tasks
+    real = stage_slots.publish_stage_tasks
     crashed: list[str] = []
 
     def crash_once(bus: Any, run: dict[str, Any], stage_ids: Any) -> None:
@@ -148,7 +148,7 @@ def test_crash_between_hops_is_resumed_by_redelivery(runtime: Any, monkeypatch: 
             raise SystemExit("simulated worker crash")  # not an Exception: nothing in the app can swallow it
         real(bus, run, ids)
 
-    monkeypatch.setattr(dag, "publish_stage_tasks", crash_once)
+    monkeypatch.setattr(stage_slots, "publish_stage_tasks", crash_once)
     run = run_to_end(runtime, "testco", "fan_join")
     assert crashed == ["b,c"]
     assert run["status"] == "SUCCEEDED"

@@ -28,6 +28,8 @@ ORDERED_LISTS: dict[tuple[str, str], tuple[str, set[str], str, bool]] = {
     ("shared/notify/delivery.py", "list_deliveries"): ("notifications", {"tenant_id", "status"}, "created_at", True),
     ("shared/tenancy/audit.py", "list_audit"): ("audit", {"tenant_id"}, "at", True),
     ("shared/tenancy/tenants.py", "list_tenants"): ("tenants", {"status"}, "tenant_id", False),
+    ("shared/runs/stage_slots.py", "pump"): ("parked_stages", {"tenant_id"}, "parked_at", False),
+    ("shared/runs/stage_slots.py", "sweep"): ("parked_stages", set(), "parked_at", False),  # a range on parked_at
 }
 # Always filtered on the tenant (no operator-wide form).
 TENANT_ONLY = {"list_audit"}
@@ -47,6 +49,7 @@ TTL_COLLECTIONS = {
     "notifications",
     "audit",
     "dead_letters",
+    "parked_stages",
 }
 # Collections written by a module that sets `expire_at`, which need no TTL: bounded, not growing with traffic.
 NOT_EXPIRING = {"notification_cooldowns"}  # one per (tenant, rule, pipeline, event type, channel)

@@ -15,7 +15,9 @@
 #                  status == ; order created_at desc (operators, every tenant: CLI)
 #   audit          tenant_id == ; order at desc (shared/tenancy/audit.py list_audit: the admin audit route)
 #   tenants        status == ; order tenant_id (shared/tenancy/tenants.py list_tenants: admin route and CLI)
+#   parked_stages  tenant_id == ; order parked_at (shared/runs/stage_slots.py pump: a tenant's oldest parked stage)
 # Served by single-field indexes (no declaration): runs by finalized/status (watchdog), claims by `at` < (watchdog),
+# parked_stages by parked_at < (watchdog), a tenant's stage_slots by holder == / != null (shared/runs/stage_slots.py),
 # dead_letters by received_at >= (watchdog), a run's stages by status `in` (engine), api_keys by tenant_id,
 # notifications by event_id or by run_id (+ tenant_id, status: equalities only, no order).
 
@@ -34,6 +36,7 @@ resource "google_firestore_index" "listing" {
     "notifications/status"        = { collection = "notifications", equality = ["status"], order_by = "created_at", direction = "DESCENDING" }
     "audit/tenant"                = { collection = "audit", equality = ["tenant_id"], order_by = "at", direction = "DESCENDING" }
     "tenants/status"              = { collection = "tenants", equality = ["status"], order_by = "tenant_id", direction = "ASCENDING" }
+    "parked_stages/tenant"        = { collection = "parked_stages", equality = ["tenant_id"], order_by = "parked_at", direction = "ASCENDING" }
   }
   project    = var.project_id
   database   = google_firestore_database.state.name
@@ -64,7 +67,7 @@ resource "google_firestore_index" "listing" {
 resource "google_firestore_field" "ttl" {
   for_each = toset([
     "ratelimits", "claims", "idempotency", "runs", "stages", "snapshot", "arrivals", "events", "notifications",
-    "audit", "dead_letters",
+    "audit", "dead_letters", "parked_stages",
   ])
   project    = var.project_id
   database   = google_firestore_database.state.name
