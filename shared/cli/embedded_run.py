@@ -73,7 +73,7 @@ def run_and_follow(
 def follow_run(api: RemoteApi | EmbeddedApi, run_id: str, started: float, timeout: float, quiet: bool) -> str:
     """Print each stage as it changes until the run is over, then the summary; returns the run's status."""
     from shared.contracts.state_paths import run_path
-    from shared.contracts.states import is_terminal
+    from shared.contracts.states import StageStatus, is_terminal
     from shared.notify.summary import deliveries_line
     from shared.runs.store import list_stages, public_run
 
@@ -86,7 +86,7 @@ def follow_run(api: RemoteApi | EmbeddedApi, run_id: str, started: float, timeou
         if not quiet:
             order = {sid: i for i, sid in enumerate(run_now.get("stage_order") or [])}
             for stage in sorted(list_stages(state, run_id), key=lambda s: order.get(s["stage_id"], 0)):
-                if seen.get(stage["stage_id"]) != stage["status"] and stage["status"] != "QUEUED":
+                if seen.get(stage["stage_id"]) != stage["status"] and stage["status"] != StageStatus.QUEUED:
                     seen[stage["stage_id"]] = stage["status"]
                     console.print(stage_line(stage))
         if api.server_url is not None and is_terminal(str(run_now.get("status"))) and run_now.get("finalized"):

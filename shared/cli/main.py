@@ -21,6 +21,7 @@ from shared.cli.steps import steps_cmd
 from shared.cli.tables import tables_cmd
 from shared.cli.tenants import keys_group, secrets_group, tenants_group
 from shared.cli.ui import ui_cmd
+from shared.contracts.states import RunStatus
 
 
 def _settings() -> Any:
@@ -62,7 +63,7 @@ def run_cmd(
     from shared.cli.embedded_run import run_and_follow
 
     status = run_and_follow(_settings(), tenant_id, pipeline_id, _parse_params(params), idempotency_key, timeout, quiet)
-    sys.exit(0 if status == "SUCCEEDED" else 1)
+    sys.exit(0 if status == RunStatus.SUCCEEDED else 1)
 
 
 @cli.command("demo")
@@ -72,7 +73,7 @@ def demo_cmd() -> None:
 
     status = run_and_follow(_settings(), "acme", "daily_sales", {}, None, 600.0, False)
     render.console.print("  in the browser: .venv/bin/cloudact ui  ->  http://127.0.0.1:8765/ui/?tenant=acme")
-    sys.exit(0 if status == "SUCCEEDED" else 1)
+    sys.exit(0 if status == RunStatus.SUCCEEDED else 1)
 
 
 @cli.group("runs")
@@ -146,7 +147,7 @@ def runs_watch(run_id: str, interval: float, timeout: float | None) -> None:
     if status == TIMED_OUT_WATCHING:
         render.console.print(f"[yellow]still running after {timeout:g} s[/]: cloudact runs watch {run_id}")
         sys.exit(2)
-    sys.exit(0 if status == "SUCCEEDED" else 1)
+    sys.exit(0 if status == RunStatus.SUCCEEDED else 1)
 
 
 @cli.group("contracts")

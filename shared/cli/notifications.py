@@ -48,7 +48,7 @@ def notifications_list(
         console.print("no notifications" + (f" for run {run_id}" if run_id else "") + " yet")
     for d in deliveries:
         label = str(d.get("label") or d.get("status"))
-        style = "white" if label == "QUEUED" else _STYLE.get(str(d.get("status")), "white")
+        style = _STYLE.get(label.lower(), "white")  # a label is its delivery status in capitals (notify.outbox)
         tries = int(d.get("attempts") or 0)
         head = [
             str(d.get("created_at", ""))[:19].replace("T", " "),

@@ -15,6 +15,7 @@ import click
 
 from shared.cli import render
 from shared.cli.local_api import EmbeddedApi, RemoteApi, local_api
+from shared.contracts.states import RERUNNABLE, RunStatus
 
 
 def _settings() -> Any:
@@ -85,7 +86,7 @@ def runs_rerun(run_id: str, from_failure: bool, idempotency_key: str | None, tim
         how = "from its failure (succeeded stages carried over)" if from_failure else "in full"
         render.console.print(f"run [bold]{new_run}[/] re-runs {run_id} {how} ({response.status})")
         status = follow_run(api, new_run, started, timeout, quiet)
-    sys.exit(0 if status == "SUCCEEDED" else 1)
+    sys.exit(0 if status == RunStatus.SUCCEEDED else 1)
 
 
 @click.command("backfill")
@@ -183,6 +184,6 @@ def _summary(state: dict[str, Any]) -> None:
     )
     if "stopped_because" in state:
         render.console.print(f"  [yellow]stopped: {state['stopped_because']['message']}[/]")
-    failed = [r for r in runs if r["status"] in ("FAILED", "TIMED_OUT", "CANCELLED")]
+    failed = [r for r in runs if r["status"] in RERUNNABLE]
     if failed:
         render.console.print("  repeat the same command to retry the failed dates")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from shared.contracts.states import StageStatus
 from shared.runtime.settings import Settings
 
 RESULT_FIELDS = ("check_name", "check_type", "severity", "status", "failed_rows", "message")
@@ -19,7 +20,7 @@ def stages_missing_results(view: dict[str, Any]) -> list[dict[str, Any]]:
         stage
         for stage in view.get("stages", [])
         if stage.get("ps_type") == "quality.check"
-        and stage.get("status") == "FAILED"
+        and stage.get("status") == StageStatus.FAILED
         and not (stage.get("details") or {}).get("results")
     ]
 

@@ -10,6 +10,7 @@ import click
 
 from shared.cli import render
 from shared.clock import utc_now
+from shared.contracts.states import ACTIVE, RunStatus
 
 
 def _parse_at(value: str | None) -> datetime:
@@ -100,7 +101,7 @@ def schedule_tick(at_text: str | None, tenant_id: str | None, timeout: float) ->
     _print_outcomes(outcomes, at)
     if not drained:
         render.console.print(f"[yellow]runs still going after {timeout:g}s: see `cloudact runs list`[/]")
-    failed = [r for o in outcomes for r in o.runs if r["status"] not in ("SUCCEEDED", "QUEUED", "RUNNING")]
+    failed = [r for o in outcomes for r in o.runs if r["status"] not in (RunStatus.SUCCEEDED, *ACTIVE)]
     sys.exit(1 if problems or failed else 0)
 
 

@@ -17,21 +17,26 @@ from rich.table import Table
 from rich.text import Text
 
 from shared.clock import parse_iso, utc_now
+from shared.contracts.states import ACTIVE, TERMINAL, AttemptStatus, StageStatus
 
-STATUS_STYLE = {
-    "SUCCEEDED": "green",
-    "FAILED": "red",
-    "TIMED_OUT": "red",
-    "CANCELLED": "yellow",
-    "SKIPPED": "dim",
-    "RUNNING": "cyan",
-    "QUEUED": "white",
+STATUS_STYLE: dict[str, str] = {
+    StageStatus.SUCCEEDED: "green",
+    StageStatus.FAILED: "red",
+    StageStatus.TIMED_OUT: "red",
+    StageStatus.CANCELLED: "yellow",
+    StageStatus.SKIPPED: "dim",
+    StageStatus.RUNNING: "cyan",
+    StageStatus.QUEUED: "white",
 }
-ATTEMPT_GLYPH = {"SUCCEEDED": "█", "FAILED": "▒", "TIMED_OUT": "▒", "CANCELLED": "▒", "RUNNING": "░"}
+ATTEMPT_GLYPH: dict[str, str] = {
+    AttemptStatus.SUCCEEDED: "█",
+    AttemptStatus.FAILED: "▒",
+    AttemptStatus.TIMED_OUT: "▒",
+    StageStatus.CANCELLED: "▒",
+    StageStatus.RUNNING: "░",
+}
 WAIT_GLYPH = "·"
 LEGEND = "█ attempt succeeded   ▒ attempt failed   ░ running   · waiting to retry   ╌skipped╌ never ran"
-ACTIVE = ("QUEUED", "RUNNING")
-TERMINAL = ("SUCCEEDED", "FAILED", "CANCELLED", "TIMED_OUT")
 
 
 def _ts(value: Any) -> datetime | None:
@@ -101,10 +106,10 @@ class _Bar:
 def all_attempts(stage: dict[str, Any]) -> list[dict[str, Any]]:
     """The finished attempts plus the one in progress (a RUNNING stage's `attempts` holds only finished ones)."""
     attempts = list(stage.get("attempts") or [])
-    running = stage.get("status") == "RUNNING" and stage.get("attempt_started_at")
+    running = stage.get("status") == StageStatus.RUNNING and stage.get("attempt_started_at")
     if running and not any(a.get("attempt") == stage.get("attempt") for a in attempts):
         attempts.append(
-            {"attempt": stage.get("attempt"), "status": "RUNNING", "started_at": stage["attempt_started_at"]}
+            {"attempt": stage.get("attempt"), "status": StageStatus.RUNNING, "started_at": stage["attempt_started_at"]}
         )
     return attempts
 
@@ -117,19 +122,19 @@ def stage_bar(stage: dict[str, Any], start: datetime, end: datetime, width: int,
         if began is None:
             continue
         ended = _ts(attempt.get("ended_at"))
-        status = str(attempt.get("status")) if ended else "RUNNING"
-        finish = ended or (now if stage.get("status") == "RUNNING" else began)
+        status = str(attempt.get("status")) if ended else StageStatus.RUNNING
+        finish = ended or (now if stage.get("status") == StageStatus.RUNNING else began)
         if previous_end is not None and began > previous_end:
             bar.fill_gap(previous_end, began)
         bar.fill(began, finish, ATTEMPT_GLYPH.get(status, "█"), STATUS_STYLE.get(status, ""))
         previous_end = finish
-    if stage.get("status") == "QUEUED" and previous_end is not None:  # waiting for its next attempt
+    if stage.get("status") == StageStatus.QUEUED and previous_end is not None:  # waiting for its next attempt
         bar.fill_gap(previous_end, min(now, end))
     if stage.get("carried_from"):
         bar.label(start, "carried over", "green")
-    elif not stage.get("attempts") and stage.get("status") in ("SKIPPED", "CANCELLED", "FAILED", "TIMED_OUT"):
+    elif not stage.get("attempts") and stage.get("status") in TERMINAL - {StageStatus.SUCCEEDED}:
         at = _ts(stage.get("ended_at")) or _ts(stage.get("updated_at")) or end
-        word = "skipped" if stage["status"] == "SKIPPED" else str(stage["status"]).lower()
+        word = "skipped" if stage["status"] == StageStatus.SKIPPED else str(stage["status"]).lower()
         bar.label(at, f"╌{word}╌", STATUS_STYLE.get(str(stage["status"]), "dim"))
     return bar.text()
 
@@ -216,8 +221,8 @@ def progress_view(run: dict[str, Any], now: datetime | None = None) -> Renderabl
     now = now or utc_now()
     stages = run.get("stages", [])
     done = sum(1 for s in stages if s.get("status") not in ACTIVE)
-    running = sum(1 for s in stages if s.get("status") == "RUNNING")
-    retrying = sum(1 for s in stages if s.get("status") == "QUEUED" and s.get("attempts"))
+    running = sum(1 for s in stages if s.get("status") == StageStatus.RUNNING)
+    retrying = sum(1 for s in stages if s.get("status") == StageStatus.QUEUED and s.get("attempts"))
     start, end = run_span(run, now)
     status = str(run.get("status"))
     headline = Text.assemble(

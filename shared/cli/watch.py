@@ -15,8 +15,9 @@ from rich.console import Console
 from rich.live import Live
 
 from shared.cli.render import stage_line
-from shared.cli.timeline import TERMINAL, progress_view
+from shared.cli.timeline import progress_view
 from shared.contracts.state_paths import run_path
+from shared.contracts.states import TERMINAL, StageStatus
 from shared.ports.state import StateStore
 from shared.runs.store import list_stages, public_run
 
@@ -56,7 +57,9 @@ def watch_run(
         while True:
             for stage in view.get("stages", []):
                 key = (str(stage["status"]), int(stage.get("attempt") or 0))
-                if seen.get(stage["stage_id"]) != key and (stage["status"] != "QUEUED" or stage.get("attempts")):
+                if seen.get(stage["stage_id"]) != key and (
+                    stage["status"] != StageStatus.QUEUED or stage.get("attempts")
+                ):
                     seen[stage["stage_id"]] = key
                     console.print(stage_line(stage))
             if str(view["status"]) in TERMINAL or over():

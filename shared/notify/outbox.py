@@ -56,5 +56,5 @@ def delivery_label(delivery: dict[str, Any]) -> str:
     no one yet, so it is QUEUED (in the outbox), not SENT; otherwise the delivery log's status (SENT, FAILED, ...)."""
     status = str(delivery.get("status") or "queued")
     if status == "sent" and (delivery.get("outbox_path") or delivery.get("transport") == "outbox"):
-        return "QUEUED"
+        status = "queued"  # the delivery status a message in the outbox stands for (shared/notify/delivery.py)
     return status.upper()

@@ -20,6 +20,7 @@ import time
 from typing import Any, Literal
 
 from shared.contracts.state_paths import stages_collection
+from shared.contracts.states import FAILURES
 from shared.errors import TerminalError, TransientError
 from shared.notify import load_configs
 from shared.notify.config import SEVERITY_RANK, OutboxChannel, Severity
@@ -84,9 +85,7 @@ def send_step_notification(step: StepSpec, sctx: StepContext, kind: ChannelKind)
     )
     what = f"step {step.step_id}"
     failed = [
-        s
-        for s in (doc for _, doc in sctx.state.list(stages_collection(sctx.run_id)))
-        if s.get("status") in ("FAILED", "TIMED_OUT")
+        s for s in (doc for _, doc in sctx.state.list(stages_collection(sctx.run_id))) if s.get("status") in FAILURES
     ]
     severity: Severity = cfg.get("severity") or ("error" if failed else "info")
     if severity not in SEVERITY_RANK:

@@ -19,6 +19,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from shared.clock import iso, parse_iso, utc_now
+from shared.contracts.states import RunStatus
 from shared.metadata_tables import read_dq_results
 from shared.ports.state import StateStore
 from shared.runs.store import get_run, list_runs, load_run_spec
@@ -26,7 +27,7 @@ from shared.runtime.context import Context
 
 SUMMARY_MAX_RUNS = 5000
 """A summary reads at most this many runs (newest first) and says `truncated` when the window held more."""
-FINISHED = ("SUCCEEDED", "FAILED", "TIMED_OUT")
+FINISHED = (RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.TIMED_OUT)
 """The statuses a success rate is computed over: a cancelled run is a decision, not an outcome; an active one has
 no outcome yet."""
 _DQ_COLUMNS = (
@@ -84,18 +85,18 @@ def _percentile(values: list[int], fraction: float) -> int | None:
 
 
 def _bucket_stats(runs: list[dict[str, Any]]) -> dict[str, Any]:
-    by_status = {s: sum(r.get("status") == s for r in runs) for s in (*FINISHED, "CANCELLED")}
+    by_status = {s: sum(r.get("status") == s for r in runs) for s in (*FINISHED, RunStatus.CANCELLED)}
     finished = sum(by_status[s] for s in FINISHED)
     durations = [
         int(r["duration_ms"]) for r in runs if r.get("status") in FINISHED and r.get("duration_ms") is not None
     ]
     return {
         "runs": len(runs),
-        "succeeded": by_status["SUCCEEDED"],
-        "failed": by_status["FAILED"] + by_status["TIMED_OUT"],
-        "cancelled": by_status["CANCELLED"],
-        "active": len(runs) - finished - by_status["CANCELLED"],
-        "success_rate": round(by_status["SUCCEEDED"] / finished, 4) if finished else None,
+        "succeeded": by_status[RunStatus.SUCCEEDED],
+        "failed": by_status[RunStatus.FAILED] + by_status[RunStatus.TIMED_OUT],
+        "cancelled": by_status[RunStatus.CANCELLED],
+        "active": len(runs) - finished - by_status[RunStatus.CANCELLED],
+        "success_rate": round(by_status[RunStatus.SUCCEEDED] / finished, 4) if finished else None,
         "median_duration_ms": _percentile(durations, 0.5),
         "p95_duration_ms": _percentile(durations, 0.95),
         "max_duration_ms": max(durations) if durations else None,

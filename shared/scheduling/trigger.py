@@ -23,6 +23,7 @@ from shared.clock import iso, parse_iso, utc_now
 from shared.contracts import topics
 from shared.contracts.envelope import OutboundMessage, decode_cloud_event
 from shared.contracts.messages import RunRequest, ScheduleTick, Trigger
+from shared.contracts.states import RunStatus
 from shared.errors import ClientError, ServiceUnavailable, TerminalError, TransientError, UndecodableMessage
 from shared.observability import timed_admission, with_trace_context
 from shared.ports.state import set_fields_if
@@ -136,7 +137,7 @@ def _admit(ctx: Context, tenant_id: str, pipeline_id: str, slot: datetime) -> tu
             raise TransientError(f"scheduled run waits for quota: {exc.message}", float(retry_after)) from exc
         raise TerminalError(f"scheduled run refused: {exc.message}") from exc
     run = created.doc
-    if run["status"] == "QUEUED":  # (re)publish: run_starter ignores a request for a run that already started
+    if run["status"] == RunStatus.QUEUED:  # (re)publish: run_starter ignores a request for a run that already started
         message = RunRequest(
             run_id=created.run_id,
             tenant_id=tenant_id,
