@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Set
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any, Protocol
 
 from shared.errors import TerminalError
+from shared.pipelines import tenant_folders
 from shared.pipelines.reserved import dataset_name_problem, reserved_table_problem
-from shared.pipelines.spec import IDENTIFIER, StepSpec
+from shared.pipelines.spec import StepSpec
 from shared.ports.state import StateStore
 from shared.ports.warehouse import StepJobs, Warehouse
 from shared.runtime.context import Context
@@ -63,14 +64,10 @@ class StepContext:
         the run's stages (notify steps)."""
         return self.runtime.state
 
-    def other_tenants(self) -> frozenset[str]:
-        """Every other tenant with a folder in the config folder: their dataset names are off limits to this step."""
-        config_dir = self.settings.config_dir
-        if not config_dir.is_dir():
-            return frozenset()
-        return frozenset(
-            d.name for d in config_dir.iterdir() if d.is_dir() and d.name != self.tenant_id and IDENTIFIER.match(d.name)
-        )
+    def other_tenants(self) -> Set[str]:
+        """Every other tenant with a folder in the config folder: their dataset names are off limits to this step
+        (the one cached listing of shared.pipelines.tenant_folders, as the loader's)."""
+        return tenant_folders.other_tenants(self.settings.config_dir, self.tenant_id)
 
     def secret(self, name: str) -> str:
         """The tenant's secret `name` (set with `cloudact secrets set`), as text; a TerminalError when it is unset.
