@@ -21,7 +21,7 @@ from shared.api.base import (
     TimestampQuery,
     validate_body,
 )
-from shared.catalog.loader import PipelineValidationError, list_pipeline_files, load_pipeline
+from shared.catalog.listing import describe_pipelines
 from shared.contracts.messages import Trigger
 from shared.contracts.states import RunStatus
 from shared.observability import timed_admission
@@ -149,24 +149,8 @@ def get_execution(ctx: Context, req: ApiRequest, params: dict[str, str]) -> ApiR
 
 
 def list_pipelines(ctx: Context, req: ApiRequest, params: dict[str, str]) -> ApiResponse:
-    out: list[dict[str, Any]] = []
-    for path in list_pipeline_files(ctx.settings.config_dir, params["tenant_id"]):
-        try:
-            spec = load_pipeline(path)
-        except PipelineValidationError as exc:
-            out.append({"pipeline_id": path.stem, "valid": False, "errors": [str(i) for i in exc.issues]})
-            continue
-        out.append(
-            {
-                "pipeline_id": spec.pipeline_id,
-                "valid": True,
-                "description": spec.description,
-                "parameters": {k: v.model_dump(mode="json") for k, v in spec.parameters.items()},
-                "schedule": spec.schedule.model_dump(mode="json") if spec.schedule else None,
-                "steps": [{"step_id": s.step_id, "ps_type": s.ps_type, "depends_on": s.depends_on} for s in spec.steps],
-            }
-        )
-    return ApiResponse(200, {"pipelines": out, "count": len(out)})
+    pipelines = describe_pipelines(ctx.settings.config_dir, params["tenant_id"])
+    return ApiResponse(200, {"pipelines": pipelines, "count": len(pipelines)})
 
 
 def get_usage(ctx: Context, req: ApiRequest, params: dict[str, str]) -> ApiResponse:
