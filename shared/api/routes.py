@@ -12,8 +12,8 @@ from shared.api.history_routes import HISTORY_ROUTES
 from shared.api.openapi import openapi_document
 from shared.api.preview_routes import PREVIEW_ROUTES
 from shared.api.runs_routes import RUN_ROUTES
+from shared.api.signin import SessionBody, exchange_signin_token
 from shared.runtime.context import Context
-from shared.ui.signin import SessionBody, exchange_signin_token
 
 __all__ = ["ROUTES", "ApiRequest", "ApiResponse", "Handler", "Route"]
 

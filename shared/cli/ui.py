@@ -67,8 +67,8 @@ class UiServer:
 
 
 def signin_link(server: UiServer, tenant_id: str) -> str:
-    """A one-time link that opens the page signed in as `tenant_id`, read-only (shared/ui/signin.py)."""
-    from shared.ui.signin import create_signin_token
+    """A one-time link that opens the page signed in as `tenant_id`, read-only (shared/api/signin.py)."""
+    from shared.api.signin import create_signin_token
 
     return f"{server.url}/ui/?tenant={tenant_id}#signin={create_signin_token(server.runtime.context, tenant_id)}"
 

@@ -6,9 +6,9 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from shared.api import signin
 from shared.runtime.context import Context
 from shared.runtime.settings import Settings
-from shared.ui import signin
 from tests.ui.conftest import ServedHistory
 
 
