@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import itertools
 import threading
 
 import pytest
 
 from shared.adapters.sqlite_state import SqliteStateStore
-from shared.contracts.states import RUN_TRANSITIONS, STAGE_TRANSITIONS, TERMINAL
-from shared.runs.machine import TransitionRequest, transition
+from shared.contracts.states import RUN_TRANSITIONS, STAGE_TRANSITIONS, TERMINAL, RunStatus, StageStatus
+from shared.runs.machine import Kind, TransitionRequest, transition
 
 
 @pytest.fixture
@@ -77,3 +78,34 @@ def test_racing_finishers_exactly_one_wins(store: SqliteStateStore) -> None:
     for t in threads:
         t.join()
     assert sorted(wins) == sorted(f"runs/x{i}" for i in range(20))
+
+
+def _every_pair() -> list[tuple[Kind, str, str]]:
+    runs = [("run", a, b) for a, b in itertools.product(RunStatus, RunStatus)]
+    stages = [("stage", a, b) for a, b in itertools.product(StageStatus, StageStatus)]
+    return [(kind, str(a), str(b)) for kind, a, b in (*runs, *stages)]
+
+
+@pytest.mark.parametrize(("kind", "current", "target"), _every_pair())
+def test_every_status_pair_moves_exactly_when_the_table_allows_it(
+    store: SqliteStateStore, kind: Kind, current: str, target: str
+) -> None:
+    """All 36 run and 49 stage pairs: the table's moves apply (and stamp the document), every other one is refused
+    with a reason and leaves the document as it was."""
+    table = RUN_TRANSITIONS if kind == "run" else STAGE_TRANSITIONS
+    allowed = target in table.get(current, frozenset())
+    path = f"things/{kind}"
+    store.set(path, {"status": current, "attempt": 1, "started_at": "2026-05-01T12:00:00.000000+00:00"})
+    before = store.get_versioned(path)
+    status_type = RunStatus if kind == "run" else StageStatus
+    result = transition(store, path, TransitionRequest(kind, status_type(target)))
+    after = store.get_versioned(path)
+    assert before is not None and after is not None
+    assert result.applied is allowed, result.reason
+    if allowed:
+        assert result.status == target and after.data["status"] == target and result.reason == ""
+        assert after.data["updated_at"] and after.version != before.version
+        assert bool(after.data.get("ended_at")) is (target in TERMINAL)
+    else:
+        assert result.status == current and f"from {current} to {target}" in result.reason
+        assert after.data == before.data and after.version == before.version
