@@ -9,6 +9,7 @@ from shared.clock import utc_now
 from shared.contracts import topics
 from shared.contracts.envelope import OutboundMessage
 from shared.contracts.messages import EventType, StageTask, StatusEvent
+from shared.contracts.states import RunStatus, StageStatus
 from shared.observability import metrics, with_trace_context
 from shared.ports.bus import MessageBus
 from shared.ports.state import Doc
@@ -48,7 +49,7 @@ def publish_status_event(
     bus: MessageBus,
     run: Doc,
     event_type: EventType,
-    status: str,
+    status: RunStatus | StageStatus,
     stage: Doc | None = None,
     **fields: Any,
 ) -> None:

@@ -28,6 +28,7 @@ from shared.ports.state import set_fields_if
 from shared.runs.events import publish_status_event
 from shared.runs.machine import transition_run
 from shared.runs.plan import derive_run_status
+from shared.runs.records import RunRecord
 from shared.runs.store import list_stages
 from shared.runtime.context import Context
 
@@ -53,23 +54,22 @@ def finish_run(ctx: Context, run: dict[str, Any], stages: list[dict[str, Any]]) 
 
 def finalize_if_needed(ctx: Context, run: dict[str, Any], stages: list[dict[str, Any]] | None = None) -> None:
     """Finalise a terminal run that is not finalised yet (its stages are listed when not given)."""
-    if is_terminal(str(run.get("status"))) and not run.get("finalized"):
+    if run and RunRecord.from_doc(run).finalize_pending:
         finalize_run(ctx, run, stages if stages is not None else list_stages(ctx.state, str(run["run_id"])))
 
 
 def finalize_run(ctx: Context, run: dict[str, Any], stages: list[dict[str, Any]], now: datetime | None = None) -> bool:
     """Alert, slot, history (see the module docstring). True when the run is finalised after the call."""
-    path = run_path(run["run_id"])
-    status = RunStatus(run["status"])
-    if not run.get("alerted"):
-        publish_status_event(
-            ctx.bus, run, RUN_EVENT_TYPES[status], status, error=run.get("error"), duration_ms=run.get("duration_ms")
-        )
+    record = RunRecord.from_doc(run)
+    path = run_path(record.run_id)
+    if not record.alerted:
+        event = RUN_EVENT_TYPES[record.status]
+        publish_status_event(ctx.bus, run, event, record.status, error=record.error, duration_ms=record.duration_ms)
         set_fields_if(ctx.state, path, {"alerted": True}, lambda d: not d.get("alerted"))
     from shared.runs.admission import release_run_slot  # tenancy sits above runs; imported where it is used
 
     release_run_slot(ctx, run)
-    if (run.get("trigger") or {}).get("type") == "backfill":
+    if (record.trigger or {}).get("type") == "backfill":
         _start_next_backfill_dates(ctx, run)
     return _write_history(ctx, run, stages, now or utc_now())
 
