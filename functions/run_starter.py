@@ -6,7 +6,7 @@ import functions_framework
 
 from shared.app.delivery import handle_event
 from shared.contracts.messages import RunRequest
-from shared.runs.engine import start_run
+from shared.runs.run_start import start_run
 
 
 @functions_framework.cloud_event

@@ -114,15 +114,17 @@ class FaultInjector:
         import shared.runs.dag as dag
         import shared.runs.engine as engine
         import shared.runs.finalize as finalize
+        import shared.runs.run_start as run_start
         import shared.runs.stage_slots as stage_slots
 
-        # Each seam is wrapped in every engine module that calls it (engine, DAG advance, stage slots, finaliser).
+        # Each seam is wrapped in every module that calls it (run start, engine, DAG, stage slots, finaliser).
         seams = (
             (engine, "transition", self._transition),
             (dag, "transition", self._transition),
-            (engine, "transition_run", self._transition_run),
+            (run_start, "transition_run", self._transition_run),
             (finalize, "transition_run", self._transition_run),
             (stage_slots, "publish_stage_tasks", self._publish_stage_tasks),  # dag dispatches via stage slots
+            (run_start, "publish_status_event", self._publish_status_event),
             (engine, "publish_status_event", self._publish_status_event),
             (finalize, "publish_status_event", self._publish_status_event),
             (metadata, "record_run", self._record_run),

@@ -18,19 +18,18 @@ from datetime import date, timedelta
 from typing import Any
 
 from shared import logs
-from shared.catalog.loader import PipelineValidationError, find_pipeline, snapshot
 from shared.clock import iso, parse_iso, utc_now
-from shared.contracts.messages import EventType, RunRequest, StageTask
+from shared.contracts.messages import EventType, StageTask
 from shared.contracts.state_paths import claim_path, run_path, stage_path
-from shared.contracts.states import AttemptStatus, RunStatus, StageStatus, is_terminal
+from shared.contracts.states import AttemptStatus, StageStatus, is_terminal
 from shared.error_text import without_local_paths
-from shared.errors import ClientError, TerminalError, TransientError
+from shared.errors import TerminalError, TransientError
 from shared.observability import stage_span
-from shared.pipelines.parameters import resolve_run_parameters, typed_values
+from shared.pipelines.parameters import typed_values
 from shared.pipelines.spec import StepSpec
 from shared.ports.state import EXPIRE_AT, expires_in
-from shared.ports.warehouse import Warehouse
-from shared.processors.base import StepContext, StepResult
+from shared.ports.warehouse import Warehouse, WarehouseSession
+from shared.processors.base import Processor, StepContext, StepResult
 from shared.processors.jobs import IN_INVOCATION_MAX_MINUTES, JobProcessor, stage_job_id
 from shared.processors.registry import get_processor, runs_as_job
 from shared.runs import stage_jobs, stage_slots
@@ -38,79 +37,18 @@ from shared.runs.attempts import StageTimeout, attempt_record, call_with_timeout
 from shared.runs.dag import advance
 from shared.runs.events import publish_status_event
 from shared.runs.finalize import finalize_if_needed
-from shared.runs.machine import TransitionRequest, transition, transition_run
+from shared.runs.machine import TransitionRequest, transition
 from shared.runs.plan import run_plan
 from shared.runs.records import StageRecord
-from shared.runs.store import carried_stages, create_run, join_groups, new_stage_doc, save_run_spec
 from shared.runtime.context import Context
 
-log = logs.get_logger("cloudact.engine")
+log = logs.get_logger(__name__)
 LEASE_GRACE_S = 60.0
 """A running attempt's lease outlives its timeout by this much before another delivery may take the stage over."""
 CLAIM_RETENTION_DAYS = 7.0
 """Claims matter only while their attempt can still be redelivered (Pub/Sub keeps messages 7 days)."""
 CLAIM_GRACE_S = 0.5
 """A claim older than this whose stage never started belongs to a worker that died between claim and start."""
-
-
-# ---------------------------------------------------------------------------------------------------- start a run
-def start_run(ctx: Context, req: RunRequest) -> None:
-    state = ctx.state
-    run = state.get(run_path(req.run_id))
-    if run is None:  # producers record the run before publishing; rebuild it if that write was lost
-        run = create_run(
-            state,
-            req.tenant_id,
-            req.pipeline_id,
-            req.parameters,
-            req.trigger,
-            run_id=req.run_id,
-            retention_days=ctx.settings.run_retention_days,
-        ).doc
-    if is_terminal(str(run["status"])):
-        log.info("run already %s; request ignored", run["status"])
-        finalize_if_needed(ctx, run)
-        return
-    if run["status"] == RunStatus.QUEUED:
-        try:
-            spec = find_pipeline(ctx.settings.config_dir, req.tenant_id, req.pipeline_id)
-            params = resolve_run_parameters(spec, dict(run.get("parameters") or {}))
-        except (PipelineValidationError, TerminalError, ClientError) as exc:
-            _fail_before_start(ctx, run, str(exc))
-            return
-        now = iso(utc_now())
-        carried = carried_stages(state, run.get("resume_from_run"), now)
-        for step in spec.steps:
-            # A wide join learns carried dependencies from the start's advance instead (their groups, shared/runs/dag)
-            wide = join_groups(len(step.depends_on)) != len(step.depends_on)
-            done = {} if wide else {d: str(carried[d]["status"]) for d in step.depends_on if d in carried}
-            state.create(
-                stage_path(req.run_id, step.step_id),
-                {**new_stage_doc(run, step, now, done), **carried.get(step.step_id, {})},
-            )
-        save_run_spec(state, run, snapshot(spec))
-        result = transition_run(
-            state,
-            req.run_id,
-            RunStatus.RUNNING,
-            parameters=params,
-            stage_order=[s.step_id for s in spec.steps],
-            deadline_at=iso(utc_now() + timedelta(minutes=spec.timeout_minutes)),
-        )
-        run = result.doc or run
-        if is_terminal(result.status):  # cancelled (or failed) while we were starting it
-            finalize_if_needed(ctx, run)
-            return
-    # Published on every delivery of a started run: a crash right after RUNNING must not lose it; the notifier
-    # drops repeats by event id.
-    publish_status_event(ctx.bus, run, "run.started", RunStatus.RUNNING)
-    advance(ctx, run, actor="run_starter")
-
-
-def _fail_before_start(ctx: Context, run: dict[str, Any], error: str) -> None:
-    log.warning("run cannot start: %s", error)
-    result = transition_run(ctx.state, run["run_id"], RunStatus.FAILED, error=error)
-    finalize_if_needed(ctx, result.doc or run)
 
 
 # ---------------------------------------------------------------------------------------------------- run a stage
@@ -253,10 +191,7 @@ def _run_attempt(
     timeout_s = timeout_minutes(step) * 60
 
     def produce() -> StepResult | None:  # inside _conclude's try: opening the warehouse can fail like the step
-        # A session of the tenant's warehouse, so that on timeout this step's work alone is stopped.
-        session = ctx.warehouse_for(run["tenant_id"]).session()
-        step_ctx = _step_context(ctx, run, step, attempt, timeout_s, session)
-        processor = get_processor(step.ps_type)
+        processor, session, step_ctx = _prepared(ctx, run, step, attempt, timeout_s)
         with stage_span(step.step_id, step.ps_type, attempt):
             if isinstance(processor, JobProcessor):
                 return stage_jobs.first_round(ctx, run, step, stage, processor, step_ctx)
@@ -269,15 +204,23 @@ def _job_round(
     ctx: Context, run: dict[str, Any], step: StepSpec, stage: dict[str, Any], task: StageTask
 ) -> Callable[[], StepResult | None]:
     def produce() -> StepResult | None:
-        processor = get_processor(step.ps_type)
+        attempt = int(stage["attempt"])
+        processor, _, step_ctx = _prepared(ctx, run, step, attempt, step.timeout_minutes * 60)
         if not isinstance(processor, JobProcessor):
             raise TerminalError(f"{step.ps_type} steps do not run as jobs")
-        session = ctx.warehouse_for(run["tenant_id"]).session()
-        step_ctx = _step_context(ctx, run, step, int(stage["attempt"]), step.timeout_minutes * 60, session)
-        with stage_span(step.step_id, step.ps_type, int(stage["attempt"])):
+        with stage_span(step.step_id, step.ps_type, attempt):
             return stage_jobs.later_round(ctx, run, step, stage, task, processor, step_ctx)
 
     return produce
+
+
+def _prepared(
+    ctx: Context, run: dict[str, Any], step: StepSpec, attempt: int, timeout_s: float
+) -> tuple[Processor, WarehouseSession, StepContext]:
+    """The step's processor, a session of the tenant's warehouse (on timeout this step's work alone is stopped) and
+    the StepContext holding it."""
+    session = ctx.warehouse_for(run["tenant_id"]).session()
+    return get_processor(step.ps_type), session, _step_context(ctx, run, step, attempt, timeout_s, session)
 
 
 def _conclude(

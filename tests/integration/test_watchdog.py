@@ -19,7 +19,7 @@ from shared.contracts.envelope import OutboundMessage, ReceivedMessage
 from shared.contracts.messages import MaintenanceTick, RunRequest, Trigger
 from shared.contracts.state_paths import claim_path, run_path
 from shared.runs.admission import admit_run, usage
-from shared.runs.engine import start_run
+from shared.runs.run_start import start_run
 from shared.runs.store import list_stages
 from shared.runs.watchdog import watchdog
 from shared.runtime.context import Context
