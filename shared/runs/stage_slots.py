@@ -27,6 +27,7 @@ from shared import logs
 from shared.clock import iso, parse_iso, utc_now
 from shared.contracts.state_paths import stage_path
 from shared.contracts.states import is_terminal
+from shared.errors import NotFound
 from shared.plans import effective_plan
 from shared.ports.state import EXPIRE_AT, Doc, Filter, expires_in
 from shared.runs.events import publish_stage_tasks
@@ -54,7 +55,11 @@ def parked_path(run_id: str, stage_id: str) -> str:
 
 
 def stage_limit(ctx: Context, tenant_id: str) -> int:
-    return effective_plan(get_tenant_cached(ctx, tenant_id)).concurrent_stages
+    try:
+        tenant = get_tenant_cached(ctx, tenant_id)
+    except NotFound:  # a run outliving its tenant's document (removed by hand): the smallest plan's share
+        tenant = {}
+    return effective_plan(tenant).concurrent_stages
 
 
 def dispatch(ctx: Context, run: Doc, stage_ids: Sequence[str], *, pump_after: bool = False) -> None:
