@@ -8,7 +8,7 @@ validated for that tenant (its datasets, and every other tenant's datasets refus
 
 from __future__ import annotations
 
-import os
+from collections.abc import Set
 from datetime import date, datetime
 from functools import lru_cache
 from pathlib import Path
@@ -19,11 +19,13 @@ from pydantic import ValidationError
 
 from shared import logs
 from shared.errors import NotFound, TerminalError
+from shared.pipelines import tenant_folders
 from shared.pipelines.bounds import declared_plan, document_issues, size_problem, yaml_bounds
 from shared.pipelines.graph import validate_graph, validate_names
 from shared.pipelines.reserved import default_issues
 from shared.pipelines.spec import IDENTIFIER, Parameter, PipelineSpec, StepIssue, StepSpec
 from shared.pipelines.templating import ValidationScope
+from shared.pipelines.tenant_folders import OtherTenants, as_other_tenants
 from shared.plans import DEFAULT_PLAN, PLANS, Plan
 from shared.processors.jobs import IN_INVOCATION_MAX_MINUTES
 from shared.processors.registry import get_validator, is_known_type, runs_as_job
@@ -50,7 +52,7 @@ def parse_pipeline(
     file: str,
     *,
     tenant_id: str | None = None,
-    other_tenants: frozenset[str] = frozenset(),
+    other_tenants: Set[str] = frozenset(),
     plan: Plan | None = None,
     config_dir: Path | None = None,
 ) -> PipelineSpec:
@@ -95,8 +97,7 @@ def parse_pipeline(
 
 def load_pipeline(path: Path) -> PipelineSpec:
     """A pipeline file, validated against the plan its tenant.yaml names (re-validated when either file changes)."""
-    tenant_id = tenant_of(path)[0]
-    plan = declared_plan(path.parent.parent.parent, tenant_id)
+    plan = declared_plan(path.parent.parent.parent, _tenant_folder(path))
     return _load_cached(str(path), path.stat().st_mtime_ns, plan.name)
 
 
@@ -111,7 +112,7 @@ def locate_issues(text: str, file: str, problems: list[tuple[Path_, str, int | N
 def display_name(path: Path) -> str:
     """The file as messages name it: `tenant_configs/<tenant>/pipelines/<id>.yaml` for a tenant's pipeline, never
     the deployment's host path."""
-    return "/".join(path.parts[-4:]) if tenant_of(path)[0] is not None else str(path)
+    return "/".join(path.parts[-4:]) if _tenant_folder(path) is not None else str(path)
 
 
 def pipeline_path(config_dir: Path, tenant_id: str, pipeline_id: str) -> Path:
@@ -141,24 +142,19 @@ def snapshot(spec: PipelineSpec) -> dict[str, Any]:
     return spec.model_dump(mode="json")
 
 
-def tenant_of(path: Path) -> tuple[str | None, frozenset[str]]:
-    """(tenant, other tenants) for a file laid out as `{config_dir}/{tenant}/pipelines/{pipeline}.yaml`."""
-    if path.parent.name != "pipelines" or not IDENTIFIER.match(path.parent.parent.name):
-        return None, frozenset()
+def tenant_of(path: Path) -> tuple[str | None, OtherTenants]:
+    """(tenant, other tenants) for a file laid out as `{config_dir}/{tenant}/pipelines/{pipeline}.yaml`. The other
+    tenants are a view of the config folder's cached listing (shared.pipelines.tenant_folders): no copy per load."""
+    tenant_id = _tenant_folder(path)
+    if tenant_id is None:
+        return None, OtherTenants()
+    return tenant_id, tenant_folders.other_tenants(path.parent.parent.parent, tenant_id)
+
+
+def _tenant_folder(path: Path) -> str | None:
+    """The tenant a file laid out as `{config_dir}/{tenant}/pipelines/{pipeline}.yaml` belongs to, else None."""
     tenant_dir = path.parent.parent
-    root = tenant_dir.parent
-    return tenant_dir.name, tenant_folders(root, root.stat().st_mtime_ns) - {tenant_dir.name}
-
-
-@lru_cache(maxsize=16)
-def tenant_folders(config_dir: Path, _mtime_ns: int) -> frozenset[str]:
-    """Tenant folder names in config_dir, cached per mtime of config_dir (adding or removing a folder changes it).
-
-    Every uncached pipeline load needs them; scanning the folder each time made loading O(tenants), so a scheduled
-    tick or an execute took ~0.2 s with 10,000 tenants (bench P6).
-    """
-    with os.scandir(config_dir) as entries:
-        return frozenset(e.name for e in entries if e.is_dir() and IDENTIFIER.match(e.name))
+    return tenant_dir.name if path.parent.name == "pipelines" and IDENTIFIER.match(tenant_dir.name) else None
 
 
 @lru_cache(maxsize=256)
@@ -190,7 +186,7 @@ def _load_cached(path: str, _mtime_ns: int, plan_name: str) -> PipelineSpec:
 
 
 def _scope(
-    data: dict[str, Any], tenant_id: str | None, other_tenants: frozenset[str], config_dir: Path | None
+    data: dict[str, Any], tenant_id: str | None, other_tenants: Set[str], config_dir: Path | None
 ) -> ValidationScope:
     """Declared parameters and variables, each taken if valid on its own (a bad one is reported elsewhere)."""
     types: dict[str, str] = {}
@@ -209,7 +205,8 @@ def _scope(
         str(k): v.isoformat() if isinstance(v, date | datetime) else v
         for k, v in (raw_vars.items() if isinstance(raw_vars, dict) else ())
     }
-    return ValidationScope(tenant_id, other_tenants - {tenant_id or ""}, types, defaults, variables, config_dir)
+    others = as_other_tenants(other_tenants, tenant_id)
+    return ValidationScope(tenant_id, others, types, defaults, variables, config_dir)
 
 
 def _step_issues(raw: Any, scope: ValidationScope) -> list[StepIssue]:

@@ -10,7 +10,7 @@ the parsed statement by `sql_scope`. `{{name}}` is a literal `{name}`.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Set
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
@@ -204,7 +204,8 @@ class ValidationScope:
     tenants, and the declared parameters and variables. Values only known per run stand in as sentinels."""
 
     tenant_id: str | None = None
-    other_tenants: frozenset[str] = frozenset()
+    other_tenants: Set[str] = frozenset()
+    """Every tenant but this one (`shared.pipelines.tenant_folders.other_tenants`)."""
     parameter_types: Mapping[str, str] = field(default_factory=dict)
     parameter_defaults: Mapping[str, Any] = field(default_factory=dict)
     variables: Mapping[str, Any] = field(default_factory=dict)
