@@ -87,11 +87,12 @@ def _known_keys(cls: type) -> frozenset[str]:
 class StageRecord(_Record):
     """`runs/{run_id}/stages/{stage_id}` (created by shared.runs.store.new_stage_doc)."""
 
-    _REQUIRED: ClassVar[tuple[str, ...]] = ("stage_id", "status")
+    _REQUIRED: ClassVar[tuple[str, ...]] = ("status",)
+    """Only the status: every decision about a stage starts from it (tests and tools hold partial stage documents)."""
     _STATUS: ClassVar[type[StageStatus]] = StageStatus
 
-    stage_id: str
     status: StageStatus
+    stage_id: str = ""
     run_id: str = ""
     ps_type: str = ""
     depends_on: list[str] = field(default_factory=list)
@@ -113,6 +114,9 @@ class StageRecord(_Record):
     job_id: str | None = None
     poll_seq: int | None = None
     polled_at: str | None = None
+    """A job's last round of polling was claimed at (shared/runs/stage_jobs.py)."""
+    round_ended: int | None = None
+    """The last round that ended with the job still running: equal to `poll_seq` when no round polls now."""
     job_progress: Any = None
     carried_from: str | None = None
     rows_in: int | None = None
@@ -137,6 +141,10 @@ class StageRecord(_Record):
 
     def backoff_left(self, now: datetime) -> float:
         return _seconds_until(self.not_before, now)
+
+    def poll_stale(self, now: datetime, after_s: float) -> bool:
+        """A job's chain of re-checks broke: its last round was claimed more than `after_s` ago (or never)."""
+        return -_seconds_until(self.polled_at, now) > after_s
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -33,6 +33,7 @@ from shared.processors.base import StepContext, StepResult
 from shared.processors.jobs import JobProcessor, JobState
 from shared.runs.attempts import StageTimeout
 from shared.runs.events import publish_stage_tasks
+from shared.runs.records import StageRecord
 from shared.runtime.context import Context
 
 log = logs.get_logger(__name__)
@@ -53,12 +54,11 @@ def idle_round(stage: dict[str, Any], now: datetime) -> int | None:
     """The round a re-check sent now would claim (`poll_seq` + 1), or None while a round polls the job: that round sees
     the job end by itself, and a second round beside it would finish the job twice. A round that never ended (its
     worker died) is idle once its chain is stale, as for the watchdog."""
-    if stage.get("status") != StageStatus.RUNNING or not stage.get("job_id"):
+    record = StageRecord.from_doc(stage)
+    if record.status != StageStatus.RUNNING or not record.job_id:
         return None
-    seq = int(stage.get("poll_seq") or 0)
-    polled_at = stage.get("polled_at")
-    stale = not polled_at or (now - parse_iso(str(polled_at))).total_seconds() > STALE_AFTER_S
-    return seq + 1 if stage.get(ROUND_ENDED) == seq or stale else None
+    seq = record.poll_seq or 0
+    return seq + 1 if record.round_ended == seq or record.poll_stale(now, STALE_AFTER_S) else None
 
 
 def first_round(

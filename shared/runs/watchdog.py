@@ -144,7 +144,7 @@ def _lost(doc: Doc, now: datetime) -> bool:
     """RUNNING past its lease, or a job whose chain of re-checks broke (shared/runs/stage_jobs.py)."""
     stage = StageRecord.from_doc(doc)
     if stage.status == StageStatus.RUNNING and stage.job_id and stage.polled_at:
-        return (now - parse_iso(stage.polled_at)).total_seconds() > stage_jobs.STALE_AFTER_S
+        return stage.poll_stale(now, stage_jobs.STALE_AFTER_S)
     return stage.lease_expired(now)
 
 

@@ -91,3 +91,10 @@ def test_terminal_deadline_and_finalisation() -> None:
     run = RunRecord.from_doc({"run_id": "r", "status": "FAILED", "deadline_at": iso(NOW), "finalized": False})
     assert run.is_terminal and run.finalize_pending and run.past_deadline(NOW + timedelta(seconds=1))
     assert not run.past_deadline(NOW) and not RunRecord.from_doc({"run_id": "r", "status": "QUEUED"}).past_deadline(NOW)
+
+
+def test_a_job_chain_is_stale_once_its_last_round_is_older_than_the_bound() -> None:
+    polled = _stage(status="RUNNING", job_id="j1", polled_at=iso(NOW))
+    assert not polled.poll_stale(NOW + timedelta(seconds=30), after_s=30.0)
+    assert polled.poll_stale(NOW + timedelta(seconds=30, milliseconds=1), after_s=30.0)
+    assert _stage(status="RUNNING", job_id="j1").poll_stale(NOW, after_s=30.0)  # never polled
