@@ -7,7 +7,10 @@ No invocation waits for a job longer than POLL_WINDOW_S, whatever the job's leng
 - a round polls until the job is done or the window ends; still running, it records the job's progress and that
   round n ended (`round_ended`) on the stage and publishes one re-check stage task for round n+1, then acks;
 - the job's completion event (BigQuery's audit log, shared/runs/job_events.py) sends that same re-check for round
-  n+1 when no round is polling (`idle_round`): it ends a stage whose chain broke, or whose re-check is held up, now;
+  n+1 when no round is polling (`idle_round`): it ends a stage whose chain broke, or whose re-check is held up, now.
+  Where events are wired (settings.job_events_after_s, GCP), a job still running that long after its attempt
+  started gets no further back-to-back round: it waits for its event, or for the watchdog's tick, which takes a
+  stale chain over (one short round per tick), so a job of hours costs minutes of instance time, not hours;
 - a re-check claims its round with a compare-and-set `poll_seq` n -> n+1: a duplicate of it (Pub/Sub delivers at
   least once) loses that write and does nothing, so the chain of re-checks never forks. A chain broken by a crash is
   taken over by any task for the stage (a redelivery, the watchdog's re-dispatch) once `polled_at` is stale;
@@ -42,6 +45,9 @@ POLL_WINDOW_S = 5.0
 _POLL_EVERY_S = (0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0)
 """Pauses between polls within a round: a warehouse query of milliseconds is seen done at once, a long job costs a
 jobs.get a second."""
+SEEN_LATE_ON_EVENTS_S = 360.0
+"""How late a job waiting for its completion event may be seen done and still count: the event comes at once, a lost
+one is made up for by the watchdog's next tick (5 minutes on GCP) and its round."""
 STALE_AFTER_S = POLL_WINDOW_S + 30.0
 """A round claimed this long ago whose re-check never came belongs to a crashed worker: its chain is taken over."""
 
@@ -117,10 +123,12 @@ def _round(
         log.warning("job %s was never submitted: submitting it", job_id)
         job.submit(step, step_ctx, job_id)
         state = _poll(step, step_ctx, job, job_id, deadline)
-    # Done within its time (seen at most a round late: the chain looks every POLL_WINDOW_S): its outcome counts.
-    # Seen done later than that (an emulator that runs the query inside jobs.insert), or still running past the
-    # deadline: TIMED_OUT, as a step run in place would be.
-    late = utc_now() >= deadline + timedelta(seconds=POLL_WINDOW_S)
+    started = parse_iso(str(stage["attempt_started_at"]))
+    on_events = _waits_for_events(ctx, started)
+    # Done within its time (seen at most a round late: the chain looks every POLL_WINDOW_S; waiting for its event, at
+    # most a watchdog tick late): its outcome counts. Seen done later than that (an emulator that runs the query
+    # inside jobs.insert), or still running past the deadline: TIMED_OUT, as a step run in place would be.
+    late = utc_now() >= deadline + timedelta(seconds=SEEN_LATE_ON_EVENTS_S if on_events else POLL_WINDOW_S)
     if state.done and not late:
         if state.error is not None:
             raise state.error
@@ -135,8 +143,16 @@ def _round(
         {"job_progress": state.progress, ROUND_ENDED: seq},
         lambda d: d.get("status") == StageStatus.RUNNING and (d.get("poll_seq") or 0) == seq,
     )
+    if on_events:  # no instance polls a long job: its completion event (or the watchdog's tick) sends round n+1
+        log.info("job %s still running after round %d: waiting for its completion event", job_id, seq)
+        return None
     publish_stage_tasks(ctx.bus, run, [step.step_id], poll_seq=seq + 1)
     return None
+
+
+def _waits_for_events(ctx: Context, started: datetime) -> bool:
+    after = ctx.settings.job_events_after_s
+    return after is not None and (utc_now() - started).total_seconds() >= after
 
 
 def _poll(step: StepSpec, step_ctx: StepContext, job: JobProcessor, job_id: str, deadline: datetime) -> JobState:

@@ -68,6 +68,11 @@ class Settings:
     """Times a stage task that ran out of deliveries (dead-lettered, e.g. refused for capacity by Cloud Run's 429s)
     is re-dispatched before its stage is failed. Each cycle is a whole Pub/Sub retry policy (10 deliveries, 10-600 s
     backoff on GCP), so 3 covers well over an hour of throttling; a worker that crashes on a task fails after 3."""
+    job_events_after_s: float | None = None
+    """With BigQuery's job-completion events wired (Terraform's log sink to cdp-job-events: 60 on GCP), a job step
+    still running this many seconds after its attempt started is no longer re-checked back to back: its completion
+    event re-checks it at once, the watchdog's tick at the latest (a round per tick). None (embedded, emulators, which
+    have no audit log): rounds follow each other for the job's whole length, one instance polling it."""
     run_retention_days: float = 400.0
     """Days a run's state documents (the run, its stages, claims, its idempotency key) are kept after the run is
     created: they carry `expire_at` and Firestore's TTL policies delete them after it (the embedded store purges
@@ -118,6 +123,9 @@ class Settings:
             metrics_exporter=e.get("CLOUDACT_METRICS_EXPORTER", "none"),
             egress_allow_private=_egress_allow_private(runtime, e.get("CLOUDACT_EGRESS_ALLOW_PRIVATE")),
             stage_redispatches=int(e.get("CLOUDACT_STAGE_REDISPATCHES", "3")),
+            job_events_after_s=float(e["CLOUDACT_JOB_EVENTS_AFTER_S"])
+            if e.get("CLOUDACT_JOB_EVENTS_AFTER_S")
+            else None,
             run_retention_days=float(e.get("CLOUDACT_RUN_RETENTION_DAYS", "400")),
             audit_retention_days=float(e.get("CLOUDACT_AUDIT_RETENTION_DAYS", "400")),
             notification_retention_days=float(e.get("CLOUDACT_NOTIFICATION_RETENTION_DAYS", "90")),
@@ -143,3 +151,8 @@ def _egress_allow_private(runtime: str, value: str | None) -> tuple[str, ...] | 
     for cidr in cidrs:
         ipaddress.ip_network(cidr, strict=False)  # ValueError names a malformed entry
     return cidrs
+
+
+def _optional_float(text: str | None) -> float | None:
+    """An unset or empty variable is None (Terraform writes "" for a value it leaves out)."""
+    return float(text) if text else None

@@ -7,9 +7,11 @@ The embedded runtime has no audit log (its jobs finish through the re-check chai
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
-from datetime import datetime
+from collections.abc import Iterator
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -151,3 +153,46 @@ def test_events_of_other_jobs_and_malformed_entries_are_acked_and_do_nothing(
     assert "not JSON" in reasons and "JobLogEntry" in reasons and "protoPayload" in reasons, reasons
     _publish(runtime, _completion(runtime, run_id, job_id))  # the stage's own event still ends it
     wait_for(lambda: _stage(runtime, run_id)["status"] == "SUCCEEDED", timeout=10)
+
+
+@pytest.fixture
+def on_events(job_config: Path, settings: Any, monkeypatch: Any) -> Iterator[Any]:
+    """Events wired as on GCP, waited for from the first round on (job_events_after_s 0), in rounds of 0.3 s."""
+    from shared.app import embedded
+
+    monkeypatch.setattr(stage_jobs, "POLL_WINDOW_S", 0.3)
+    runtime = embedded.start(dataclasses.replace(settings, job_events_after_s=0.0), max_backoff_s=0.05)
+    yield runtime
+    runtime.close()
+
+
+def test_waiting_for_events_no_round_follows_a_running_job_until_its_event(on_events: Any) -> None:
+    runtime = on_events
+    run_id = execute(runtime, TENANT, "short_job").body["run_id"]
+    assert runtime.wait_idle(30)  # round 0 ended with the job running and published no re-check: nothing polls it
+    stage = _stage(runtime, run_id)
+    assert (stage["status"], stage["poll_seq"], stage["round_ended"]) == ("RUNNING", 0, 0)
+    job_id = stage_job_id(run_id, "q", 1)
+    job = runtime.context.state.get(job_path(job_id))
+    time.sleep(max(0.0, datetime.fromisoformat(job["submitted_at"]).timestamp() + JOB_S - utc_now().timestamp()))
+    assert _stage(runtime, run_id)["poll_seq"] == 0  # done, and still no round: the event is what ends it
+    _publish(runtime, _completion(runtime, run_id, job_id))
+    wait_for(lambda: _stage(runtime, run_id)["status"] == "SUCCEEDED", timeout=10)
+    assert runtime.wait_idle(30)
+    stage = _stage(runtime, run_id)
+    assert stage["poll_seq"] == 1 and [a["status"] for a in stage["attempts"]] == ["SUCCEEDED"]
+    assert runtime.context.state.get(f"{job_path(job_id)}_submits")["calls"] == 1
+
+
+def test_waiting_for_a_lost_event_the_watchdog_tick_re_checks_the_job(on_events: Any, ticking_clock: Any) -> None:
+    from shared.runs.watchdog import watchdog
+
+    runtime = on_events
+    run_id = execute(runtime, TENANT, "short_job").body["run_id"]
+    assert runtime.wait_idle(30)
+    time.sleep(JOB_S + 0.3)  # the job ends; its event is lost
+    ticking_clock.advance(timedelta(seconds=stage_jobs.STALE_AFTER_S + 1))  # up to the next tick: the chain is stale
+    assert watchdog(runtime.context)["redispatched"] == 1  # the tick's round finds it done
+    wait_for(lambda: _stage(runtime, run_id)["status"] == "SUCCEEDED", timeout=10)
+    assert runtime.wait_idle(30)
+    assert runtime.context.state.get(stage_path(run_id, "after"))["status"] == "SUCCEEDED"

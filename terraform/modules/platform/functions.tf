@@ -138,13 +138,14 @@ resource "google_cloudfunctions2_function" "fn" {
     all_traffic_on_latest_revision   = true
     max_instance_request_concurrency = 1
     environment_variables = {
-      CLOUDACT_RUNTIME           = "gcp"
-      CLOUDACT_PROJECT           = var.project_id
-      CLOUDACT_KMS_KEY           = google_kms_crypto_key.secrets.id
-      CLOUDACT_BIGQUERY_LOCATION = var.bigquery_location
-      CLOUDACT_TRACE_EXPORTER    = var.trace_exporter
-      CLOUDACT_METRICS_EXPORTER  = var.metrics_exporter
-      CLOUDACT_FUNCTION          = each.key
+      CLOUDACT_RUNTIME            = "gcp"
+      CLOUDACT_JOB_EVENTS_AFTER_S = "60" # job_events.tf wires BigQuery's completion events: long jobs wait for them
+      CLOUDACT_PROJECT            = var.project_id
+      CLOUDACT_KMS_KEY            = google_kms_crypto_key.secrets.id
+      CLOUDACT_BIGQUERY_LOCATION  = var.bigquery_location
+      CLOUDACT_TRACE_EXPORTER     = var.trace_exporter
+      CLOUDACT_METRICS_EXPORTER   = var.metrics_exporter
+      CLOUDACT_FUNCTION           = each.key
       # Only the api opens the admin routes; "" (every other function, or no token yet) counts as unset.
       CLOUDACT_ADMIN_TOKEN_SEALED = each.key == "api" ? var.admin_token_sealed : ""
     }
