@@ -95,10 +95,11 @@ def parse_pipeline(
     return spec
 
 
-def load_pipeline(path: Path) -> PipelineSpec:
-    """A pipeline file, validated against the plan its tenant.yaml names (re-validated when either file changes)."""
-    plan = declared_plan(path.parent.parent.parent, _tenant_folder(path))
-    return _load_cached(str(path), path.stat().st_mtime_ns, plan.name)
+def load_pipeline(path: Path, *, mtime_ns: int | None = None, tenant_yaml_mtime_ns: int | None = None) -> PipelineSpec:
+    """A pipeline file, validated against the plan its tenant.yaml names (re-validated when either file changes).
+    The mtimes are the files' when the caller has just stat()ed them (the compiled-pipeline cache has)."""
+    plan = declared_plan(path.parent.parent.parent, _tenant_folder(path), tenant_yaml_mtime_ns)
+    return _load_cached(str(path), path.stat().st_mtime_ns if mtime_ns is None else mtime_ns, plan.name)
 
 
 def locate_issues(text: str, file: str, problems: list[tuple[Path_, str, int | None]]) -> list[SpecIssue]:

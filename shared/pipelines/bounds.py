@@ -123,16 +123,18 @@ def check_run_parameters(given: Mapping[str, Any], plan: Plan) -> None:
 # -- the plan a tenant.yaml names -----------------------------------------------------------------------------------
 
 
-def declared_plan(config_dir: Path, tenant_id: str | None) -> Plan:
+def declared_plan(config_dir: Path, tenant_id: str | None, mtime_ns: int | None = None) -> Plan:
     """The plan `{config_dir}/{tenant_id}/tenant.yaml` names; the default plan when there is no such file, it names
-    none or an unknown one, or it cannot be read (its own validators report that file's problems)."""
+    none or an unknown one, or it cannot be read (its own validators report that file's problems). `mtime_ns`: the
+    file's, when the caller has just stat()ed it."""
     if tenant_id is None:
         return PLANS[DEFAULT_PLAN]
     path = config_dir / tenant_id / "tenant.yaml"
-    try:
-        mtime_ns = path.stat().st_mtime_ns
-    except OSError:
-        return PLANS[DEFAULT_PLAN]
+    if mtime_ns is None:
+        try:
+            mtime_ns = path.stat().st_mtime_ns
+        except OSError:
+            return PLANS[DEFAULT_PLAN]
     return PLANS.get(_plan_named_in(str(path), mtime_ns), PLANS[DEFAULT_PLAN])
 
 
