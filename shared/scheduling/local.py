@@ -21,7 +21,7 @@ from shared.observability import with_trace_context
 from shared.runs.store import idempotency_path
 from shared.runtime.context import Context
 from shared.scheduling.cron import CronSchedule, ScheduleError, misfire_reason, slots_to_fire
-from shared.scheduling.trigger import TICKED_AT_ATTRIBUTE, last_fired, schedule_idempotency_key
+from shared.scheduling.trigger import TICKED_AT_ATTRIBUTE, compiled_schedule, last_fired, schedule_idempotency_key
 
 
 @dataclass(frozen=True)
@@ -61,7 +61,7 @@ def scheduled_pipelines(config_dir: Path, tenant_id: str | None = None) -> tuple
         if spec.schedule is None:
             continue
         try:
-            schedule = CronSchedule(spec.schedule.cron, spec.schedule.timezone, spec.schedule.misfire)
+            schedule = compiled_schedule(spec.schedule.cron, spec.schedule.timezone, spec.schedule.misfire)
         except ScheduleError as exc:
             problems.append(f"{path}: schedule: {exc}")
             continue
