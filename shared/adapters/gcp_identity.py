@@ -24,12 +24,21 @@ from __future__ import annotations
 import hashlib
 import re
 import threading
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
     from google.auth.credentials import Credentials
 
-    from shared.runtime.settings import Settings
+
+class IdentitySettings(Protocol):
+    """What of shared.runtime.settings.Settings names the identity (typed structurally: adapters sit below runtime)."""
+
+    @property
+    def runtime(self) -> str: ...
+
+    @property
+    def project(self) -> str: ...
+
 
 ACCOUNT_PREFIX = "cdp-t-"
 """Tenant service accounts are `cdp-t-...`; the functions' own are `cdp-fn-...` (platform module)."""
@@ -104,7 +113,7 @@ _source: Credentials | None = None
 _by_tenant: dict[tuple[str, str], Credentials] = {}
 
 
-def tenant_credentials(settings: Settings, tenant_id: str) -> Credentials | None:
+def tenant_credentials(settings: IdentitySettings, tenant_id: str) -> Credentials | None:
     """The credentials a tenant's BigQuery client and Cloud Storage reads must use: on the `gcp` runtime, its
     impersonated service account (one object per tenant and process, refreshed by google-auth when it expires);
     None on the `embedded` and `emulators` runtimes, whose emulators check no identity.

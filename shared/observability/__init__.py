@@ -10,7 +10,8 @@ from __future__ import annotations
 import contextlib
 import time
 from collections.abc import Iterator, Mapping
-from typing import TYPE_CHECKING, Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
 
 from shared.errors import ClientError, TerminalError
 from shared.observability import metrics
@@ -26,7 +27,26 @@ from shared.observability.tracing import (
 
 if TYPE_CHECKING:
     from shared.contracts.envelope import ReceivedMessage
-    from shared.runtime.settings import Settings
+
+
+class ExporterSettings(Protocol):
+    """What of shared.runtime.settings.Settings configures the exporters (structural: observability sits below it)."""
+
+    @property
+    def trace_exporter(self) -> str: ...
+
+    @property
+    def project(self) -> str: ...
+
+    @property
+    def trace_file(self) -> Path | None: ...
+
+    @property
+    def trace_sample_ratio(self) -> float: ...
+
+    @property
+    def metrics_exporter(self) -> str: ...
+
 
 __all__ = [
     "configure",
@@ -42,7 +62,7 @@ __all__ = [
 ]
 
 
-def configure(settings: Settings) -> None:
+def configure(settings: ExporterSettings) -> None:
     """Apply the settings' exporters; a no-op after the first call of a process with the same settings."""
     from shared.observability import tracing
 
