@@ -48,8 +48,8 @@ def compiled_pipeline(config_dir: Path, tenant_id: str, pipeline_id: str) -> Com
     key = (folder, tenant_id, pipeline_id)
     with _compiled_lock:
         hit = _compiled.get(key)
-    if hit is None:  # the ids of a cached entry were checked when it was made
-        pipeline_path(config_dir, tenant_id, pipeline_id)  # ids checked before a path is made of them: no escape
+    # ids checked before a path is made of them, so it cannot escape (those of a cached entry were, when it was made)
+    path = pipeline_path(config_dir, tenant_id, pipeline_id) if hit is None else None
     # plain strings, not pathlib: a warm tick or execute spends most of its time here (bench P6)
     file = _stamp_of(f"{folder}/{tenant_id}/pipelines/{pipeline_id}.yaml")
     plan_file = _stamp_of(f"{folder}/{tenant_id}/tenant.yaml")
@@ -63,7 +63,7 @@ def compiled_pipeline(config_dir: Path, tenant_id: str, pipeline_id: str) -> Com
         spec = find_pipeline(config_dir, tenant_id, pipeline_id)
     else:  # what find_pipeline would stat() again is in the stamps
         known_plan_file = None if plan_file[0] == -1 else plan_file[0]
-        path = pipeline_path(config_dir, tenant_id, pipeline_id)
+        path = path or pipeline_path(config_dir, tenant_id, pipeline_id)
         spec = load_pipeline(path, mtime_ns=file[0], tenant_yaml_mtime_ns=known_plan_file)
     compiled = CompiledPipeline(spec, file[1] if len(file) > 1 else 0)
     with _compiled_lock:
