@@ -172,6 +172,8 @@ def _replay_one(ctx: Context, letter: DeadLetter, bus: MessageBus, actor: str, u
     if topic is None or topic == topics.DEAD_LETTERS:
         return Outcome(letter.dead_letter_id, "skipped", "its original topic is unknown: purge it once understood")
     info = describe(ctx, letter)
+    if info["kind"] == "undecodable":  # published again it would only be dead-lettered again: no code can read it
+        return Outcome(letter.dead_letter_id, "skipped", "it cannot be decoded: purge it once understood", topic)
     if info["kind"] in ("stage.task", "run.requested") and info["run_status"] in RESUMABLE_RUN_STATUSES:
         try:
             return _resume_run(ctx, letter, info, actor, user_id)

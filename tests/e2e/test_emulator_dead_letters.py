@@ -181,7 +181,8 @@ def test_undecodable_message_is_listed_skipped_by_replay_and_purged_with_audit(e
     )
     [letter] = wait_for(lambda: [d for d in _dead_letters(stack) if d["kind"] == "undecodable"], 30, 0.2)
     assert letter["tenant_id"] == TENANT and "not JSON" in letter["reason"], letter
-    assert letter["source_subscription"] == "stage_worker" and letter["source_topic"] is None
+    # Its topic is kept (the push URL names it), so an operator sees where it came from; replay still skips it.
+    assert letter["source_subscription"] == "stage_worker" and letter["source_topic"] == topics.STAGE_TASKS
     assert [d for d in _dead_letters(stack) if d["kind"] == "undecodable"] == [letter]  # still there
 
     status, replayed = _act(stack, "replay", [letter["dead_letter_id"]])
