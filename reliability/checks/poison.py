@@ -49,6 +49,7 @@ def _alerted(drill: Any, run_id: str) -> bool:
 
 def run(options: Options) -> list[Figure]:
     import shared.runs.engine as engine
+    import shared.runs.run_start as run_start
     from shared.contracts import topics
     from shared.contracts.envelope import OutboundMessage
     from shared.runtime.settings import Settings
@@ -59,7 +60,7 @@ def run(options: Options) -> list[Figure]:
     try:
         with (
             embedded_drill(max_delivery_attempts=MAX_DELIVERIES, max_backoff_s=1.0) as drill,
-            PoisonedSeam(engine, "find_pipeline", lambda *a, **k: a[2] == "poison_start") as bad_start,
+            PoisonedSeam(run_start, "find_pipeline", lambda *a, **k: a[2] == "poison_start") as bad_start,
             PoisonedSeam(
                 engine, "run_plan", lambda run, *a, **k: run.get("pipeline_id") == "poison_stage"
             ) as bad_stage,
