@@ -44,14 +44,18 @@ _freed: dict[str, collections.deque[int]] = collections.defaultdict(lambda: coll
 
 @dataclass(frozen=True)
 class Pool:
-    """One kind of slot: the tenant's subcollection and the field naming the holder."""
+    """One kind of slot: the tenant's subcollection, the field naming the holder, and how many slot documents the
+    fast path spreads over (see SPREAD)."""
 
     name: str
     holder_field: str
+    spread: int = SPREAD
 
 
 RUN_SLOTS = Pool("slots", "run_id")
-STAGE_SLOTS = Pool("stage_slots", "holder")
+STAGE_SLOTS = Pool("stage_slots", "holder", spread=32)
+"""Stages come and go far more often than runs, and each dispatch and end asks which slot a stage holds (an equality
+query over the tenant's stage slots): few documents keep that query small; 2 x the slots last seen held widens it."""
 
 
 class SlotsFull(Exception):
@@ -107,7 +111,7 @@ def pick(
     if limit <= 0:
         raise SlotsFull(0)
     key = f"{pool.name}/{tenant_id}"
-    spread = min(limit, max(SPREAD, 2 * (_held_hint.get(key) or 0)))
+    spread = min(limit, max(pool.spread, 2 * (_held_hint.get(key) or 0)))
     recent = _freed.get(key)
     index = _pop(recent) if recent else None
     if index is not None and index < limit:
@@ -127,7 +131,7 @@ def pick(
             if current is not None and current.data.get(pool.holder_field) == holder:
                 return SlotPick(index, current.version, str(holder))
         raise SlotsFull(len(occupied))
-    free = _free_indexes(occupied, limit, max(SPREAD, len(occupied)))
+    free = _free_indexes(occupied, limit, max(pool.spread, len(occupied)))
     for index in random.sample(free, min(FAST_PROBES, len(free))):
         found = _probe(state, tenant_id, index, pool)
         if found is not None:
