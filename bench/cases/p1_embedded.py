@@ -18,6 +18,7 @@ from typing import Any
 
 from bench.harness import REPO_ROOT, Case, CaseResult, Figure, Options, Target, median, percentile, progress
 from bench.pipelines import BENCH_TENANT, write_bench_tenant
+from bench.runs import execute, succeeded_run
 from bench.tenants import onboard_unthrottled
 
 # Published figures for 10 sequential tasks (context only; other machines, other setups).
@@ -32,20 +33,11 @@ def timed_run(
 ) -> tuple[float, dict[str, Any]]:
     """Seconds from the execute request until the bus is idle, and the finished run (read after the clock stops)."""
     started = time.perf_counter()
-    response = runtime.call_api(
-        "POST", f"/api/v1/tenants/{BENCH_TENANT}/pipelines/execute", {"pipeline_id": pipeline_id}, headers
-    )
-    if response.status != 202:
-        raise RuntimeError(f"execute {pipeline_id}: {response.status} {response.body}")
+    run_id = execute(runtime, BENCH_TENANT, pipeline_id, headers)
     if not runtime.wait_idle(timeout_s):
         raise RuntimeError(f"{pipeline_id} did not finish in {timeout_s:.0f} s")
     elapsed = time.perf_counter() - started
-    run = runtime.call_api(
-        "GET", f"/api/v1/tenants/{BENCH_TENANT}/metadata/executions/{response.body['run_id']}", headers=headers
-    )
-    if run.body.get("status") != "SUCCEEDED":
-        raise RuntimeError(f"{pipeline_id} ended {run.body.get('status')}: {run.body.get('error')}")
-    return elapsed, dict(run.body)
+    return elapsed, succeeded_run(runtime, BENCH_TENANT, run_id, headers)
 
 
 def warm_in_process(config_dir: Path, home: Path, rounds: int, warmup: int) -> dict[str, list[float]]:

@@ -21,6 +21,7 @@ from typing import Any
 
 from bench.harness import Case, CaseResult, Figure, Options, Target, progress
 from bench.pipelines import fan_out, sequential
+from bench.runs import execute, wait_terminal
 from bench.tenants import onboard
 
 A, B = "burstco", "steadyco"
@@ -84,28 +85,6 @@ def _noop() -> str:
     return f"ps_type: debug.noop, config: {{sleep_ms: {SLEEP_MS}}}"
 
 
-def _start(runtime: Any, tenant: str, pipeline: str, headers: dict[str, str]) -> str:
-    response = runtime.call_api(
-        "POST", f"/api/v1/tenants/{tenant}/pipelines/execute", {"pipeline_id": pipeline}, headers
-    )
-    if response.status != 202:
-        raise RuntimeError(f"execute {tenant}/{pipeline}: {response.status} {response.body}")
-    return str(response.body["run_id"])
-
-
-def _wait_run(runtime: Any, run_id: str, timeout_s: float) -> tuple[float, dict[str, Any]]:
-    from shared.contracts.state_paths import run_path
-    from shared.contracts.states import is_terminal
-
-    started = time.perf_counter()
-    while time.perf_counter() - started < timeout_s:
-        run = runtime.context.state.get(run_path(run_id)) or {}
-        if is_terminal(str(run.get("status"))):
-            return time.perf_counter(), run
-        time.sleep(0.01)
-    raise RuntimeError(f"run {run_id} did not end in {timeout_s:.0f} s")
-
-
 def _wait_stage(runtime: Any, run_id: str, stage_id: str) -> None:
     from shared.contracts.state_paths import stage_path
 
@@ -118,7 +97,7 @@ def _wait_stage(runtime: Any, run_id: str, stage_id: str) -> None:
 
 def _b_end_to_end(runtime: Any, headers: dict[str, str]) -> tuple[float, str]:
     started = time.perf_counter()
-    ended, run = _wait_run(runtime, _start(runtime, B, "seq10", headers), 600)
+    ended, run = wait_terminal(runtime, execute(runtime, B, "seq10", headers), 600)
     return ended - started, str(run["status"])
 
 
@@ -130,10 +109,10 @@ def _phase(runtime: Any, headers: dict[str, dict[str, str]], a_cap: int | None) 
         seconds, status = _b_end_to_end(runtime, headers[B])
         return {"b_s": seconds, "statuses": [status]}
     update_tenant(runtime.context, A, {"limits": _limits(a_cap)}, actor="bench")
-    a_run = _start(runtime, A, "burst", headers[A])
+    a_run = execute(runtime, A, "burst", headers[A])
     _wait_stage(runtime, a_run, "root")  # A's fan-out is queued (or parked) when B starts
     seconds, b_status = _b_end_to_end(runtime, headers[B])
-    _, a = _wait_run(runtime, a_run, 900)
+    _, a = wait_terminal(runtime, a_run, 900)
     runtime.wait_idle(300)
     return {"b_s": seconds, "statuses": [b_status, str(a["status"])]}
 

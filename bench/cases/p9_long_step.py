@@ -22,6 +22,7 @@ from typing import Any
 
 from bench.harness import Case, CaseResult, Figure, Options, Target, progress
 from bench.pipelines import BENCH_TENANT, write_bench_tenant
+from bench.runs import execute, succeeded_run, wait_terminal
 from bench.tenants import onboard_unthrottled
 
 JOB_S = 600
@@ -92,26 +93,11 @@ def _variant(tenant: str, tmp: Path, job_s: int, events_after_s: float | None) -
 
 def _timed_run(runtime: Any, tenant: str, headers: dict[str, str], timeout_s: float) -> tuple[float, dict[str, Any]]:
     """Seconds from execute to the run's end. Not until the bus is idle: a job waiting for its event leaves it idle."""
-    from shared.contracts.state_paths import run_path
-    from shared.contracts.states import is_terminal
-
     started = time.perf_counter()
-    response = runtime.call_api(
-        "POST", f"/api/v1/tenants/{tenant}/pipelines/execute", {"pipeline_id": "long_job"}, headers
-    )
-    if response.status != 202:
-        raise RuntimeError(f"execute long_job: {response.status} {response.body}")
-    run_id = response.body["run_id"]
-    while not is_terminal((runtime.context.state.get(run_path(run_id)) or {}).get("status")):
-        if time.perf_counter() - started > timeout_s:
-            raise RuntimeError(f"long_job did not end in {timeout_s:.0f} s")
-        time.sleep(0.05)
-    elapsed = time.perf_counter() - started
+    run_id = execute(runtime, tenant, "long_job", headers)
+    ended, _ = wait_terminal(runtime, run_id, timeout_s, poll_s=0.05)
     runtime.wait_idle(60)
-    run = runtime.call_api("GET", f"/api/v1/tenants/{tenant}/metadata/executions/{run_id}", headers=headers).body
-    if run.get("status") != "SUCCEEDED":
-        raise RuntimeError(f"long_job ended {run.get('status')}: {run.get('error')}")
-    return elapsed, dict(run)
+    return ended - started, succeeded_run(runtime, tenant, run_id, headers)
 
 
 def _play_the_sink(runtime: Any, tenant: str, job_s: int) -> None:
