@@ -7,7 +7,6 @@
 # under CI=true a missing emulator is a failure, never a skip.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-BIN=.venv/bin
 
 cleanup() {
   scripts/emulators.sh stop >/dev/null 2>&1 || true
@@ -41,12 +40,4 @@ fi
 # Headless Chromium + chromedriver + selenium for tests/ui/test_browser.py (fails under CI=true if not installable).
 scripts/browser.sh || exit 1
 
-set +e
-"$BIN/pytest" "$@"
-status=$?
-set -e
-if [[ $status -eq 5 ]]; then
-  echo "pytest collected no tests: that is a failure here" >&2
-  exit 1
-fi
-exit $status
+scripts/pytest_strict.sh "$@"  # its exit status is the script's (set -e); the EXIT trap stops the servers

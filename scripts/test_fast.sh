@@ -13,12 +13,4 @@ cd "$(dirname "$0")/.."
 unset PUBSUB_EMULATOR_HOST FIRESTORE_EMULATOR_HOST BIGQUERY_EMULATOR_HOST STORAGE_EMULATOR_HOST CLOUDACT_BIGQUERY_ENDPOINT
 export CLOUDACT_TEST_FAST=1
 
-set +e
-.venv/bin/pytest tests/unit tests/contract -m "not emulator and not bqemulator" --timeout=60 "$@"
-status=$?
-set -e
-if [[ $status -eq 5 ]]; then
-  echo "pytest collected no tests: that is a failure here" >&2
-  exit 1
-fi
-exit $status
+exec scripts/pytest_strict.sh tests/unit tests/contract -m "not emulator and not bqemulator" --timeout=60 "$@"
