@@ -123,9 +123,7 @@ class Settings:
             metrics_exporter=e.get("CLOUDACT_METRICS_EXPORTER", "none"),
             egress_allow_private=_egress_allow_private(runtime, e.get("CLOUDACT_EGRESS_ALLOW_PRIVATE")),
             stage_redispatches=int(e.get("CLOUDACT_STAGE_REDISPATCHES", "3")),
-            job_events_after_s=float(e["CLOUDACT_JOB_EVENTS_AFTER_S"])
-            if e.get("CLOUDACT_JOB_EVENTS_AFTER_S")
-            else None,
+            job_events_after_s=_optional_float(e.get("CLOUDACT_JOB_EVENTS_AFTER_S")),
             run_retention_days=float(e.get("CLOUDACT_RUN_RETENTION_DAYS", "400")),
             audit_retention_days=float(e.get("CLOUDACT_AUDIT_RETENTION_DAYS", "400")),
             notification_retention_days=float(e.get("CLOUDACT_NOTIFICATION_RETENTION_DAYS", "90")),
