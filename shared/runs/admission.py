@@ -74,12 +74,15 @@ def admit_run(
     trigger: Trigger,
     idempotency_key: str | None = None,
     extra_fields: dict[str, Any] | None = None,
+    compiled: CompiledPipeline | None = None,
 ) -> tuple[CreatedRun, PipelineSpec]:
     """Check, reserve and record a QUEUED run (once per idempotency key). Raises ClientError (404/403/429/503).
 
-    `extra_fields` are stored on a newly created run document (e.g. `resume_from_run` for a re-run).
+    `extra_fields` are stored on a newly created run document (e.g. `resume_from_run` for a re-run). `compiled`: the
+    pipeline as the caller compiled it a moment before (a schedule tick reads its schedule from it), not looked up
+    again.
     """
-    pipeline = load_admitted_pipeline(ctx, tenant_id, pipeline_id)
+    pipeline = compiled or load_admitted_pipeline(ctx, tenant_id, pipeline_id)
     spec = pipeline.spec
     tenant = get_tenant(ctx, tenant_id)
     plan = effective_plan(tenant)

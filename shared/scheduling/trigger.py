@@ -18,7 +18,7 @@ from functools import lru_cache
 from typing import Any
 
 from shared import logs
-from shared.catalog.compiled import compiled_pipeline
+from shared.catalog.compiled import CompiledPipeline, compiled_pipeline
 from shared.clock import iso, parse_iso, utc_now
 from shared.contracts import topics
 from shared.contracts.envelope import OutboundMessage, decode_cloud_event
@@ -57,16 +57,18 @@ def last_fired(ctx: Context, tenant_id: str, pipeline_id: str) -> datetime | Non
     return parse_iso(doc["last_slot"]) if doc and doc.get("last_slot") else None
 
 
-def pipeline_schedule(ctx: Context, tenant_id: str, pipeline_id: str) -> CronSchedule:
-    """The pipeline's schedule as its YAML says now. TerminalError when there is none (a stale Scheduler job)."""
+def pipeline_schedule(ctx: Context, tenant_id: str, pipeline_id: str) -> tuple[CompiledPipeline, CronSchedule]:
+    """The pipeline as its YAML says now, and its schedule (admission reuses the first). TerminalError when there is
+    no schedule (a stale Scheduler job)."""
     try:
-        spec = compiled_pipeline(ctx.settings.config_dir, tenant_id, pipeline_id).spec  # admission reuses it
+        pipeline = compiled_pipeline(ctx.settings.config_dir, tenant_id, pipeline_id)
     except ClientError as exc:
         raise TerminalError(f"scheduled run refused: {exc.message}") from exc
+    spec = pipeline.spec
     if spec.schedule is None:
         raise TerminalError(f"pipeline {tenant_id}/{pipeline_id} has no schedule; its Scheduler job is stale")
     try:
-        return compiled_schedule(spec.schedule.cron, spec.schedule.timezone, spec.schedule.misfire)
+        return pipeline, compiled_schedule(spec.schedule.cron, spec.schedule.timezone, spec.schedule.misfire)
     except ScheduleError as exc:
         raise TerminalError(f"pipeline {tenant_id}/{pipeline_id}: {exc}") from exc
 
@@ -101,7 +103,7 @@ def publish_time_of(cloud_event: Any) -> datetime | None:
 
 def trigger_scheduled_run(ctx: Context, tick: ScheduleTick, published_at: datetime | None = None) -> list[FiredSlot]:
     """Admit and publish the run(s) a tick stands for; duplicates of a tick find the runs the first one made."""
-    schedule = pipeline_schedule(ctx, tick.tenant_id, tick.pipeline_id)
+    pipeline, schedule = pipeline_schedule(ctx, tick.tenant_id, tick.pipeline_id)
     moment = tick.scheduled_for or published_at or utc_now()
     slot = slot_of(schedule, moment)
     previous = last_fired(ctx, tick.tenant_id, tick.pipeline_id)
@@ -113,7 +115,7 @@ def trigger_scheduled_run(ctx: Context, tick: ScheduleTick, published_at: dateti
         return []
     if len(slots) > 1:
         log.info("catching up %d missed slot(s) since %s", len(slots) - 1, previous and iso(previous))
-    fired = [_admit(ctx, tick.tenant_id, tick.pipeline_id, s) for s in slots]
+    fired = [_admit(ctx, tick.tenant_id, tick.pipeline_id, pipeline, s) for s in slots]
     requests = [message for _, message in fired if message is not None]
     if requests:  # one publish for every slot of the tick (a catch-up fires up to MAX_CATCH_UP)
         ctx.bus.publish(topics.RUN_REQUESTS, requests)
@@ -121,14 +123,16 @@ def trigger_scheduled_run(ctx: Context, tick: ScheduleTick, published_at: dateti
     return [slot for slot, _ in fired]
 
 
-def _admit(ctx: Context, tenant_id: str, pipeline_id: str, slot: datetime) -> tuple[FiredSlot, OutboundMessage | None]:
+def _admit(
+    ctx: Context, tenant_id: str, pipeline_id: str, pipeline: CompiledPipeline, slot: datetime
+) -> tuple[FiredSlot, OutboundMessage | None]:
     """Admit the slot's run (once per slot) and the run.requested to publish for it: None when it already started.
     A crash before the publish is repaired by the tick's redelivery, which finds the QUEUED run and publishes it."""
     trigger = Trigger(type="schedule", scheduled_for=slot)
     try:
         with timed_admission("schedule"):
             key = schedule_idempotency_key(pipeline_id, slot)
-            created, _ = admit_run(ctx, tenant_id, pipeline_id, {}, trigger, key)
+            created, _ = admit_run(ctx, tenant_id, pipeline_id, {}, trigger, key, compiled=pipeline)
     except ServiceUnavailable as exc:
         raise TransientError(f"admission contended: {exc.message}", float(exc.retry_after_seconds)) from exc
     except ClientError as exc:
