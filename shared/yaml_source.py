@@ -95,8 +95,14 @@ scalar here, at its position, instead."""
 def read_config_text(path: Path, bounds: YamlBounds = DEFAULT_BOUNDS) -> str:
     """A config file's text, reading at most `bounds.max_bytes` + 1 bytes: a 56 MB file is refused (UnsafeYaml)
     without being read into memory first. UnicodeDecodeError if it is not UTF-8."""
-    with path.open("rb") as handle:
-        raw = handle.read(bounds.max_bytes + 1)
+    limit = bounds.max_bytes + 1
+    with open(path, "rb", buffering=0) as handle:  # unbuffered: no buffer copy, no pathlib (a cold tick reads two)
+        raw = handle.read(limit)
+        while raw and len(raw) < limit:  # a short read is not the end of the file: the next read says
+            more = handle.read(limit - len(raw))
+            if not more:
+                break
+            raw += more
     if len(raw) > bounds.max_bytes:
         size = path.stat().st_size
         raise UnsafeYaml(f"the file is {size:,} bytes; at most {bounds.max_bytes:,} are accepted", None)
