@@ -197,25 +197,31 @@ class InProcessBus:
             log.error("bus closed; message %s for %s dropped", message.message_id, sub.name)
 
     def _deliver(self, sub: Subscription, message: ReceivedMessage, attempt: int) -> None:
+        """Deliver, then go on with the subscription's next waiting message on this same thread: handing it to
+        another worker cost a thread switch per message (~15 us against a 1 ms schedule tick)."""
+        following: tuple[ReceivedMessage, int] | None = (message, attempt)
+        while following is not None:
+            message, attempt = following
+            acked = self._handle(sub, message, attempt)
+            with self._lock:
+                self.stats.delivered += 1
+                self.stats.acked += 1 if acked else 0
+                self._settled()
+                following = sub.waiting.popleft() if sub.waiting else None
+                if following is None:
+                    sub.running -= 1
+
+    def _handle(self, sub: Subscription, message: ReceivedMessage, attempt: int) -> bool:
+        """One delivery; False when it was nacked (then redelivered later, or dead-lettered)."""
         delivered = ReceivedMessage(
             message.data, message.attributes, message.message_id, message.publish_time, message.topic, attempt
         )
-        acked = False
         try:
             sub.handler(delivered)
-            acked = True
         except BaseException as exc:  # a nack, whatever the cause: the message stays alive
             self._nack(sub, message, attempt, exc)
-        with self._lock:
-            self.stats.delivered += 1
-            self.stats.acked += 1 if acked else 0
-            self._settled()
-            sub.running -= 1
-            following = sub.waiting.popleft() if sub.waiting else None
-            if following is not None:
-                sub.running += 1
-        if following is not None:
-            self._launch(sub, *following)
+            return False
+        return True
 
     def _settled(self) -> None:
         """One message left flight (caller holds the lock); the last one wakes wait_idle()."""
