@@ -121,12 +121,53 @@ def compose_and_load(text: str, bounds: YamlBounds = DEFAULT_BOUNDS) -> tuple[ya
     try:
         node = loader.get_single_node()
         try:
-            data = loader.construct_document(node) if node is not None else None
+            data = _construct(loader, node) if node is not None else None
         except ValueError as exc:  # a value Python cannot represent that check_events did not foresee
             raise UnsafeYaml(f"a value cannot be read: {exc}", node.start_mark if node else None) from exc
     finally:
         loader.dispose()
     return node, data
+
+
+_STR_TAG = "tag:yaml.org,2002:str"
+_SEQ_TAG = "tag:yaml.org,2002:seq"
+_MAP_TAG = "tag:yaml.org,2002:map"
+_SPECIAL_KEY_TAGS = frozenset({"tag:yaml.org,2002:merge", "tag:yaml.org,2002:value"})
+
+
+class _NotPlain(Exception):
+    """A node the short path leaves to PyYAML: a merge key, an unhashable key, a tagged collection (!!set, !!omap)."""
+
+
+def _construct(loader: yaml.SafeLoader, node: yaml.Node) -> object:
+    """What `loader.construct_document(node)` builds, on a short path for plain documents (str/map/seq nodes built
+    here, other scalars by PyYAML's own constructors): PyYAML's generic walk costs ~3x more on a config file, and a
+    cold schedule tick reads two. Anything else goes to PyYAML whole, so both paths give the same data and errors
+    (tests/unit/test_yaml_construct.py). The tree has no aliases (check_events refused them) and is at most
+    `max_depth` deep."""
+    try:
+        return _plain(loader, node)
+    except _NotPlain:
+        return loader.construct_document(node)
+
+
+def _plain(loader: yaml.SafeLoader, node: yaml.Node) -> object:
+    kind = type(node)
+    if kind is yaml.ScalarNode:
+        return node.value if node.tag == _STR_TAG else loader.construct_object(node, deep=True)
+    if kind is yaml.SequenceNode and node.tag == _SEQ_TAG:
+        return [_plain(loader, item) for item in node.value]
+    if kind is not yaml.MappingNode or node.tag != _MAP_TAG:
+        raise _NotPlain
+    mapping: dict[object, object] = {}
+    for key_node, value_node in node.value:
+        if key_node.tag in _SPECIAL_KEY_TAGS:
+            raise _NotPlain
+        key = _plain(loader, key_node)
+        if isinstance(key, list | dict):
+            raise _NotPlain  # PyYAML raises its "found unhashable key" error
+        mapping[key] = _plain(loader, value_node)  # a repeated key: the last one wins, as in PyYAML
+    return mapping
 
 
 def check_events(text: str, bounds: YamlBounds = DEFAULT_BOUNDS) -> None:
