@@ -48,28 +48,7 @@ def locate(node: yaml.Node | None, path: YamlPath) -> tuple[int, int]:
     return (1, 1) if best is None else (best.start_mark.line + 1, best.start_mark.column + 1)
 
 
-_LibYamlLoader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when PyYAML has it
-_PLAIN_TAGS: dict[str, str] = {}
-"""Plain scalar -> the tag PyYAML's implicit resolvers give it. Config files repeat the same keys and words (step_id,
-ps_type, depends_on...), and resolving one runs a handful of regular expressions in Python during composition."""
-_PLAIN_TAGS_MAX, _PLAIN_TAG_CHARS = 4096, 64
-
-
-class _FastLoader(_LibYamlLoader):  # type: ignore[valid-type,misc]  # a variable base: libyaml's or PyYAML's loader
-    """The safe loader, with plain scalars' tags remembered (bounded: short values, at most _PLAIN_TAGS_MAX). Exact:
-    SafeLoader has no path resolvers, so a plain scalar's tag depends on its text alone, and a quoted one is a str."""
-
-    def resolve(self, kind: type[yaml.Node], value: str, implicit: tuple[bool, bool]) -> str:
-        if kind is not yaml.ScalarNode or self.yaml_path_resolvers:
-            return str(super().resolve(kind, value, implicit))
-        if not implicit[0]:
-            return str(self.DEFAULT_SCALAR_TAG)
-        tag = _PLAIN_TAGS.get(value)
-        if tag is None:
-            tag = str(super().resolve(kind, value, implicit))
-            if len(value) <= _PLAIN_TAG_CHARS and len(_PLAIN_TAGS) < _PLAIN_TAGS_MAX:
-                _PLAIN_TAGS[value] = tag
-        return tag
+_FastLoader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when PyYAML has it
 
 
 @dataclass(frozen=True)
