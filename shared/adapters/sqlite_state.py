@@ -130,6 +130,13 @@ class SqliteStateStore:
         with self._guard:
             self._conn.execute("PRAGMA journal_mode=WAL")
             self._conn.execute("PRAGMA synchronous=NORMAL")
+            # Checkpoint every ~40 MB of WAL instead of SQLite's ~4 MB: each checkpoint copies pages back and fsyncs
+            # in whichever write triggers it, and at the default a burst of writes stalled every ~200 schedule ticks
+            # (P6, 10,000 ticks, 3 runs each: 8.3-8.5 s against 8.8-10.6 s). A process crash loses nothing either
+            # way (the WAL is in the OS's hands at commit); a power loss can roll back what was committed since the
+            # last checkpoint (synchronous=NORMAL), now up to ~40 MB of it. The WAL file is cut back to 64 MB after.
+            self._conn.execute("PRAGMA wal_autocheckpoint=10000")
+            self._conn.execute("PRAGMA journal_size_limit=67108864")
             self._conn.execute("PRAGMA busy_timeout=5000")
             self._conn.execute(_SCHEMA)
 
