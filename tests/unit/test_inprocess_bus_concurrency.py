@@ -36,6 +36,15 @@ def _messages(count: int) -> list[OutboundMessage]:
     return [OutboundMessage(str(i).encode()) for i in range(count)]
 
 
+def _publish_and_drain(bus: InProcessBus, count: int) -> None:
+    """Publish `count` messages to topic "t", wait until none is in flight, close the bus."""
+    try:
+        bus.publish("t", _messages(count))
+        assert bus.wait_idle(30)
+    finally:
+        bus.close()
+
+
 def test_a_capped_subscription_never_runs_more_than_its_cap_and_keeps_order() -> None:
     bus = InProcessBus(workers=8)
     gauge = _Gauge()
@@ -46,11 +55,7 @@ def test_a_capped_subscription_never_runs_more_than_its_cap_and_keeps_order() ->
         gauge.leave()
 
     bus.subscribe("t", handler, "t-sub", max_concurrency=1)
-    try:
-        bus.publish("t", _messages(40))
-        assert bus.wait_idle(30)
-    finally:
-        bus.close()
+    _publish_and_drain(bus, 40)
     assert gauge.most == 1
     assert gauge.seen == [str(i).encode() for i in range(40)]  # one at a time: in publish order
     assert bus.stats.acked == 40 and bus.stats.dropped == 0
@@ -68,11 +73,7 @@ def test_without_a_cap_the_same_handler_overlaps() -> None:
         gauge.leave()
 
     bus.subscribe("t", handler, "t-sub")
-    try:
-        bus.publish("t", _messages(2))
-        assert bus.wait_idle(30)
-    finally:
-        bus.close()
+    _publish_and_drain(bus, 2)
     assert gauge.most == 2
 
 
@@ -88,11 +89,7 @@ def test_a_nack_under_the_cap_is_redelivered_and_waiting_messages_count_in_fligh
             raise RuntimeError("transient")
 
     bus.subscribe("t", handler, "t-sub", max_concurrency=2)
-    try:
-        bus.publish("t", _messages(10))
-        assert bus.wait_idle(30)  # returns only once the waiting ones and the redeliveries are done
-    finally:
-        bus.close()
+    _publish_and_drain(bus, 10)  # wait_idle returns only once the waiting ones and the redeliveries are done
     assert attempts[b"0"] == 3
     assert all(attempts[str(i).encode()] == 1 for i in range(1, 10))
     assert bus.stats.acked == 10 and bus.stats.nacked == 2
