@@ -188,7 +188,7 @@ def emulators(tmp: Path, tenants: int) -> dict[str, Any]:
         )  # fmt: skip
         ctx = Context(settings)  # Firestore emulator state, Pub/Sub emulator bus
         try:
-            # every delivery waits on the emulators' round trips, GIL released: all 8 workers help
+            # uncapped as before: each delivery waits on the emulators' round trips with the GIL released
             return _tick_all(ctx, tenant_ids, "emulators", onboard_threads=8, max_concurrency=None)
         finally:
             ctx.close()
