@@ -53,13 +53,20 @@ def finish_run(ctx: Context, run: dict[str, Any], stages: list[dict[str, Any]]) 
 
 
 def finalize_if_needed(ctx: Context, run: dict[str, Any], stages: list[dict[str, Any]] | None = None) -> None:
-    """Finalise a terminal run that is not finalised yet (its stages are listed when not given)."""
+    """Finalise a terminal run that is not finalised yet (its stages are listed when not given, by the delivery that
+    takes the history lease: see finalize_run)."""
     if run and RunRecord.from_doc(run).finalize_pending:
-        finalize_run(ctx, run, stages if stages is not None else list_stages(ctx.state, str(run["run_id"])))
+        finalize_run(ctx, run, stages)
 
 
-def finalize_run(ctx: Context, run: dict[str, Any], stages: list[dict[str, Any]], now: datetime | None = None) -> bool:
-    """Alert, slot, history (see the module docstring). True when the run is finalised after the call."""
+def finalize_run(
+    ctx: Context, run: dict[str, Any], stages: list[dict[str, Any]] | None, now: datetime | None = None
+) -> bool:
+    """Alert, slot, history (see the module docstring). True when the run is finalised after the call.
+
+    `stages` None: listed only once this delivery holds the history lease. A late copy of a stage task that finds its
+    run ended helps finalise it, and while another delivery is writing the history it has no use for them (a wide
+    run's stages are its biggest read)."""
     record = RunRecord.from_doc(run)
     path = run_path(record.run_id)
     if not record.alerted:
@@ -85,7 +92,7 @@ def _start_next_backfill_dates(ctx: Context, run: dict[str, Any]) -> None:
         log.exception("backfill of run %s: next dates not started (the maintenance tick will)", run["run_id"])
 
 
-def _write_history(ctx: Context, run: dict[str, Any], stages: list[dict[str, Any]], now: datetime) -> bool:
+def _write_history(ctx: Context, run: dict[str, Any], stages: list[dict[str, Any]] | None, now: datetime) -> bool:
     path = run_path(run["run_id"])
     holder = secrets.token_hex(6)
 
@@ -100,7 +107,7 @@ def _write_history(ctx: Context, run: dict[str, Any], stages: list[dict[str, Any
             log.info("another delivery is writing this run's history; the watchdog checks it later")
         return done
     try:
-        metadata.record_run(ctx, run, stages)
+        metadata.record_run(ctx, run, stages if stages is not None else list_stages(ctx.state, str(run["run_id"])))
     except Exception as exc:  # the warehouse is down or locked: the alert went out; the watchdog retries the rows
         error = without_local_paths(f"{type(exc).__name__}: {exc}")[:500]
         log.warning("run history not written yet (the watchdog retries): %s", error)

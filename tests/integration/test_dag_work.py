@@ -19,9 +19,6 @@ from shared.runs.store import join_groups
 from tests.conftest import run_to_end
 
 TENANT = "wideco"
-MAX_STAGE_LISTINGS = 12
-"""Per run, whatever its width: 3-4 when every message is delivered once; CI once saw 8 (finalisation helped by
-late duplicate stage tasks)."""
 
 
 def fan_in_yaml(pipeline_id: str, branches: int, join_trigger: str = "on_success", fail: int | None = None) -> str:
@@ -53,7 +50,6 @@ class CountingState:
             with self._lock:
                 self.calls[name] += 1
                 if name == "list" and "/stages" in str(args[0] if args else kwargs.get("collection")):
-                    self.calls["stage_listings"] += 1
                     self.calls["stage_docs_listed"] += len(out)
             return out
 
@@ -94,12 +90,8 @@ def test_a_wide_join_costs_linear_state_work(wide_runtime: Any) -> None:
         # 20 dependencies are recorded one by one; 200 in 7 groups of at most 32 (no write carries more)
         assert len(join["parents_done"]) == join_groups(n) == (20 if n == 20 else 7), join["parents_done"]
         assert set(join["parents_done"].values()) == {"SUCCEEDED"}
-        # Run start, run end and the API read list the stages (3-4 times); no branch lists them. A stage task
-        # delivered twice (two wakers of one parked stage, at-least-once) that arrives while the run is being
-        # finalised helps finalise it and lists them once more: a few more under load, never one per branch (a
-        # per-branch scan lists 20 and 200 times).
-        assert calls["stage_listings"] <= MAX_STAGE_LISTINGS, calls
-        assert calls["stage_docs_listed"] <= MAX_STAGE_LISTINGS * stages, calls
+        # Run start and run end list the stages (a few times at most); no branch lists them.
+        assert calls["stage_docs_listed"] <= 6 * stages, calls
         reads = calls["get"] + calls["get_versioned"]
         per_stage[n] = reads / stages
         assert reads <= 25 * stages, calls  # the quadratic engine read ~n stage documents per branch
