@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import yaml
 
@@ -192,29 +193,12 @@ def check_events(text: str, bounds: YamlBounds = DEFAULT_BOUNDS) -> None:
             if kind in _COLLECTION_ENDS:
                 depth -= 1
                 continue
-            if kind is yaml.AliasEvent:
-                raise UnsafeYaml(
-                    f"YAML aliases are not accepted (*{event.anchor}): write the value out, or use `variables`",
-                    event.start_mark,
-                )
-            if kind not in _NODE_STARTS:
+            if kind not in _NODE_STARTS and kind is not yaml.AliasEvent:
                 continue  # stream and document boundaries
-            if event.anchor is not None:
-                raise UnsafeYaml(
-                    f"YAML anchors are not accepted (&{event.anchor}): write the value out, or use `variables`",
-                    event.start_mark,
-                )
             nodes += 1
-            if nodes > bounds.max_nodes:
-                raise UnsafeYaml(f"more than {bounds.max_nodes:,} values in one file", event.start_mark)
             if kind is not yaml.ScalarEvent:
                 depth += 1
-                if depth > bounds.max_depth:
-                    raise UnsafeYaml(f"nested more than {bounds.max_depth} levels deep", event.start_mark)
-            elif _too_long_number(event):
-                raise UnsafeYaml(
-                    f"a number of {len(event.value):,} characters; quote it if it is text", event.start_mark
-                )
+            _refuse(event, kind, nodes, depth, bounds)
     finally:
         loader.dispose()
 
@@ -223,6 +207,182 @@ _COLLECTION_ENDS = frozenset({yaml.SequenceEndEvent, yaml.MappingEndEvent})
 _NODE_STARTS = frozenset({yaml.ScalarEvent, yaml.SequenceStartEvent, yaml.MappingStartEvent})
 
 
+def _refuse(event: Any, kind: type, nodes: int, depth: int, bounds: YamlBounds) -> None:
+    """check_events' refusals of one node or alias event, in their order: `nodes` counts the event, `depth` is the
+    nesting of a collection it starts."""
+    if kind is yaml.AliasEvent:
+        raise UnsafeYaml(
+            f"YAML aliases are not accepted (*{event.anchor}): write the value out, or use `variables`",
+            event.start_mark,
+        )
+    if event.anchor is not None:
+        raise UnsafeYaml(
+            f"YAML anchors are not accepted (&{event.anchor}): write the value out, or use `variables`",
+            event.start_mark,
+        )
+    if nodes > bounds.max_nodes:
+        raise UnsafeYaml(f"more than {bounds.max_nodes:,} values in one file", event.start_mark)
+    if kind is not yaml.ScalarEvent:
+        if depth > bounds.max_depth:
+            raise UnsafeYaml(f"nested more than {bounds.max_depth} levels deep", event.start_mark)
+    elif _too_long_number(event):
+        raise UnsafeYaml(f"a number of {len(event.value):,} characters; quote it if it is text", event.start_mark)
+
+
 def _too_long_number(event: yaml.ScalarEvent) -> bool:
     """A plain (unquoted) scalar the resolver would read as a number longer than Python converts."""
     return not event.style and len(event.value) > _LONGEST_NUMBER and _NUMBER_LIKE.fullmatch(event.value) is not None
+
+
+# -- one pass: checks, data and duplicate keys from the events, no node tree ------------------------------------------
+
+
+@dataclass(frozen=True)
+class DuplicateKey:
+    """A key repeated in one mapping (YAML keeps only the last value): where, and the line of its first use."""
+
+    path: YamlPath
+    """Of the mapping that holds it, as `key_path` writes it (keys as written, list indexes as ints)."""
+    name: str
+    line: int
+    column: int
+    first_line: int
+
+
+@dataclass(frozen=True)
+class LoadedYaml:
+    data: object
+    duplicate_keys: tuple[DuplicateKey, ...]
+
+
+def load_checked(text: str, bounds: YamlBounds = DEFAULT_BOUNDS) -> LoadedYaml:
+    """What `compose_and_load` checks and builds, and the duplicate keys, in one pass over libyaml's events with no
+    node tree: a valid file needs no positions, and a caller reporting a problem composes the nodes then
+    (`compose_and_load`). A cold schedule tick reads two config files this way (bench P6).
+
+    Plain documents only, as `_construct`'s short path: anything it leaves to PyYAML (tags on collections, merge and
+    `=` keys, collection keys, a scalar no constructor takes, a second document) is read by `compose_and_load`
+    instead, so data and errors are PyYAML's in every case (tests/unit/test_yaml_construct.py)."""
+    if len(text) > bounds.max_bytes or len(text.encode("utf-8")) > bounds.max_bytes:
+        check_events(text, bounds)  # raises the size error
+    loader = _FastLoader(text)
+    try:
+        return _load_events(loader, bounds)
+    except _NotPlain:
+        pass
+    finally:
+        loader.dispose()
+    node, data = compose_and_load(text, bounds)
+    return LoadedYaml(data, tuple(duplicate_keys_of(node)))
+
+
+def duplicate_keys_of(node: yaml.Node | None, path: YamlPath = ()) -> list[DuplicateKey]:
+    """The duplicate keys of a composed document (keys compared as written, as `load_checked` compares them)."""
+    found: list[DuplicateKey] = []
+    if isinstance(node, yaml.MappingNode):
+        first: dict[str, int] = {}
+        for key, value in node.value:
+            name = str(key.value) if isinstance(key, yaml.ScalarNode) else "?"
+            mark = key.start_mark
+            if name in first:
+                found.append(DuplicateKey(path, name, mark.line + 1, mark.column + 1, first[name]))
+            first.setdefault(name, mark.line + 1)
+            found += duplicate_keys_of(value, (*path, name))
+    elif isinstance(node, yaml.SequenceNode):
+        for i, item in enumerate(node.value):
+            found += duplicate_keys_of(item, (*path, i))
+    return found
+
+
+class _Open:
+    """A sequence or mapping being read: its container, where it sits in its parent, and (mappings) the key read
+    last and the first line of every key as written."""
+
+    __slots__ = ("container", "first_lines", "key", "key_name", "slot")
+
+    def __init__(self, container: list[object] | dict[object, object], slot: str | int | None) -> None:
+        self.container = container
+        self.slot = slot
+        self.key: object = _NO_KEY
+        self.key_name = ""
+        self.first_lines: dict[str, int] = {}
+
+
+_NO_KEY = object()
+
+
+def _load_events(loader: yaml.SafeLoader, bounds: YamlBounds) -> LoadedYaml:
+    """The one pass of `load_checked`: check_events' refusals at the same events, in the same order. Raises _NotPlain
+    for what it leaves to compose_and_load, including a constructor's error (compose_and_load would have checked the
+    whole document before constructing anything, so it may report something else first)."""
+    get_event: Callable[[], Any] = loader.get_event  # type: ignore[attr-defined]  # untyped in the stubs
+    constructors = loader.yaml_constructors
+    stack: list[_Open] = []
+    duplicates: list[DuplicateKey] = []
+    root: object = None
+    nodes = 0
+    get_event()  # the stream start
+    if type(get_event()) is yaml.StreamEndEvent:  # else the document start
+        return LoadedYaml(None, ())
+    while (kind := type(event := get_event())) is not yaml.DocumentEndEvent:
+        if kind in _COLLECTION_ENDS:
+            stack.pop()
+            continue
+        nodes += 1
+        _refuse(event, kind, nodes, len(stack) + 1, bounds)
+        parent = stack[-1] if stack else None
+        wants_key = parent is not None and parent.key is _NO_KEY and type(parent.container) is dict
+        value: object
+        if kind is yaml.ScalarEvent:
+            value = _scalar(loader, constructors, event)
+            if wants_key:
+                assert parent is not None
+                parent.key, parent.key_name = value, str(event.value)
+                line = event.start_mark.line + 1
+                first_line = parent.first_lines.get(parent.key_name)
+                if first_line is None:
+                    parent.first_lines[parent.key_name] = line
+                else:
+                    path: YamlPath = tuple(frame.slot for frame in stack[1:])  # type: ignore[misc]  # below the root
+                    column = event.start_mark.column + 1
+                    duplicates.append(DuplicateKey(path, parent.key_name, line, column, first_line))
+                continue
+        else:
+            if wants_key or event.tag not in _PLAIN_COLLECTION_TAGS:
+                raise _NotPlain  # a collection as a key (PyYAML's "found unhashable key"), !!set, !!omap, ...
+            value = [] if kind is yaml.SequenceStartEvent else {}
+        slot: str | int | None = None
+        if parent is None:
+            root = value
+        elif type(parent.container) is list:
+            slot = len(parent.container)
+            parent.container.append(value)
+        else:
+            slot = parent.key_name
+            parent.container[parent.key] = value  # type: ignore[call-overload]
+            parent.key = _NO_KEY
+        if kind is not yaml.ScalarEvent:
+            stack.append(_Open(value, slot))  # type: ignore[arg-type]  # the list or dict just made
+    if type(get_event()) is not yaml.StreamEndEvent:
+        raise _NotPlain  # a second document: compose_and_load raises PyYAML's error for it
+    return LoadedYaml(root, tuple(duplicates))
+
+
+_PLAIN_COLLECTION_TAGS = frozenset({None, "!", _SEQ_TAG, _MAP_TAG})
+
+
+def _scalar(loader: yaml.SafeLoader, constructors: dict[str | None, Any], event: yaml.ScalarEvent) -> object:
+    """A scalar's value as the composer resolves its tag and SafeConstructor builds it."""
+    tag = event.tag
+    if tag is None or tag == "!":
+        tag = loader.resolve(yaml.ScalarNode, event.value, event.implicit)  # type: ignore[no-untyped-call]
+    if tag == _STR_TAG:
+        return event.value
+    construct = constructors.get(tag)
+    if construct is None or tag in _SPECIAL_KEY_TAGS:
+        raise _NotPlain  # an unknown tag, a merge or `=` key: PyYAML's own walk says what it makes of it
+    try:
+        node = yaml.ScalarNode(tag, event.value, event.start_mark, event.end_mark, event.style)  # type: ignore[arg-type]
+        return construct(loader, node)
+    except (yaml.YAMLError, ValueError):
+        raise _NotPlain from None

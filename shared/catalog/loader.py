@@ -30,7 +30,15 @@ from shared.pipelines.tenant_folders import OtherTenants, as_other_tenants
 from shared.plans import DEFAULT_PLAN, PLANS, Plan
 from shared.processors.jobs import IN_INVOCATION_MAX_MINUTES
 from shared.processors.registry import get_validator, is_known_type, runs_as_job
-from shared.yaml_source import SourceIssue, UnsafeYaml, compose_and_load, key_path, read_config_text
+from shared.yaml_source import (
+    DuplicateKey,
+    SourceIssue,
+    UnsafeYaml,
+    compose_and_load,
+    key_path,
+    load_checked,
+    read_config_text,
+)
 
 log = logs.get_logger(__name__)
 Path_ = tuple[str | int, ...]
@@ -64,11 +72,11 @@ def parse_pipeline(
     tenant_configs folder of the file) lets steps check what the tenant's tenant.yaml declares."""
     plan = plan or PLANS[DEFAULT_PLAN]
     doc = _Document(text, file)
-    node, data = doc.parse(plan)
-    over = [doc.issue(node, path, message, at_key=at_key) for path, message, at_key in document_issues(data, plan)]
+    data, duplicates = doc.parse(plan)
+    over = [doc.issue(path, message, at_key=at_key) for path, message, at_key in document_issues(data, plan)]
     if over:
         raise PipelineValidationError(over)
-    issues: list[SpecIssue] = list(doc.duplicate_keys(node))
+    issues = [doc.duplicate_issue(d) for d in duplicates]
     spec: PipelineSpec | None = None
     try:
         spec = PipelineSpec.model_validate(data)
@@ -77,20 +85,20 @@ def parse_pipeline(
             path = tuple(err["loc"])
             at_key = err["type"] == "extra_forbidden" or (bool(path) and path[-1] == "[key]")
             path = tuple(p for p in path if p != "[key]")
-            issues.append(doc.issue(node, path, _message(err["msg"]), at_key=at_key))
+            issues.append(doc.issue(path, _message(err["msg"]), at_key=at_key))
     steps = data.get("steps")
     step_dicts = [s for s in steps if isinstance(s, dict)] if isinstance(steps, list) else []
     if isinstance(steps, list) and len(step_dicts) == len(steps):
         for g in validate_graph(step_dicts, is_known_type):
-            issues.append(doc.issue(node, g.path, g.message))
+            issues.append(doc.issue(g.path, g.message))
     for g in validate_names(data):
         at_key = bool(g.path) and g.path[-1] == "[key]"
-        issues.append(doc.issue(node, tuple(p for p in g.path if p != "[key]"), g.message, at_key=at_key))
+        issues.append(doc.issue(tuple(p for p in g.path if p != "[key]"), g.message, at_key=at_key))
     if isinstance(steps, list):
         scope = _scope(data, tenant_id, other_tenants, config_dir)
         for i, raw in enumerate(steps):
             for problem in _step_issues(raw, scope):
-                issues.append(doc.issue(node, ("steps", i, *problem.path), problem.message, offset=problem.offset))
+                issues.append(doc.issue(("steps", i, *problem.path), problem.message, offset=problem.offset))
     if issues or spec is None:
         raise PipelineValidationError(sorted(set(issues), key=lambda i: (i.line, i.column, i.key, i.message)))
     return spec
@@ -107,8 +115,7 @@ def locate_issues(text: str, file: str, problems: list[tuple[Path_, str, int | N
     """Problems found after validation (`sql_check`, against the warehouse), each a (path in the document, message,
     offset inside a string setting or None), at their file:line:column like the loader's own."""
     doc = _Document(text, file)
-    node = compose_and_load(text)[0]
-    return [doc.issue(node, path, message, offset=offset) for path, message, offset in problems]
+    return [doc.issue(path, message, offset=offset) for path, message, offset in problems]
 
 
 def display_name(path: Path) -> str:
@@ -181,7 +188,7 @@ def _load_cached(path: str, _mtime_ns: int, plan_name: str) -> PipelineSpec:
     spec = parse_pipeline(text, path, tenant_id=tenant_id, other_tenants=others, plan=plan, config_dir=config_dir)
     if tenant_id is not None and spec.pipeline_id != file.stem:
         issue = _Document(text, path).issue(
-            None, ("pipeline_id",), f"must match the file name ({file.stem!r}): runs find the pipeline by it"
+            ("pipeline_id",), f"must match the file name ({file.stem!r}): runs find the pipeline by it"
         )
         raise PipelineValidationError([issue])
     return spec
@@ -253,13 +260,16 @@ class _Document:
         self.text = text
         self.file = file
         self.lines = text.split("\n")
+        self._root: yaml.Node | None = None
 
-    def parse(self, plan: Plan) -> tuple[yaml.Node, dict[str, Any]]:
+    def parse(self, plan: Plan) -> tuple[dict[str, Any], tuple[DuplicateKey, ...]]:
+        """The data and its duplicate keys, read in one pass with no node tree: the nodes are composed only when a
+        problem needs a position (`issue`)."""
         problem = size_problem(len(self.text.encode("utf-8")), plan)
         if problem:
             raise PipelineValidationError([SpecIssue(self.file, 1, 1, "<document>", problem)])
         try:  # anchors/aliases, node count and depth refused on the events, before anything is built
-            node, data = compose_and_load(self.text, yaml_bounds(plan))
+            loaded = load_checked(self.text, yaml_bounds(plan))
         except yaml.YAMLError as exc:
             mark = getattr(exc, "problem_mark", None)
             line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
@@ -267,40 +277,25 @@ class _Document:
             raise PipelineValidationError(
                 [SpecIssue(self.file, line, col, "<document>", f"invalid YAML: {problem}")]
             ) from exc
-        if not isinstance(data, dict) or node is None:
+        if not isinstance(loaded.data, dict):
             raise PipelineValidationError(
                 [SpecIssue(self.file, 1, 1, "<document>", "a pipeline is a YAML mapping (pipeline_id, steps, ...)")]
             )
-        return node, data
+        return loaded.data, loaded.duplicate_keys
 
-    def duplicate_keys(self, node: yaml.Node, path: Path_ = ()) -> list[SpecIssue]:
-        issues: list[SpecIssue] = []
-        if isinstance(node, yaml.MappingNode):
-            seen: dict[str, yaml.Node] = {}
-            for key, value in node.value:
-                name = str(key.value) if isinstance(key, yaml.ScalarNode) else "?"
-                if name in seen:
-                    first = seen[name].start_mark.line + 1
-                    issues.append(
-                        SpecIssue(
-                            self.file,
-                            key.start_mark.line + 1,
-                            key.start_mark.column + 1,
-                            key_path((*path, name)),
-                            f"duplicate key {name!r} (first at line {first}); YAML would keep only the last",
-                        )
-                    )
-                seen.setdefault(name, key)
-                issues += self.duplicate_keys(value, (*path, name))
-        elif isinstance(node, yaml.SequenceNode):
-            for i, item in enumerate(node.value):
-                issues += self.duplicate_keys(item, (*path, i))
-        return issues
+    def duplicate_issue(self, duplicate: DuplicateKey) -> SpecIssue:
+        return SpecIssue(
+            self.file,
+            duplicate.line,
+            duplicate.column,
+            key_path((*duplicate.path, duplicate.name)),
+            f"duplicate key {duplicate.name!r} (first at line {duplicate.first_line}); YAML would keep only the last",
+        )
 
-    def issue(
-        self, node: yaml.Node | None, path: Path_, message: str, *, at_key: bool = False, offset: int | None = None
-    ) -> SpecIssue:
-        root = node if node is not None else compose_and_load(self.text)[0]
+    def issue(self, path: Path_, message: str, *, at_key: bool = False, offset: int | None = None) -> SpecIssue:
+        if self._root is None:  # composed once, for the first problem: a valid file never needs its nodes
+            self._root = compose_and_load(self.text)[0]
+        root = self._root
         target, key_node, complete = _walk(root, path) if root is not None else (None, None, False)
         if at_key and key_node is not None and complete:
             mark = key_node.start_mark

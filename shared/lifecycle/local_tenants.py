@@ -23,7 +23,7 @@ from shared.runtime.context import Context
 from shared.tenancy.apikeys import issue_key, verify_raw_key
 from shared.tenancy.credentials import ensure_local_credentials, save_local_credentials
 from shared.tenancy.tenants import TENANT_ID, tenant_path
-from shared.yaml_source import compose_and_load, read_config_text
+from shared.yaml_source import load_checked, read_config_text
 
 log = logs.get_logger(__name__)
 CLI_KEY_NAME = "cloudact CLI (local)"
@@ -47,7 +47,7 @@ def config_tenants(config_dir: Path) -> dict[str, dict[str, Any]]:
         profile_file = folder / "tenant.yaml"
         try:
             # bounded like every tenant file: no aliases, size and node caps (shared.yaml_source)
-            data = compose_and_load(read_config_text(profile_file))[1] if profile_file.is_file() else {}
+            data = load_checked(read_config_text(profile_file)).data if profile_file.is_file() else {}
         except (yaml.YAMLError, UnicodeDecodeError) as exc:
             log.warning("%s: %s; onboarding with defaults", profile_file, exc)
             data = {}

@@ -30,7 +30,7 @@ from shared.metadata_tables import create_metadata_tables, metadata_dataset
 from shared.ports.warehouse import DatasetCreationRefused, Warehouse
 from shared.runtime.context import Context
 from shared.runtime.settings import Settings
-from shared.yaml_source import compose_and_load, read_config_text
+from shared.yaml_source import load_checked, read_config_text
 
 log = logs.get_logger(__name__)
 STATIC_DATASET = re.compile(r"^[a-z][a-z0-9_]*$")
@@ -58,7 +58,7 @@ def tenant_datasets(config_dir: Path, tenant_id: str) -> list[str]:
     names = {metadata_dataset(tenant_id)}
     for path in list_pipeline_files(config_dir, tenant_id):
         try:
-            data = compose_and_load(read_config_text(path))[1]
+            data = load_checked(read_config_text(path)).data
         except (yaml.YAMLError, UnicodeDecodeError, OSError) as exc:
             log.warning("%s/%s: %s; its datasets are not provisioned", tenant_id, path.name, exc)
             continue

@@ -22,7 +22,7 @@ import yaml
 from shared.errors import BadRequest, PayloadTooLarge
 from shared.pipelines.spec import PipelineSpec
 from shared.plans import DEFAULT_PLAN, PLANS, Plan
-from shared.yaml_source import YamlBounds, YamlPath, compose_and_load, read_config_text
+from shared.yaml_source import YamlBounds, YamlPath, load_checked, read_config_text
 
 BoundIssue = tuple[YamlPath, str, bool]
 """(key path in the pipeline, message, whether the position is the key itself rather than its value)."""
@@ -142,7 +142,7 @@ def declared_plan(config_dir: Path, tenant_id: str | None, mtime_ns: int | None 
 def _plan_named_in(path: str, _mtime_ns: int) -> str:
     """`plan:` of a tenant.yaml, read once per file version (every uncached pipeline load asks)."""
     try:
-        data = compose_and_load(read_config_text(Path(path)))[1]
+        data = load_checked(read_config_text(Path(path))).data
     except (yaml.YAMLError, UnicodeDecodeError, OSError):
         return DEFAULT_PLAN
     return str(data.get("plan")) if isinstance(data, dict) else DEFAULT_PLAN
