@@ -38,6 +38,17 @@ def dead_letter(ctx: Context, received: ReceivedMessage, reason: str, function: 
 
 
 def handle_event(cloud_event: Any, model: type[M], handler: Callable[[Context, M], None], function: str) -> None:
+    handle_received_event(cloud_event, model, lambda ctx, message, _received: handler(ctx, message), function)
+
+
+def handle_received_event(
+    cloud_event: Any,
+    model: type[M],
+    handler: Callable[[Context, M, ReceivedMessage], None],
+    function: str,
+) -> None:
+    """`handle_event` for a handler that also reads the Pub/Sub envelope (attributes, publish time): the event is
+    decoded once."""
     ctx = get_context()
     logs.configure(ctx.settings.log_level)
     observability.configure(ctx.settings)
@@ -61,7 +72,7 @@ def handle_event(cloud_event: Any, model: type[M], handler: Callable[[Context, M
         logs.log_context(function=function, message_id=received.message_id, **ids),
     ):
         try:
-            handler(ctx, message)
+            handler(ctx, message, received)
         except TransientError as exc:
             log.warning("transient failure, nack for redelivery: %s", exc)
             raise

@@ -15,16 +15,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
-from typing import Any
 
 from shared import logs
 from shared.catalog.compiled import CompiledPipeline, compiled_pipeline
 from shared.clock import iso, parse_iso, utc_now
 from shared.contracts import topics
-from shared.contracts.envelope import OutboundMessage, decode_cloud_event
+from shared.contracts.envelope import OutboundMessage, ReceivedMessage
 from shared.contracts.messages import RunRequest, ScheduleTick, Trigger
 from shared.contracts.states import RunStatus
-from shared.errors import ClientError, ServiceUnavailable, TerminalError, TransientError, UndecodableMessage
+from shared.errors import ClientError, ServiceUnavailable, TerminalError, TransientError
 from shared.observability import timed_admission, with_trace_context
 from shared.ports.state import set_fields_if
 from shared.runs.admission import admit_run
@@ -90,14 +89,13 @@ TICKED_AT_ATTRIBUTE = "ticked_at"
 """Set by the local stand-in for Cloud Scheduler (`cloudact schedule tick --at`): the time the tick stands for."""
 
 
-def publish_time_of(cloud_event: Any) -> datetime | None:
+def publish_time_of(message: ReceivedMessage) -> datetime | None:
     """When the tick was published: the Pub/Sub publish time (what a static Scheduler tick is dated by), or the local
     scheduler's `ticked_at` attribute; None if unreadable."""
     try:
-        message = decode_cloud_event(cloud_event)
         ticked_at = message.attributes.get(TICKED_AT_ATTRIBUTE)
         return parse_iso(ticked_at or message.publish_time.replace("Z", "+00:00"))
-    except (UndecodableMessage, ValueError):
+    except ValueError:
         return None
 
 
