@@ -85,7 +85,7 @@ def shard_path(tenant_id: str, index: int) -> str:
 
 
 def period_of(kind: Kind, now: datetime) -> str:
-    return now.date().isoformat() if kind == "day" else now.strftime("%Y-%m")
+    return now.date().isoformat() if kind == "day" else f"{now.year:04d}-{now.month:02d}"  # strftime: ~5x the cost
 
 
 def cap(limit: int, index: int) -> int:
