@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -97,13 +98,17 @@ def read_config_text(path: Path, bounds: YamlBounds = DEFAULT_BOUNDS) -> str:
     """A config file's text, reading at most `bounds.max_bytes` + 1 bytes: a 56 MB file is refused (UnsafeYaml)
     without being read into memory first. UnicodeDecodeError if it is not UTF-8."""
     limit = bounds.max_bytes + 1
-    with open(path, "rb", buffering=0) as handle:  # unbuffered: no buffer copy, no pathlib (a cold tick reads two)
-        raw = handle.read(limit)
+    # os.open/os.read, not open(): no buffer copy, no file object and no fstat() (a cold schedule tick reads two files)
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        raw = os.read(fd, limit)
         while raw and len(raw) < limit:  # a short read is not the end of the file: the next read says
-            more = handle.read(limit - len(raw))
+            more = os.read(fd, limit - len(raw))
             if not more:
                 break
             raw += more
+    finally:
+        os.close(fd)
     if len(raw) > bounds.max_bytes:
         size = path.stat().st_size
         raise UnsafeYaml(f"the file is {size:,} bytes; at most {bounds.max_bytes:,} are accepted", None)
