@@ -119,6 +119,24 @@ class InProcessBus:
         )
         self._subs.setdefault(topic, []).append(sub)
 
+    def reroute(self, name: str, handler: Handler, max_concurrency: int | None) -> None:
+        """Hand subscription `name`'s deliveries from now on to `handler`, at most `max_concurrency` at once (the
+        embedded runtime moves a large slot's schedule ticks to worker processes, shared/app/tick_workers.py).
+        Deliveries already running finish on the old handler; waiting ones start up to the new cap."""
+        if max_concurrency is not None and max_concurrency < 1:
+            raise ValueError(f"max_concurrency must be at least 1, got {max_concurrency}")
+        starting: list[tuple[ReceivedMessage, int]] = []
+        with self._lock:
+            sub = next((s for subs in self._subs.values() for s in subs if s.name == name), None)
+            if sub is None:
+                raise KeyError(f"no subscription {name!r}")
+            sub.handler, sub.max_concurrency = handler, max_concurrency
+            while sub.waiting and (max_concurrency is None or sub.running < max_concurrency):
+                starting.append(sub.waiting.popleft())
+                sub.running += 1
+        for message, attempt in starting:
+            self._launch(sub, message, attempt)
+
     def retain(self, topic: str, queue: DeadLetterFile) -> None:
         """Keep every message published to `topic` in `queue` until acked (the dead-letter pull subscription)."""
         self._retained[topic] = queue
