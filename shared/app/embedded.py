@@ -17,6 +17,7 @@ from typing import Any
 from shared.adapters.dead_letter_file import DeadLetterFile
 from shared.adapters.inprocess_bus import InProcessBus
 from shared.api.routes import ApiResponse
+from shared.app.tick_workers import TickWorkers, tick_processes_for
 from shared.contracts import topics
 from shared.contracts.envelope import ReceivedMessage, cloud_event_attributes
 from shared.runtime.context import Context, set_context
@@ -67,7 +68,23 @@ class EmbeddedRuntime:
     api_keys: dict[str, str] = field(default_factory=dict)
     """tenant_id -> an admin-scoped API key per tenant in tenant_configs/ (shared/lifecycle/local_tenants.py)."""
     admin_token: str = ""
+    tick_workers: TickWorkers | None = None
+    """Worker processes running schedule ticks, once `run_ticks_on_workers` moved them there."""
     _stop_ticker: threading.Event = field(default_factory=threading.Event)
+
+    def run_ticks_on_workers(self, due_ticks: int) -> int:
+        """Before a slot's `due_ticks` ticks are published: run schedule ticks on worker processes from now on when
+        there are enough of them (`tick_processes_for`; shared/app/tick_workers.py says why and what it costs).
+        Returns the number of workers running ticks (0: this process runs them)."""
+        processes = tick_processes_for(due_ticks)
+        if self.tick_workers is not None or processes < 1:
+            return self.tick_workers.processes if self.tick_workers is not None else 0
+        workers = TickWorkers(self.settings, processes, self.bus.publish)
+        workers.start()
+        self.tick_workers = workers
+        name = topics.subscription_name(topics.SCHEDULE_TICKS)
+        self.bus.reroute(name, workers.deliver, workers.max_concurrency)
+        return processes
 
     def start_maintenance_ticker(self, every_s: float) -> None:
         """Publish a maintenance tick every `every_s`, as Cloud Scheduler does on GCP (platform/scheduler.tf).
@@ -115,6 +132,8 @@ class EmbeddedRuntime:
     def close(self) -> None:
         self._stop_ticker.set()
         self.bus.close()
+        if self.tick_workers is not None:
+            self.tick_workers.close()
         self.context.close()
         set_context(None)
 

@@ -110,6 +110,7 @@ def fire_due(runtime: Any, at: datetime | None = None, tenant_id: str | None = N
     now = at or utc_now()
     messages = [tick_message(o.pipeline.tenant_id, o.pipeline.pipeline_id, o.slot, now) for o in outcomes if o.expected]
     if messages:
+        runtime.run_ticks_on_workers(len(messages))  # thousands due at once: in worker processes too
         runtime.bus.publish(topics.SCHEDULE_TICKS, messages)
     drained = bool(runtime.wait_idle(timeout))
     for outcome in outcomes:
