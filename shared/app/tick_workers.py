@@ -84,8 +84,10 @@ class TickWorkers:
     def start(self) -> None:
         """Start every worker and wait until each has built its Context (fails here if one cannot)."""
         with self._lock:
-            for _ in range(self.processes - len(self._workers)):
-                worker = _Worker.spawn(self.settings)
+            # all launched before any is awaited: their interpreters start and import side by side (~1 s each)
+            launched = [_Worker.launch(self.settings) for _ in range(self.processes - len(self._workers))]
+            for worker in launched:
+                worker.wait_ready()
                 self._workers.append(worker)
                 self._idle.put(worker)
 
@@ -128,6 +130,12 @@ class _Worker:
 
     @classmethod
     def spawn(cls, settings: Settings) -> _Worker:
+        worker = cls.launch(settings)
+        worker.wait_ready()
+        return worker
+
+    @classmethod
+    def launch(cls, settings: Settings) -> _Worker:
         """A fresh interpreter running shared.app.tick_worker_main over two pipes. Not multiprocessing: its spawn
         runs the parent's main script again in the child (a script without a __main__ guard would start the whole
         job there), and fork would copy this process's threads mid-flight."""
@@ -145,9 +153,17 @@ class _Worker:
             os.close(outcomes_w)
         worker = cls(process, Connection(tasks_w, readable=False), Connection(outcomes_r, writable=False))
         worker.to_worker.send(settings)
-        if worker.from_worker.recv() != _READY:
-            raise RuntimeError("a schedule-tick worker did not start")
         return worker
+
+    def wait_ready(self) -> None:
+        """Until the worker has built its Context; RuntimeError if it died first (its stderr says why)."""
+        try:
+            ready = self.from_worker.recv()
+        except EOFError:
+            ready = None
+        if ready != _READY:
+            self.stop()
+            raise RuntimeError(f"a schedule-tick worker did not start (exit code {self.process.poll()})")
 
     def run(self, message: ReceivedMessage) -> TickOutcome:
         self.to_worker.send(message)
