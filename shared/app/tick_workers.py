@@ -20,6 +20,7 @@ import importlib
 import itertools
 import os
 import queue
+import signal
 import subprocess
 import sys
 import threading
@@ -86,8 +87,14 @@ class TickWorkers:
         with self._lock:
             # all launched before any is awaited: their interpreters start and import side by side (~1 s each)
             launched = [_Worker.launch(self.settings) for _ in range(self.processes - len(self._workers))]
+            try:
+                for worker in launched:
+                    worker.wait_ready()
+            except BaseException:
+                for worker in launched:
+                    worker.stop()
+                raise
             for worker in launched:
-                worker.wait_ready()
                 self._workers.append(worker)
                 self._idle.put(worker)
 
@@ -107,16 +114,19 @@ class TickWorkers:
             raise TransientError(outcome.failure, outcome.retry_after_s or 1.0)
 
     def _replace(self, dead: _Worker) -> _Worker:
-        log.error("schedule-tick worker %s died: starting another", dead.process.pid)
         dead.stop()
-        worker = _Worker.spawn(self.settings)
         with self._lock:
+            if self._closed:  # closing: the dead one goes back to an idle queue nobody reads
+                return dead
+            log.error("schedule-tick worker %s died: starting another", dead.process.pid)
+            worker = _Worker.spawn(self.settings)
             self._workers[self._workers.index(dead)] = worker
         return worker
 
     def close(self) -> None:
         """Stop the workers after the tick each is running (the bus has stopped delivering)."""
         with self._lock:
+            self._closed = True
             workers, self._workers = self._workers, []
         for worker in workers:
             worker.stop()
@@ -206,6 +216,7 @@ class _CollectingBus:
 def serve(tasks: Connection, outcomes: Connection) -> None:
     """A worker's life (shared.app.tick_worker_main): build a Context on the settings it is sent (its own SQLite
     connection, a collecting bus), then run each tick it is sent until it is sent None or the pipe closes."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the runtime's to handle: it closes the pipes, we exit
     settings: Settings = tasks.recv()
     bus = _CollectingBus()
     context = Context(settings, _bus=bus)
