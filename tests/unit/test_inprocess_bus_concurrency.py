@@ -124,3 +124,39 @@ def test_a_cap_below_one_is_refused() -> None:
             bus.subscribe("t", lambda m: None, "t-sub", max_concurrency=0)
     finally:
         bus.close()
+
+
+def test_reroute_hands_later_and_waiting_deliveries_to_the_new_handler_up_to_its_cap() -> None:
+    """What the embedded runtime does before a large slot's ticks: the first delivery finishes on the old handler,
+    the ones waiting behind the old cap of 1 start on the new handler, together up to the new cap."""
+    bus = InProcessBus(workers=8)
+    release = threading.Event()
+    first_started = threading.Event()
+    old: list[bytes] = []
+    new = _Gauge()
+    together = threading.Barrier(3, timeout=10)  # the three waiting deliveries can only pass it side by side
+
+    def old_handler(message: ReceivedMessage) -> None:
+        old.append(message.data)
+        first_started.set()
+        assert release.wait(10)
+
+    def new_handler(message: ReceivedMessage) -> None:
+        new.enter(message)
+        together.wait()
+        new.leave()
+
+    bus.subscribe("t", old_handler, "t-sub", max_concurrency=1)
+    try:
+        bus.publish("t", _messages(4))
+        assert first_started.wait(10)
+        bus.reroute("t-sub", new_handler, 3)
+        assert bus.wait_idle(0.2) is False  # the first is still held on the old handler
+        release.set()
+        assert bus.wait_idle(30)
+    finally:
+        bus.close()
+    assert old == [b"0"] and sorted(new.seen) == [b"1", b"2", b"3"] and new.most == 3
+    assert bus.stats.nacked == 0
+    with pytest.raises(KeyError):
+        bus.reroute("no-such-sub", new_handler, 1)
