@@ -185,9 +185,7 @@ def check_events(text: str, bounds: YamlBounds = DEFAULT_BOUNDS) -> None:
     string aliased 10,000 times is 10,000 nodes but gigabytes once stored in a run snapshot), and pipelines have
     `variables` and `parameters` for the reuse anchors would give.
     """
-    if len(text) > bounds.max_bytes or len(text.encode("utf-8")) > bounds.max_bytes:
-        size = len(text.encode("utf-8"))
-        raise UnsafeYaml(f"the file is {size:,} bytes; at most {bounds.max_bytes:,} are accepted", None)
+    _refuse_size(text, bounds)
     loader = _FastLoader(text)
     nodes = depth = 0
     try:
@@ -210,6 +208,16 @@ def check_events(text: str, bounds: YamlBounds = DEFAULT_BOUNDS) -> None:
 
 _COLLECTION_ENDS = frozenset({yaml.SequenceEndEvent, yaml.MappingEndEvent})
 _NODE_STARTS = frozenset({yaml.ScalarEvent, yaml.SequenceStartEvent, yaml.MappingStartEvent})
+
+
+def _refuse_size(text: str, bounds: YamlBounds) -> None:
+    """More UTF-8 bytes than `bounds` allow. A character is 1 to 4 bytes, so most texts are decided by their length
+    alone, without encoding a copy of them."""
+    if len(text) * 4 <= bounds.max_bytes:
+        return
+    size = len(text.encode("utf-8"))
+    if size > bounds.max_bytes:
+        raise UnsafeYaml(f"the file is {size:,} bytes; at most {bounds.max_bytes:,} are accepted", None)
 
 
 def _refuse(event: Any, kind: type, nodes: int, depth: int, bounds: YamlBounds) -> None:
@@ -268,8 +276,7 @@ def load_checked(text: str, bounds: YamlBounds = DEFAULT_BOUNDS) -> LoadedYaml:
     Plain documents only, as `_construct`'s short path: anything it leaves to PyYAML (tags on collections, merge and
     `=` keys, collection keys, a scalar no constructor takes, a second document) is read by `compose_and_load`
     instead, so data and errors are PyYAML's in every case (tests/unit/test_yaml_construct.py)."""
-    if len(text) > bounds.max_bytes or len(text.encode("utf-8")) > bounds.max_bytes:
-        check_events(text, bounds)  # raises the size error
+    _refuse_size(text, bounds)
     loader = _FastLoader(text)
     try:
         return _load_events(loader, bounds)
