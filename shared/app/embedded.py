@@ -76,9 +76,11 @@ class EmbeddedRuntime:
         """Before a slot's `due_ticks` ticks are published: run schedule ticks on worker processes from now on when
         there are enough of them (`tick_processes_for`; shared/app/tick_workers.py says why and what it costs).
         Returns the number of workers running ticks (0: this process runs them)."""
+        if self.tick_workers is not None:
+            return self.tick_workers.processes
         processes = tick_processes_for(due_ticks)
-        if self.tick_workers is not None or processes < 1:
-            return self.tick_workers.processes if self.tick_workers is not None else 0
+        if processes < 1:
+            return 0
         workers = TickWorkers(self.settings, processes, self.bus.publish)
         workers.start()
         self.tick_workers = workers
